@@ -1,0 +1,261 @@
+"""Ingest: read the private corpus's manifests into rows, and rejections.
+
+A corpus folder holds ``sft/train.jsonl`` and ``sft/eval.jsonl`` (leap-finetune
+VLM SFT rows) or ``sft/{train,eval}.csv`` (``image,label`` columns), the
+composites they point at, ``rejected_composites/`` (quarantine) and optionally
+``sites.csv`` (private: coordinates, source database, source ID, date).
+
+A row that cannot be read becomes a counted :class:`Rejection` with its line
+number; it never stops the build.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from builder.errors import CorpusLayoutError, CorpusNotFoundError
+from builder.model.prompt import is_label
+from builder.records import SPLITS, Reason, Rejection, SftRow, Split
+
+MANIFEST_DIR = "sft"
+QUARANTINE_DIR = "rejected_composites"
+SITES_FILE = "sites.csv"
+SITE_COLUMNS = ("composite", "lat", "lon", "source_db", "source_id", "date")
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Private provenance of one composite (never published)."""
+
+    composite: str
+    lat: float
+    lon: float
+    source_db: str
+    source_id: str
+    date: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """Everything ingest read: rows, their rejections, and the manifests used."""
+
+    rows: tuple[SftRow, ...]
+    rejections: tuple[Rejection, ...]
+    manifests: tuple[str, ...]
+    row_counts: dict[str, int]  # rows read per split, readable or not
+
+
+def find_manifests(corpus: Path) -> dict[Split, Path]:
+    """Return the manifest of each split, JSONL preferred over CSV.
+
+    Raises:
+        CorpusNotFoundError: the corpus folder does not exist.
+        CorpusLayoutError: a split has no manifest or has two.
+    """
+    if not corpus.is_dir():
+        raise CorpusNotFoundError(
+            f"corpus folder {corpus} does not exist; pass --corpus with a folder that holds "
+            f"{MANIFEST_DIR}/train.jsonl and {MANIFEST_DIR}/eval.jsonl "
+            "(make a sample one with `cropmark sample`)"
+        )
+    found: dict[Split, Path] = {}
+    for split in SPLITS:
+        options = [corpus / MANIFEST_DIR / f"{split}.{ext}" for ext in ("jsonl", "csv")]
+        present = [p for p in options if p.is_file()]
+        if not present:
+            raise CorpusLayoutError(
+                f"corpus {corpus} has no manifest for split {split!r}: expected "
+                f"{MANIFEST_DIR}/{split}.jsonl or {MANIFEST_DIR}/{split}.csv"
+            )
+        if len(present) > 1:
+            raise CorpusLayoutError(
+                f"corpus {corpus} has two manifests for split {split!r} "
+                f"({present[0].name} and {present[1].name}); keep one"
+            )
+        found[split] = present[0]
+    return found
+
+
+def _text_parts(content: Any) -> list[str]:
+    """Text of a message's content: a string, or a list of typed parts."""
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [
+            p["text"]
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        ]
+    return []
+
+
+def _image_parts(content: Any) -> list[str]:
+    if not isinstance(content, list):
+        return []
+    out = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "image":
+            value = part.get("image", part.get("path", part.get("url")))
+            if isinstance(value, str):
+                out.append(value)
+    return out
+
+
+def parse_sft_row(obj: Any) -> tuple[str, str] | tuple[Reason, str]:
+    """Extract ``(image, answer)`` from one SFT row, or ``(reason, detail)``.
+
+    The row holds ``messages``: a ``user`` turn with one image part and an
+    ``assistant`` turn whose text is the label.
+    """
+    if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
+        return Reason.UNREADABLE_ROW, "row is not an object with a 'messages' list"
+    messages = [m for m in obj["messages"] if isinstance(m, dict)]
+    images = [img for m in messages if m.get("role") == "user" for img in _image_parts(m.get("content"))]
+    answers = [t for m in messages if m.get("role") == "assistant" for t in _text_parts(m.get("content"))]
+    if not answers:
+        return Reason.NO_ANSWER, "row has no assistant answer"
+    if len(images) != 1:
+        return Reason.NO_IMAGE, f"user turn has {len(images)} image parts; expected exactly 1"
+    return images[0], " ".join(answers).strip()
+
+
+def _safe_repr(value: str, limit: int = 40) -> str:
+    """A value quoted for a one-line message, cut short (labels may be formula injections)."""
+    text = value if len(value) <= limit else value[:limit] + "..."
+    return repr(text)
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """Yield ``(line_number, text)``; text is None for a line that is not UTF-8."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield number, None
+
+
+def _iter_jsonl(path: Path, name: str) -> Iterator[tuple[str, tuple[str, str] | tuple[Reason, str]]]:
+    for number, text in _read_lines(path):
+        where = f"{name}:{number}"
+        if text is None:
+            yield where, (Reason.UNREADABLE_ROW, "line is not valid UTF-8")
+            continue
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield where, (Reason.UNREADABLE_ROW, f"line is not JSON ({exc.msg})")
+            continue
+        yield where, parse_sft_row(obj)
+
+
+def _iter_csv(path: Path, name: str) -> Iterator[tuple[str, tuple[str, str] | tuple[Reason, str]]]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        # A CSV is read as a whole; report the row holding the bad byte.
+        line = raw[: exc.start].count(b"\n") + 1
+        raise CorpusLayoutError(
+            f"{path} is not UTF-8 (bad byte on line {line}); re-save it as UTF-8"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or not {"image", "label"} <= set(reader.fieldnames):
+        raise CorpusLayoutError(
+            f"{path} has columns {reader.fieldnames}; a CSV manifest needs 'image' and 'label'"
+        )
+    for row in reader:
+        where = f"{name}:{reader.line_num}"
+        image, label = row.get("image"), row.get("label")
+        if not image:
+            yield where, (Reason.NO_IMAGE, "row has no image path")
+        elif label is None or not label.strip():
+            yield where, (Reason.NO_ANSWER, "row has no label")
+        else:
+            yield where, (image, label.strip())
+
+
+def read_manifests(corpus: Path) -> Ingested:
+    """Read every manifest of ``corpus`` into rows and counted rejections."""
+    rows: list[SftRow] = []
+    rejections: list[Rejection] = []
+    counts: dict[str, int] = {}
+    manifests = find_manifests(corpus)
+    for split, path in manifests.items():
+        name = path.relative_to(corpus).as_posix()
+        reader = _iter_jsonl if path.suffix == ".jsonl" else _iter_csv
+        counts[split] = 0
+        for where, parsed in reader(path, name):
+            counts[split] += 1
+            first, second = parsed
+            if isinstance(first, Reason):
+                rejections.append(Rejection(first, where, second, split))
+            elif not is_label(second):
+                rejections.append(
+                    Rejection(Reason.BAD_LABEL, where, f"answer {_safe_repr(second)} is not 'Yes' or 'No'", split)
+                )
+            else:
+                rows.append(SftRow(split, where, first, "Yes" if second == "Yes" else "No"))
+    return Ingested(
+        tuple(rows),
+        tuple(rejections),
+        tuple(p.relative_to(corpus).as_posix() for p in manifests.values()),
+        counts,
+    )
+
+
+def resolve_image(corpus: Path, image: str) -> Path | str:
+    """Resolve a row's image path inside the corpus, or say why it is unsafe.
+
+    Relative paths are taken from the corpus root. Absolute paths, ``..`` that
+    leave the root and symlinks that point out of it are refused, so a manifest
+    can never make the builder read (and publish) a file outside the corpus.
+
+    Returns:
+        The resolved path, or a one-sentence reason it was refused.
+    """
+    if "\x00" in image:
+        return "path holds a NUL byte"
+    posix = PurePosixPath(image.replace("\\", "/"))
+    if posix.is_absolute() or (posix.parts and posix.parts[0].endswith(":")):
+        return f"path {_safe_repr(image)} is absolute; paths must be relative to the corpus root"
+    root = corpus.resolve()
+    resolved = (root / Path(*posix.parts)).resolve() if posix.parts else root
+    if not resolved.is_relative_to(root) or resolved == root:
+        return f"path {_safe_repr(image)} leaves the corpus root (through '..' or a symlink)"
+    return resolved
+
+
+def read_sites(corpus: Path) -> dict[str, Site]:
+    """Read the optional private ``sites.csv``, keyed by corpus-relative composite path."""
+    path = corpus / SITES_FILE
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not set(SITE_COLUMNS) <= set(reader.fieldnames):
+            raise CorpusLayoutError(
+                f"{path} has columns {reader.fieldnames}; expected {', '.join(SITE_COLUMNS)}"
+            )
+        sites: dict[str, Site] = {}
+        for row in reader:
+            try:
+                site = Site(
+                    row["composite"], float(row["lat"]), float(row["lon"]),
+                    row["source_db"], row["source_id"], row["date"],
+                )
+            except ValueError:
+                raise CorpusLayoutError(
+                    f"{path} line {reader.line_num}: lat/lon {row['lat']!r}, {row['lon']!r} "
+                    "are not numbers"
+                ) from None
+            sites[site.composite] = site
+    return sites

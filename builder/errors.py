@@ -1,0 +1,45 @@
+"""Errors a user can act on.
+
+Each error subclasses the matching built-in and its message names the file or
+value found, what is allowed and the next step. The CLI prints ``str(error)`` on
+one line and exits non-zero; a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class CropmarkError(Exception):
+    """Base class of every error the CLI reports as one line."""
+
+
+class CorpusNotFoundError(CropmarkError, FileNotFoundError):
+    """The corpus folder or one of its manifests does not exist."""
+
+
+class CorpusLayoutError(CropmarkError, ValueError):
+    """The corpus exists but is not laid out as a corpus (no manifests, bad names)."""
+
+
+class ConfigError(CropmarkError, ValueError):
+    """A build option has a value that is not allowed."""
+
+
+class EmptyReleaseError(CropmarkError, ValueError):
+    """Curation and the gates rejected every row: there is nothing to publish."""
+
+
+class AuditError(CropmarkError, ValueError):
+    """The audit found a leak or a malformed release; nothing was published."""
+
+    def __init__(self, release: str, findings: list[str]) -> None:
+        self.findings = findings
+        shown = "; ".join(findings[:3])
+        more = f" (and {len(findings) - 3} more)" if len(findings) > 3 else ""
+        super().__init__(
+            f"audit refused {release}: {len(findings)} finding(s): {shown}{more}. "
+            "Nothing was published; fix the corpus or the builder and build again."
+        )
+
+
+class ReleaseNotFoundError(CropmarkError, FileNotFoundError):
+    """A release folder to audit or publish does not exist."""

@@ -1,0 +1,306 @@
+"""Write a release: ingest → curate → cut → scrub → write → audit → rename into place.
+
+Layout of ``<out>/<name>/<version>/`` (public)::
+
+    data/train/*.jpg + metadata.csv    file_name,label
+    data/eval/*.jpg  + metadata.csv
+    README.md  LICENSE  NOTICE.md
+
+and of ``<out>/<name>/<version>.private/`` (never published): ``report.json``
+with counts per reason, the published-name → private-source mapping, hashes and
+the audit result.
+
+Atomicity: everything is written into a hidden temporary sibling and renamed
+into place only after the audit passes. An existing release is swapped out with
+one ``renameat2(RENAME_EXCHANGE)`` where the kernel has it, so at no moment is
+there a half-written or missing release; a build killed at any point leaves the
+previous release untouched (the hidden temporary is cleaned by the next build).
+"""
+
+from __future__ import annotations
+
+import csv
+import ctypes
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import re
+import shutil
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from builder import audit, licenses
+from builder.cards import minimal_dataset_card
+from builder.composite import Cut, Rejected, cut_s2_half
+from builder.corpus import Site, read_manifests, read_sites
+from builder.curate import curate
+from builder.errors import AuditError, ConfigError, EmptyReleaseError
+from builder.model.prompt import LABELS
+from builder.records import SPLITS, Candidate, PrivateTile, PublicTile, Reason, Rejection
+
+DEFAULT_NAME = "cropmark-disambiguator-s2"
+PRETTY_NAME = "Cropmark Disambiguator S2"
+TILE_PREFIX = "d_tile_"
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,95}$")
+_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?$")
+# Opaque names carry 48 bits of the source hash written in the letters a-p only:
+# no digit can ever make a name look like a date, a coordinate or a record number.
+_NIBBLE_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildConfig:
+    """What to build and where.
+
+    Attributes:
+        corpus: the private corpus folder.
+        out: the output root; the release goes to ``out/name/version``.
+        version: semantic version of the release (``1.0.0``).
+        name: dataset name (lowercase slug).
+        workers: processes that cut tiles (1 = in this process).
+    """
+
+    corpus: Path
+    out: Path
+    version: str
+    name: str = DEFAULT_NAME
+    workers: int = 1
+
+    def check(self) -> None:
+        if not _VERSION_RE.match(self.version):
+            raise ConfigError(f"version {self.version!r} is not semantic (MAJOR.MINOR.PATCH, e.g. 1.0.0)")
+        if not _NAME_RE.match(self.name):
+            raise ConfigError(f"name {self.name!r}: use lowercase letters, digits and '-' only")
+        if self.workers < 1:
+            raise ConfigError(f"workers={self.workers}; use 1 or more")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    release: Path
+    private: Path
+    report: dict[str, Any]
+
+
+def tile_name(source_sha256: str) -> str:
+    """Opaque, stable file name of a tile: from its composite's content hash.
+
+    Content-derived names stay the same when other tiles are added or removed,
+    so an incremental publish uploads only what changed.
+    """
+    return f"{TILE_PREFIX}{source_sha256[:12].translate(_NIBBLE_LETTERS)}.jpg"
+
+
+def private_dir(release: Path) -> Path:
+    """Where the private report of ``release`` lives: a sibling, never inside it."""
+    return release.with_name(release.name + ".private")
+
+
+def _cut_task(task: tuple[str, str]) -> Cut | tuple[str, str]:
+    """Worker: cut one composite; a rejection comes back as ``(reason, detail)``."""
+    root, source = task
+    try:
+        return cut_s2_half(Path(root) / source)
+    except Rejected as exc:
+        return (exc.reason.value, exc.detail)
+
+
+def _cuts(corpus: Path, candidates: Sequence[Candidate], workers: int) -> Iterator[Cut | tuple[str, str]]:
+    """Cut every candidate, in order, streaming (memory flat in the number of tiles)."""
+    tasks = [(str(corpus.resolve()), c.source) for c in candidates]
+    if workers == 1:
+        yield from map(_cut_task, tasks)
+        return
+    # spawn: a clean interpreter per worker, safe whatever threads the caller runs.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        yield from pool.map(_cut_task, tasks, chunksize=16)
+
+
+def _write_csv(path: Path, tiles: Sequence[PublicTile]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["file_name", "label"])
+    for tile in sorted(tiles, key=lambda t: t.file_name):
+        writer.writerow([tile.file_name, tile.label])
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux renameat2(RENAME_EXCHANGE); False if unavailable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return bool(result == 0)
+
+
+def _put_in_place(staged: Path, final: Path) -> None:
+    """Move a finished folder into place; the old one (if any) is removed after the swap."""
+    if not final.exists():
+        staged.rename(final)
+        return
+    if _rename_exchange(staged, final):
+        shutil.rmtree(staged)  # now holds the old release
+        return
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    final.rename(old)
+    staged.rename(final)
+    shutil.rmtree(old)
+
+
+def _clean_stale(parent: Path, name: str) -> None:
+    """Remove temporaries that a killed build left (their process is gone)."""
+    for stale in parent.glob(f".{name}.*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _counts(rows: dict[str, int], rejections: Sequence[Rejection], tiles: Sequence[PublicTile]) -> dict[str, Any]:
+    rejected: dict[str, dict[str, int]] = {}
+    for reason in Reason:
+        per_split = Counter(r.split or "unknown" for r in rejections if r.reason is reason)
+        if per_split:
+            rejected[reason.value] = {split: per_split.get(split, 0) for split in SPLITS}
+    published = {
+        split: {label: sum(1 for t in tiles if t.split == split and t.label == label) for label in LABELS}
+        for split in SPLITS
+    }
+    return {
+        "rows": {split: rows.get(split, 0) for split in SPLITS},
+        "rejected": rejected,
+        "published": published,
+        "tiles": {split: sum(published[split].values()) for split in SPLITS},
+    }
+
+
+def build(config: BuildConfig) -> BuildResult:
+    """Build, audit and put in place the release described by ``config``.
+
+    Raises:
+        CropmarkError: a bad corpus or option, an empty release, or an audit finding.
+            Nothing is left at the release path in any of these cases.
+    """
+    config.check()
+    corpus = config.corpus
+    ingested = read_manifests(corpus)
+    sites = read_sites(corpus)
+    curated = curate(corpus, ingested.rows)
+    rejections = [*ingested.rejections, *curated.rejections]
+
+    parent = config.out / config.name
+    parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale(parent, config.version)
+    final = parent / config.version
+    staged = parent / f".{config.version}.tmp-{os.getpid()}"
+    staged_private = parent / f".{config.version}.private.tmp-{os.getpid()}"
+    try:
+        tiles, private = _write_tiles(staged, corpus, curated.candidates, rejections, config.workers)
+        for split in SPLITS:
+            if not any(t.split == split for t in tiles):
+                by_reason = Counter(r.reason.value for r in rejections if r.split == split)
+                raise EmptyReleaseError(
+                    f"no tile of split {split!r} survived curation (rejected: "
+                    + ", ".join(f"{k}={v}" for k, v in sorted(by_reason.items()))
+                    + "); check the corpus's manifests and composites"
+                )
+        used_sites = [sites.get(p.source) for p in private]
+        counts = _counts(ingested.row_counts, rejections, tiles)
+        (staged / "LICENSE").write_text(licenses.license_text(), encoding="utf-8")
+        (staged / "NOTICE.md").write_text(licenses.notice_text(used_sites), encoding="utf-8")
+        (staged / "README.md").write_text(
+            minimal_dataset_card(PRETTY_NAME, counts["tiles"]), encoding="utf-8"
+        )
+        report = _report(config, ingested.manifests, counts, rejections, private, sites, staged)
+        findings = audit.audit_release(staged, report)
+        report["audit"] = {"passed": not findings, "findings": findings}
+        if findings:
+            raise AuditError(str(final), findings)
+        staged_private.mkdir()
+        (staged_private / "report.json").write_text(
+            json.dumps(report, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        _put_in_place(staged, final)
+        _put_in_place(staged_private, private_dir(final))
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.rmtree(staged_private, ignore_errors=True)
+    return BuildResult(final, private_dir(final), report)
+
+
+def _write_tiles(
+    staged: Path, corpus: Path, candidates: Sequence[Candidate],
+    rejections: list[Rejection], workers: int,
+) -> tuple[list[PublicTile], list[PrivateTile]]:
+    for split in SPLITS:
+        (staged / "data" / split).mkdir(parents=True)
+    tiles: list[PublicTile] = []
+    private: list[PrivateTile] = []
+    seen: dict[str, str] = {}
+    for candidate, result in zip(candidates, _cuts(corpus, candidates, workers), strict=True):
+        if isinstance(result, tuple):
+            rejections.append(Rejection(Reason(result[0]), candidate.source, result[1], candidate.split))
+            continue
+        name = tile_name(candidate.sha256)
+        if name in seen:  # 48-bit prefix collision: never silently overwrite a tile
+            raise ConfigError(f"tile name {name} collides for {seen[name]} and {candidate.source}")
+        seen[name] = candidate.source
+        (staged / "data" / candidate.split / name).write_bytes(result.data)
+        tiles.append(PublicTile(candidate.split, name, candidate.label))
+        private.append(PrivateTile(
+            candidate.split, name, candidate.label, candidate.source, candidate.sha256,
+            hashlib.sha256(result.data).hexdigest(), result.mode, candidate.rows,
+        ))
+    for split in SPLITS:
+        _write_csv(staged / "data" / split / "metadata.csv", [t for t in tiles if t.split == split])
+    return tiles, private
+
+
+def _report(
+    config: BuildConfig, manifests: Sequence[str], counts: dict[str, Any],
+    rejections: Sequence[Rejection], private: Sequence[PrivateTile],
+    sites: dict[str, Site], staged: Path,
+) -> dict[str, Any]:
+    files = sorted(p for p in staged.rglob("*") if p.is_file())
+    return {
+        "name": config.name,
+        "version": config.version,
+        "corpus": str(config.corpus.resolve()),
+        "manifests": list(manifests),
+        "counts": counts,
+        "cut_modes": dict(Counter(p.cut for p in private)),
+        "sources": {s.name: s.tiles for s in licenses.sources(sites.get(p.source) for p in private)},
+        "tiles": [
+            {**asdict(p), "rows": list(p.rows),
+             "site": asdict(sites[p.source]) if p.source in sites else None}
+            for p in private
+        ],
+        "rejections": [
+            {"reason": r.reason.value, "where": r.where, "detail": r.detail, "split": r.split}
+            for r in rejections
+        ],
+        "files": {
+            p.relative_to(staged).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files
+        },
+    }
+

@@ -45,7 +45,7 @@ LEFT_TOLERANCE = 4.0
 PATTERNS = {
     "coordinate pair": re.compile(r"-?\d{1,3}\.\d{3,}\s*[,;/ _]\s*-?\d{1,3}\.\d{3,}"),
     "high-precision decimal": re.compile(r"(?<![\d.])-?\d{1,3}\.\d{5,}(?![\d.])"),
-    "degrees-minutes": re.compile(r"\d{1,3}\s*°\s*\d{1,2}\s*['′]"),
+    "degrees-minutes": re.compile(r"\d{1,3}\s*°\s*\d{1,2}\s*['′]"),  # noqa: RUF001 (prime)
     "date": re.compile(r"(?<!\d)(?:19|20)\d{2}[-/.](?:0[1-9]|1[0-2])[-/.](?:0[1-9]|[12]\d|3[01])(?!\d)"),
     "compact date": re.compile(r"(?<!\d)(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)"),
     "Sentinel-2 product id": re.compile(r"S2[ABC]_MSI|_N0\d{3}_R\d{3}_"),
@@ -128,7 +128,10 @@ def _check_split(release: Path, split: str) -> Iterator[str]:
         if label not in LABELS:
             yield f"data/{split}/metadata.csv:{number}: label {label[:20]!r}; allowed: Yes, No"
         if not NAME_RE.match(name):
-            yield f"data/{split}/metadata.csv:{number}: file name {name[:40]!r} is not opaque (d_tile_<12 letters>.jpg)"
+            yield (
+                f"data/{split}/metadata.csv:{number}: file name {name[:40]!r} is not opaque "
+                "(d_tile_<12 letters>.jpg)"
+            )
     for name, times in listed.items():
         if times > 1:
             yield f"data/{split}/{name}: listed {times} times"
@@ -177,15 +180,15 @@ def _check_against_report(release: Path, report: dict[str, Any]) -> Iterator[str
             yield f"{rel}: differs from the file the build wrote and audited"
     corpus = Path(report.get("corpus", ""))
     for tile in report.get("tiles", []):
-        published = release / "data" / tile["split"] / tile["file_name"]
+        where = f"data/{tile['split']}/{tile['file_name']}"
+        published = release / where
         source = corpus / tile["source"]
         if not published.is_file():
-            yield f"data/{tile['split']}/{tile['file_name']}: in the private report but not published"
-            continue
-        if not source.is_file():
-            yield f"data/{tile['split']}/{tile['file_name']}: its composite is not at hand; cannot prove it is the Sentinel-2 half"
-            continue
-        yield from _check_half(published, source, f"data/{tile['split']}/{tile['file_name']}")
+            yield f"{where}: in the private report but not published"
+        elif not source.is_file():
+            yield f"{where}: its composite is not at hand; cannot prove it is the Sentinel-2 half"
+        else:
+            yield from _check_half(published, source, where)
 
 
 def _check_half(published: Path, source: Path, where: str) -> Iterator[str]:
@@ -203,7 +206,10 @@ def _check_half(published: Path, source: Path, where: str) -> Iterator[str]:
     if to_right <= to_left:
         yield f"{where}: matches its composite's right (context) half, not the Sentinel-2 half"
     elif to_left > LEFT_TOLERANCE:
-        yield f"{where}: differs from its composite's Sentinel-2 half (mean |diff| {to_left:.1f} > {LEFT_TOLERANCE})"
+        yield (
+            f"{where}: differs from its composite's Sentinel-2 half "
+            f"(mean |diff| {to_left:.1f} > {LEFT_TOLERANCE})"
+        )
 
 
 def audit_release(release: Path, report: dict[str, Any] | None) -> list[str]:

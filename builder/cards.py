@@ -52,11 +52,13 @@ def features_yaml() -> list[dict[str, Any]]:
 
 def configs_yaml() -> list[dict[str, Any]]:
     """The ``configs:`` entry: one split per ``data/<split>/`` folder, with the features."""
-    return [{
-        "config_name": "default",
-        "data_files": [{"split": split, "path": f"data/{split}/**"} for split in SPLITS],
-        "features": features_yaml(),
-    }]
+    return [
+        {
+            "config_name": "default",
+            "data_files": [{"split": split, "path": f"data/{split}/**"} for split in SPLITS],
+            "features": features_yaml(),
+        }
+    ]
 
 
 def minimal_dataset_card(pretty_name: str, counts: Mapping[str, int]) -> str:

@@ -89,9 +89,7 @@ def open_composite(path: Path) -> Image.Image:
             if image.format not in ("JPEG", "PNG"):
                 raise Rejected(Reason.UNREADABLE_IMAGE, f"{image.format} file; expected JPEG or PNG")
             if image.size != COMPOSITE_SIZE:
-                raise Rejected(
-                    Reason.BAD_GEOMETRY, f"{width}x{height} (w x h); expected a 512x512 composite"
-                )
+                raise Rejected(Reason.BAD_GEOMETRY, f"{width}x{height} (w x h); expected a 512x512 composite")
             if image.mode != "RGB":
                 raise Rejected(Reason.BAD_PIXEL_FORMAT, f"mode {image.mode}; expected 8-bit RGB")
             image.load()

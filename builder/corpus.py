@@ -200,7 +200,9 @@ def read_manifests(corpus: Path) -> Ingested:
                 rejections.append(Rejection(first, where, second, split))
             elif not is_label(second):
                 rejections.append(
-                    Rejection(Reason.BAD_LABEL, where, f"answer {_safe_repr(second)} is not 'Yes' or 'No'", split)
+                    Rejection(
+                        Reason.BAD_LABEL, where, f"answer {_safe_repr(second)} is not 'Yes' or 'No'", split
+                    )
                 )
             else:
                 rows.append(SftRow(split, where, first, "Yes" if second == "Yes" else "No"))
@@ -249,13 +251,16 @@ def read_sites(corpus: Path) -> dict[str, Site]:
         for row in reader:
             try:
                 site = Site(
-                    row["composite"], float(row["lat"]), float(row["lon"]),
-                    row["source_db"], row["source_id"], row["date"],
+                    row["composite"],
+                    float(row["lat"]),
+                    float(row["lon"]),
+                    row["source_db"],
+                    row["source_id"],
+                    row["date"],
                 )
             except ValueError:
                 raise CorpusLayoutError(
-                    f"{path} line {reader.line_num}: lat/lon {row['lat']!r}, {row['lon']!r} "
-                    "are not numbers"
+                    f"{path} line {reader.line_num}: lat/lon {row['lat']!r}, {row['lon']!r} are not numbers"
                 ) from None
             sites[site.composite] = site
     return sites

@@ -72,9 +72,7 @@ def curate(corpus: Path, rows: Iterable[SftRow]) -> Curated:
             continue
         shown = resolved.relative_to(root).as_posix()
         if not resolved.is_file():
-            rejections.append(
-                Rejection(Reason.MISSING_FILE, row.where, f"{shown} does not exist", row.split)
-            )
+            rejections.append(Rejection(Reason.MISSING_FILE, row.where, f"{shown} does not exist", row.split))
             continue
         if resolved.is_relative_to(quarantine_root):
             rejections.append(
@@ -87,8 +85,10 @@ def curate(corpus: Path, rows: Iterable[SftRow]) -> Curated:
         if digest in quarantined:
             rejections.append(
                 Rejection(
-                    Reason.QUARANTINED, row.where,
-                    f"{shown} is byte-identical to a file in {QUARANTINE_DIR}/", row.split,
+                    Reason.QUARANTINED,
+                    row.where,
+                    f"{shown} is byte-identical to a file in {QUARANTINE_DIR}/",
+                    row.split,
                 )
             )
             continue
@@ -98,9 +98,12 @@ def curate(corpus: Path, rows: Iterable[SftRow]) -> Curated:
     for digest, members in groups.items():
         labels = {row.label for row, _ in members}
         if len(labels) > 1:
-            detail = "rows of this composite disagree (" + ", ".join(
-                f"{row.where}={row.label}" for row, _ in members[:4]
-            ) + ("" if len(members) <= 4 else ", ...") + "); dropped whole"
+            detail = (
+                "rows of this composite disagree ("
+                + ", ".join(f"{row.where}={row.label}" for row, _ in members[:4])
+                + ("" if len(members) <= 4 else ", ...")
+                + "); dropped whole"
+            )
             rejections.extend(
                 Rejection(Reason.LABEL_CONFLICT, row.where, detail, row.split) for row, _ in members
             )
@@ -111,7 +114,8 @@ def curate(corpus: Path, rows: Iterable[SftRow]) -> Curated:
             if row.split != keep:
                 rejections.append(
                     Rejection(
-                        Reason.CROSS_SPLIT, row.where,
+                        Reason.CROSS_SPLIT,
+                        row.where,
                         "composite is also in eval; eval keeps it, its train rows are dropped",
                         row.split,
                     )
@@ -121,8 +125,10 @@ def curate(corpus: Path, rows: Iterable[SftRow]) -> Curated:
         for row, _ in kept[1:]:
             rejections.append(
                 Rejection(
-                    Reason.SIBLING_DUPLICATE, row.where,
-                    f"repeats the composite of {first_row.where} with the same label", row.split,
+                    Reason.SIBLING_DUPLICATE,
+                    row.where,
+                    f"repeats the composite of {first_row.where} with the same label",
+                    row.split,
                 )
             )
         candidates.append(

@@ -34,9 +34,7 @@ ATTRIBUTIONS = {
         "https://doi.org/10.1038/s41598-026-45441-0."
     ),
 }
-UNKNOWN_SOURCE = (
-    "Record source not recorded in the private corpus; no attribution statement is known."
-)
+UNKNOWN_SOURCE = "Record source not recorded in the private corpus; no attribution statement is known."
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +53,7 @@ def sources(sites: Iterable[Site | None]) -> list[SourceCount]:
     """Tiles per record source, with the attribution each one requires."""
     counts = Counter(site.source_db if site else "unrecorded" for site in sites)
     return [
-        SourceCount(name, n, ATTRIBUTIONS.get(name, UNKNOWN_SOURCE))
-        for name, n in sorted(counts.items())
+        SourceCount(name, n, ATTRIBUTIONS.get(name, UNKNOWN_SOURCE)) for name, n in sorted(counts.items())
     ]
 
 

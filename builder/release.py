@@ -176,7 +176,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _counts(rows: dict[str, int], rejections: Sequence[Rejection], tiles: Sequence[PublicTile]) -> dict[str, Any]:
+def _counts(
+    rows: dict[str, int], rejections: Sequence[Rejection], tiles: Sequence[PublicTile]
+) -> dict[str, Any]:
     rejected: dict[str, dict[str, int]] = {}
     for reason in Reason:
         per_split = Counter(r.split or "unknown" for r in rejections if r.reason is reason)
@@ -249,8 +251,11 @@ def build(config: BuildConfig) -> BuildResult:
 
 
 def _write_tiles(
-    staged: Path, corpus: Path, candidates: Sequence[Candidate],
-    rejections: list[Rejection], workers: int,
+    staged: Path,
+    corpus: Path,
+    candidates: Sequence[Candidate],
+    rejections: list[Rejection],
+    workers: int,
 ) -> tuple[list[PublicTile], list[PrivateTile]]:
     for split in SPLITS:
         (staged / "data" / split).mkdir(parents=True)
@@ -267,19 +272,31 @@ def _write_tiles(
         seen[name] = candidate.source
         (staged / "data" / candidate.split / name).write_bytes(result.data)
         tiles.append(PublicTile(candidate.split, name, candidate.label))
-        private.append(PrivateTile(
-            candidate.split, name, candidate.label, candidate.source, candidate.sha256,
-            hashlib.sha256(result.data).hexdigest(), result.mode, candidate.rows,
-        ))
+        private.append(
+            PrivateTile(
+                candidate.split,
+                name,
+                candidate.label,
+                candidate.source,
+                candidate.sha256,
+                hashlib.sha256(result.data).hexdigest(),
+                result.mode,
+                candidate.rows,
+            )
+        )
     for split in SPLITS:
         _write_csv(staged / "data" / split / "metadata.csv", [t for t in tiles if t.split == split])
     return tiles, private
 
 
 def _report(
-    config: BuildConfig, manifests: Sequence[str], counts: dict[str, Any],
-    rejections: Sequence[Rejection], private: Sequence[PrivateTile],
-    sites: dict[str, Site], staged: Path,
+    config: BuildConfig,
+    manifests: Sequence[str],
+    counts: dict[str, Any],
+    rejections: Sequence[Rejection],
+    private: Sequence[PrivateTile],
+    sites: dict[str, Site],
+    staged: Path,
 ) -> dict[str, Any]:
     files = sorted(p for p in staged.rglob("*") if p.is_file())
     return {
@@ -291,8 +308,11 @@ def _report(
         "cut_modes": dict(Counter(p.cut for p in private)),
         "sources": {s.name: s.tiles for s in licenses.sources(sites.get(p.source) for p in private)},
         "tiles": [
-            {**asdict(p), "rows": list(p.rows),
-             "site": asdict(sites[p.source]) if p.source in sites else None}
+            {
+                **asdict(p),
+                "rows": list(p.rows),
+                "site": asdict(sites[p.source]) if p.source in sites else None,
+            }
             for p in private
         ],
         "rejections": [
@@ -303,4 +323,3 @@ def _report(
             p.relative_to(staged).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files
         },
     }
-

@@ -61,8 +61,14 @@ class Plan:
 
     @property
     def train_rows(self) -> int:
-        return (self.unique_train + self.siblings + self.quarantined_train
-                + 2 * self.conflicts + self.missing_train + self.cross_split_rows)
+        return (
+            self.unique_train
+            + self.siblings
+            + self.quarantined_train
+            + 2 * self.conflicts
+            + self.missing_train
+            + self.cross_split_rows
+        )
 
     @property
     def eval_rows(self) -> int:
@@ -70,8 +76,16 @@ class Plan:
 
 
 SMALL_PLAN = Plan(
-    unique_train=24, unique_eval=8, siblings=10, identical_copies=3, quarantined_train=3,
-    quarantined_eval=1, conflicts=1, missing_train=1, missing_eval=1, cross_split_rows=2,
+    unique_train=24,
+    unique_eval=8,
+    siblings=10,
+    identical_copies=3,
+    quarantined_train=3,
+    quarantined_eval=1,
+    conflicts=1,
+    missing_train=1,
+    missing_eval=1,
+    cross_split_rows=2,
     png_share=0.25,
 )
 
@@ -91,7 +105,8 @@ def _voronoi(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def _smooth_noise(rng: np.random.Generator, scale: int, amplitude: float) -> np.ndarray:
     small = rng.normal(0.0, amplitude, (_H // scale, _W // scale)).astype(np.float32)
-    return np.asarray(Image.fromarray(small, mode="F").resize((_W, _H), Image.Resampling.BICUBIC))
+    resized = Image.fromarray(small, mode="F").resize((_W, _H), Image.Resampling.BICUBIC)
+    return np.asarray(resized, dtype=np.float32)
 
 
 def _cropmark_mask(rng: np.random.Generator) -> np.ndarray:
@@ -114,7 +129,8 @@ def _cropmark_mask(rng: np.random.Generator) -> np.ndarray:
         angle = rng.uniform(0, np.pi)
         dist = np.abs((xx - cx) * np.sin(angle) - (yy - cy) * np.cos(angle))
         width = rng.uniform(2.0, 3.5)
-    return np.clip(1.0 - dist / width, 0.0, 1.0).astype(np.float32)
+    mask: np.ndarray = np.clip(1.0 - dist / width, 0.0, 1.0).astype(np.float32)
+    return mask
 
 
 def s2_half(rng: np.random.Generator, label: Label) -> np.ndarray:
@@ -137,7 +153,8 @@ def s2_half(rng: np.random.Generator, label: Label) -> np.ndarray:
         strength = rng.uniform(0.025, 0.045)
         bands += mask[..., None] * np.array([strength, -strength / 3, strength / 2], dtype=np.float32)
     bands += rng.normal(0.0, 0.004, bands.shape).astype(np.float32)
-    return np.clip(bands / 0.5 * 255.0, 0, 255).astype(np.uint8)
+    pixels: np.ndarray = np.clip(bands / 0.5 * 255.0, 0, 255).astype(np.uint8)
+    return pixels
 
 
 def context_half(rng: np.random.Generator) -> np.ndarray:
@@ -152,17 +169,24 @@ def context_half(rng: np.random.Generator) -> np.ndarray:
         rgb[y : y + h, x : x + w] = rng.uniform(150, 210)
     y0 = int(rng.integers(0, _H))
     rgb[max(0, y0 - 3) : y0 + 3, :] = (175, 170, 160)  # a road
-    return np.clip(rgb, 0, 255).astype(np.uint8)
+    pixels: np.ndarray = np.clip(rgb, 0, 255).astype(np.uint8)
+    return pixels
 
 
 def _row(image: str, label: str) -> dict[str, Any]:
-    return {"messages": [
-        {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
-        {"role": "user", "content": [
-            {"type": "image", "image": image}, {"type": "text", "text": PROMPT},
-        ]},
-        {"role": "assistant", "content": [{"type": "text", "text": label}]},
-    ]}
+    return {
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "image": image},
+                    {"type": "text", "text": PROMPT},
+                ],
+            },
+            {"role": "assistant", "content": [{"type": "text", "text": label}]},
+        ]
+    }
 
 
 class _Writer:
@@ -176,9 +200,15 @@ class _Writer:
         self.counter += 1
         source_id = id_format.format(int(self.rng.integers(10 ** (len(id_format) - 6))) + self.counter)
         lat, lon = self.rng.uniform(lat0, lat1), self.rng.uniform(lon0, lon1)
-        date = f"20{int(self.rng.integers(17, 25))}-{int(self.rng.integers(5, 9)):02d}-{int(self.rng.integers(1, 29)):02d}"
-        site = {"lat": f"{lat:.6f}", "lon": f"{lon:.6f}", "source_db": db,
-                "source_id": source_id, "date": date}
+        year, month, day = (int(self.rng.integers(a, b)) for a, b in ((17, 25), (5, 9), (1, 29)))
+        date = f"20{year}-{month:02d}-{day:02d}"
+        site = {
+            "lat": f"{lat:.6f}",
+            "lon": f"{lon:.6f}",
+            "source_db": db,
+            "source_id": source_id,
+            "date": date,
+        }
         return f"{source_id}_{date.replace('-', '')}_{lat:.4f}_{lon:.4f}", site
 
     def composite(self, folder: str, label: Label) -> str:

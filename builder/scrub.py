@@ -18,8 +18,15 @@ from dataclasses import dataclass
 SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
 # Markers a baseline/progressive Huffman JPEG decoder needs, nothing more.
 _NEEDED = {
-    0xD8: "SOI", 0xD9: "EOI", 0xDA: "SOS", 0xDB: "DQT", 0xC4: "DHT", 0xDD: "DRI",
-    0xC0: "SOF0", 0xC1: "SOF1", 0xC2: "SOF2",
+    0xD8: "SOI",
+    0xD9: "EOI",
+    0xDA: "SOS",
+    0xDB: "DQT",
+    0xC4: "DHT",
+    0xDD: "DRI",
+    0xC0: "SOF0",
+    0xC1: "SOF1",
+    0xC2: "SOF2",
 }
 _STANDALONE = {SOI, EOI, *range(0xD0, 0xD8), 0x01}
 
@@ -103,7 +110,9 @@ def segments(data: bytes) -> Iterator[Segment]:
 
 def strip_jpeg(data: bytes) -> bytes:
     """Return the JPEG with only the segments a decoder needs, nothing after ``EOI``."""
-    return b"".join(data[s.start : s.end] for s in segments(data) if s.marker in _NEEDED or 0xD0 <= s.marker <= 0xD7)
+    return b"".join(
+        data[s.start : s.end] for s in segments(data) if s.marker in _NEEDED or 0xD0 <= s.marker <= 0xD7
+    )
 
 
 def metadata_segments(data: bytes) -> list[str]:

@@ -1,0 +1,48 @@
+"""Shared fixtures. No test talks to the internet; HF_TOKEN is blanked for every test."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from builder.release import BuildConfig, BuildResult, build
+from builder.sample import SMALL_PLAN, generate
+
+
+@pytest.fixture(autouse=True)
+def _no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(scope="session")
+def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default (card-scale) sample corpus, generated once per session."""
+    root = tmp_path_factory.mktemp("corpus") / "corpus"
+    generate(root, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def sample_release(sample_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    """The release of the default sample corpus, built once per session (2 workers)."""
+    out = tmp_path_factory.mktemp("build")
+    return build(BuildConfig(sample_corpus, out, "1.0.0", workers=2))
+
+
+@pytest.fixture(scope="session")
+def _small_corpus_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("small") / "corpus"
+    generate(root, seed=7, plan=SMALL_PLAN)
+    return root
+
+
+@pytest.fixture
+def small_corpus(_small_corpus_master: Path, tmp_path: Path) -> Iterator[Path]:
+    """A private copy of the small corpus (every edge case, 32 tiles) a test may change."""
+    root = tmp_path / "corpus"
+    shutil.copytree(_small_corpus_master, root, symlinks=True)
+    yield root

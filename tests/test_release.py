@@ -1,0 +1,195 @@
+"""The release: the card's numbers, loadability, determinism, atomicity."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from builder.errors import ConfigError, EmptyReleaseError
+from builder.release import BuildConfig, BuildResult, build, private_dir, tile_name
+from builder.sample import SMALL_PLAN, generate
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_default_corpus_gives_the_cards_numbers(sample_release: BuildResult) -> None:
+    counts = sample_release.report["counts"]
+    assert counts["rows"] == {"train": 1138, "eval": 157}
+    assert counts["tiles"] == {"train": 767, "eval": 155}
+    assert counts["rejected"] == {
+        "sibling_duplicate": {"train": 353, "eval": 0},
+        "quarantined": {"train": 10, "eval": 1},
+        "label_conflict": {"train": 4, "eval": 0},
+        "missing_file": {"train": 2, "eval": 1},
+        "cross_split": {"train": 2, "eval": 0},
+    }
+    # Every row is accounted for: published or rejected with a reason.
+    rejected = sum(sum(v.values()) for v in counts["rejected"].values())
+    assert rejected + 767 + 155 == 1138 + 157
+    for split, n in (("train", 767), ("eval", 155)):
+        folder = sample_release.release / "data" / split
+        assert len(list(folder.glob("*.jpg"))) == n
+
+
+def test_load_dataset_gives_train_and_eval_with_classlabel(sample_release: BuildResult) -> None:
+    from datasets import ClassLabel, DatasetDict, Image as ImageFeature, load_dataset
+
+    ds = load_dataset(str(sample_release.release))
+    assert isinstance(ds, DatasetDict)
+    assert set(ds) == {"train", "eval"}
+    assert ds["train"].num_rows == 767 and ds["eval"].num_rows == 155
+    assert isinstance(ds["train"].features["image"], ImageFeature)
+    assert ds["train"].features["label"] == ClassLabel(names=["No", "Yes"])
+    with (sample_release.release / "data" / "eval" / "metadata.csv").open() as f:
+        expected = sorted(row["label"] for row in csv.DictReader(f))
+    names = ds["eval"].features["label"].names
+    assert sorted(names[i] for i in ds["eval"]["label"]) == expected
+    first = ds["eval"][0]["image"]
+    assert first.size == (256, 512) and first.mode == "RGB"
+
+
+def test_published_tiles_are_the_left_half_never_the_right(sample_release: BuildResult) -> None:
+    corpus = Path(sample_release.report["corpus"])
+    modes = {"lossless": 0, "reencoded": 0}
+    for tile in sample_release.report["tiles"][:60]:
+        composite = _pixels(corpus / tile["source"])
+        published = _pixels(sample_release.release / "data" / tile["split"] / tile["file_name"])
+        left, right = composite[:, :256], composite[:, 256:]
+        to_left = np.abs(published - left)
+        assert to_left.mean() < (0.25 if tile["cut"] == "lossless" else 3.0)
+        assert np.abs(published - right).mean() > 10 * max(to_left.mean(), 1.0)
+        if tile["cut"] == "lossless":
+            # 4:2:0 sources: only the new edge column may differ (chroma upsampling).
+            assert to_left[:, :-1].max() == 0
+        modes[tile["cut"]] += 1
+    assert modes["lossless"] > 0 and modes["reencoded"] > 0
+
+
+def test_lossless_cut_of_a_444_jpeg_is_bit_identical(tmp_path: Path) -> None:
+    from builder.composite import cut_s2_half
+    from tests.data.factory import composite_pixels, jpeg_bytes
+
+    src = tmp_path / "c.jpg"
+    src.write_bytes(jpeg_bytes(composite_pixels(3), subsampling=0))
+    cut = cut_s2_half(src)
+    assert cut.mode == "lossless"
+    out = tmp_path / "half.jpg"
+    out.write_bytes(cut.data)
+    assert np.array_equal(_pixels(out), _pixels(src)[:, :256])
+
+
+def test_reencoded_tiles_use_q95_with_444_chroma(sample_release: BuildResult) -> None:
+    from PIL import JpegImagePlugin
+
+    tile = next(t for t in sample_release.report["tiles"] if t["cut"] == "reencoded")
+    with Image.open(sample_release.release / "data" / tile["split"] / tile["file_name"]) as image:
+        assert JpegImagePlugin.get_sampling(image) == 0  # 4:4:4
+
+
+def test_two_builds_are_byte_identical(small_corpus: Path, tmp_path: Path) -> None:
+    a = build(BuildConfig(small_corpus, tmp_path / "a", "1.0.0"))
+    b = build(BuildConfig(small_corpus, tmp_path / "b", "1.0.0", workers=2))
+    assert _files(a.release) == _files(b.release)
+    assert a.report["files"] == b.report["files"]
+
+
+def test_names_are_opaque_and_stable() -> None:
+    name = tile_name("0123456789abcdef" * 4)
+    assert name == "d_tile_abcdefghijkl.jpg"
+    assert not any(ch.isdigit() for ch in name.removeprefix("d_tile_"))
+
+
+def test_private_report_sits_beside_the_release_never_inside(sample_release: BuildResult) -> None:
+    assert sample_release.private == private_dir(sample_release.release)
+    assert sample_release.private.parent == sample_release.release.parent
+    assert (sample_release.private / "report.json").is_file()
+    published = {p.name for p in sample_release.release.rglob("*")}
+    assert "report.json" not in published
+    tile = sample_release.report["tiles"][0]
+    assert {"source", "source_sha256", "site", "rows"} <= set(tile)
+
+
+def test_rebuild_replaces_the_previous_release(small_corpus: Path, tmp_path: Path) -> None:
+    first = build(BuildConfig(small_corpus, tmp_path, "1.0.0"))
+    before = _files(first.release)
+    dropped = next(t for t in first.report["tiles"] if t["split"] == "eval")
+    lines = (small_corpus / "sft" / "eval.jsonl").read_text().splitlines()
+    gone = {int(where.rsplit(":", 1)[1]) for where in dropped["rows"]}
+    kept = [line for number, line in enumerate(lines, start=1) if number not in gone]
+    (small_corpus / "sft" / "eval.jsonl").write_text("\n".join(kept) + "\n")
+    second = build(BuildConfig(small_corpus, tmp_path, "1.0.0"))
+    assert second.release == first.release
+    after = _files(second.release)
+    assert set(before) - set(after) == {f"data/eval/{dropped['file_name']}"}
+    leftovers = [p.name for p in second.release.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_killed_build_leaves_the_old_release_intact(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    generate(corpus, seed=11, plan=SMALL_PLAN)
+    old = build(BuildConfig(corpus, tmp_path / "out", "1.0.0"))
+    before = _files(old.release)
+    before_private = _files(old.private)
+    # A bigger corpus so that the second build is still cutting when it is killed.
+    big = tmp_path / "big"
+    generate(big, seed=12, plan=SMALL_PLAN.__class__(unique_train=400, unique_eval=60, siblings=0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "builder.cli", "build", "--corpus", str(big), "--out", str(tmp_path / "out"),
+         "--version", "1.0.0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    staging = tmp_path / "out" / "cropmark-disambiguator-s2" / f".1.0.0.tmp-{proc.pid}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(staging.glob("data/train/*.jpg"))) < 20:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the build finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _files(old.release) == before
+    assert _files(old.private) == before_private
+    assert staging.exists()  # the killed build's temporary is still there ...
+    build(BuildConfig(corpus, tmp_path / "out", "1.0.0"))
+    assert not staging.exists()  # ... and the next build removes it
+
+
+@pytest.mark.parametrize("version", ["1.0", "v1.0.0", "../1.0.0", ""])
+def test_bad_version_is_refused(small_corpus: Path, tmp_path: Path, version: str) -> None:
+    with pytest.raises(ConfigError, match="not semantic"):
+        build(BuildConfig(small_corpus, tmp_path, version))
+    assert not (tmp_path / "cropmark-disambiguator-s2").exists()
+
+
+def test_a_corpus_with_nothing_publishable_writes_nothing(tmp_path: Path) -> None:
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus", train=2, eval_=0).write()
+    with pytest.raises(EmptyReleaseError, match="no tile of split 'eval'"):
+        build(BuildConfig(corpus, tmp_path / "out", "1.0.0"))
+    assert list((tmp_path / "out" / "cropmark-disambiguator-s2").iterdir()) == []
+
+
+def test_build_does_not_import_torch(small_corpus: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from builder.release import BuildConfig, build; "
+        f"build(BuildConfig(Path({str(small_corpus)!r}), Path({str(tmp_path)!r}), '1.0.0')); "
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"

@@ -118,7 +118,7 @@ def parse_sft_row(obj: Any) -> tuple[str, str] | tuple[Reason, str]:
     messages = [m for m in obj["messages"] if isinstance(m, dict)]
     images = [img for m in messages if m.get("role") == "user" for img in _image_parts(m.get("content"))]
     answers = [t for m in messages if m.get("role") == "assistant" for t in _text_parts(m.get("content"))]
-    if not answers:
+    if not any(a.strip() for a in answers):
         return Reason.NO_ANSWER, "row has no assistant answer"
     if len(images) != 1:
         return Reason.NO_IMAGE, f"user turn has {len(images)} image parts; expected exactly 1"

@@ -1,0 +1,186 @@
+"""Every audit finding, seeded into a good release, is caught."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from builder.audit import audit_release
+from builder.release import BuildConfig, BuildResult, build
+from builder.sample import SMALL_PLAN, generate
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    root = tmp_path_factory.mktemp("audit")
+    generate(root / "corpus", seed=3, plan=SMALL_PLAN)
+    return build(BuildConfig(root / "corpus", root / "out", "1.0.0"))
+
+
+@pytest.fixture
+def release(built: BuildResult, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    target = tmp_path / "release"
+    shutil.copytree(built.release, target)
+    return target, copy.deepcopy(built.report)
+
+
+def _first_tile(release: Path) -> Path:
+    return sorted((release / "data" / "train").glob("*.jpg"))[0]
+
+
+def _rewrite_csv(release: Path, split: str, edit: Callable[[list[list[str]]], list[list[str]]]) -> None:
+    path = release / "data" / split / "metadata.csv"
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(edit(rows))
+    path.write_text(buf.getvalue())
+
+
+def test_a_good_release_passes(release: tuple[Path, dict[str, Any]]) -> None:
+    path, report = release
+    assert audit_release(path, report) == []
+
+
+def _exif(path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x8825] = {2: (52.0, 7.0, 30.0)}  # GPSInfo latitude
+    with Image.open(path) as image:
+        image.load()
+        image.save(path, format="JPEG", quality=95, exif=exif.tobytes())
+
+
+def _comment(path: Path) -> None:
+    data = path.read_bytes()
+    comment = b"hello"
+    path.write_bytes(data[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + data[2:])
+
+
+def _trailing(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"ASK123456")
+
+
+def _resize(path: Path) -> None:
+    with Image.open(path) as image:
+        image.load()
+        image.resize((256, 256)).save(path, format="JPEG", quality=95)
+
+
+def _png(path: Path) -> None:
+    with Image.open(path) as image:
+        image.load()
+        image.save(path, format="PNG")
+
+
+SEEDS: dict[str, tuple[Callable[[Path, dict[str, Any]], None], str]] = {
+    "exif gps": (lambda r, _: _exif(_first_tile(r)), "APP1"),
+    "comment": (lambda r, _: _comment(_first_tile(r)), "metadata in image (COM"),
+    "trailing bytes": (lambda r, _: _trailing(_first_tile(r)), "bytes after EOI"),
+    "wrong size": (lambda r, _: _resize(_first_tile(r)), "expected an RGB JPEG of 256x512"),
+    "png in disguise": (lambda r, _: _png(_first_tile(r)), "expected an RGB JPEG of 256x512"),
+    "extra column": (
+        lambda r, _: _rewrite_csv(r, "train", lambda rows: [[*row, "x"] for row in rows]),
+        "columns ['file_name', 'label', 'x']",
+    ),
+    "lat column": (
+        lambda r, _: _rewrite_csv(r, "eval", lambda rows: [["file_name", "lat"], *rows[1:]]),
+        "allowed: file_name,label",
+    ),
+    "lowercase label": (
+        lambda r, _: _rewrite_csv(r, "train", lambda rows: [rows[0], [rows[1][0], "yes"], *rows[2:]]),
+        "label 'yes'",
+    ),
+    "not listed": (lambda r, _: _rewrite_csv(r, "train", lambda rows: rows[:-1]), "not listed in metadata.csv"),
+    "listed twice": (lambda r, _: _rewrite_csv(r, "train", lambda rows: [*rows, rows[1]]), "listed 2 times"),
+    "listed, missing": (lambda r, _: _first_tile(r).unlink(), "listed but missing"),
+    "coordinates in card": (
+        lambda r, _: (r / "README.md").write_text("Found at 52.12345, -1.23456\n"), "coordinate pair"
+    ),
+    "date in notice": (lambda r, _: (r / "NOTICE.md").write_text("Acquired 2021-06-14.\n"), "date-like"),
+    "compact date in a name": (
+        lambda r, _: (r / "data" / "train" / "metadata.csv").rename(r / "data" / "train" / "m_20210614.csv"),
+        "compact date-like",
+    ),
+    "source id from the report": (
+        lambda r, rep: (r / "NOTICE.md").write_text(f"see {rep['tiles'][0]['site']['source_id']}\n"),
+        "private value of the report",
+    ),
+    "source file name": (
+        lambda r, rep: (r / "README.md").write_text(Path(rep["tiles"][1]["source"]).stem + "\n"),
+        "private value of the report",
+    ),
+    "product id": (
+        lambda r, _: (r / "README.md").write_text("S2B_MSIL2A_x_N0509_R080_T30UXC\n"),
+        "Sentinel-2 product id",
+    ),
+    "stray file": (lambda r, _: (r / "report.json").write_text("{}"), "report.json: not part of a release"),
+    "stray split": (lambda r, _: (r / "data" / "test").mkdir(), "not a split"),
+    "opaque name broken": (
+        lambda r, _: _rewrite_csv(r, "eval", lambda rows: [rows[0], ["AIM0012345.jpg", "No"], *rows[2:]]),
+        "is not opaque",
+    ),
+    "tampered after build": (lambda r, _: (r / "LICENSE").write_text("MIT"), "differs from the file the build"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SEEDS))
+def test_seeded_finding_is_caught(case: str, release: tuple[Path, dict[str, Any]]) -> None:
+    path, report = release
+    seed, expected = SEEDS[case]
+    seed(path, report)
+    findings = audit_release(path, report)
+    assert any(expected in f for f in findings), findings
+
+
+def test_right_half_published_is_caught(release: tuple[Path, dict[str, Any]]) -> None:
+    path, report = release
+    tile = report["tiles"][0]
+    with Image.open(Path(report["corpus"]) / tile["source"]) as composite:
+        right = composite.convert("RGB").crop((256, 0, 512, 512))
+    target = path / "data" / tile["split"] / tile["file_name"]
+    buf = io.BytesIO()
+    right.save(buf, format="JPEG", quality=95, subsampling=0)
+    from builder.scrub import strip_jpeg
+
+    target.write_bytes(strip_jpeg(buf.getvalue()))
+    report["files"].pop(f"data/{tile['split']}/{tile['file_name']}")  # a build that lied about hashes
+    findings = audit_release(path, report)
+    assert findings == [
+        f"data/{tile['split']}/{tile['file_name']}: matches its composite's right (context) half, "
+        "not the Sentinel-2 half"
+    ]
+
+
+def test_more_than_10000_files_in_a_folder(release: tuple[Path, dict[str, Any]]) -> None:
+    path, report = release
+    crowded = path / "data" / "eval"
+    for i in range(10_001):
+        (crowded / f"x{i}").touch()
+    findings = audit_release(path, report)
+    assert any(f.startswith("data/eval/: 10010 entries") and "more than 10000 per folder" in f for f in findings)
+
+
+def test_no_private_report_is_a_finding(release: tuple[Path, dict[str, Any]]) -> None:
+    path, _ = release
+    assert audit_release(path, None) == [
+        "no private report: cannot check hashes or which half was published"
+    ]
+
+
+def test_the_real_licence_text_is_shipped(release: tuple[Path, dict[str, Any]]) -> None:
+    path, _ = release
+    shared = Path(__file__).resolve().parents[2] / "shared" / "licenses" / "CDLA-Permissive-2.0.txt"
+    text = (path / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("Community Data License Agreement – Permissive – Version 2.0")
+    if shared.is_file():  # beside a checkout of this workplace: the text is verbatim
+        assert text == shared.read_text(encoding="utf-8")
+    notice = (path / "NOTICE.md").read_text(encoding="utf-8")
+    assert "Contains modified Copernicus Sentinel data" in notice
+    assert "Open Government Licence v3.0" in notice

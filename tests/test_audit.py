@@ -97,11 +97,15 @@ SEEDS: dict[str, tuple[Callable[[Path, dict[str, Any]], None], str]] = {
         lambda r, _: _rewrite_csv(r, "train", lambda rows: [rows[0], [rows[1][0], "yes"], *rows[2:]]),
         "label 'yes'",
     ),
-    "not listed": (lambda r, _: _rewrite_csv(r, "train", lambda rows: rows[:-1]), "not listed in metadata.csv"),
+    "not listed": (
+        lambda r, _: _rewrite_csv(r, "train", lambda rows: rows[:-1]),
+        "not listed in metadata.csv",
+    ),
     "listed twice": (lambda r, _: _rewrite_csv(r, "train", lambda rows: [*rows, rows[1]]), "listed 2 times"),
     "listed, missing": (lambda r, _: _first_tile(r).unlink(), "listed but missing"),
     "coordinates in card": (
-        lambda r, _: (r / "README.md").write_text("Found at 52.12345, -1.23456\n"), "coordinate pair"
+        lambda r, _: (r / "README.md").write_text("Found at 52.12345, -1.23456\n"),
+        "coordinate pair",
     ),
     "date in notice": (lambda r, _: (r / "NOTICE.md").write_text("Acquired 2021-06-14.\n"), "date-like"),
     "compact date in a name": (
@@ -126,7 +130,10 @@ SEEDS: dict[str, tuple[Callable[[Path, dict[str, Any]], None], str]] = {
         lambda r, _: _rewrite_csv(r, "eval", lambda rows: [rows[0], ["AIM0012345.jpg", "No"], *rows[2:]]),
         "is not opaque",
     ),
-    "tampered after build": (lambda r, _: (r / "LICENSE").write_text("MIT"), "differs from the file the build"),
+    "tampered after build": (
+        lambda r, _: (r / "LICENSE").write_text("MIT"),
+        "differs from the file the build",
+    ),
 }
 
 
@@ -164,14 +171,14 @@ def test_more_than_10000_files_in_a_folder(release: tuple[Path, dict[str, Any]])
     for i in range(10_001):
         (crowded / f"x{i}").touch()
     findings = audit_release(path, report)
-    assert any(f.startswith("data/eval/: 10010 entries") and "more than 10000 per folder" in f for f in findings)
+    assert any(
+        f.startswith("data/eval/: 10010 entries") and "more than 10000 per folder" in f for f in findings
+    )
 
 
 def test_no_private_report_is_a_finding(release: tuple[Path, dict[str, Any]]) -> None:
     path, _ = release
-    assert audit_release(path, None) == [
-        "no private report: cannot check hashes or which half was published"
-    ]
+    assert audit_release(path, None) == ["no private report: cannot check hashes or which half was published"]
 
 
 def test_the_real_licence_text_is_shipped(release: tuple[Path, dict[str, Any]]) -> None:

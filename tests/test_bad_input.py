@@ -67,7 +67,10 @@ ROWS: dict[str, tuple[str, str]] = {
         '{"messages": [{"role": "user", "content": [{"type": "image", "image": "composites/site_train_0.jpg"}]}]}',
         "no_answer",
     ),
-    "no image": ('{"messages": [{"role": "assistant", "content": [{"type": "text", "text": "Yes"}]}]}', "no_image"),
+    "no image": (
+        '{"messages": [{"role": "assistant", "content": [{"type": "text", "text": "Yes"}]}]}',
+        "no_image",
+    ),
 }
 
 
@@ -91,7 +94,7 @@ def test_non_utf8_line_is_counted(tmp_path: Path) -> None:
     assert rejection["where"] == "sft/eval.jsonl:3"
 
 
-@pytest.mark.parametrize("label", ["yes", "YES", "Maybe", "=HYPERLINK(\"http://x\",\"Yes\")", "", "Yes No"])
+@pytest.mark.parametrize("label", ["yes", "YES", "Maybe", '=HYPERLINK("http://x","Yes")', "", "Yes No"])
 def test_label_must_be_exactly_yes_or_no(label: str, tmp_path: Path) -> None:
     corpus = TinyCorpus(tmp_path / "corpus")
     corpus.add_row("train", "composites/site_train_0.jpg", label)
@@ -102,7 +105,13 @@ def test_label_must_be_exactly_yes_or_no(label: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["../../etc/passwd", "/etc/passwd", "composites/../../outside.jpg", "C:/corpus/x.jpg", "composites/link.jpg"],
+    [
+        "../../etc/passwd",
+        "/etc/passwd",
+        "composites/../../outside.jpg",
+        "C:/corpus/x.jpg",
+        "composites/link.jpg",
+    ],
 )
 def test_paths_that_escape_the_corpus_are_refused(path: str, tmp_path: Path) -> None:
     outside = tmp_path / "outside.jpg"
@@ -143,7 +152,9 @@ def test_published_image_has_no_metadata_even_when_the_source_has(tmp_path: Path
     for i, extra in enumerate(
         [{"exif": exif.tobytes()}, {"comment": b"52.1234 -1.2345"}, {"icc_profile": b"\0" * 200}, {}]
     ):
-        corpus.add_file(f"composites/meta_{i}.jpg", jpeg_bytes(np.roll(pixels, i, axis=0), **extra), label="Yes")
+        corpus.add_file(
+            f"composites/meta_{i}.jpg", jpeg_bytes(np.roll(pixels, i, axis=0), **extra), label="Yes"
+        )
     result = build(BuildConfig(corpus.write(), tmp_path / "out", "1.0.0"))
     for path in (result.release / "data").rglob("*.jpg"):
         assert metadata_segments(path.read_bytes()) == []

@@ -32,14 +32,22 @@ def test_build_then_audit(small_corpus: Path, tmp_path: Path, capsys: pytest.Cap
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["build", "--corpus", "/nonexistent/corpus", "--out", "OUT", "--version", "1.0.0"],
-         "error: corpus folder /nonexistent/corpus does not exist"),
-        (["build", "--corpus", "CORPUS", "--out", "OUT", "--version", "one"],
-         "error: version 'one' is not semantic"),
-        (["build", "--corpus", "EMPTY", "--out", "OUT", "--version", "1.0.0"],
-         "error: corpus EMPTY has no manifest for split 'train'"),
-        (["build", "--corpus", "CORPUS", "--out", "OUT", "--version", "1.0.0", "--workers", "0"],
-         "error: workers=0; use 1 or more"),
+        (
+            ["build", "--corpus", "/nonexistent/corpus", "--out", "OUT", "--version", "1.0.0"],
+            "error: corpus folder /nonexistent/corpus does not exist",
+        ),
+        (
+            ["build", "--corpus", "CORPUS", "--out", "OUT", "--version", "one"],
+            "error: version 'one' is not semantic",
+        ),
+        (
+            ["build", "--corpus", "EMPTY", "--out", "OUT", "--version", "1.0.0"],
+            "error: corpus EMPTY has no manifest for split 'train'",
+        ),
+        (
+            ["build", "--corpus", "CORPUS", "--out", "OUT", "--version", "1.0.0", "--workers", "0"],
+            "error: workers=0; use 1 or more",
+        ),
         (["audit", "/nonexistent/release"], "error: release folder /nonexistent/release does not exist"),
     ],
 )
@@ -56,7 +64,9 @@ def test_user_errors_are_one_line(args: list[str], message: str, small_corpus: P
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    proc = _run("--debug", "build", "--corpus", str(tmp_path / "nope"), "--out", str(tmp_path), "--version", "1.0.0")
+    proc = _run(
+        "--debug", "build", "--corpus", str(tmp_path / "nope"), "--out", str(tmp_path), "--version", "1.0.0"
+    )
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 

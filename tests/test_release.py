@@ -25,7 +25,9 @@ def _pixels(path: Path) -> np.ndarray:
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def test_default_corpus_gives_the_cards_numbers(sample_release: BuildResult) -> None:
@@ -48,7 +50,8 @@ def test_default_corpus_gives_the_cards_numbers(sample_release: BuildResult) -> 
 
 
 def test_load_dataset_gives_train_and_eval_with_classlabel(sample_release: BuildResult) -> None:
-    from datasets import ClassLabel, DatasetDict, Image as ImageFeature, load_dataset
+    from datasets import ClassLabel, DatasetDict, load_dataset
+    from datasets import Image as ImageFeature
 
     ds = load_dataset(str(sample_release.release))
     assert isinstance(ds, DatasetDict)
@@ -151,9 +154,20 @@ def test_killed_build_leaves_the_old_release_intact(tmp_path: Path) -> None:
     big = tmp_path / "big"
     generate(big, seed=12, plan=SMALL_PLAN.__class__(unique_train=400, unique_eval=60, siblings=0))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "builder.cli", "build", "--corpus", str(big), "--out", str(tmp_path / "out"),
-         "--version", "1.0.0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "builder.cli",
+            "build",
+            "--corpus",
+            str(big),
+            "--out",
+            str(tmp_path / "out"),
+            "--version",
+            "1.0.0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     staging = tmp_path / "out" / "cropmark-disambiguator-s2" / f".1.0.0.tmp-{proc.pid}"
     deadline = time.monotonic() + 120

@@ -1,0 +1,43 @@
+# Two commands on a fresh clone:
+#   make demo   .venv, sample corpus, build, audit, cards, publish dry run
+#   make test   .venv with dev and model extras, lint, types, all tests
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DEMO   ?= demo
+VERSION ?= 1.0.0
+RELEASE := $(DEMO)/build/cropmark-disambiguator-s2/$(VERSION)
+
+.PHONY: demo test lint bench clean
+
+$(VENV)/.core: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+# torch 2.14.1 + torchvision 0.29.1 are pinned in constraints.txt (no CPU torchvision exists).
+$(VENV)/.full: $(VENV)/.core
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,model]'
+	touch $@
+
+demo: $(VENV)/.core
+	rm -rf $(DEMO)
+	$(VENV)/bin/cropmark sample $(DEMO)/corpus
+	$(VENV)/bin/cropmark build --corpus $(DEMO)/corpus --out $(DEMO)/build --version $(VERSION) --workers 2
+	$(VENV)/bin/cropmark audit $(RELEASE)
+	$(PY) -c "from datasets import load_dataset; print(load_dataset('$(RELEASE)'))"
+
+lint: $(VENV)/.core
+	$(VENV)/bin/ruff check builder tests benchmarks
+	$(VENV)/bin/ruff format --check builder tests benchmarks
+	$(VENV)/bin/mypy
+
+test: $(VENV)/.full lint
+	$(PY) -m pytest
+
+bench: $(VENV)/.core
+	$(PY) benchmarks/bench_build.py
+
+clean:
+	rm -rf $(DEMO) build .pytest_cache .mypy_cache .ruff_cache

@@ -22,14 +22,14 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from builder.composite import COMPOSITE_SIZE, HALF_SIZE, halves
+from builder.composite import COMPOSITE_SIZE, HALF_SIZE
 from builder.model.prompt import LABELS
 from builder.records import SPLITS
 from builder.scrub import metadata_segments
@@ -52,6 +52,16 @@ PATTERNS = {
     "MGRS tile id": re.compile(r"(?<![A-Za-z0-9])T\d{2}[C-HJ-NP-X][A-HJ-NP-Z]{2}(?![A-Za-z0-9])"),
     "UTM coordinate": re.compile(r"(?<!\d)\d{6,7}(?:\.\d+)?\s*[,;]\s*\d{6,7}(?:\.\d+)?(?!\d)"),
 }
+STRUCTURAL = frozenset(
+    {
+        "README.md",
+        "LICENSE",
+        "NOTICE.md",
+        "data",
+        *(f"data/{s}" for s in SPLITS),
+        *(f"data/{s}/metadata.csv" for s in SPLITS),
+    }
+)
 TEXT_SUFFIXES = {".md", ".txt", ".csv", ".json", ".jsonl", ".yaml", ".yml", ""}
 
 
@@ -105,7 +115,7 @@ def _check_layout(release: Path) -> Iterator[str]:
             yield f"{where}/: {n} entries; the Hub refuses more than {MAX_FILES_PER_FOLDER} per folder"
 
 
-def _check_split(release: Path, split: str) -> Iterator[str]:
+def _check_split(release: Path, split: str, tiles: list[str]) -> Iterator[str]:
     folder = release / "data" / split
     if not folder.is_dir():
         yield f"data/{split}/: missing"
@@ -143,7 +153,7 @@ def _check_split(release: Path, split: str) -> Iterator[str]:
         if path.name not in listed:
             yield f"data/{split}/{path.name}: not listed in metadata.csv"
         if path.is_file() and path.name in listed:
-            yield from _check_image(path, f"data/{split}/{path.name}")
+            tiles.append(f"data/{split}/{path.name}")
 
 
 def _check_image(path: Path, where: str) -> Iterator[str]:
@@ -166,41 +176,64 @@ def _check_image(path: Path, where: str) -> Iterator[str]:
 def _check_text(release: Path, secrets: set[str]) -> Iterator[str]:
     for path in sorted(release.rglob("*")):
         rel = path.relative_to(release).as_posix()
-        yield from _text_findings(f"path {rel}", rel, secrets)
+        # An opaque tile name (letters only) or a structural name holds no private
+        # value; anything else is checked against the report's values too.
+        structural = NAME_RE.match(path.name) or rel in STRUCTURAL
+        yield from _text_findings(f"path {rel}", rel, () if structural else secrets)
         if path.is_file() and path.suffix.lower() in TEXT_SUFFIXES:
             text = path.read_bytes().decode("utf-8", errors="replace")
-            yield from _text_findings(rel, text, secrets)
+            # metadata.csv rows are checked field by field (opaque names, Yes/No).
+            yield from _text_findings(rel, text, () if path.name == "metadata.csv" else secrets)
 
 
-def _check_against_report(release: Path, report: dict[str, Any]) -> Iterator[str]:
+def _check_files(release: Path, report: dict[str, Any]) -> Iterator[str]:
     files: dict[str, str] = report.get("files", {})
     for rel, digest in sorted(files.items()):
         path = release / rel
-        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        tile = NAME_RE.match(path.name)  # tiles are hashed in audit_tile, in parallel
+        if path.is_file() and not tile and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
             yield f"{rel}: differs from the file the build wrote and audited"
-    corpus = Path(report.get("corpus", ""))
-    for tile in report.get("tiles", []):
-        where = f"data/{tile['split']}/{tile['file_name']}"
-        published = release / where
-        source = corpus / tile["source"]
-        if not published.is_file():
-            yield f"{where}: in the private report but not published"
-        elif not source.is_file():
-            yield f"{where}: its composite is not at hand; cannot prove it is the Sentinel-2 half"
-        else:
-            yield from _check_half(published, source, where)
+
+
+def _reduced(image: Image.Image) -> np.ndarray:
+    """Pixels at 1/4 scale: JPEG DCT scaling where possible (enough to tell halves apart)."""
+    width, height = image.size
+    image.draft("RGB", (width // 4, height // 4))
+    small = image.convert("RGB")
+    if small.size != (width // 4, height // 4):
+        small = small.resize((width // 4, height // 4), Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.int16)
+
+
+def audit_tile(task: tuple[str, str, str | None, str | None]) -> list[str]:
+    """Every per-tile check of one published image (pure: runs in a worker process).
+
+    Args:
+        task: ``(release, relative path, composite path or None, recorded sha256 or None)``.
+    """
+    release, rel, source, digest = task
+    path = Path(release) / rel
+    findings = list(_check_image(path, rel))
+    if digest is not None and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        findings.append(f"{rel}: differs from the file the build wrote and audited")
+    if source is not None and not findings:
+        findings.extend(_check_half(path, Path(source), rel))
+    return findings
 
 
 def _check_half(published: Path, source: Path, where: str) -> Iterator[str]:
+    if not source.is_file():
+        yield f"{where}: its composite is not at hand; cannot prove it is the Sentinel-2 half"
+        return
     with Image.open(source) as composite:
         if composite.size != COMPOSITE_SIZE:
             yield f"{where}: its composite is {composite.size}, not 512x512"
             return
-        left, right = halves(composite)
+        reduced = _reduced(composite)
+    quarter = HALF_SIZE[0] // 4
+    left, right = reduced[:, :quarter], reduced[:, quarter:]
     with Image.open(published) as image:
-        pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
-    if pixels.shape != left.shape:
-        return  # already reported by the image check
+        pixels = _reduced(image)
     to_left = float(np.abs(pixels - left).mean())
     to_right = float(np.abs(pixels - right).mean())
     if to_right <= to_left:
@@ -212,22 +245,37 @@ def _check_half(published: Path, source: Path, where: str) -> Iterator[str]:
         )
 
 
-def audit_release(release: Path, report: dict[str, Any] | None) -> list[str]:
+def audit_release(
+    release: Path, report: dict[str, Any] | None, map_: Callable[..., Iterable[list[str]]] = map
+) -> list[str]:
     """Every finding against ``release``; an empty list means it may be published.
 
     Args:
         release: the release folder (final or staged).
         report: the private report of the build; ``None`` is itself a finding,
             because without it nothing proves the images are Sentinel-2 halves.
+        map_: how to map :func:`audit_tile` over the tiles (``map``, or a process
+            pool's ``map`` to spread the image checks over cores).
     """
     if not release.is_dir():
         return [f"{release}: not a folder"]
     findings = list(_check_layout(release))
+    tiles: list[str] = []
     for split in SPLITS:
-        findings.extend(_check_split(release, split))
+        findings.extend(_check_split(release, split, tiles))
     findings.extend(_check_text(release, private_values(report or {})))
+    sources: dict[str, str] = {}
     if report is None:
         findings.append("no private report: cannot check hashes or which half was published")
     else:
-        findings.extend(_check_against_report(release, report))
+        findings.extend(_check_files(release, report))
+        corpus = Path(report.get("corpus", ""))
+        sources = {f"data/{t['split']}/{t['file_name']}": str(corpus / t["source"]) for t in report["tiles"]}
+        findings.extend(
+            f"{rel}: in the private report but not published" for rel in sorted(set(sources) - set(tiles))
+        )
+    digests: dict[str, str] = (report or {}).get("files", {})
+    tasks = [(str(release), rel, sources.get(rel), digests.get(rel)) for rel in tiles]
+    for tile_findings in map_(audit_tile, tasks):
+        findings.extend(tile_findings)
     return findings

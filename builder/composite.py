@@ -63,12 +63,18 @@ def _png_bit_depth(head: bytes) -> int | None:
     return None
 
 
-def open_composite(path: Path) -> Image.Image:
-    """Open and fully decode a composite, or raise :class:`Rejected` with the reason.
+def open_composite(path: Path, reduced: bool = False) -> Image.Image:
+    """Open and decode a composite, or raise :class:`Rejected` with the reason.
 
     Refuses zero-byte, corrupt and truncated files, formats other than JPEG and
     PNG, geometry other than 512x512, anything but 8-bit RGB, and headers that
     promise more than :data:`MAX_PIXELS` pixels.
+
+    Args:
+        path: the composite.
+        reduced: decode a JPEG at 1/8 scale. Every entropy-coded block is still
+            read, so corrupt and truncated streams fail just the same, without
+            the cost of the full inverse DCT (for callers that keep no pixels).
     """
     data = path.read_bytes()
     if not data:
@@ -92,6 +98,8 @@ def open_composite(path: Path) -> Image.Image:
                 raise Rejected(Reason.BAD_GEOMETRY, f"{width}x{height} (w x h); expected a 512x512 composite")
             if image.mode != "RGB":
                 raise Rejected(Reason.BAD_PIXEL_FORMAT, f"mode {image.mode}; expected 8-bit RGB")
+            if reduced and image.format == "JPEG":
+                image.draft("RGB", (width // 8, height // 8))
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise Rejected(Reason.DECOMPRESSION_BOMB, str(exc).split(".")[0]) from None
@@ -141,8 +149,7 @@ def cut_s2_half(path: Path) -> Cut:
     Raises:
         Rejected: the composite cannot be published (the reason is counted).
     """
-    image = open_composite(path)
-    box = (0, 0, *HALF_SIZE)
+    image = open_composite(path, reduced=True)
     if image.format == "JPEG":
         try:
             data = _lossless_left_half(path)
@@ -150,10 +157,5 @@ def cut_s2_half(path: Path) -> Cut:
             data = None  # libjpeg refused what Pillow read: fall back to one re-encode
         if data is not None:
             return Cut(strip_jpeg(data), "lossless")
-    return Cut(strip_jpeg(encode_jpeg(image.crop(box))), "reencoded")
-
-
-def halves(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
-    """The left (Sentinel-2) and right (context) halves of a composite as uint8 arrays."""
-    pixels = np.asarray(image.convert("RGB"))
-    return pixels[:, : HALF_SIZE[0]], pixels[:, HALF_SIZE[0] :]
+        image = open_composite(path)  # full resolution for the re-encode
+    return Cut(strip_jpeg(encode_jpeg(image.crop((0, 0, *HALF_SIZE)))), "reencoded")

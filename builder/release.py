@@ -29,8 +29,9 @@ import os
 import re
 import shutil
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from typing import Any
 from builder import audit, licenses
 from builder.cards import minimal_dataset_card
 from builder.composite import Cut, Rejected, cut_s2_half
-from builder.corpus import Site, read_manifests, read_sites
+from builder.corpus import Ingested, Site, read_manifests, read_sites
 from builder.curate import curate
 from builder.errors import AuditError, ConfigError, EmptyReleaseError
 from builder.model.prompt import LABELS
@@ -111,16 +112,23 @@ def _cut_task(task: tuple[str, str]) -> Cut | tuple[str, str]:
         return (exc.reason.value, exc.detail)
 
 
-def _cuts(corpus: Path, candidates: Sequence[Candidate], workers: int) -> Iterator[Cut | tuple[str, str]]:
-    """Cut every candidate, in order, streaming (memory flat in the number of tiles)."""
-    tasks = [(str(corpus.resolve()), c.source) for c in candidates]
+Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
+
+
+@contextmanager
+def worker_map(workers: int) -> Iterator[Mapper]:
+    """A ``map`` over ``workers`` processes, in order and streaming (or plain ``map``).
+
+    Per-tile work (cut, audit) is a pure function of its task, so the same
+    functions could be mapped by Ray Data or Dask beyond one machine.
+    """
     if workers == 1:
-        yield from map(_cut_task, tasks)
+        yield map
         return
     # spawn: a clean interpreter per worker, safe whatever threads the caller runs.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        yield from pool.map(_cut_task, tasks, chunksize=16)
+        yield lambda fn, items: pool.map(fn, items, chunksize=16)
 
 
 def _write_csv(path: Path, tiles: Sequence[PublicTile]) -> None:
@@ -217,25 +225,9 @@ def build(config: BuildConfig) -> BuildResult:
     staged = parent / f".{config.version}.tmp-{os.getpid()}"
     staged_private = parent / f".{config.version}.private.tmp-{os.getpid()}"
     try:
-        tiles, private = _write_tiles(staged, corpus, curated.candidates, rejections, config.workers)
-        for split in SPLITS:
-            if not any(t.split == split for t in tiles):
-                by_reason = Counter(r.reason.value for r in rejections if r.split == split)
-                raise EmptyReleaseError(
-                    f"no tile of split {split!r} survived curation (rejected: "
-                    + ", ".join(f"{k}={v}" for k, v in sorted(by_reason.items()))
-                    + "); check the corpus's manifests and composites"
-                )
-        used_sites = [sites.get(p.source) for p in private]
-        counts = _counts(ingested.row_counts, rejections, tiles)
-        (staged / "LICENSE").write_text(licenses.license_text(), encoding="utf-8")
-        (staged / "NOTICE.md").write_text(licenses.notice_text(used_sites), encoding="utf-8")
-        (staged / "README.md").write_text(
-            minimal_dataset_card(PRETTY_NAME, counts["tiles"]), encoding="utf-8"
-        )
-        report = _report(config, ingested.manifests, counts, rejections, private, sites, staged)
-        findings = audit.audit_release(staged, report)
-        report["audit"] = {"passed": not findings, "findings": findings}
+        with worker_map(config.workers) as map_:
+            report = _stage(config, staged, ingested, sites, curated.candidates, rejections, map_)
+        findings = report["audit"]["findings"]
         if findings:
             raise AuditError(str(final), findings)
         staged_private.mkdir()
@@ -250,19 +242,50 @@ def build(config: BuildConfig) -> BuildResult:
     return BuildResult(final, private_dir(final), report)
 
 
+def _stage(
+    config: BuildConfig,
+    staged: Path,
+    ingested: Ingested,
+    sites: dict[str, Site],
+    candidates: Sequence[Candidate],
+    rejections: list[Rejection],
+    map_: Mapper,
+) -> dict[str, Any]:
+    """Write the whole release into ``staged``, audit it, and return the private report."""
+    tiles, private = _write_tiles(staged, config.corpus, candidates, rejections, map_)
+    for split in SPLITS:
+        if not any(t.split == split for t in tiles):
+            by_reason = Counter(r.reason.value for r in rejections if r.split == split)
+            raise EmptyReleaseError(
+                f"no tile of split {split!r} survived curation (rejected: "
+                + ", ".join(f"{k}={v}" for k, v in sorted(by_reason.items()))
+                + "); check the corpus's manifests and composites"
+            )
+    used_sites = [sites.get(p.source) for p in private]
+    counts = _counts(ingested.row_counts, rejections, tiles)
+    (staged / "LICENSE").write_text(licenses.license_text(), encoding="utf-8")
+    (staged / "NOTICE.md").write_text(licenses.notice_text(used_sites), encoding="utf-8")
+    (staged / "README.md").write_text(minimal_dataset_card(PRETTY_NAME, counts["tiles"]), encoding="utf-8")
+    report = _report(config, ingested.manifests, counts, rejections, private, sites, staged)
+    findings = audit.audit_release(staged, report, map_)
+    report["audit"] = {"passed": not findings, "findings": findings}
+    return report
+
+
 def _write_tiles(
     staged: Path,
     corpus: Path,
     candidates: Sequence[Candidate],
     rejections: list[Rejection],
-    workers: int,
+    map_: Mapper,
 ) -> tuple[list[PublicTile], list[PrivateTile]]:
     for split in SPLITS:
         (staged / "data" / split).mkdir(parents=True)
     tiles: list[PublicTile] = []
     private: list[PrivateTile] = []
     seen: dict[str, str] = {}
-    for candidate, result in zip(candidates, _cuts(corpus, candidates, workers), strict=True):
+    tasks = [(str(corpus.resolve()), c.source) for c in candidates]
+    for candidate, result in zip(candidates, map_(_cut_task, tasks), strict=True):
         if isinstance(result, tuple):
             rejections.append(Rejection(Reason(result[0]), candidate.source, result[1], candidate.split))
             continue

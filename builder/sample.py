@@ -261,8 +261,9 @@ def generate(root: Path, seed: int = 0, plan: Plan | None = None) -> Plan:
         rel = w.composite("composites", lab)
         eval_published.append((rel, lab))
         eval_.append(_row(rel, lab))
-    rel, lab = eval_published[0]
-    train.extend(_row(rel, lab) for _ in range(plan.cross_split_rows))
+    if plan.cross_split_rows:
+        rel, lab = eval_published[0]
+        train.extend(_row(rel, lab) for _ in range(plan.cross_split_rows))
     for rows, n in ((train, plan.quarantined_train), (eval_, plan.quarantined_eval)):
         for i in range(n):
             lab = label()

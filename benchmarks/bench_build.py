@@ -1,0 +1,171 @@
+"""Build throughput against the codec bound, scaling in processes, and peak memory.
+
+The codec bound is measured in the same run on the same files: Pillow decoding
+a 512x512 JPEG composite and encoding a 256x512 JPEG (q95, 4:4:4), nothing
+else. The build's tiles per second per core are printed as a ratio to it, for 1
+and 2 worker processes; peak resident memory of a whole build (one process) at
+1,000 and 10,000 tiles shows whether memory stays flat in the number of tiles.
+
+    python benchmarks/bench_build.py [--tiles 1000] [--memory 1000,10000] [--write]
+
+Tile corpora are made from a seeded base corpus; extra tiles are copies of base
+composites with a distinct comment segment (distinct bytes, so distinct tiles,
+and the scrub has work to do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from builder.sample import Plan, _row, generate  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+BEGIN, END = "<!-- bench_build:begin -->", "<!-- bench_build:end -->"
+
+
+def base_corpus(root: Path, n: int) -> list[Path]:
+    plan = Plan(
+        unique_train=n,
+        unique_eval=0,
+        siblings=0,
+        identical_copies=0,
+        quarantined_train=0,
+        quarantined_eval=0,
+        conflicts=0,
+        missing_train=0,
+        missing_eval=0,
+        cross_split_rows=0,
+        png_share=0.0,
+    )
+    generate(root, seed=1, plan=plan)
+    return sorted((root / "composites").glob("*.jpg"))
+
+
+def tile_corpus(root: Path, base: list[Path], n: int) -> Path:
+    """A corpus of ``n`` distinct JPEG composites (90 % train, 10 % eval)."""
+    (root / "composites").mkdir(parents=True)
+    (root / "sft").mkdir()
+    rows: dict[str, list[str]] = {"train": [], "eval": []}
+    blobs = [p.read_bytes() for p in base]
+    for i in range(n):
+        data = blobs[i % len(blobs)]
+        tag = f"copy {i}".encode()
+        data = data[:2] + b"\xff\xfe" + (len(tag) + 2).to_bytes(2, "big") + tag + data[2:]
+        rel = f"composites/c{i:06d}.jpg"
+        (root / rel).write_bytes(data)
+        rows["eval" if i % 10 == 0 else "train"].append(json.dumps(_row(rel, "Yes" if i % 3 else "No")))
+    for split, lines in rows.items():
+        (root / "sft" / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def codec_bound(files: list[Path], rounds: int = 3) -> float:
+    """Tiles per second on one core: decode 512x512 + encode 256x512 q95 4:4:4."""
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for path in files:
+            with Image.open(path) as image:
+                image.load()
+                half = image.crop((0, 0, 256, 512))
+            half.save(io.BytesIO(), format="JPEG", quality=95, subsampling=0)
+        best = min(best, time.perf_counter() - start)
+    return len(files) / best
+
+
+def run_build(corpus: Path, out: Path, workers: int) -> tuple[float, int, int]:
+    """Wall seconds, tiles published and peak RSS (KiB) of one build in a fresh process."""
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "builder.cli",
+        "build",
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(out),
+        "--version",
+        "1.0.0",
+        "--workers",
+        str(workers),
+    ]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    stdout = proc.stdout.read().decode() if proc.stdout else ""
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"build failed: {stderr.strip()}")
+    tiles = sum(int(line.split()[2]) for line in stdout.splitlines() if line.strip().startswith("published"))
+    return wall, tiles, usage.ru_maxrss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiles", type=int, default=1000, help="tiles for the throughput runs")
+    parser.add_argument("--memory", default="1000,10000", help="tile counts for the memory runs")
+    parser.add_argument("--base", type=int, default=200, help="distinct generated composites")
+    parser.add_argument("--write", action="store_true", help="write the figures to benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    sizes = sorted({args.tiles, *(int(x) for x in args.memory.split(","))})
+    lines = [f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}"]
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    with tempfile.TemporaryDirectory(prefix="bench_build_") as tmp:
+        tmpdir = Path(tmp)
+        base = base_corpus(tmpdir / "base", args.base)
+        bound = codec_bound(base)
+        say(f"codec bound (1 core): {bound:.1f} tiles/s")
+        corpora = {n: tile_corpus(tmpdir / f"c{n}", base, n) for n in sizes}
+        for workers in (1, 2):
+            wall, tiles, _ = run_build(corpora[args.tiles], tmpdir / "out", workers)
+            per_core = tiles / wall / workers
+            say(
+                f"build {tiles} tiles, {workers} worker(s): {tiles / wall:.1f} tiles/s, "
+                f"{per_core:.1f} tiles/s/core = {per_core / bound:.2f}x codec bound per core"
+            )
+        for n in sizes:
+            if n == args.tiles or str(n) in args.memory.split(","):
+                wall, tiles, rss = run_build(corpora[n], tmpdir / "out", 1)
+                say(f"peak memory, {tiles} tiles, 1 process: {rss / 1024:.0f} MiB ({wall:.0f} s)")
+    if args.write:
+        section = "\n".join(
+            [
+                BEGIN,
+                "## Build throughput and memory (`benchmarks/bench_build.py`)",
+                "",
+                "```",
+                *lines,
+                "```",
+                END,
+            ]
+        )
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+        if BEGIN in text:
+            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+        else:
+            text = text.rstrip() + "\n\n" + section + "\n"
+        RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ DEMO   ?= demo
 VERSION ?= 1.0.0
 RELEASE := $(DEMO)/build/cropmark-disambiguator-s2/$(VERSION)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench golden clean
 
 $(VENV)/.core: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,12 @@ lint: $(VENV)/.core
 test: $(VENV)/.full lint
 	$(PY) -m pytest
 
+# Re-render tests/golden/*.md from tests/data/ fixtures; review the diff before committing.
+golden: $(VENV)/.core
+	$(PY) -m tests.golden.refresh
+
 bench: $(VENV)/.core
-	$(PY) benchmarks/bench_build.py
+	$(PY) benchmarks/bench_build.py --write
 
 clean:
 	rm -rf $(DEMO) build .pytest_cache .mypy_cache .ruff_cache

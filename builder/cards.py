@@ -1,25 +1,58 @@
-"""Cards: render the release's README (and later the model card and Space README).
+"""Cards: the dataset card, the model card and the Space README.
 
 YAML headers come only from huggingface_hub's card-data classes; templates in
 ``cards/`` hold prose. Rendering uses a Jinja ``Environment`` with
 ``StrictUndefined`` so that a misspelt variable fails the build instead of
 printing an empty string (huggingface_hub's own ``from_template`` does not).
+Every figure in a card comes from the build report, the training summary or the
+evaluation JSON; :func:`validate_dataset_card` checks it offline.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from huggingface_hub import DatasetCard, DatasetCardData
+from huggingface_hub import (
+    DatasetCard,
+    DatasetCardData,
+    EvalResult,
+    ModelCard,
+    ModelCardData,
+    SpaceCard,
+    SpaceCardData,
+)
 
-from builder.model.prompt import LABELS
-from builder.records import SPLITS
+from builder.model.prompt import LABELS, PROMPT
+from builder.records import SPLITS, Reason
 
 CARDS_DIR = Path(os.environ.get("CROPMARK_CARDS_DIR", Path(__file__).resolve().parent.parent / "cards"))
+BASE_MODEL = "LiquidAI/LFM2.5-VL-450M"
+PRETTY_NAME = "Cropmark Disambiguator S2"
+DATASET_TAGS = ["sentinel-2", "remote-sensing", "archaeology", "cropmarks", "earth-observation", "geospatial"]
+PAPER_DOI = "10.1038/s41598-026-45441-0"
+# One sentence per rejection reason, for the card's curation table.
+REASON_TEXT = {
+    Reason.UNREADABLE_ROW: "manifest line not readable (not UTF-8, not JSON, not an SFT row)",
+    Reason.NO_ANSWER: "no assistant answer",
+    Reason.BAD_LABEL: "answer other than exactly Yes or No",
+    Reason.NO_IMAGE: "no image in the user turn",
+    Reason.UNSAFE_PATH: "image path outside the corpus",
+    Reason.MISSING_FILE: "composite file missing",
+    Reason.QUARANTINED: "composite later quarantined",
+    Reason.SIBLING_DUPLICATE: "repeats a composite already used by a sibling row (same label)",
+    Reason.LABEL_CONFLICT: "composite with conflicting labels (dropped whole)",
+    Reason.CROSS_SPLIT: "train row of a composite that is in eval",
+    Reason.UNREADABLE_IMAGE: "composite unreadable (empty, corrupt, truncated, not JPEG/PNG)",
+    Reason.BAD_GEOMETRY: "composite not 512x512",
+    Reason.BAD_PIXEL_FORMAT: "composite not 8-bit RGB",
+    Reason.DECOMPRESSION_BOMB: "composite header promises too many pixels",
+}
 
 
 def environment() -> jinja2.Environment:
@@ -29,6 +62,8 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
 
 
@@ -61,12 +96,173 @@ def configs_yaml() -> list[dict[str, Any]]:
     ]
 
 
-def minimal_dataset_card(pretty_name: str, counts: Mapping[str, int]) -> str:
-    """A small README that makes the folder loadable; the full card replaces it."""
-    data = DatasetCardData(
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket for ``n`` examples."""
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
+        if n < limit:
+            return name
+    return "100K<n<1M" if n < 1_000_000 else "n>1M"
+
+
+def _card(card_class: type[Any], data: Any, body: str) -> str:
+    return str(card_class(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+def dataset_card_data(report: Mapping[str, Any]) -> DatasetCardData:
+    total = sum(report["counts"]["tiles"].values())
+    return DatasetCardData(
         license="cdla-permissive-2.0",
-        pretty_name=pretty_name,
+        pretty_name=PRETTY_NAME,
+        task_categories=["image-classification"],
+        tags=DATASET_TAGS,
+        size_categories=[size_category(total)],
         configs=configs_yaml(),
     )
+
+
+def dataset_context(report: Mapping[str, Any], repo_id: str | None) -> dict[str, Any]:
+    counts = report["counts"]
+    rejected = counts["rejected"]
+    rows = [
+        {"reason": reason.value, "text": REASON_TEXT[reason], **rejected[reason.value]}
+        for reason in Reason
+        if reason.value in rejected
+    ]
+    return {
+        "pretty_name": PRETTY_NAME,
+        "repo_id": repo_id,
+        "version": report["version"],
+        "rows": counts["rows"],
+        "total_rows": sum(counts["rows"].values()),
+        "tiles": counts["tiles"],
+        "total_tiles": sum(counts["tiles"].values()),
+        "published": counts["published"],
+        "rejections": rows,
+        "cut_modes": report["cut_modes"],
+        "sources": report["sources"],
+        "labels": LABELS,
+        "prompt": PROMPT,
+        "doi": PAPER_DOI,
+        "base_model": BASE_MODEL,
+    }
+
+
+def dataset_card(report: Mapping[str, Any], repo_id: str | None = None) -> str:
+    """The full dataset card of a release, every figure from its build report."""
+    body = render("dataset_card.md.j2", dataset_context(report, repo_id))
+    return _card(DatasetCard, dataset_card_data(report), body)
+
+
+def model_card(
+    training: Mapping[str, Any], evaluation: Mapping[str, Any], repo_id: str, dataset_id: str
+) -> str:
+    """The model card of a LoRA adapter from its training summary and evaluation JSON.
+
+    Write it **after** PEFT's ``save_pretrained``, which rewrites README metadata.
+    """
+    lora = training["lora"]
+    results = [
+        EvalResult(
+            task_type="image-text-to-text",
+            dataset_type=dataset_id,
+            dataset_name=PRETTY_NAME,
+            dataset_split=evaluation["split"],
+            metric_type=metric,
+            metric_value=round(float(evaluation["models"][0]["metrics"][metric]), 4),
+        )
+        for metric in ("accuracy", "precision", "recall", "f1")
+    ]
+    data = ModelCardData(
+        base_model=training["base_model"],
+        library_name="peft",
+        pipeline_tag="image-text-to-text",
+        license="other",
+        license_name="lfm1.0",
+        license_link="LICENSE",
+        datasets=[dataset_id],
+        tags=["lora", "sentinel-2", "archaeology", "cropmarks", "remote-sensing"],
+        model_name=repo_id.split("/")[-1],
+        eval_results=results,
+    )
+    context = {
+        "repo_id": repo_id,
+        "dataset_id": dataset_id,
+        "base_model": training["base_model"],
+        "lora": lora,
+        "training": training,
+        "evaluation": evaluation,
+        "prompt": PROMPT,
+        "labels": LABELS,
+        "doi": PAPER_DOI,
+    }
+    return _card(ModelCard, data, render("model_card.md.j2", context))
+
+
+def space_readme(
+    title: str, model_id: str, dataset_id: str, gradio_version: str, python_version: str = "3.11"
+) -> str:
+    """The Space README: ``sdk: gradio`` pinned to the Space's gradio version."""
+    data = SpaceCardData(
+        title=title,
+        sdk="gradio",
+        sdk_version=gradio_version,
+        python_version=python_version,
+        app_file="app.py",
+        license="other",
+        models=[BASE_MODEL, model_id],
+        datasets=[dataset_id],
+        tags=["archaeology", "sentinel-2", "cropmarks"],
+    )
+    context = {"title": title, "model_id": model_id, "dataset_id": dataset_id, "base_model": BASE_MODEL}
+    return _card(SpaceCard, data, render("space_readme.md.j2", context))
+
+
+def minimal_dataset_card(pretty_name: str, counts: Mapping[str, int]) -> str:
+    """A small README that makes a folder loadable (sibling layouts, tests)."""
+    data = DatasetCardData(license="cdla-permissive-2.0", pretty_name=pretty_name, configs=configs_yaml())
     body = render("minimal_card.md.j2", {"pretty_name": pretty_name, "counts": counts})
-    return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+    return _card(DatasetCard, data, body)
+
+
+_TABLE_ROW = re.compile(r"^\| `(?P<reason>[a-z_]+)` \| .* \| (?P<train>\d+) \| (?P<eval>\d+) \|$", re.M)
+_SUMMARY = re.compile(r"\*\*(?P<train>\d+) train\*\* and \*\*(?P<eval>\d+) eval\*\* tiles")
+_ROWS = re.compile(r"(?P<train>\d+) train and (?P<eval>\d+) eval SFT rows")
+
+
+def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | None = None) -> list[str]:
+    """Offline checks of a dataset card before any publish; an empty list means valid.
+
+    Required keys present; the YAML parses back through ``DatasetCard`` to the
+    same data; ``size_categories`` agrees with the counts; every ``configs`` path
+    matches files of ``release``; the counts quoted in the body (summary, rows and
+    the curation table) equal the build report's.
+    """
+    problems: list[str] = []
+    card = DatasetCard(text)
+    data: dict[str, Any] = card.data.to_dict()  # type: ignore[no-untyped-call]
+    for key in ("license", "pretty_name", "task_categories", "tags", "size_categories", "configs"):
+        if not data.get(key):
+            problems.append(f"YAML key {key!r} missing")
+    again = DatasetCard(str(card)).data.to_dict()  # type: ignore[no-untyped-call]
+    if again != data:
+        problems.append("YAML does not parse back to the same data")
+    counts = report["counts"]
+    expected_size = size_category(sum(counts["tiles"].values()))
+    if data.get("size_categories") != [expected_size]:
+        problems.append(f"size_categories {data.get('size_categories')} but the counts give {expected_size}")
+    if release is not None:
+        files = [p.relative_to(release).as_posix() for p in release.rglob("*") if p.is_file()]
+        for config in data.get("configs", []):
+            for entry in config.get("data_files", []):
+                if not any(fnmatch.fnmatch(f, entry["path"]) for f in files):
+                    problems.append(f"configs path {entry['path']!r} matches no file of the release")
+    body = card.text
+    for pattern, key in ((_SUMMARY, "tiles"), (_ROWS, "rows")):
+        match = pattern.search(body)
+        found = {s: int(match[s]) for s in SPLITS} if match else None
+        if found != counts[key]:
+            problems.append(f"body quotes {key} {found}; the build report says {counts[key]}")
+    table = {m["reason"]: {s: int(m[s]) for s in SPLITS} for m in _TABLE_ROW.finditer(body)}
+    if table != counts["rejected"]:
+        problems.append(f"curation table {table} differs from the build report {counts['rejected']}")
+    return problems

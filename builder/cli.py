@@ -37,7 +37,7 @@ def _print_summary(report: dict[str, Any], release: Path, private: Path) -> None
 def cmd_build(args: argparse.Namespace) -> int:
     from builder.release import BuildConfig, build
 
-    result = build(BuildConfig(args.corpus, args.out, args.version, args.name, args.workers))
+    result = build(BuildConfig(args.corpus, args.out, args.version, args.name, args.workers, args.repo_id))
     _print_summary(result.report, result.release, result.private)
     return 0
 
@@ -71,6 +71,43 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def pinned_version(package: str) -> str:
+    """The version ``constraints.txt`` pins for ``package`` (the Space's gradio)."""
+    from builder.cards import CARDS_DIR
+
+    constraints = CARDS_DIR.parent / "constraints.txt"
+    for line in constraints.read_text(encoding="utf-8").splitlines():
+        name, _, version = line.partition("==")
+        if name.strip().lower() == package:
+            return version.strip()
+    raise CropmarkError(f"{constraints} pins no version of {package}; add {package}==X.Y.Z")
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from builder import cards
+    from builder.model.schema import check_evaluation, check_training_summary, load_json
+
+    if args.kind == "dataset":
+        report = load_json(args.report)
+        text = cards.dataset_card(report, args.repo_id)
+        problems = cards.validate_dataset_card(text, report)
+        if problems:
+            raise CropmarkError(f"dataset card invalid: {'; '.join(problems)}")
+    elif args.kind == "model":
+        training, evaluation = load_json(args.training), load_json(args.evaluation)
+        check_training_summary(training, str(args.training))
+        check_evaluation(evaluation, str(args.evaluation))
+        text = cards.model_card(training, evaluation, args.repo_id, args.dataset_id)
+    else:
+        text = cards.space_readme(args.title, args.model_id, args.dataset_id, pinned_version("gradio"))
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote the {args.kind} card to {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="cropmark", description=__doc__.splitlines()[0] if __doc__ else None)
     top.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -82,12 +119,31 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--version", required=True, help="release version, e.g. 1.0.0")
     b.add_argument("--name", default="cropmark-disambiguator-s2", help="dataset name")
     b.add_argument("--workers", type=int, default=1, help="processes that cut tiles")
+    b.add_argument("--repo-id", help="Hub id (ORG/NAME) for the card's loading example and citation")
     b.set_defaults(func=cmd_build)
 
     a = sub.add_parser("audit", help="refuse a release that leaks or is malformed")
     a.add_argument("release", type=Path)
     a.add_argument("--report", type=Path, help="private report (default: RELEASE.private/report.json)")
     a.set_defaults(func=cmd_audit)
+
+    c = sub.add_parser("card", help="render a dataset card, model card or Space README")
+    kinds = c.add_subparsers(dest="kind", required=True)
+    cd = kinds.add_parser("dataset", help="from a build's private report")
+    cd.add_argument("--report", type=Path, required=True, help="RELEASE.private/report.json")
+    cd.add_argument("--repo-id", help="dataset repo id ORG/NAME")
+    cm = kinds.add_parser("model", help="from training_summary.json and evaluation.json")
+    cm.add_argument("--training", type=Path, required=True)
+    cm.add_argument("--evaluation", type=Path, required=True)
+    cm.add_argument("--repo-id", required=True, help="model repo id ORG/NAME")
+    cm.add_argument("--dataset-id", required=True, help="dataset repo id ORG/NAME")
+    cs = kinds.add_parser("space", help="the Space README (sdk gradio, pinned version)")
+    cs.add_argument("--title", default="Cropmark Disambiguator")
+    cs.add_argument("--model-id", required=True)
+    cs.add_argument("--dataset-id", required=True)
+    for p in (cd, cm, cs):
+        p.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
+    c.set_defaults(func=cmd_card)
 
     s = sub.add_parser("sample", help="write the seeded sample private corpus")
     s.add_argument("out", type=Path)

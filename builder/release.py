@@ -36,8 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from builder import audit, licenses
-from builder.cards import minimal_dataset_card
+from builder import audit, cards, licenses
 from builder.composite import Cut, Rejected, cut_s2_half
 from builder.corpus import Ingested, Site, read_manifests, read_sites
 from builder.curate import curate
@@ -46,9 +45,9 @@ from builder.model.prompt import LABELS
 from builder.records import SPLITS, Candidate, PrivateTile, PublicTile, Reason, Rejection
 
 DEFAULT_NAME = "cropmark-disambiguator-s2"
-PRETTY_NAME = "Cropmark Disambiguator S2"
 TILE_PREFIX = "d_tile_"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,95}$")
+_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?$")
 # Opaque names carry 48 bits of the source hash written in the letters a-p only:
 # no digit can ever make a name look like a date, a coordinate or a record number.
@@ -65,6 +64,7 @@ class BuildConfig:
         version: semantic version of the release (``1.0.0``).
         name: dataset name (lowercase slug).
         workers: processes that cut tiles (1 = in this process).
+        repo_id: Hub id the card's loading example names (``ORG/NAME``), if known.
     """
 
     corpus: Path
@@ -72,12 +72,15 @@ class BuildConfig:
     version: str
     name: str = DEFAULT_NAME
     workers: int = 1
+    repo_id: str | None = None
 
     def check(self) -> None:
         if not _VERSION_RE.match(self.version):
             raise ConfigError(f"version {self.version!r} is not semantic (MAJOR.MINOR.PATCH, e.g. 1.0.0)")
         if not _NAME_RE.match(self.name):
             raise ConfigError(f"name {self.name!r}: use lowercase letters, digits and '-' only")
+        if self.repo_id is not None and not _REPO_RE.match(self.repo_id):
+            raise ConfigError(f"repo id {self.repo_id!r}: expected ORG/NAME (letters, digits, '-', '_', '.')")
         if self.workers < 1:
             raise ConfigError(f"workers={self.workers}; use 1 or more")
 
@@ -265,9 +268,16 @@ def _stage(
     counts = _counts(ingested.row_counts, rejections, tiles)
     (staged / "LICENSE").write_text(licenses.license_text(), encoding="utf-8")
     (staged / "NOTICE.md").write_text(licenses.notice_text(used_sites), encoding="utf-8")
-    (staged / "README.md").write_text(minimal_dataset_card(PRETTY_NAME, counts["tiles"]), encoding="utf-8")
-    report = _report(config, ingested.manifests, counts, rejections, private, sites, staged)
-    findings = audit.audit_release(staged, report, map_)
+    report = _report(config, ingested.manifests, counts, rejections, private, sites)
+    card = cards.dataset_card(report, config.repo_id)
+    (staged / "README.md").write_text(card, encoding="utf-8")
+    report["files"] = {
+        p.relative_to(staged).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(staged.rglob("*"))
+        if p.is_file()
+    }
+    findings = [f"README.md: {problem}" for problem in cards.validate_dataset_card(card, report, staged)]
+    findings += audit.audit_release(staged, report, map_)
     report["audit"] = {"passed": not findings, "findings": findings}
     return report
 
@@ -319,9 +329,7 @@ def _report(
     rejections: Sequence[Rejection],
     private: Sequence[PrivateTile],
     sites: dict[str, Site],
-    staged: Path,
 ) -> dict[str, Any]:
-    files = sorted(p for p in staged.rglob("*") if p.is_file())
     return {
         "name": config.name,
         "version": config.version,
@@ -342,7 +350,4 @@ def _report(
             {"reason": r.reason.value, "where": r.where, "detail": r.detail, "split": r.split}
             for r in rejections
         ],
-        "files": {
-            p.relative_to(staged).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files
-        },
     }

@@ -1,0 +1,136 @@
+"""The JSON the model scripts write and the model card reads.
+
+``training_summary.json`` (written by training) and ``evaluation.json`` (written
+by evaluation) are checked here before a card is rendered, so a missing or
+mistyped figure fails with its key named instead of rendering a wrong card.
+
+training_summary.json::
+
+    {"schema": "cropmark-train/1", "base_model": str, "dataset": str,
+     "lora": {"r": int, "alpha": int, "dropout": float, "target_modules": str},
+     "learning_rate": float, "epochs": int|float, "batch_size": int,
+     "gradient_accumulation": int, "seed": int, "steps": int,
+     "final_loss": float, "losses": [float], "duration_s": float,
+     "versions": {package: version}}
+
+evaluation.json::
+
+    {"schema": "cropmark-eval/1", "split": "eval", "n": int, "dataset": str,
+     "models": [{"name": str, "kind": str,
+                 "metrics": {"accuracy", "precision", "recall", "f1",
+                             "balanced_accuracy", "roc_auc": float},
+                 "confusion": {"tn", "fp", "fn", "tp": int}}]}
+
+The first entry of ``models`` is the fine-tuned model; further entries are
+baselines (the physics baseline) evaluated on the same tiles.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from builder.errors import ConfigError
+
+TRAIN_SCHEMA = "cropmark-train/1"
+EVAL_SCHEMA = "cropmark-eval/1"
+METRICS = ("accuracy", "precision", "recall", "f1", "balanced_accuracy", "roc_auc")
+CONFUSION = ("tn", "fp", "fn", "tp")
+_TRAIN_KEYS: dict[str, type | tuple[type, ...]] = {
+    "base_model": str,
+    "dataset": str,
+    "lora": dict,
+    "learning_rate": (int, float),
+    "epochs": (int, float),
+    "batch_size": int,
+    "gradient_accumulation": int,
+    "seed": int,
+    "steps": int,
+    "final_loss": (int, float),
+    "losses": list,
+    "duration_s": (int, float),
+    "versions": dict,
+}
+_LORA_KEYS: dict[str, type | tuple[type, ...]] = {
+    "r": int,
+    "alpha": (int, float),
+    "dropout": (int, float),
+    "target_modules": str,
+}
+
+
+def _require(obj: Mapping[str, Any], keys: Mapping[str, type | tuple[type, ...]], where: str) -> None:
+    for key, kind in keys.items():
+        if key not in obj:
+            raise ConfigError(f"{where}: key {key!r} missing")
+        if not isinstance(obj[key], kind) or isinstance(obj[key], bool):
+            raise ConfigError(f"{where}: {key!r} is {obj[key]!r}; expected {kind}")
+
+
+def check_training_summary(summary: Mapping[str, Any], where: str = "training summary") -> None:
+    """Raise :class:`ConfigError` naming the first key that is missing or mistyped."""
+    if summary.get("schema") != TRAIN_SCHEMA:
+        raise ConfigError(f"{where}: schema {summary.get('schema')!r}; expected {TRAIN_SCHEMA!r}")
+    _require(summary, _TRAIN_KEYS, where)
+    _require(summary["lora"], _LORA_KEYS, f"{where}: lora")
+
+
+def check_evaluation(evaluation: Mapping[str, Any], where: str = "evaluation") -> None:
+    """Raise :class:`ConfigError` naming the first key that is missing or out of range."""
+    if evaluation.get("schema") != EVAL_SCHEMA:
+        raise ConfigError(f"{where}: schema {evaluation.get('schema')!r}; expected {EVAL_SCHEMA!r}")
+    _require(evaluation, {"split": str, "n": int, "dataset": str, "models": list}, where)
+    if not evaluation["models"]:
+        raise ConfigError(f"{where}: 'models' is empty; the fine-tuned model comes first")
+    for i, model in enumerate(evaluation["models"]):
+        here = f"{where}: models[{i}]"
+        _require(model, {"name": str, "kind": str, "metrics": dict, "confusion": dict}, here)
+        _require(model["metrics"], dict.fromkeys(METRICS, (int, float)), f"{here}.metrics")
+        _require(model["confusion"], dict.fromkeys(CONFUSION, int), f"{here}.confusion")
+        for metric in METRICS:
+            if not 0.0 <= model["metrics"][metric] <= 1.0:
+                raise ConfigError(f"{here}.metrics: {metric} = {model['metrics'][metric]} is outside [0, 1]")
+        total = sum(model["confusion"].values())
+        if total != evaluation["n"]:
+            raise ConfigError(f"{here}.confusion sums to {total}, not n = {evaluation['n']}")
+        for metric, value in derived_metrics(model["confusion"]).items():
+            if abs(model["metrics"][metric] - value) > 1e-3:
+                raise ConfigError(
+                    f"{here}.metrics: {metric} = {model['metrics'][metric]} but the confusion "
+                    f"matrix gives {value:.4f}"
+                )
+
+
+def derived_metrics(confusion: Mapping[str, int]) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 and balanced accuracy from a confusion matrix.
+
+    A ratio with a zero denominator is 0.0 (scikit-learn's ``zero_division=0``).
+    """
+    tn, fp, fn, tp = (confusion[k] for k in CONFUSION)
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b else 0.0
+
+    precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
+    return {
+        "accuracy": ratio(tp + tn, tn + fp + fn + tp),
+        "precision": precision,
+        "recall": recall,
+        "f1": ratio(2 * precision * recall, precision + recall),
+        "balanced_accuracy": (recall + ratio(tn, tn + fp)) / 2,
+    }
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object, with a one-line error for a missing or malformed file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} holds {type(data).__name__}; expected a JSON object")
+    return data

@@ -178,7 +178,7 @@ def model_card(
         pipeline_tag="image-text-to-text",
         license="other",
         license_name="lfm1.0",
-        license_link="LICENSE",
+        license_link=f"https://huggingface.co/{BASE_MODEL}/blob/main/LICENSE",
         datasets=[dataset_id],
         tags=["lora", "sentinel-2", "archaeology", "cropmarks", "remote-sensing"],
         model_name=repo_id.split("/")[-1],
@@ -227,6 +227,10 @@ def minimal_dataset_card(pretty_name: str, counts: Mapping[str, int]) -> str:
 _TABLE_ROW = re.compile(r"^\| `(?P<reason>[a-z_]+)` \| .* \| (?P<train>\d+) \| (?P<eval>\d+) \|$", re.M)
 _SUMMARY = re.compile(r"\*\*(?P<train>\d+) train\*\* and \*\*(?P<eval>\d+) eval\*\* tiles")
 _ROWS = re.compile(r"(?P<train>\d+) train and (?P<eval>\d+) eval SFT rows")
+_SPLIT_ROW = re.compile(
+    r"^\| (?P<split>train|eval) \| (?P<tiles>\d+) \| (?P<Yes>\d+) \| (?P<No>\d+) \|$", re.M
+)
+_SOURCE_ROW = re.compile(r"^- (?P<name>[^:\n]+): (?P<n>\d+) tiles$", re.M)
 
 
 def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | None = None) -> list[str]:
@@ -265,4 +269,11 @@ def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | 
     table = {m["reason"]: {s: int(m[s]) for s in SPLITS} for m in _TABLE_ROW.finditer(body)}
     if table != counts["rejected"]:
         problems.append(f"curation table {table} differs from the build report {counts['rejected']}")
+    splits = {m["split"]: {label: int(m[label]) for label in LABELS} for m in _SPLIT_ROW.finditer(body)}
+    tiles = {m["split"]: int(m["tiles"]) for m in _SPLIT_ROW.finditer(body)}
+    if splits != counts["published"] or tiles != counts["tiles"]:
+        problems.append(f"split table {splits} differs from the build report {counts['published']}")
+    sources = {m["name"]: int(m["n"]) for m in _SOURCE_ROW.finditer(body)}
+    if sources != report.get("sources", {}):
+        problems.append(f"source counts {sources} differ from the build report {report.get('sources')}")
     return problems

@@ -85,6 +85,11 @@ def test_dataset_card_quotes_the_builds_figures(sample_release: BuildResult) -> 
         (lambda t: t.replace("1138 train", "1137 train"), "body quotes rows"),
         (lambda t: t.replace("| 353 | 0 |", "| 360 | 0 |"), "curation table"),
         (lambda t: t.replace("- n<1K", "- 1K<n<10K"), "size_categories"),
+        (lambda t: t.replace("| eval | 155 | 58 | 97 |", "| eval | 155 | 57 | 98 |"), "split table"),
+        (
+            lambda t: t.replace("- Tavoliere literature: 316 tiles", "- Tavoliere literature: 300 tiles"),
+            "source counts",
+        ),
         (lambda t: t.replace("license: cdla-permissive-2.0\n", ""), "'license' missing"),
         (lambda t: t.replace("path: data/eval/**", "path: data/test/**"), "matches no file"),
     ],

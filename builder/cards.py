@@ -217,13 +217,6 @@ def space_readme(
     return _card(SpaceCard, data, render("space_readme.md.j2", context))
 
 
-def minimal_dataset_card(pretty_name: str, counts: Mapping[str, int]) -> str:
-    """A small README that makes a folder loadable (sibling layouts, tests)."""
-    data = DatasetCardData(license="cdla-permissive-2.0", pretty_name=pretty_name, configs=configs_yaml())
-    body = render("minimal_card.md.j2", {"pretty_name": pretty_name, "counts": counts})
-    return _card(DatasetCard, data, body)
-
-
 _TABLE_ROW = re.compile(r"^\| `(?P<reason>[a-z_]+)` \| .* \| (?P<train>\d+) \| (?P<eval>\d+) \|$", re.M)
 _SUMMARY = re.compile(r"\*\*(?P<train>\d+) train\*\* and \*\*(?P<eval>\d+) eval\*\* tiles")
 _ROWS = re.compile(r"(?P<train>\d+) train and (?P<eval>\d+) eval SFT rows")

@@ -271,10 +271,12 @@ def _stage(
     report = _report(config, ingested.manifests, counts, rejections, private, sites)
     card = cards.dataset_card(report, config.repo_id)
     (staged / "README.md").write_text(card, encoding="utf-8")
+    # Tiles were hashed as they were written; only the few text files are read back.
+    tile_hashes = {f"data/{p.split}/{p.file_name}": p.published_sha256 for p in private}
     report["files"] = {
-        p.relative_to(staged).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(staged.rglob("*"))
-        if p.is_file()
+        rel: tile_hashes.get(rel) or hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(staged.rglob("*"))
+        if path.is_file() and (rel := path.relative_to(staged).as_posix())
     }
     findings = [f"README.md: {problem}" for problem in cards.validate_dataset_card(card, report, staged)]
     findings += audit.audit_release(staged, report, map_)

@@ -156,8 +156,7 @@ def _check_split(release: Path, split: str, tiles: list[str]) -> Iterator[str]:
             tiles.append(f"data/{split}/{path.name}")
 
 
-def _check_image(path: Path, where: str) -> Iterator[str]:
-    data = path.read_bytes()
+def _check_image(data: bytes, where: str) -> Iterator[str]:
     found = metadata_segments(data)
     if found:
         yield f"{where}: metadata in image ({', '.join(found[:4])})"
@@ -213,8 +212,9 @@ def audit_tile(task: tuple[str, str, str | None, str | None]) -> list[str]:
     """
     release, rel, source, digest = task
     path = Path(release) / rel
-    findings = list(_check_image(path, rel))
-    if digest is not None and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+    data = path.read_bytes()  # read once: metadata, decoding and the hash all use it
+    findings = list(_check_image(data, rel))
+    if digest is not None and hashlib.sha256(data).hexdigest() != digest:
         findings.append(f"{rel}: differs from the file the build wrote and audited")
     if source is not None and not findings:
         findings.extend(_check_half(path, Path(source), rel))

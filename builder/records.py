@@ -35,16 +35,6 @@ class Reason(StrEnum):
     DECOMPRESSION_BOMB = "decompression_bomb"  # header promises too many pixels
 
 
-# Reasons that describe a whole row being folded into another (not an error in the row).
-ROW_REASONS: tuple[Reason, ...] = (
-    Reason.UNREADABLE_ROW,
-    Reason.NO_ANSWER,
-    Reason.BAD_LABEL,
-    Reason.NO_IMAGE,
-    Reason.UNSAFE_PATH,
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """One thing that did not make it into the release, and why.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,7 +57,6 @@ class Plan:
     cross_split_rows: int = 2  # train rows pointing at one eval composite
     png_share: float = 0.1
     yes_share: float = 0.4
-    extra_rows: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def train_rows(self) -> int:
@@ -285,8 +284,6 @@ def generate(root: Path, seed: int = 0, plan: Plan | None = None) -> Plan:
         with (root / "sft" / f"{name}.jsonl").open("w", encoding="utf-8") as f:
             for i in order:
                 f.write(json.dumps(rows[i], ensure_ascii=False) + "\n")
-            for extra in plan.extra_rows.get(name, []):
-                f.write(extra if isinstance(extra, str) else json.dumps(extra) + "\n")
     with (root / SITES_FILE).open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(SITE_COLUMNS))
         writer.writeheader()

@@ -16,7 +16,7 @@ from PIL import Image
 
 from builder.errors import ConfigError, EmptyReleaseError
 from builder.release import BuildConfig, BuildResult, build, private_dir, tile_name
-from builder.sample import SMALL_PLAN, generate
+from builder.sample import SMALL_PLAN, Plan, generate
 
 
 def _pixels(path: Path) -> np.ndarray:
@@ -152,7 +152,7 @@ def test_killed_build_leaves_the_old_release_intact(tmp_path: Path) -> None:
     before_private = _files(old.private)
     # A bigger corpus so that the second build is still cutting when it is killed.
     big = tmp_path / "big"
-    generate(big, seed=12, plan=SMALL_PLAN.__class__(unique_train=400, unique_eval=60, siblings=0))
+    generate(big, seed=12, plan=Plan(unique_train=400, unique_eval=60, siblings=0))
     proc = subprocess.Popen(
         [
             sys.executable,

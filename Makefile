@@ -7,6 +7,7 @@ PY     := $(VENV)/bin/python
 DEMO   ?= demo
 VERSION ?= 1.0.0
 RELEASE := $(DEMO)/build/cropmark-disambiguator-s2/$(VERSION)
+REPO_ID ?= cropmark-demo/cropmark-disambiguator-s2
 
 .PHONY: demo test lint bench golden clean
 
@@ -24,13 +25,14 @@ $(VENV)/.full: $(VENV)/.core
 demo: $(VENV)/.core
 	rm -rf $(DEMO)
 	$(VENV)/bin/cropmark sample $(DEMO)/corpus
-	$(VENV)/bin/cropmark build --corpus $(DEMO)/corpus --out $(DEMO)/build --version $(VERSION) --workers 2
+	$(VENV)/bin/cropmark build --corpus $(DEMO)/corpus --out $(DEMO)/build --version $(VERSION) --workers 2 --repo-id $(REPO_ID)
 	$(VENV)/bin/cropmark audit $(RELEASE)
 	$(PY) -c "from datasets import load_dataset; print(load_dataset('$(RELEASE)'))"
+	$(PY) scripts/publish.py dataset $(RELEASE) --repo-id $(REPO_ID) --tag v$(VERSION) --dry-run
 
 lint: $(VENV)/.core
-	$(VENV)/bin/ruff check builder tests benchmarks
-	$(VENV)/bin/ruff format --check builder tests benchmarks
+	$(VENV)/bin/ruff check builder tests benchmarks scripts
+	$(VENV)/bin/ruff format --check builder tests benchmarks scripts
 	$(VENV)/bin/mypy
 
 test: $(VENV)/.full lint
@@ -42,6 +44,7 @@ golden: $(VENV)/.core
 
 bench: $(VENV)/.core
 	$(PY) benchmarks/bench_build.py --write
+	$(PY) benchmarks/bench_publish.py --write
 
 clean:
 	rm -rf $(DEMO) build .pytest_cache .mypy_cache .ruff_cache

@@ -31,10 +31,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._results import write_section  # noqa: E402
 from builder.sample import Plan, _row, generate  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-BEGIN, END = "<!-- bench_build:begin -->", "<!-- bench_build:end -->"
 
 
 def base_corpus(root: Path, n: int) -> list[Path]:
@@ -148,23 +146,7 @@ def main() -> None:
                 wall, tiles, rss = run_build(corpora[n], tmpdir / "out", 1)
                 say(f"peak memory, {tiles} tiles, 1 process: {rss / 1024:.0f} MiB ({wall:.0f} s)")
     if args.write:
-        section = "\n".join(
-            [
-                BEGIN,
-                "## Build throughput and memory (`benchmarks/bench_build.py`)",
-                "",
-                "```",
-                *lines,
-                "```",
-                END,
-            ]
-        )
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        if BEGIN in text:
-            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-        else:
-            text = text.rstrip() + "\n\n" + section + "\n"
-        RESULTS.write_text(text)
+        write_section("bench_build", "Build throughput and memory (`benchmarks/bench_build.py`)", lines)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,6 +109,45 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def _org(repo_id: str) -> str:
+    return repo_id.split("/", 1)[0]
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from builder import publish
+
+    repo_id: str = args.repo_id
+    if not _REPO_ID.fullmatch(repo_id):
+        raise CropmarkError(f"repo id {repo_id!r}: expected ORG/NAME (letters, digits, '-', '_', '.')")
+    dataset_id = args.dataset_id or f"{_org(repo_id)}/cropmark-disambiguator-s2"
+    if args.kind == "dataset":
+        bundle = publish.dataset_bundle(args.source, repo_id)
+    elif args.kind == "model":
+        bundle = publish.model_bundle(args.source, repo_id, dataset_id)
+    else:
+        model_id = args.model_id or f"{_org(repo_id)}/cropmark-lfm2.5-vl-lora"
+        repo_root = Path(__file__).resolve().parent.parent
+        bundle = publish.space_bundle(args.source, repo_root, args.title, model_id, dataset_id)
+    print(f"gate passed: {args.kind} {args.source} ({len(bundle.files)} files)")
+    outcome = publish.publish(
+        bundle,
+        repo_id,
+        tag=args.tag,
+        dry_run=args.dry_run,
+        private=args.private,
+        attempts=args.attempts,
+        backoff_s=args.backoff,
+    )
+    if not args.dry_run:
+        done = f"commit {outcome.commit[:12]}" if outcome.commit else "no new commit"
+        tagged = f", tag {outcome.tag}" if outcome.tag else ""
+        print(f"published {args.kind} {repo_id}: {done}{tagged} ({outcome.attempts} attempt(s))")
+    return 0
+
+
+_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="cropmark", description=__doc__.splitlines()[0] if __doc__ else None)
     top.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -144,6 +184,27 @@ def parser() -> argparse.ArgumentParser:
     for p in (cd, cm, cs):
         p.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
     c.set_defaults(func=cmd_card)
+
+    p = sub.add_parser("publish", help="push a release of the dataset, the model or the Space to the Hub")
+    p.add_argument("kind", choices=("dataset", "model", "space"))
+    p.add_argument("source", type=Path, help="release folder, training run folder, or space/")
+    p.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
+    p.add_argument("--tag", help="version tag for the release commit, e.g. v1.0.0 (never moved)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    p.add_argument("--private", action="store_true", help="create the repo private if it does not exist")
+    p.add_argument(
+        "--dataset-id",
+        help="the dataset the model card and Space name (default ORG/cropmark-disambiguator-s2)",
+    )
+    p.add_argument("--model-id", help="the adapter the Space serves (default ORG/cropmark-lfm2.5-vl-lora)")
+    p.add_argument("--title", default="Cropmark Disambiguator", help="the Space's title")
+    p.add_argument(
+        "--attempts", type=int, default=4, help="tries on transient Hub errors (5xx, dropped connections)"
+    )
+    p.add_argument(
+        "--backoff", type=float, default=2.0, help="seconds before the first retry; doubles each time"
+    )
+    p.set_defaults(func=cmd_publish)
 
     s = sub.add_parser("sample", help="write the seeded sample private corpus")
     s.add_argument("out", type=Path)

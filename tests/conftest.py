@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# Read by huggingface_hub at import time: the local Hub server speaks classic LFS, not Xet.
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+
 import shutil
 from collections.abc import Iterator
 from pathlib import Path

@@ -1,0 +1,546 @@
+"""Release pushes through the real huggingface_hub client against a local Hub server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from builder import cards
+from builder.cli import main, pinned_version
+from builder.errors import AuditError
+from builder.publish import (
+    PublishConflictError,
+    PublishError,
+    dataset_bundle,
+    model_bundle,
+    publish,
+    space_bundle,
+)
+from builder.release import BuildConfig, BuildResult, build
+from tests.hub.server import Fault, HubServer, serve
+
+TOKEN = "hf_" + "TopSecretTokenForTests0123456789"
+REPO = "cropmark-org/cropmark-disambiguator-s2"
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def hub(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> Iterator[HubServer]:
+    """A local Hub with a write token set; at teardown, no output of the test holds the token."""
+    with serve() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+        yield server
+    out = capfd.readouterr()
+    assert TOKEN not in out.out + out.err
+    assert "TopSecretToken" not in out.out + out.err
+
+
+def _read(capfd: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    """What the test printed so far; it never holds the token."""
+    out = capfd.readouterr()
+    assert TOKEN not in out.out + out.err
+    return out.out, out.err
+
+
+def _build(corpus: Path, out: Path) -> BuildResult:
+    return build(BuildConfig(corpus, out, "1.0.0", repo_id=REPO))
+
+
+def _publish_cli(*args: str) -> int:
+    return main(["publish", *args, "--backoff", "0.01"])
+
+
+def _local(release: Path) -> dict[str, bytes]:
+    return {p.relative_to(release).as_posix(): p.read_bytes() for p in release.rglob("*") if p.is_file()}
+
+
+def _remote(hub: HubServer, kind: str = "dataset", repo: str = REPO) -> dict[str, bytes]:
+    files = hub.files(kind, repo)
+    files.pop(".gitattributes")
+    return files
+
+
+def _writes(hub: HubServer) -> list[tuple[str, str, int]]:
+    return [r for r in hub.stats.requests if r[0] in ("POST", "PUT") and "paths-info" not in r[1]]
+
+
+def _change_one_tile(corpus: Path, result: BuildResult) -> str:
+    """Brighten the S2 half of one composite in the corpus; returns the old tile name."""
+    tile = next(t for t in result.report["tiles"] if t["source"].endswith(".png") and len(t["rows"]) == 1)
+    path = corpus / tile["source"]
+    pixels = np.asarray(Image.open(path).convert("RGB")).copy()
+    pixels[:64, :64] = np.clip(pixels[:64, :64].astype(int) + 40, 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, format="PNG")
+    return str(tile["file_name"])
+
+
+@pytest.fixture
+def released(small_corpus: Path, tmp_path: Path) -> BuildResult:
+    return _build(small_corpus, tmp_path / "build")
+
+
+# -- publish, load, re-publish ---------------------------------------------------------------
+
+
+def test_publish_then_load_dataset_through_the_hub_gives_the_folder_rows(
+    hub: HubServer, released: BuildResult
+) -> None:
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO, "--tag", "v1.0.0") == 0
+    assert _remote(hub) == _local(released.release)
+    assert hub.repo("dataset", REPO).tags == {"v1.0.0": hub.repo("dataset", REPO).branches["main"]}
+    assert hub.stats.commits == 1
+    script = (
+        "import hashlib, json, sys\n"
+        "from datasets import Image, load_dataset\n"
+        "def rows(ds):\n"
+        "    return {s: sorted((r['label'], hashlib.sha256(r['image']['bytes'] or open(r['image']['path'], 'rb')"
+        ".read()).hexdigest()) for r in ds[s].cast_column('image', Image(decode=False))) for s in ds}\n"
+        "hub, folder = load_dataset(sys.argv[1]), load_dataset(sys.argv[2])\n"
+        "print(json.dumps({'hub': rows(hub), 'folder': rows(folder), 'names': hub['train'].features['label'].names}))\n"
+    )
+    env = {**os.environ, "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", script, REPO, str(released.release)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert loaded["hub"] == loaded["folder"]
+    assert {s: len(r) for s, r in loaded["hub"].items()} == released.report["counts"]["tiles"]
+    assert loaded["names"] == ["No", "Yes"]
+
+
+def test_unchanged_republish_uploads_nothing_and_makes_no_commit(
+    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO, "--tag", "v1.0.0") == 0
+    head = hub.repo("dataset", REPO).branches["main"]
+    hub.stats.reset()
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO, "--tag", "v1.0.0") == 0
+    assert (hub.stats.commits, hub.stats.uploaded_bytes, hub.stats.uploaded_files) == (0, 0, 0)
+    assert _writes(hub) == []
+    assert hub.repo("dataset", REPO).branches["main"] == head
+    assert "nothing to commit" in _read(capfd)[0]
+
+
+def test_one_changed_tile_uploads_one_image_and_deletes_the_old_in_the_same_commit(
+    hub: HubServer, small_corpus: Path, tmp_path: Path
+) -> None:
+    first = _build(small_corpus, tmp_path / "build")
+    assert _publish_cli("dataset", str(first.release), "--repo-id", REPO, "--tag", "v1.0.0") == 0
+    old = _local(first.release)
+    old_name = _change_one_tile(small_corpus, first)
+    second = _build(small_corpus, tmp_path / "build")
+    hub.stats.reset()
+    assert _publish_cli("dataset", str(second.release), "--repo-id", REPO, "--tag", "v1.0.1") == 0
+    assert hub.stats.commits == 1
+    lfs_puts = [r for r in hub.stats.requests if r[0] == "PUT"]
+    assert len(lfs_puts) == 1  # the one new tile; metadata.csv travels inside the commit
+    remote = _remote(hub)
+    assert remote == _local(second.release)
+    assert not any(p.endswith(old_name) for p in remote)
+    new_tile = set(_local(second.release)) - set(old)
+    assert len(new_tile) == 1
+    assert hub.stats.uploaded_bytes < 2 * len(remote[new_tile.pop()]) + 10_000
+    repo = hub.repo("dataset", REPO)
+    assert (
+        repo.commits[repo.tags["v1.0.1"]].title
+        == "Release v1.0.1: 1 added, 1 changed, 1 deleted, 35 unchanged"
+    )
+
+
+def test_a_deleted_tile_leaves_the_remote_in_the_same_commit(
+    hub: HubServer, small_corpus: Path, tmp_path: Path
+) -> None:
+    first = _build(small_corpus, tmp_path / "build")
+    assert _publish_cli("dataset", str(first.release), "--repo-id", REPO) == 0
+    tile = next(t for t in first.report["tiles"] if len(t["rows"]) == 1)
+    (small_corpus / tile["source"]).unlink()  # its row becomes a missing-file rejection
+    second = _build(small_corpus, tmp_path / "build")
+    hub.stats.reset()
+    assert _publish_cli("dataset", str(second.release), "--repo-id", REPO) == 0
+    assert hub.stats.commits == 1
+    remote = _remote(hub)
+    assert remote == _local(second.release)
+    assert f"data/{tile['split']}/{tile['file_name']}" not in remote
+    repo = hub.repo("dataset", REPO)
+    head = repo.commits[repo.branches["main"]]
+    parent = repo.commits[head.parent or ""]
+    assert f"data/{tile['split']}/{tile['file_name']}" in parent.files  # removed by this very commit
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(
+    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO, "--dry-run") == 0
+    out = _read(capfd)[0]
+    n = len(_local(released.release))
+    assert f"(new repo): {n} added, 0 changed, 0 deleted, 0 unchanged" in out
+    assert "+ README.md (" in out and "dry run: nothing was written" in out
+    assert _writes(hub) == [] and not hub.state.repos
+
+
+def test_dry_run_without_a_reachable_hub_plans_against_an_empty_repo(
+    released: BuildResult, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO, "--dry-run") == 0
+    out = _read(capfd)[0]
+    assert "planning against an empty repo" in out and "dry run: nothing was written" in out
+
+
+# -- gate first ------------------------------------------------------------------------------
+
+
+def test_a_release_the_audit_refuses_is_never_sent(hub: HubServer, released: BuildResult) -> None:
+    tile = next((released.release / "data" / "train").glob("*.jpg"))
+    tile.write_bytes(tile.read_bytes() + b"lat=51.5")
+    with pytest.raises(AuditError, match="audit refused"):
+        dataset_bundle(released.release, REPO)
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO) == 2
+    assert hub.stats.requests == []
+
+
+def test_a_card_with_a_wrong_figure_is_never_sent(
+    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str]
+) -> None:
+    readme = released.release / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    train = released.report["counts"]["tiles"]["train"]
+    readme.write_text(text.replace(f"**{train} train**", f"**{train + 1} train**"), encoding="utf-8")
+    # The file manifest in the private report catches the edit first; either way nothing is sent.
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO) == 2
+    assert hub.stats.requests == []
+    assert "nothing was published" in _read(capfd)[1].lower()
+
+
+def test_a_card_built_for_another_repo_is_refused(
+    hub: HubServer, small_corpus: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    result = build(BuildConfig(small_corpus, tmp_path / "b", "1.0.0"))  # no --repo-id
+    assert _publish_cli("dataset", str(result.release), "--repo-id", REPO) == 2
+    err = _read(capfd)[1]
+    assert f"rebuild with `cropmark build --repo-id {REPO}`" in err and err.count("\n") == 1
+    assert hub.stats.requests == []
+
+
+def test_a_folder_without_its_private_report_is_refused(
+    hub: HubServer, released: BuildResult, tmp_path: Path
+) -> None:
+    copy = tmp_path / "elsewhere" / "1.0.0"
+    shutil.copytree(released.release, copy)
+    with pytest.raises(PublishError, match="only releases made by `cropmark build`"):
+        dataset_bundle(copy, REPO)
+
+
+# -- tags ------------------------------------------------------------------------------------
+
+
+def test_an_existing_tag_is_never_moved_to_other_content(
+    hub: HubServer, small_corpus: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    first = _build(small_corpus, tmp_path / "build")
+    assert _publish_cli("dataset", str(first.release), "--repo-id", REPO, "--tag", "v1.0.0") == 0
+    tagged = hub.repo("dataset", REPO).tags["v1.0.0"]
+    old = _local(first.release)
+    _change_one_tile(small_corpus, first)
+    second = _build(small_corpus, tmp_path / "build")
+    hub.stats.reset()
+    assert _publish_cli("dataset", str(second.release), "--repo-id", REPO, "--tag", "v1.0.0") == 2
+    assert "tags are never moved" in _read(capfd)[1]
+    assert hub.stats.commits == 0 and hub.repo("dataset", REPO).tags["v1.0.0"] == tagged
+    assert _remote(hub) == old
+
+
+def test_private_creates_a_private_repo(hub: HubServer, released: BuildResult) -> None:
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO, "--private") == 0
+    assert hub.repo("dataset", REPO).private
+
+
+# -- faults ----------------------------------------------------------------------------------
+
+# fault -> (does a single-attempt publish fail?, what the remote holds after it)
+# huggingface_hub itself retries its preupload, LFS batch and LFS PUT calls; commits, tags and
+# tree reads are retried by publish (a new plan each time).
+FAULTS: dict[str, tuple[Fault, bool, str]] = {
+    "5xx on commit": (Fault("POST", r"/commit/", status=503), True, "old"),
+    "connection dropped on commit": (Fault("POST", r"/commit/", drop=True), True, "old"),
+    "reply to the commit lost": (Fault("POST", r"/commit/", status=502, lost_reply=True), True, "new"),
+    "5xx on preupload": (Fault("POST", r"/preupload/", status=500), False, "new"),
+    "5xx on the LFS batch": (Fault("POST", r"/info/lfs/objects/batch", status=500), False, "new"),
+    "connection dropped mid-upload": (Fault("PUT", r"/lfs/upload/", drop=True), False, "new"),
+    "5xx on the tag": (Fault("POST", r"/tag/", status=500), True, "new"),
+    "5xx reading the refs": (Fault("GET", r"/refs$", status=500), True, "old"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_under_a_fault_the_remote_is_old_or_new_never_a_mix_and_a_retry_reaches_new(
+    name: str, hub: HubServer, small_corpus: Path, tmp_path: Path
+) -> None:
+    first = _build(small_corpus, tmp_path / "build")
+    assert _publish_cli("dataset", str(first.release), "--repo-id", REPO, "--tag", "v1.0.0") == 0
+    old = _local(first.release)
+    _change_one_tile(small_corpus, first)
+    manifest = small_corpus / "sft" / "train.jsonl"
+    manifest.write_text("\n".join(manifest.read_text().splitlines()[:-3]) + "\n")
+    second = _build(small_corpus, tmp_path / "build")
+    new = _local(second.release)
+    assert old != new
+    fault, fails, after = FAULTS[name]
+    hub.inject(fault)
+    code = main(
+        ["publish", "dataset", str(second.release), "--repo-id", REPO, "--tag", "v2", "--attempts", "1"]
+    )
+    assert fault.fired
+    assert (code != 0) == fails
+    assert _remote(hub) == {"old": old, "new": new}[after]
+    assert ("v2" in hub.repo("dataset", REPO).tags) == (not fails)
+    assert _publish_cli("dataset", str(second.release), "--repo-id", REPO, "--tag", "v2") == 0
+    assert _remote(hub) == new
+    repo = hub.repo("dataset", REPO)
+    assert repo.commits[repo.tags["v2"]].files.keys() - {".gitattributes"} == new.keys()
+    assert hub.stats.commits == 2  # the first release and this one: a lost reply never commits twice
+
+
+def test_retries_with_backoff_within_one_publish(
+    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str]
+) -> None:
+    hub.inject(Fault("POST", r"/commit/", status=503))
+    hub.inject(Fault("POST", r"/commit/", status=500, lost_reply=True))  # the next commit after that
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO, "--attempts", "3") == 0
+    out = _read(capfd)[0]
+    assert out.count("retrying in") == 2 and "(3 attempt(s))" in out
+    assert hub.stats.commits == 1 and _remote(hub) == _local(released.release)
+
+
+def test_a_409_on_commit_is_reported_and_not_forced(
+    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str]
+) -> None:
+    hub.inject(Fault("POST", r"/commit/", status=409))
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO) == 2
+    err = _read(capfd)[1]
+    assert "changed while publishing (HTTP 409" in err and "nothing was forced" in err
+    assert err.splitlines()[-1].startswith("error: ") and "error: " not in "".join(err.splitlines()[:-1])
+    assert hub.stats.commits == 0
+    assert _remote(hub) == {}
+
+
+def test_a_stale_parent_commit_is_a_conflict_not_an_overwrite(
+    hub: HubServer, small_corpus: Path, tmp_path: Path
+) -> None:
+    first = _build(small_corpus, tmp_path / "build")
+    assert _publish_cli("dataset", str(first.release), "--repo-id", REPO) == 0
+    old = _local(first.release)
+    _change_one_tile(small_corpus, first)
+    second = _build(small_corpus, tmp_path / "build")
+    hub.inject(
+        Fault("POST", r"/commit/", before=lambda: hub.commit_file("dataset", REPO, "notes.txt", b"theirs"))
+    )
+    with pytest.raises(PublishConflictError, match="HTTP 412"):
+        publish(dataset_bundle(second.release, REPO), REPO, say=lambda line: None)
+    remote = _remote(hub)
+    assert remote.pop("notes.txt") == b"theirs" and remote == old
+
+
+# -- credentials -----------------------------------------------------------------------------
+
+
+def test_the_token_is_sent_but_never_printed_even_in_errors(
+    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO) == 0
+    hub.inject(Fault("POST", r"/commit/", status=401))
+    hub.inject(Fault("POST", r"/preupload/", status=500))
+    (released.release / "NOTICE.md").write_text("changed", encoding="utf-8")
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO) == 2  # the audit: file changed
+    for attempts in ("1", "2"):
+        assert (
+            main(["publish", "dataset", str(released.release), "--repo-id", REPO, "--attempts", attempts])
+            == 2
+        )
+    out = capfd.readouterr()
+    assert TOKEN in hub.state.tokens  # it was used, in the Authorization header
+    assert TOKEN not in out.out + out.err + caplog.text
+
+
+# -- model and Space -------------------------------------------------------------------------
+
+
+def _safetensors(path: Path, names: list[str]) -> None:
+    header: dict[str, object] = {}
+    offset = 0
+    for name in names:
+        header[name] = {"dtype": "F32", "shape": [2, 2], "data_offsets": [offset, offset + 16]}
+        offset += 16
+    blob = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + np.arange(4 * len(names), dtype="<f4").tobytes())
+
+
+def _run(tmp_path: Path, target_modules: object = None) -> Path:
+    run = tmp_path / "runs" / "lora-001"
+    (run / "checkpoint-10").mkdir(parents=True)
+    training = json.loads((DATA / "training_summary.json").read_text())
+    config = {
+        "peft_type": "LORA",
+        "base_model_name_or_path": training["base_model"],
+        "r": 16,
+        "target_modules": target_modules or training["lora"]["target_modules"],
+    }
+    (run / "adapter_config.json").write_text(json.dumps(config))
+    _safetensors(
+        run / "adapter_model.safetensors",
+        ["base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight"],
+    )
+    (run / "checkpoint-10" / "optimizer.pt").write_bytes(b"\0" * 64)
+    (run / "README.md").write_text("---\nlibrary_name: peft\n---\n# PEFT's placeholder card\n")
+    shutil.copy(DATA / "training_summary.json", run)
+    shutil.copy(DATA / "evaluation.json", run)
+    (run / "tokenizer.json").write_text("{}")
+    return run
+
+
+def test_model_publish_sends_the_adapter_and_the_card_written_after_peft(
+    hub: HubServer, tmp_path: Path
+) -> None:
+    run = _run(tmp_path)
+    model = "cropmark-org/cropmark-lfm2.5-vl-lora"
+    assert _publish_cli("model", str(run), "--repo-id", model, "--tag", "v1.0.0") == 0
+    remote = _remote(hub, "model", model)
+    assert sorted(remote) == [
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "evaluation.json",
+        "tokenizer.json",
+        "training_summary.json",
+    ]
+    expected = cards.model_card(
+        json.loads((DATA / "training_summary.json").read_text()),
+        json.loads((DATA / "evaluation.json").read_text()),
+        model,
+        "cropmark-org/cropmark-disambiguator-s2",
+    )
+    assert remote["README.md"].decode() == expected
+    assert "PEFT's placeholder" not in remote["README.md"].decode()
+
+
+def test_an_adapter_of_the_vision_tower_is_refused(tmp_path: Path) -> None:
+    run = _run(tmp_path, target_modules=["q_proj", "v_proj"])
+    with pytest.raises(PublishError, match="would adapt the vision tower"):
+        model_bundle(run, "o/m", "o/d")
+
+
+def test_a_run_without_its_adapter_is_refused(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    (run / "adapter_model.safetensors").unlink()
+    with pytest.raises(PublishError, match=r"lacks adapter_model\.safetensors"):
+        model_bundle(run, "o/m", "o/d")
+
+
+def _space(tmp_path: Path, app: str, requirements: str | None = None) -> Path:
+    space = tmp_path / "space"
+    space.mkdir()
+    (space / "app.py").write_text(app)
+    gradio = pinned_version("gradio")
+    (space / "requirements.txt").write_text(requirements or f"gradio=={gradio}\nnumpy==2.3.4\n")
+    return space
+
+
+APP = "import gradio as gr\nimport numpy as np\nfrom builder.model.prompt import LABELS, PROMPT\n"
+
+
+def test_space_publish_ships_the_modules_app_imports_and_its_readme(hub: HubServer, tmp_path: Path) -> None:
+    space = _space(tmp_path, APP)
+    repo = "cropmark-org/cropmark-disambiguator"
+    assert _publish_cli("space", str(space), "--repo-id", repo) == 0
+    remote = _remote(hub, "space", repo)
+    assert sorted(remote) == [
+        "README.md",
+        "app.py",
+        "builder/__init__.py",
+        "builder/model/__init__.py",
+        "builder/model/prompt.py",
+        "requirements.txt",
+    ]
+    readme = remote["README.md"].decode()
+    assert "sdk: gradio" in readme and f"sdk_version: {pinned_version('gradio')}" in readme
+    assert hub.repo("space", repo).sdk == "gradio"
+    # The shipped files import on their own (no project checkout beside them).
+    shipped = tmp_path / "shipped"
+    for path, data in remote.items():
+        (shipped / path).parent.mkdir(parents=True, exist_ok=True)
+        (shipped / path).write_bytes(data)
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", "import builder.model.prompt as p; print(p.LABELS)"],
+        cwd=shipped,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "('No', 'Yes')"
+
+
+@pytest.mark.parametrize(
+    ("app", "requirements", "message"),
+    [
+        (APP, "gradio>=5\nnumpy==2.3.4\n", "is not pinned"),
+        (APP, "numpy==2.3.4\n", "does not pin gradio"),
+        (APP + "import scipy\n", None, "app imports scipy"),
+        ("from . import x\n", None, "relative imports"),
+        ("def broken(:\n", None, "the Space would not start"),
+    ],
+)
+def test_a_space_that_would_not_start_is_refused(
+    tmp_path: Path, app: str, requirements: str | None, message: str
+) -> None:
+    space = _space(tmp_path, app, requirements)
+    with pytest.raises(PublishError, match=re.escape(message)):
+        space_bundle(space, ROOT, "T", "o/m", "o/d")
+
+
+def test_publish_script_is_the_cli(released: BuildResult) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "publish.py"),
+            "dataset",
+            str(released.release),
+            "--repo-id",
+            "bad id",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == "error: repo id 'bad id': expected ORG/NAME (letters, digits, '-', '_', '.')\n"
+
+
+def test_plan_sizes_are_human(
+    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO, "--dry-run") == 0
+    sizes = re.findall(r"\+ data/train/d_tile_[a-p]{12}\.jpg \((\d+\.\d) KiB\)", _read(capfd)[0])
+    assert sizes and all(0 < float(s) < 512 for s in sizes)

@@ -109,6 +109,82 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_composite(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from builder import gates, indices, raster
+    from builder.composite import encode_jpeg
+
+    bands = raster.read_bands(args.scene, bounds=args.bounds, box=args.box, offset=args.boa_offset)
+    rgb = raster.false_colour(bands)
+    half = raster.s2_half(rgb)
+    context = None
+    if args.context is not None:
+        try:
+            context = Image.open(args.context)
+            context.load()
+        except OSError as exc:
+            raise CropmarkError(
+                f"{args.context}: not an image ({exc}); pass the context half as PNG or JPEG"
+            ) from None
+    image = raster.composite(half, context) if context is not None else half
+    if args.out.suffix.lower() in (".jpg", ".jpeg"):
+        data = encode_jpeg(image)
+    elif args.out.suffix.lower() == ".png":
+        import io
+
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        data = buffer.getvalue()
+    else:
+        raise CropmarkError(f"{args.out}: write .jpg or .png")
+    tile = encode_jpeg(half)
+    right = np.asarray(image)[:, half.width :] if context is not None else None
+    mask = raster.read_aligned(args.cloud_mask, bands, "cloud mask") if args.cloud_mask else None
+    cover = raster.read_aligned(args.landcover, bands, "land-cover raster") if args.landcover else None
+    config = gates.GateConfig()
+    if args.cropland_classes:
+        config = config.replace(cropland_classes=tuple(args.cropland_classes))
+    results = gates.evaluate(
+        s2_jpeg_bytes=len(tile),
+        s2_rgb=np.asarray(half),
+        right=right,
+        bands=bands,
+        config=config,
+        cloud_mask=mask,
+        landcover=cover,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(data)
+    info = bands.info
+    print(f"wrote {args.out} ({image.width}x{image.height}, RGB = B08/B04/B05, stretch 2-98 %)")
+    print(
+        f"  read {info.level}, {info.shape[1]}x{info.shape[0]} px at 10 m, "
+        f"offset {info.offset} ({info.offset_from})"
+    )
+    if rgb.shape[1] * 2 != rgb.shape[0]:
+        print(
+            f"  resized from {rgb.shape[1]}x{rgb.shape[0]} px (a 256x512 px window at 10 m needs no resizing)"
+        )
+    if info.resampled:
+        print(f"  resampled onto the 10 m grid: {', '.join(info.resampled)}")
+    for name, values in indices.compute(bands.data).items():
+        stats = indices.summary(values)
+        if stats["mean"] is not None:
+            print(f"  {name:<10} mean {stats['mean']:.3f}  p05 {stats['p05']:.3f}  p95 {stats['p95']:.3f}")
+    for result in results:
+        verdict = "not evaluated" if not result.evaluated else ("pass" if result.passed else "FAIL")
+        print(f"  gate {result.gate:<18} {verdict}{': ' + result.reason if result.reason else ''}")
+    if args.report is not None:
+        payload = {
+            "read": {**info.__dict__, "shape": list(info.shape), "resampled": list(info.resampled)},
+            "gates": [r.as_dict() for r in results],
+        }
+        args.report.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
+    return 0
+
+
 def _org(repo_id: str) -> str:
     return repo_id.split("/", 1)[0]
 
@@ -184,6 +260,28 @@ def parser() -> argparse.ArgumentParser:
     for p in (cd, cm, cs):
         p.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
     c.set_defaults(func=cmd_card)
+
+    k = sub.add_parser("composite", help="raw Sentinel-2 bands -> the false-colour S2 half (and the gates)")
+    k.add_argument(
+        "scene", type=Path, help="multi-band GeoTIFF with band descriptions, or a folder of per-band files"
+    )
+    k.add_argument("--out", type=Path, required=True, help="output .jpg (q95, 4:4:4, no metadata) or .png")
+    window = k.add_mutually_exclusive_group()
+    window.add_argument("--bounds", type=float, nargs=4, metavar=("LEFT", "BOTTOM", "RIGHT", "TOP"))
+    window.add_argument("--box", type=int, nargs=4, metavar=("COL", "ROW", "WIDTH", "HEIGHT"))
+    k.add_argument("--boa-offset", type=int, help="DN offset (e.g. -1000); default: from the scene's tags")
+    k.add_argument(
+        "--context", type=Path, help="a context image: write the 512x512 private composite instead"
+    )
+    k.add_argument(
+        "--cloud-mask", type=Path, help="a cloud-mask raster (1 = cloud) when the scene has no SCL"
+    )
+    k.add_argument("--landcover", type=Path, help="a land-cover raster; its cropland fraction decides gate 4")
+    k.add_argument(
+        "--cropland-classes", type=int, nargs="+", help="land-cover classes that are cropland (default 40)"
+    )
+    k.add_argument("--report", type=Path, help="write what was read and the gate values as JSON (private)")
+    k.set_defaults(func=cmd_composite)
 
     p = sub.add_parser("publish", help="push a release of the dataset, the model or the Space to the Hub")
     p.add_argument("kind", choices=("dataset", "model", "space"))

@@ -1,0 +1,382 @@
+"""Raw Sentinel-2 bands to reflectance on the 10 m grid, and the false-colour composite.
+
+Input is either one multi-band GeoTIFF/COG whose bands carry ESA band names as
+descriptions (``B02``, ``B8A``, ``SCL``, ...), or a folder with one file per band
+whose names contain the band name (``B04.tif``, ``T33TWM_20200611_B05_20m.tif``).
+
+Reading puts every band on the 10 m grid of the scene's reference band (B04, else
+B08, else the finest band): continuous bands through a bilinear warp
+(:class:`rasterio.vrt.WarpedVRT`), categorical ones (``SCL``) with nearest
+neighbour only. DN 0 is no-data. Integer DNs become reflectance as
+``(DN + offset) / 10000``; the offset (``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET``,
+-1000 from processing baseline 04.00) comes from the scene's tags or an explicit
+option, and what was done is returned in :class:`ReadInfo` for the private report.
+Float input is taken as reflectance already.
+
+The composite is RGB = B08/B04/B05 with a per-band 2-98 % percentile stretch over
+the valid pixels (:func:`stretch`), resized to the 256x512 Sentinel-2 half.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from builder.errors import CropmarkError
+
+BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+CATEGORICAL = frozenset({"SCL"})
+ALL_BANDS = (*BANDS, "SCL")
+COMPOSITE_BANDS = ("B08", "B04", "B05")  # R, G, B of the published false colour
+STRETCH_PERCENTILES = (2.0, 98.0)
+SCALE = 10_000.0
+NEW_BASELINE_OFFSET = -1000  # BOA_ADD_OFFSET / RADIO_ADD_OFFSET from processing baseline 04.00
+INTEGER_DN = (np.dtype("uint16"), np.dtype("int16"), np.dtype("uint32"), np.dtype("int32"))
+_BAND_IN_NAME = re.compile(r"(?<![A-Za-z0-9])(B0[1-9]|B1[0-2]|B8A|SCL)(?![A-Za-z0-9])", re.I)
+
+
+class RasterError(CropmarkError, ValueError):
+    """Bands that cannot be read as a Sentinel-2 scene; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class ReadInfo:
+    """What reading did, for the private report."""
+
+    source: str
+    level: str  # "L2A", "L1C" or "unknown"
+    offset: int  # added to DNs before / 10000 (0 for float reflectance)
+    offset_from: (
+        str  # "metadata BOA_ADD_OFFSET", "processing baseline 04.00", "option", "float reflectance", ...
+    )
+    crs: str
+    shape: tuple[int, int]
+    resampled: tuple[str, ...]  # bands warped onto the 10 m grid
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Bands:
+    """Reflectance (float32, NaN = no-data) per band on one 10 m grid; SCL as uint8 classes."""
+
+    data: dict[str, np.ndarray]
+    transform: Any  # affine.Affine
+    crs: Any  # rasterio CRS
+    info: ReadInfo
+
+    def __getitem__(self, band: str) -> np.ndarray:
+        return self.data[band]
+
+    def __contains__(self, band: object) -> bool:
+        return band in self.data
+
+
+def _band_files(folder: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in (".tif", ".tiff", ".jp2", ".vrt"):
+            continue
+        found = {m.upper() for m in _BAND_IN_NAME.findall(path.stem)}
+        if len(found) == 1:
+            band = found.pop()
+            if band in files:
+                raise RasterError(
+                    f"{folder}: two files for {band} ({files[band].name}, {path.name}); keep one"
+                )
+            files[band] = path
+    return files
+
+
+def _open(path: Path) -> Any:
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        with warnings.catch_warnings():  # we check georeferencing ourselves, with a clearer message
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except RasterioIOError as exc:
+        raise RasterError(
+            f"{path}: not a readable raster ({str(exc).splitlines()[0]}); re-download it"
+        ) from None
+
+
+def _check_georef(src: Any, path: Path) -> None:
+    if src.crs is None or src.transform.is_identity:
+        raise RasterError(
+            f"{path}: no georeferencing (CRS or transform missing); write the scene as a GeoTIFF with its CRS"
+        )
+
+
+def _offset(tags: Mapping[str, str], level: str, option: int | None, path: Path) -> tuple[int, str]:
+    if option is not None:
+        return option, "option"
+    for key in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET"):
+        if key in tags:
+            try:
+                return int(float(tags[key])), f"metadata {key}"
+            except ValueError:
+                raise RasterError(f"{path}: {key}={tags[key]!r} is not a number; pass --boa-offset") from None
+    if "PROCESSING_BASELINE" in tags:
+        try:
+            baseline = float(tags["PROCESSING_BASELINE"])
+        except ValueError:
+            raise RasterError(
+                f"{path}: PROCESSING_BASELINE={tags['PROCESSING_BASELINE']!r} is not a number; "
+                "pass --boa-offset"
+            ) from None
+        if baseline >= 4.0:
+            return NEW_BASELINE_OFFSET, f"processing baseline {tags['PROCESSING_BASELINE']}"
+        return 0, f"processing baseline {tags['PROCESSING_BASELINE']}"
+    raise RasterError(
+        f"{path}: integer DNs with no BOA_ADD_OFFSET, RADIO_ADD_OFFSET or PROCESSING_BASELINE tag; "
+        "pass --boa-offset -1000 (processing baseline 04.00 or later, products from 2022-01-25 on) "
+        "or --boa-offset 0"
+    )
+
+
+def _level(tags: Mapping[str, str], bands: Iterable[str]) -> str:
+    text = " ".join(tags.get(k, "") for k in ("PROCESSING_LEVEL", "PRODUCT_TYPE", "LEVEL")).upper()
+    if "2A" in text or "SCL" in bands:
+        return "L2A"
+    if "1C" in text:
+        return "L1C"
+    return "unknown"
+
+
+def read_bands(
+    path: Path,
+    bands: Sequence[str] = ALL_BANDS,
+    *,
+    bounds: tuple[float, float, float, float] | None = None,
+    box: tuple[int, int, int, int] | None = None,
+    offset: int | None = None,
+    required: Sequence[str] = COMPOSITE_BANDS,
+) -> Bands:
+    """Read ``bands`` (those present) of the scene at ``path`` onto its 10 m grid.
+
+    Args:
+        path: a multi-band GeoTIFF with band descriptions, or a folder of per-band files.
+        bands: bands to read if present; ``required`` ones must be present.
+        bounds: window in the scene's CRS (left, bottom, right, top); or
+        box: window in pixels of the 10 m grid (col_off, row_off, width, height).
+        offset: DN offset to apply; ``None`` reads it from the scene's tags.
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+    from rasterio.windows import Window, from_bounds
+
+    if not path.exists():
+        raise RasterError(f"{path} does not exist; pass a GeoTIFF or a folder of per-band files")
+    sources: dict[str, tuple[Path, int]] = {}
+    opened: dict[Path, Any] = {}
+    try:
+        if path.is_dir():
+            for band, file in _band_files(path).items():
+                src = opened[file] = _open(file)
+                if src.count != 1:
+                    raise RasterError(f"{file}: {src.count} bands in a per-band file; expected 1")
+                sources[band] = (file, 1)
+        else:
+            src = opened[path] = _open(path)
+            names = [(d or "").strip().upper() for d in src.descriptions]
+            if not any(names):
+                raise RasterError(
+                    f"{path}: {src.count} bands without descriptions; name each band (B02, B04, B08, ...) "
+                    "in the GeoTIFF band descriptions, or pass a folder of per-band files"
+                )
+            for index, name in enumerate(names, 1):
+                if name in ALL_BANDS:
+                    sources[name] = (path, index)
+        missing = [b for b in required if b not in sources]
+        if missing:
+            raise RasterError(
+                f"{path}: missing band(s) {', '.join(missing)}; the composite needs B08, B04 and B05"
+            )
+        for file, src in opened.items():
+            _check_georef(src, file)
+        tags: dict[str, str] = {}
+        for src in opened.values():
+            tags.update({k.upper(): str(v) for k, v in src.tags().items()})
+        # The reference grid: the finest band, B04 first.
+        ref_band = min(
+            sources, key=lambda b: (abs(opened[sources[b][0]].res[0]), b not in ("B04", "B08"), b != "B04")
+        )
+        ref = opened[sources[ref_band][0]]
+        for band, (file, _) in sources.items():
+            src = opened[file]
+            if src.crs != ref.crs:
+                raise RasterError(
+                    f"{file}: {band} is in {src.crs}, {ref_band} in {ref.crs}; reproject all bands to one CRS"
+                )
+            if not _same_extent(src, ref):
+                raise RasterError(
+                    f"{file}: {band}'s grid does not line up with {ref_band}'s "
+                    f"(bounds {tuple(src.bounds)} vs {tuple(ref.bounds)}); use bands of one tile"
+                )
+        if box is not None and bounds is not None:
+            raise RasterError("pass a window by bounds or by pixel box, not both")
+        if bounds is not None:
+            window = from_bounds(*bounds, transform=ref.transform).round_offsets().round_lengths()
+        elif box is not None:
+            window = Window(*box)
+        else:
+            window = Window(0, 0, ref.width, ref.height)
+        full = Window(0, 0, ref.width, ref.height)
+        if (
+            window.width <= 0
+            or window.height <= 0
+            or window.col_off < 0
+            or window.row_off < 0
+            or window.col_off + window.width > full.width
+            or window.row_off + window.height > full.height
+        ):
+            raise RasterError(
+                f"{path}: window {_box(window)} lies (partly) outside the raster "
+                f"(0, 0, {ref.width}, {ref.height}); choose a window inside it"
+            )
+        transform = rasterio.windows.transform(window, ref.transform)
+        height, width = int(window.height), int(window.width)
+        dtypes = {np.dtype(opened[f].dtypes[i - 1]) for b, (f, i) in sources.items() if b not in CATEGORICAL}
+        floats = all(d.kind == "f" for d in dtypes)
+        bad = [d for d in dtypes if d.kind != "f" and d not in INTEGER_DN]
+        if bad:
+            raise RasterError(
+                f"{path}: band type {bad[0]} cannot hold Sentinel-2 reflectance; "
+                "expected uint16 DNs or float reflectance"
+            )
+        if not floats and any(d.kind == "f" for d in dtypes):
+            raise RasterError(f"{path}: some bands are float, some integer; use one kind for all bands")
+        level = _level(tags, sources)
+        if floats:
+            add, offset_from = 0, "float reflectance"
+        else:
+            add, offset_from = _offset(tags, level, offset, path)
+        data: dict[str, np.ndarray] = {}
+        resampled: list[str] = []
+        for band in (b for b in bands if b in sources):
+            file, index = sources[band]
+            src = opened[file]
+            categorical = band in CATEGORICAL
+            if src.res == ref.res and src.transform == ref.transform:
+                raw = src.read(index, window=window)
+            else:
+                resampled.append(band)
+                method = Resampling.nearest if categorical else Resampling.bilinear
+                with WarpedVRT(
+                    src,
+                    crs=ref.crs,
+                    transform=transform,
+                    width=width,
+                    height=height,
+                    resampling=method,
+                    src_nodata=0 if not floats else None,
+                    nodata=0 if not floats else None,
+                ) as vrt:
+                    raw = vrt.read(index)
+            if categorical:
+                data[band] = raw.astype(np.uint8)
+                continue
+            if floats:
+                values = raw.astype(np.float32)
+                values[~np.isfinite(values)] = np.nan
+                values[values == 0] = np.nan
+            else:
+                values = (raw.astype(np.float32) + add) / SCALE
+                values[raw == 0] = np.nan
+            data[band] = values
+    finally:
+        for src in opened.values():
+            src.close()
+    if all(np.isnan(data[b]).all() for b in required):
+        raise RasterError(
+            f"{path}: every pixel of {', '.join(required)} in the window is no-data (DN 0 or NaN)"
+        )
+    info = ReadInfo(str(path), level, add, offset_from, str(ref.crs), (height, width), tuple(resampled), tags)
+    return Bands(data, transform, ref.crs, info)
+
+
+def _box(window: Any) -> tuple[int, ...]:
+    return tuple(int(v) for v in (window.col_off, window.row_off, window.width, window.height))
+
+
+def _same_extent(src: Any, ref: Any) -> bool:
+    """Same upper-left corner (within half a pixel of the coarser grid) and same extent
+    within one coarse pixel (a 60 m grid cannot end exactly where a 10 m grid does)."""
+    coarse = max(abs(src.res[0]), abs(ref.res[0]))
+    corner = (
+        abs(src.bounds.left - ref.bounds.left) <= coarse / 2
+        and abs(src.bounds.top - ref.bounds.top) <= coarse / 2
+    )
+    extent = (
+        abs(src.bounds.right - ref.bounds.right) < coarse
+        and abs(src.bounds.bottom - ref.bounds.bottom) < coarse
+    )
+    return bool(corner and extent)
+
+
+def stretch(values: np.ndarray, percentiles: tuple[float, float] = STRETCH_PERCENTILES) -> np.ndarray:
+    """Linear stretch of the valid (finite) values between two percentiles to 0..255; NaN -> 0."""
+    valid = values[np.isfinite(values)]
+    out = np.zeros(values.shape, dtype=np.uint8)
+    if valid.size == 0:
+        return out
+    low, high = np.percentile(valid, percentiles)
+    if high <= low:
+        high = low + 1e-6
+    with np.errstate(invalid="ignore"):
+        scaled = np.clip((values - low) / (high - low), 0.0, 1.0) * 254.0 + 1.0  # 1..255: valid is never 0
+    finite = np.isfinite(values)
+    out[finite] = np.round(scaled[finite]).astype(np.uint8)
+    return out
+
+
+def false_colour(bands: Bands) -> np.ndarray:
+    """H x W x 3 uint8: R = B08, G = B04, B = B05, each stretched on its own; no-data is black."""
+    return np.dstack([stretch(bands[b]) for b in COMPOSITE_BANDS])
+
+
+def s2_half(rgb: np.ndarray, size: tuple[int, int] = (256, 512)) -> Image.Image:
+    """The false colour resized (bilinear) to the published half's size (width, height)."""
+    image = Image.fromarray(rgb, mode="RGB")
+    return image if image.size == size else image.resize(size, Image.Resampling.BILINEAR)
+
+
+def composite(s2: Image.Image, context: Image.Image | None) -> Image.Image:
+    """The 512x512 training composite: S2 half left, context half (or black) right."""
+    out = Image.new("RGB", (s2.width * 2, s2.height))
+    out.paste(s2, (0, 0))
+    if context is not None:
+        out.paste(context.convert("RGB").resize(s2.size, Image.Resampling.BILINEAR), (s2.width, 0))
+    return out
+
+
+def read_aligned(path: Path, like: Bands, what: str) -> np.ndarray:
+    """A categorical raster (cloud mask, land cover) warped onto ``like``'s grid, nearest neighbour only."""
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    if not path.is_file():
+        raise RasterError(f"{path} does not exist; pass the {what} as a GeoTIFF")
+    with _open(path) as src:
+        _check_georef(src, path)
+        if np.dtype(src.dtypes[0]).kind == "f":
+            raise RasterError(f"{path}: the {what} holds floats; it must hold integer classes")
+        height, width = like.info.shape
+        with WarpedVRT(
+            src,
+            crs=like.crs,
+            transform=like.transform,
+            width=width,
+            height=height,
+            resampling=Resampling.nearest,
+        ) as vrt:
+            return np.asarray(vrt.read(1))

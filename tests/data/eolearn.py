@@ -1,0 +1,98 @@
+"""Real Sentinel-2 scenes (eo-learn example data, ../shared/data/eolearn-s2) as GeoTIFFs.
+
+Five L1C scenes over 1 km x 1 km in Slovenia (EPSG:32633, 10 m pixels, 101 rows x
+100 columns), top-of-atmosphere reflectance 0..1 in the arrays. They are written as
+uint16 DNs (reflectance x 10000, processing baseline 02.01: no offset), either as one
+13-band GeoTIFF with ESA band names as descriptions, or as a folder of per-band files
+with the 20 m and 60 m bands aggregated to their native resolution (mean of 2x2 or
+6x6 blocks), the way ESA ships them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from builder.raster import BANDS
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "eolearn-s2"
+# Scene k of REFERENCE_SCENES is acquisition ORDER[k] of NDVI, CLM, CLOUD_COVERAGE.
+ORDER = (2, 1, 4, 3, 0)
+NATIVE = {"B01": 60, "B05": 20, "B06": 20, "B07": 20, "B8A": 20, "B09": 60, "B10": 60, "B11": 20, "B12": 20}
+TAGS = {"PROCESSING_LEVEL": "Level-1C", "PROCESSING_BASELINE": "02.01"}
+
+
+def available() -> bool:
+    return (DATA / "REFERENCE_SCENES.npy").is_file()
+
+
+def scenes() -> np.ndarray:
+    return np.load(DATA / "REFERENCE_SCENES.npy")
+
+
+def reference(name: str) -> np.ndarray:
+    return np.load(DATA / f"{name}.npy")
+
+
+def origin() -> tuple[float, float]:
+    ring = json.loads((DATA / "bbox.geojson").read_text())["coordinates"][0]
+    return min(x for x, _ in ring), max(y for _, y in ring)
+
+
+def _profile(width: int, height: int, res: float, count: int) -> dict[str, object]:
+    from rasterio.transform import from_origin
+
+    x, y = origin()
+    return {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": count,
+        "dtype": "uint16",
+        "crs": "EPSG:32633",
+        "transform": from_origin(x, y, res, res),
+        "nodata": 0,
+    }
+
+
+def dn(reflectance: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(reflectance * 10_000), 1, 65535).astype(np.uint16)
+
+
+def write_multiband(k: int, path: Path) -> Path:
+    import rasterio
+
+    scene = scenes()[k]
+    height, width, _ = scene.shape
+    with rasterio.open(path, "w", **_profile(width, height, 10.0, len(BANDS))) as dst:
+        for i, band in enumerate(BANDS, 1):
+            dst.write(dn(scene[..., i - 1]), i)
+            dst.set_band_description(i, band)
+        dst.update_tags(**TAGS)
+    return path
+
+
+def write_band_folder(k: int, folder: Path) -> Path:
+    """One file per band, 20 m and 60 m bands block-averaged to their native grid."""
+    import rasterio
+
+    scene = scenes()[k]
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, band in enumerate(BANDS):
+        values = scene[..., i]
+        factor = NATIVE.get(band, 10) // 10
+        if factor > 1:  # pad by the edge to whole blocks, as a coarser grid covers the finer one
+            h, w = -(-values.shape[0] // factor) * factor, -(-values.shape[1] // factor) * factor
+            values = np.pad(values, ((0, h - values.shape[0]), (0, w - values.shape[1])), mode="edge")
+            values = values.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+        height, width = values.shape
+        with rasterio.open(
+            folder / f"T33TWM_20150711_{band}_{NATIVE.get(band, 10)}m.tif",
+            "w",
+            **_profile(width, height, 10.0 * factor, 1),
+        ) as dst:
+            dst.write(dn(values), 1)
+            dst.update_tags(**TAGS)
+    return folder

@@ -52,6 +52,11 @@ REASON_TEXT = {
     Reason.BAD_GEOMETRY: "composite not 512x512",
     Reason.BAD_PIXEL_FORMAT: "composite not 8-bit RGB",
     Reason.DECOMPRESSION_BOMB: "composite header promises too many pixels",
+    Reason.BAD_BANDS: "raw Sentinel-2 bands beside the composite unreadable",
+    Reason.GATE_S2_BLANK: "gate 1: Sentinel-2 half blank (file <= 5 KiB or <= 50 % non-zero pixels)",
+    Reason.GATE_S2_CLOUDY: "gate 2: cloud > 30 %, mean reflectance >= 4000, NDVI <= 0.1 or >= 20 % saturated",
+    Reason.GATE_NO_CONTEXT: "gate 3: context half missing or blank",
+    Reason.GATE_NOT_AGRICULTURAL: "gate 4: not agricultural land cover (forest, water, urban, rock)",
 }
 
 
@@ -144,6 +149,8 @@ def dataset_context(report: Mapping[str, Any], repo_id: str | None) -> dict[str,
         "prompt": PROMPT,
         "doi": PAPER_DOI,
         "base_model": BASE_MODEL,
+        "gates": report["gates"],
+        "pct": lambda share: f"{share * 100:g} %",
     }
 
 
@@ -217,11 +224,14 @@ def space_readme(
     return _card(SpaceCard, data, render("space_readme.md.j2", context))
 
 
-_TABLE_ROW = re.compile(r"^\| `(?P<reason>[a-z_]+)` \| .* \| (?P<train>\d+) \| (?P<eval>\d+) \|$", re.M)
+_TABLE_ROW = re.compile(r"^\| `(?P<reason>[a-z0-9_]+)` \| .* \| (?P<train>\d+) \| (?P<eval>\d+) \|$", re.M)
 _SUMMARY = re.compile(r"\*\*(?P<train>\d+) train\*\* and \*\*(?P<eval>\d+) eval\*\* tiles")
 _ROWS = re.compile(r"(?P<train>\d+) train and (?P<eval>\d+) eval SFT rows")
 _SPLIT_ROW = re.compile(
     r"^\| (?P<split>train|eval) \| (?P<tiles>\d+) \| (?P<Yes>\d+) \| (?P<No>\d+) \|$", re.M
+)
+_GATE_ROW = re.compile(
+    r"^\| (?P<n>[1-4])\. [^|]+ \| [^|]+ \| (?P<evaluated>\d+) \| (?P<rejected>\d+) \|$", re.M
 )
 _SOURCE_ROW = re.compile(r"^- (?P<name>[^:\n]+): (?P<n>\d+) tiles$", re.M)
 
@@ -269,4 +279,13 @@ def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | 
     sources = {m["name"]: int(m["n"]) for m in _SOURCE_ROW.finditer(body)}
     if sources != report.get("sources", {}):
         problems.append(f"source counts {sources} differ from the build report {report.get('sources')}")
+    gate_rows = {int(m["n"]): (int(m["evaluated"]), int(m["rejected"])) for m in _GATE_ROW.finditer(body)}
+    expected_gates = {
+        i: (report["gates"][gate]["evaluated"], report["gates"][gate]["rejected"])
+        for i, gate in enumerate(("s2_not_blank", "s2_not_cloudy", "context_available", "agricultural"), 1)
+    }
+    if gate_rows != expected_gates:
+        problems.append(
+            f"gate table (evaluated, rejected) {gate_rows} differs from the build report {expected_gates}"
+        )
     return problems

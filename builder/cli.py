@@ -30,6 +30,18 @@ def _print_summary(report: dict[str, Any], release: Path, private: Path) -> None
         detail = ", ".join(f"{s} {n}" for s, n in per_split.items())
         print(f"  rejected       {reason:<18} {total:>5}  ({detail})")
     print("  cut            " + ", ".join(f"{m} {n}" for m, n in sorted(report["cut_modes"].items())))
+    gates = report["gates"]
+    print(
+        "  gates          "
+        + ", ".join(
+            f"{g} {gates[g]['evaluated']} evaluated / {gates[g]['rejected']} rejected"
+            for g in ("s2_not_blank", "s2_not_cloudy", "context_available", "agricultural")
+        )
+    )
+    print(
+        f"                 {gates['published_full']} published tiles passed all four "
+        "(the others have no raw bands)"
+    )
     audit = report["audit"]
     print(f"  audit          {'passed' if audit['passed'] else 'FAILED'} ({len(audit['findings'])} findings)")
     print(f"  private report {private / 'report.json'}  (private: never publish this folder)")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -338,3 +339,83 @@ def config_from(mapping: Mapping[str, Any]) -> GateConfig:
     if "cropland_classes" in values:
         values["cropland_classes"] = tuple(int(v) for v in values["cropland_classes"])
     return GateConfig().replace(**values)
+
+
+BANDS_DIR = "bands"  # corpus/bands/<composite stem>.tif, or a folder of per-band files
+LANDCOVER_DIR = "landcover"  # corpus/landcover/<composite stem>.tif (optional)
+CONFIG_FILE = "gates.json"  # corpus/gates.json: thresholds other than the card's (optional)
+
+
+def bands_for(root: Path, source: str) -> Path | None:
+    """The raw bands of the composite ``source`` in the corpus, if any."""
+    stem = Path(source).stem
+    for candidate in (
+        root / BANDS_DIR / f"{stem}.tif",
+        root / BANDS_DIR / f"{stem}.tiff",
+        root / BANDS_DIR / stem,
+    ):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True)
+class TileGates:
+    results: tuple[GateResult, ...]
+    read: dict[str, Any] | None  # what reading the raw bands did, if there were any
+
+
+def evaluate_corpus_tile(root: Path, source: str, s2_jpeg: bytes, config: GateConfig) -> TileGates:
+    """The four gates for a composite of the corpus: gate 1 on the published half's bytes,
+    gate 3 on the composite's right half, gates 2 and 4 on the raw bands when the corpus has them.
+
+    Raises:
+        RasterError: the raw bands exist but cannot be read (counted as ``bad_bands``).
+    """
+    import io
+
+    from PIL import Image
+
+    from builder.raster import read_aligned, read_bands
+
+    with Image.open(io.BytesIO(s2_jpeg)) as tile:
+        s2_rgb = np.asarray(tile.convert("RGB"))
+    with Image.open(root / source) as image:
+        width, height = image.size
+        right = np.asarray(image.convert("RGB").crop((width // 2, 0, width, height)))
+    bands = read = cover = None
+    band_path = bands_for(root, source)
+    if band_path is not None:
+        bands = read_bands(band_path)
+        info = bands.info
+        read = {
+            "level": info.level,
+            "offset": info.offset,
+            "offset_from": info.offset_from,
+            "shape": list(info.shape),
+        }
+        landcover = root / LANDCOVER_DIR / f"{Path(source).stem}.tif"
+        if landcover.is_file():
+            cover = read_aligned(landcover, bands, "land-cover raster")
+    results = evaluate(
+        s2_jpeg_bytes=len(s2_jpeg), s2_rgb=s2_rgb, right=right, bands=bands, config=config, landcover=cover
+    )
+    return TileGates(tuple(results), read)
+
+
+def load_config(root: Path) -> GateConfig:
+    """The corpus's ``gates.json`` thresholds, or the card's."""
+    import json
+
+    from builder.errors import ConfigError
+
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        return GateConfig()
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not JSON ({exc}); write an object of gate thresholds") from None
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{path}: expected an object of gate thresholds")
+    return config_from(mapping)

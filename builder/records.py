@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 Split = Literal["train", "eval"]
 SPLITS: tuple[Split, ...] = ("train", "eval")
@@ -33,6 +33,11 @@ class Reason(StrEnum):
     BAD_GEOMETRY = "bad_geometry"  # not 512 x 512
     BAD_PIXEL_FORMAT = "bad_pixel_format"  # not 8-bit RGB (greyscale, CMYK, 16-bit, alpha)
     DECOMPRESSION_BOMB = "decompression_bomb"  # header promises too many pixels
+    BAD_BANDS = "bad_bands"  # raw bands beside the composite cannot be read as a scene
+    GATE_S2_BLANK = "gate_s2_blank"  # gate 1: the Sentinel-2 half is (nearly) empty
+    GATE_S2_CLOUDY = "gate_s2_cloudy"  # gate 2: cloud, haze, saturation or no vegetation signal
+    GATE_NO_CONTEXT = "gate_no_context"  # gate 3: the context half is missing or blank
+    GATE_NOT_AGRICULTURAL = "gate_not_agricultural"  # gate 4: forest, water, urban, rock
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +107,5 @@ class PrivateTile:
     published_sha256: str
     cut: Literal["lossless", "reencoded"]
     rows: tuple[str, ...]
+    gates: tuple[dict[str, Any], ...] = ()  # each gate's values, thresholds and verdict
+    bands: dict[str, Any] | None = None  # what reading the raw bands did (level, offset), if any

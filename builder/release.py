@@ -36,12 +36,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from builder import audit, cards, licenses
+from builder import audit, cards, gates, licenses
 from builder.composite import Cut, Rejected, cut_s2_half
 from builder.corpus import Ingested, Site, read_manifests, read_sites
 from builder.curate import curate
 from builder.errors import AuditError, ConfigError, EmptyReleaseError
+from builder.gates import GateConfig
 from builder.model.prompt import LABELS
+from builder.raster import RasterError
 from builder.records import SPLITS, Candidate, PrivateTile, PublicTile, Reason, Rejection
 
 DEFAULT_NAME = "cropmark-disambiguator-s2"
@@ -106,13 +108,41 @@ def private_dir(release: Path) -> Path:
     return release.with_name(release.name + ".private")
 
 
-def _cut_task(task: tuple[str, str]) -> Cut | tuple[str, str]:
-    """Worker: cut one composite; a rejection comes back as ``(reason, detail)``."""
-    root, source = task
+GATE_REASONS = {
+    "s2_not_blank": Reason.GATE_S2_BLANK,
+    "s2_not_cloudy": Reason.GATE_S2_CLOUDY,
+    "context_available": Reason.GATE_NO_CONTEXT,
+    "agricultural": Reason.GATE_NOT_AGRICULTURAL,
+}
+
+
+@dataclass(frozen=True)
+class TileOutcome:
+    """What a worker made of one composite: a cut that passed the gates, or a counted rejection."""
+
+    cut: Cut | None
+    reason: str | None
+    detail: str
+    gates: tuple[dict[str, Any], ...]
+    bands: dict[str, Any] | None
+
+
+def _tile_task(task: tuple[str, str, GateConfig]) -> TileOutcome:
+    """Worker: cut one composite and run the four gates on it."""
+    root, source, config = task
     try:
-        return cut_s2_half(Path(root) / source)
+        cut = cut_s2_half(Path(root) / source)
     except Rejected as exc:
-        return (exc.reason.value, exc.detail)
+        return TileOutcome(None, exc.reason.value, exc.detail, (), None)
+    try:
+        tile_gates = gates.evaluate_corpus_tile(Path(root), source, cut.data, config)
+    except RasterError as exc:
+        return TileOutcome(None, Reason.BAD_BANDS.value, str(exc), (), None)
+    results = tuple(r.as_dict() for r in tile_gates.results)
+    failed = gates.first_failure(list(tile_gates.results))
+    if failed is not None:
+        return TileOutcome(None, GATE_REASONS[failed.gate].value, failed.reason, results, tile_gates.read)
+    return TileOutcome(cut, None, "", results, tile_gates.read)
 
 
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
@@ -255,7 +285,7 @@ def _stage(
     map_: Mapper,
 ) -> dict[str, Any]:
     """Write the whole release into ``staged``, audit it, and return the private report."""
-    tiles, private = _write_tiles(staged, config.corpus, candidates, rejections, map_)
+    tiles, private, gate_stats = _write_tiles(staged, config.corpus, candidates, rejections, map_)
     for split in SPLITS:
         if not any(t.split == split for t in tiles):
             by_reason = Counter(r.reason.value for r in rejections if r.split == split)
@@ -269,6 +299,10 @@ def _stage(
     (staged / "LICENSE").write_text(licenses.license_text(), encoding="utf-8")
     (staged / "NOTICE.md").write_text(licenses.notice_text(used_sites), encoding="utf-8")
     report = _report(config, ingested.manifests, counts, rejections, private, sites)
+    gate_stats["published_full"] = sum(
+        all(g["evaluated"] for g in p.gates) and len(p.gates) == 4 for p in private
+    )
+    report["gates"] = gate_stats
     card = cards.dataset_card(report, config.repo_id)
     (staged / "README.md").write_text(card, encoding="utf-8")
     # Tiles were hashed as they were written; only the few text files are read back.
@@ -290,17 +324,25 @@ def _write_tiles(
     candidates: Sequence[Candidate],
     rejections: list[Rejection],
     map_: Mapper,
-) -> tuple[list[PublicTile], list[PrivateTile]]:
+) -> tuple[list[PublicTile], list[PrivateTile], dict[str, Any]]:
     for split in SPLITS:
         (staged / "data" / split).mkdir(parents=True)
     tiles: list[PublicTile] = []
     private: list[PrivateTile] = []
     seen: dict[str, str] = {}
-    tasks = [(str(corpus.resolve()), c.source) for c in candidates]
-    for candidate, result in zip(candidates, map_(_cut_task, tasks), strict=True):
-        if isinstance(result, tuple):
-            rejections.append(Rejection(Reason(result[0]), candidate.source, result[1], candidate.split))
+    config = gates.load_config(corpus)
+    tasks = [(str(corpus.resolve()), c.source, config) for c in candidates]
+    gate_log: list[tuple[dict[str, Any], ...]] = []
+    for candidate, outcome in zip(candidates, map_(_tile_task, tasks), strict=True):
+        if outcome.gates:
+            gate_log.append(outcome.gates)
+        if outcome.cut is None:
+            assert outcome.reason is not None
+            rejections.append(
+                Rejection(Reason(outcome.reason), candidate.source, outcome.detail, candidate.split)
+            )
             continue
+        result = outcome.cut
         name = tile_name(candidate.sha256)
         if name in seen:  # 48-bit prefix collision: never silently overwrite a tile
             raise ConfigError(f"tile name {name} collides for {seen[name]} and {candidate.source}")
@@ -317,11 +359,35 @@ def _write_tiles(
                 hashlib.sha256(result.data).hexdigest(),
                 result.mode,
                 candidate.rows,
+                outcome.gates,
+                outcome.bands,
             )
         )
     for split in SPLITS:
         _write_csv(staged / "data" / split / "metadata.csv", [t for t in tiles if t.split == split])
-    return tiles, private
+    return tiles, private, gate_summary(config, gate_log)
+
+
+def gate_summary(config: GateConfig, log: Sequence[tuple[dict[str, Any], ...]]) -> dict[str, Any]:
+    """Per gate: on how many tiles it could be evaluated, and how many it passed and rejected.
+
+    A tile stops at its first failing gate, so ``rejected`` counts first failures only
+    (the counts of the rejection table); ``failed`` counts every failure.
+    """
+    summary: dict[str, Any] = {"config": asdict(config), "tiles": len(log)}
+    first = Counter(
+        next((r["gate"] for r in results if r["evaluated"] and not r["passed"]), None) for results in log
+    )
+    for gate in gates.GATES:
+        rows = [r for results in log for r in results if r["gate"] == gate]
+        summary[gate] = {
+            "evaluated": sum(r["evaluated"] for r in rows),
+            "passed": sum(bool(r["passed"]) for r in rows),
+            "failed": sum(r["evaluated"] and not r["passed"] for r in rows),
+            "rejected": first.get(gate, 0),
+            "not_evaluated": sorted({r["reason"] for r in rows if not r["evaluated"]}),
+        }
+    return summary
 
 
 def _report(

@@ -57,6 +57,26 @@ class Plan:
     cross_split_rows: int = 2  # train rows pointing at one eval composite
     png_share: float = 0.1
     yes_share: float = 0.4
+    bands_share: float = 0.05  # published composites that also get raw L2A bands (bands/<stem>.tif)
+    # Extra train rows (label No) that the four gates reject: cloudy, forest, water and urban
+    # scenes with raw bands; blank and context-less composites without.
+    gate_cloudy: int = 2
+    gate_blank: int = 2
+    gate_forest: int = 1
+    gate_water: int = 1
+    gate_urban: int = 1
+    gate_no_context: int = 2
+
+    @property
+    def gate_rows(self) -> int:
+        return (
+            self.gate_cloudy
+            + self.gate_blank
+            + self.gate_forest
+            + self.gate_water
+            + self.gate_urban
+            + self.gate_no_context
+        )
 
     @property
     def train_rows(self) -> int:
@@ -67,6 +87,7 @@ class Plan:
             + 2 * self.conflicts
             + self.missing_train
             + self.cross_split_rows
+            + self.gate_rows
         )
 
     @property
@@ -86,6 +107,10 @@ SMALL_PLAN = Plan(
     missing_eval=1,
     cross_split_rows=2,
     png_share=0.25,
+    bands_share=0.25,
+    gate_cloudy=1,
+    gate_blank=1,
+    gate_no_context=1,
 )
 
 
@@ -134,6 +159,17 @@ def _cropmark_mask(rng: np.random.Generator) -> np.ndarray:
 
 def s2_half(rng: np.random.Generator, label: Label) -> np.ndarray:
     """A 512 x 256 x 3 uint8 false-colour tile (R=B08, G=B04, B=B05) of farmland."""
+    return s2_reflectance(rng, label)[1]
+
+
+def to_pixels(reflectance: np.ndarray) -> np.ndarray:
+    """The collection pipeline's fixed stretch: reflectance 0..0.5 to 0..255."""
+    pixels: np.ndarray = np.clip(reflectance / 0.5 * 255.0, 0, 255).astype(np.uint8)
+    return pixels
+
+
+def s2_reflectance(rng: np.random.Generator, label: Label) -> tuple[np.ndarray, np.ndarray]:
+    """Farmland reflectance (512 x 256 x 3: B08, B04, B05) and its false-colour pixels."""
     n = int(rng.integers(8, 18))
     fields = _voronoi(rng, n)
     vegetated = rng.random(n) < 0.7
@@ -152,8 +188,7 @@ def s2_half(rng: np.random.Generator, label: Label) -> np.ndarray:
         strength = rng.uniform(0.025, 0.045)
         bands += mask[..., None] * np.array([strength, -strength / 3, strength / 2], dtype=np.float32)
     bands += rng.normal(0.0, 0.004, bands.shape).astype(np.float32)
-    pixels: np.ndarray = np.clip(bands / 0.5 * 255.0, 0, 255).astype(np.uint8)
-    return pixels
+    return bands, to_pixels(bands)
 
 
 def context_half(rng: np.random.Generator) -> np.ndarray:
@@ -170,6 +205,110 @@ def context_half(rng: np.random.Generator) -> np.ndarray:
     rgb[max(0, y0 - 3) : y0 + 3, :] = (175, 170, 160)  # a road
     pixels: np.ndarray = np.clip(rgb, 0, 255).astype(np.uint8)
     return pixels
+
+
+# The UTM zone of each region's sites (England 30N, southern Norway 32N, Apulia 33N).
+_UTM = {
+    "Historic England AIM": "EPSG:32630",
+    "Riksantikvaren Askeladden": "EPSG:32632",
+    "Tavoliere literature": "EPSG:32633",
+}
+
+
+def write_bands(path: Path, reflectance: np.ndarray, scl: np.ndarray, site: dict[str, str]) -> None:
+    """Raw L2A bands of a tile (B02 B03 B04 B05 B08 SCL; DN = reflectance x 10000 + 1000) as a
+    GeoTIFF on the site's UTM zone at 10 m, the tile centred on the site. Private: it holds the place."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.warp import transform
+
+    nir, red, edge = (reflectance[..., i] for i in range(3))
+    values = {"B02": red * 0.75 + 0.01, "B03": red * 1.25 + 0.015, "B04": red, "B05": edge, "B08": nir}
+    crs = _UTM[site["source_db"]]
+    xs, ys = transform("EPSG:4326", crs, [float(site["lon"])], [float(site["lat"])])
+    left, top = round(xs[0] - _W * 5, -1), round(ys[0] + _H * 5, -1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = {"driver": "GTiff", "width": _W, "height": _H, "count": 6, "dtype": "uint16", "crs": crs}
+    profile |= {"transform": from_origin(left, top, 10.0, 10.0), "nodata": 0, "compress": "deflate"}
+    with rasterio.open(path, "w", **profile) as dst:
+        for i, (band, refl) in enumerate(values.items(), 1):
+            dst.write(np.clip(np.round(refl * 10_000) + 1000, 1, 65535).astype(np.uint16), i)
+            dst.set_band_description(i, band)
+        dst.write(scl.astype(np.uint16), 6)
+        dst.set_band_description(6, "SCL")
+        dst.update_tags(PROCESSING_LEVEL="Level-2A", PROCESSING_BASELINE="05.10", BOA_ADD_OFFSET="-1000")
+
+
+def _bands_of(reflectance: np.ndarray, scl: np.ndarray) -> Any:
+    from builder.raster import Bands, ReadInfo
+
+    nir, red, edge = (reflectance[..., i].astype(np.float32) for i in range(3))
+    data = {"B02": red * 0.75 + 0.01, "B03": red * 1.25 + 0.015, "B04": red, "B05": edge, "B08": nir}
+    info = ReadInfo("sample", "L2A", -1000, "sample", "", nir.shape, (), {})
+    return Bands({**data, "SCL": scl.astype(np.uint8)}, None, None, info)
+
+
+def _passes(reflectance: np.ndarray, scl: np.ndarray) -> bool:
+    from builder import gates
+
+    bands = _bands_of(reflectance, scl)
+    return bool(gates.not_cloudy(bands).passed and gates.agricultural(bands).passed)
+
+
+def _blob(rng: np.random.Generator, share: float) -> np.ndarray:
+    """A smooth random mask covering about ``share`` of the tile."""
+    noise = _smooth_noise(rng, 8, 1.0)
+    mask: np.ndarray = noise >= np.quantile(noise, 1.0 - share)
+    return mask
+
+
+def _gate_scenes(w: _Writer) -> list[str]:
+    """Composites the gates reject, each with its reason built in (see Plan.gate_*)."""
+    rng, plan = w.bands_rng, w.plan
+    out: list[str] = []
+
+    def scene(
+        reflectance: np.ndarray,
+        scl: np.ndarray | None,
+        left: np.ndarray | None = None,
+        right: np.ndarray | None = None,
+    ) -> None:
+        stem, site = w.source_name()
+        pixels = to_pixels(reflectance) if left is None else left
+        out.append(w.write("composites", stem, site, pixels, context_half(rng) if right is None else right))
+        if scl is not None:
+            write_bands(w.root / "bands" / f"{stem}.tif", reflectance, scl, site)
+
+    def uniform(nir: float, red: float, edge: float) -> np.ndarray:
+        base = np.array([nir, red, edge], dtype=np.float32)
+        out: np.ndarray = np.broadcast_to(base, (_H, _W, 3)) + _smooth_noise(rng, 16, 0.004)[..., None]
+        return out
+
+    for _ in range(plan.gate_cloudy):  # gate 2: SCL cloud over about 60 %
+        reflectance, _ = s2_reflectance(rng, "No")
+        cloud = _blob(rng, 0.6)
+        reflectance[cloud] = 0.55
+        scl = np.where(cloud, 9, 4).astype(np.uint16)
+        scene(reflectance, scl)
+    for _ in range(plan.gate_blank):  # gate 1: an empty acquisition (black)
+        reflectance = np.zeros((_H, _W, 3), np.float32)
+        scene(reflectance, None)
+    for _ in range(plan.gate_forest):  # gate 4: closed canopy, dark in red
+        scene(uniform(0.30, 0.028, 0.12), np.full((_H, _W), 4, np.uint16))
+    for _ in range(plan.gate_water):  # gate 4: a lake (NDVI about -0.1) with a meadow shore
+        reflectance = uniform(0.36, 0.06, 0.15)
+        lake = _blob(rng, 0.65)
+        reflectance[lake] = (0.045, 0.055, 0.05)
+        scene(reflectance, np.where(lake, 6, 4).astype(np.uint16))
+    for _ in range(plan.gate_urban):  # gate 4: roofs and asphalt with a few gardens
+        reflectance = uniform(0.16, 0.14, 0.15) + rng.normal(0, 0.02, (_H, _W, 3)).astype(np.float32)
+        gardens = _blob(rng, 0.3)
+        reflectance[gardens] = (0.36, 0.06, 0.15)
+        scene(reflectance, np.where(gardens, 4, 5).astype(np.uint16))
+    for _ in range(plan.gate_no_context):  # gate 3: the context image never arrived
+        reflectance, left = s2_reflectance(rng, "No")
+        scene(reflectance, None, left, np.zeros((_H, _W, 3), np.uint8))
+    return out
 
 
 def _row(image: str, label: str) -> dict[str, Any]:
@@ -189,10 +328,13 @@ def _row(image: str, label: str) -> dict[str, Any]:
 
 
 class _Writer:
-    def __init__(self, root: Path, rng: np.random.Generator, plan: Plan) -> None:
+    def __init__(self, root: Path, rng: np.random.Generator, plan: Plan, seed: int) -> None:
         self.root, self.rng, self.plan = root, rng, plan
         self.sites: list[dict[str, str]] = []
         self.counter = 0
+        # Raw bands and gate scenes draw from their own stream, so the composites are the
+        # same with or without them.
+        self.bands_rng = np.random.default_rng([seed, 1])
 
     def source_name(self) -> tuple[str, dict[str, str]]:
         db, (lat0, lat1), (lon0, lon1), id_format = _REGIONS[int(self.rng.integers(len(_REGIONS)))]
@@ -213,8 +355,25 @@ class _Writer:
     def composite(self, folder: str, label: Label) -> str:
         stem, site = self.source_name()
         png = self.rng.random() < self.plan.png_share
+        reflectance, left = s2_reflectance(self.rng, label)
+        rel = self.write(folder, stem, site, left, context_half(self.rng), png)
+        if folder == "composites" and self.bands_rng.random() < self.plan.bands_share:
+            scl = np.where(reflectance[..., 0] > 0.24, 4, 5).astype(np.uint16)  # vegetation / bare soil
+            if _passes(reflectance, scl):  # only scenes the gates keep: the published counts stay exact
+                write_bands(self.root / "bands" / f"{stem}.tif", reflectance, scl, site)
+        return rel
+
+    def write(
+        self,
+        folder: str,
+        stem: str,
+        site: dict[str, str],
+        left: np.ndarray,
+        right: np.ndarray,
+        png: bool = False,
+    ) -> str:
         rel = f"{folder}/{stem}.{'png' if png else 'jpg'}"
-        pixels = np.concatenate([s2_half(self.rng, label), context_half(self.rng)], axis=1)
+        pixels = np.concatenate([left, right], axis=1)
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if png:
@@ -238,7 +397,7 @@ def generate(root: Path, seed: int = 0, plan: Plan | None = None) -> Plan:
     """Write a sample private corpus to ``root`` and return the plan it follows."""
     plan = plan or Plan()
     rng = np.random.default_rng(seed)
-    w = _Writer(root, rng, plan)
+    w = _Writer(root, rng, plan, seed)
 
     def label() -> Label:
         return "Yes" if rng.random() < plan.yes_share else "No"
@@ -276,6 +435,8 @@ def generate(root: Path, seed: int = 0, plan: Plan | None = None) -> Plan:
         for _ in range(n):
             stem, _site = w.source_name()
             rows.append(_row(f"composites/{stem}.jpg", label()))
+
+    train.extend(_row(rel, "No") for rel in _gate_scenes(w))
 
     order_train = rng.permutation(len(train))
     order_eval = rng.permutation(len(eval_))

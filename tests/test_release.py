@@ -32,7 +32,8 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 def test_default_corpus_gives_the_cards_numbers(sample_release: BuildResult) -> None:
     counts = sample_release.report["counts"]
-    assert counts["rows"] == {"train": 1138, "eval": 157}
+    # The card's 1,138 + 157 rows, plus 9 train rows the four gates reject (the sample exercises them).
+    assert counts["rows"] == {"train": 1138 + 9, "eval": 157}
     assert counts["tiles"] == {"train": 767, "eval": 155}
     assert counts["rejected"] == {
         "sibling_duplicate": {"train": 353, "eval": 0},
@@ -40,10 +41,14 @@ def test_default_corpus_gives_the_cards_numbers(sample_release: BuildResult) -> 
         "label_conflict": {"train": 4, "eval": 0},
         "missing_file": {"train": 2, "eval": 1},
         "cross_split": {"train": 2, "eval": 0},
+        "gate_s2_blank": {"train": 2, "eval": 0},
+        "gate_s2_cloudy": {"train": 2, "eval": 0},
+        "gate_no_context": {"train": 2, "eval": 0},
+        "gate_not_agricultural": {"train": 3, "eval": 0},
     }
     # Every row is accounted for: published or rejected with a reason.
     rejected = sum(sum(v.values()) for v in counts["rejected"].values())
-    assert rejected + 767 + 155 == 1138 + 157
+    assert rejected + 767 + 155 == 1147 + 157
     for split, n in (("train", 767), ("eval", 155)):
         folder = sample_release.release / "data" / split
         assert len(list(folder.glob("*.jpg"))) == n

@@ -28,20 +28,13 @@ def _print_summary(report: dict[str, Any], release: Path, private: Path) -> None
     for reason, per_split in sorted(counts["rejected"].items()):
         total = sum(per_split.values())
         detail = ", ".join(f"{s} {n}" for s, n in per_split.items())
-        print(f"  rejected       {reason:<18} {total:>5}  ({detail})")
+        print(f"  rejected       {reason:<21} {total:>5}  ({detail})")
     print("  cut            " + ", ".join(f"{m} {n}" for m, n in sorted(report["cut_modes"].items())))
     gates = report["gates"]
-    print(
-        "  gates          "
-        + ", ".join(
-            f"{g} {gates[g]['evaluated']} evaluated / {gates[g]['rejected']} rejected"
-            for g in ("s2_not_blank", "s2_not_cloudy", "context_available", "agricultural")
-        )
-    )
-    print(
-        f"                 {gates['published_full']} published tiles passed all four "
-        "(the others have no raw bands)"
-    )
+    for number, gate in enumerate(("s2_not_blank", "s2_not_cloudy", "context_available", "agricultural"), 1):
+        g = gates[gate]
+        print(f"  gate {number}         {gate:<21} {g['evaluated']:>5} evaluated, {g['rejected']} rejected")
+    print(f"  all four gates {gates['published_full']} published tiles (the others have no raw bands)")
     audit = report["audit"]
     print(f"  audit          {'passed' if audit['passed'] else 'FAILED'} ({len(audit['findings'])} findings)")
     print(f"  private report {private / 'report.json'}  (private: never publish this folder)")

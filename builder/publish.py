@@ -207,9 +207,9 @@ def dataset_bundle(release: Path, repo_id: str) -> Bundle:
     findings = audit_release(release, report)
     if findings:
         raise AuditError(str(release), findings)
-    readme = release / "README.md"
-    problems = cards.validate_dataset_card(readme.read_text(encoding="utf-8"), report, release)
-    if f'load_dataset("{repo_id}")' not in readme.read_text(encoding="utf-8"):
+    card = (release / "README.md").read_text(encoding="utf-8")
+    problems = cards.validate_dataset_card(card, report, release)
+    if f'load_dataset("{repo_id}")' not in card:
         problems.append(
             f"the card does not name {repo_id}; rebuild with `cropmark build --repo-id {repo_id}`"
         )
@@ -590,11 +590,13 @@ def publish(
         try:
             plan, commit, made_tag = _publish_once(api, bundle, repo_id, tag, private, say_clean)
             return Outcome(plan, commit, made_tag, attempt)
-        except HfHubHTTPError as exc:
-            status = _status(exc)
+        except Exception as exc:
+            http = isinstance(exc, HfHubHTTPError)
+            status = _status(exc) if http else None
+            reason = redact(_first_line(exc), token)
             if status in (409, 412):
                 raise PublishConflictError(
-                    f"{repo_id} changed while publishing (HTTP {status}: {redact(_first_line(exc), token)}); "
+                    f"{repo_id} changed while publishing (HTTP {status}: {reason}); "
                     "nothing was forced: run publish again to plan against the new remote"
                 ) from None
             if status in (401, 403):
@@ -602,26 +604,17 @@ def publish(
                     f"the Hub refused the credentials for {repo_id} (HTTP {status}); "
                     "set HF_TOKEN or run `hf auth login` with a write token"
                 ) from None
-            if not _transient(exc) or attempt == attempts:
-                reason = redact(_first_line(exc), token)
+            transient = _transient(exc)
+            if not transient and not http:
+                raise  # our own refusals (a moved tag) and programming errors
+            if not transient or attempt == attempts:
+                shown = reason if http else f"{type(exc).__name__}: {reason}"
                 raise PublishError(
-                    f"publishing {repo_id} failed after {attempt} attempt(s): {reason}"
+                    f"publishing {repo_id} failed after {attempt} attempt(s): {shown}"
                 ) from None
-            error: Exception = exc
-        except Exception as exc:
-            if not _transient(exc) or attempt == attempts:
-                if _transient(exc):
-                    raise PublishError(
-                        f"publishing {repo_id} failed after {attempt} attempt(s): {type(exc).__name__}: "
-                        f"{redact(_first_line(exc), token)}"
-                    ) from None
-                raise
-            error = exc
-        wait = backoff_s * 2 ** (attempt - 1)
-        say_clean(
-            f"attempt {attempt} failed ({type(error).__name__}: {_first_line(error)}); retrying in {wait:g} s"
-        )
-        time.sleep(wait)
+            wait = backoff_s * 2 ** (attempt - 1)
+            say_clean(f"attempt {attempt} failed ({type(exc).__name__}: {reason}); retrying in {wait:g} s")
+            time.sleep(wait)
     raise AssertionError("unreachable")
 
 

@@ -215,6 +215,12 @@ _UTM = {
 }
 
 
+def _l2a_bands(reflectance: np.ndarray) -> dict[str, np.ndarray]:
+    """The five bands of a sample scene from its B08/B04/B05 reflectance (blue and green follow red)."""
+    nir, red, edge = (reflectance[..., i].astype(np.float32) for i in range(3))
+    return {"B02": red * 0.75 + 0.01, "B03": red * 1.25 + 0.015, "B04": red, "B05": edge, "B08": nir}
+
+
 def write_bands(path: Path, reflectance: np.ndarray, scl: np.ndarray, site: dict[str, str]) -> None:
     """Raw L2A bands of a tile (B02 B03 B04 B05 B08 SCL; DN = reflectance x 10000 + 1000) as a
     GeoTIFF on the site's UTM zone at 10 m, the tile centred on the site. Private: it holds the place."""
@@ -222,8 +228,7 @@ def write_bands(path: Path, reflectance: np.ndarray, scl: np.ndarray, site: dict
     from rasterio.transform import from_origin
     from rasterio.warp import transform
 
-    nir, red, edge = (reflectance[..., i] for i in range(3))
-    values = {"B02": red * 0.75 + 0.01, "B03": red * 1.25 + 0.015, "B04": red, "B05": edge, "B08": nir}
+    values = _l2a_bands(reflectance)
     crs = _UTM[site["source_db"]]
     xs, ys = transform("EPSG:4326", crs, [float(site["lon"])], [float(site["lat"])])
     left, top = round(xs[0] - _W * 5, -1), round(ys[0] + _H * 5, -1)
@@ -242,9 +247,8 @@ def write_bands(path: Path, reflectance: np.ndarray, scl: np.ndarray, site: dict
 def _bands_of(reflectance: np.ndarray, scl: np.ndarray) -> Any:
     from builder.raster import Bands, ReadInfo
 
-    nir, red, edge = (reflectance[..., i].astype(np.float32) for i in range(3))
-    data = {"B02": red * 0.75 + 0.01, "B03": red * 1.25 + 0.015, "B04": red, "B05": edge, "B08": nir}
-    info = ReadInfo("sample", "L2A", -1000, "sample", "", nir.shape, (), {})
+    data = _l2a_bands(reflectance)
+    info = ReadInfo("sample", "L2A", -1000, "sample", "", data["B08"].shape, (), {})
     return Bands({**data, "SCL": scl.astype(np.uint8)}, None, None, info)
 
 

@@ -384,6 +384,20 @@ def test_the_token_is_sent_but_never_printed_even_in_errors(
     assert TOKEN not in out.out + out.err + caplog.text
 
 
+def test_the_token_of_huggingface_hubs_login_is_used_when_hf_token_is_unset(
+    hub: HubServer, released: BuildResult, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_TOKEN")
+    token_file = tmp_path / "login" / "token"  # where `hf auth login` stores it
+    token_file.parent.mkdir()
+    token_file.write_text(TOKEN)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(token_file))
+    assert _publish_cli("dataset", str(released.release), "--repo-id", REPO) == 0
+    assert hub.state.tokens == {TOKEN}
+
+
 # -- model and Space -------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from rasterio.transform import from_origin
 
 from builder import gates, indices, raster
 from builder.cli import main
+from builder.composite import encode_jpeg
 from builder.gates import GateConfig
 from builder.raster import Bands, RasterError, ReadInfo, read_bands
 from tests.data import eolearn
@@ -156,7 +157,7 @@ def test_real_scenes_through_the_gates(real: Path, k: int) -> None:
     mask = eolearn.reference("CLM")[eolearn.ORDER[k], ..., 0]
     half = raster.s2_half(raster.false_colour(bands))
     results = gates.evaluate(
-        s2_jpeg_bytes=len(raster_jpeg(half)),
+        s2_jpeg_bytes=len(encode_jpeg(half)),
         s2_rgb=np.asarray(half),
         right=None,
         bands=bands,
@@ -174,12 +175,6 @@ def test_real_scenes_through_the_gates(real: Path, k: int) -> None:
     cover = eolearn.reference("LULC")[..., 0]
     lc = gates.agricultural(bands, GateConfig(cropland_classes=(1,)), landcover=cover)
     assert lc.values["cropland_fraction"] == pytest.approx(11 / (cover != 0).sum()) and not lc.passed
-
-
-def raster_jpeg(image: Image.Image) -> bytes:
-    from builder.composite import encode_jpeg
-
-    return encode_jpeg(image)
 
 
 @needs_real
@@ -228,6 +223,19 @@ def test_offset_from_the_tag_or_the_option(tmp_path: Path) -> None:
     assert float(read_bands(old)["B04"][0, 0]) == pytest.approx(0.2)
     forced = read_bands(old, offset=-1000)
     assert forced.info.offset_from == "option" and float(forced["B04"][0, 0]) == pytest.approx(0.1)
+
+
+def test_l1c_without_scl_reads_and_gates_on_reflectance(tmp_path: Path) -> None:
+    tags = {"PROCESSING_LEVEL": "Level-1C", "PROCESSING_BASELINE": "02.09"}
+    scene = dn_scene(value=500) | {"B08": np.full((32, 32), 3500, np.uint16)}
+    bands = read_bands(write_scene(tmp_path / "l1c.tif", scene, tags=tags))
+    assert (bands.info.level, bands.info.offset, "SCL" in bands) == ("L1C", 0, False)
+    assert float(bands["B08"][0, 0]) == pytest.approx(0.35)
+    result = gates.not_cloudy(bands)
+    assert (
+        result.evaluated and result.values["cloud_source"] == "none" and result.values["cloud_cover"] is None
+    )
+    assert result.values["mean_ndvi"] == pytest.approx((0.35 - 0.05) / 0.40)
 
 
 def test_an_unknown_offset_is_a_clear_error(tmp_path: Path) -> None:

@@ -42,9 +42,11 @@ test: $(VENV)/.full lint
 golden: $(VENV)/.core
 	$(PY) -m tests.golden.refresh
 
-bench: $(VENV)/.core
+bench: $(VENV)/.full
 	$(PY) benchmarks/bench_build.py --write
 	$(PY) benchmarks/bench_publish.py --write
+	$(PY) benchmarks/bench_gates.py --write
+	$(PY) benchmarks/bench_model.py --write
 
 clean:
 	rm -rf $(DEMO) build .pytest_cache .mypy_cache .ruff_cache

@@ -28,7 +28,7 @@ from huggingface_hub import (
     SpaceCardData,
 )
 
-from builder.model.prompt import LABELS, PROMPT
+from builder.model.prompt import LABELS, PROMPT, SYSTEM_PROMPT
 from builder.records import SPLITS, Reason
 
 CARDS_DIR = Path(os.environ.get("CROPMARK_CARDS_DIR", Path(__file__).resolve().parent.parent / "cards"))
@@ -199,6 +199,7 @@ def model_card(
         "training": training,
         "evaluation": evaluation,
         "prompt": PROMPT,
+        "system_prompt": SYSTEM_PROMPT,
         "labels": LABELS,
         "doi": PAPER_DOI,
     }

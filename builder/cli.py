@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import CropmarkError, ReleaseNotFoundError
+from builder.model.commands import register as register_model_commands
 
 
 def _print_summary(report: dict[str, Any], release: Path, private: Path) -> None:
@@ -287,6 +288,8 @@ def parser() -> argparse.ArgumentParser:
     )
     k.add_argument("--report", type=Path, help="write what was read and the gate values as JSON (private)")
     k.set_defaults(func=cmd_composite)
+
+    register_model_commands(sub)
 
     p = sub.add_parser("publish", help="push a release of the dataset, the model or the Space to the Hub")
     p.add_argument("kind", choices=("dataset", "model", "space"))

@@ -43,3 +43,11 @@ class AuditError(CropmarkError, ValueError):
 
 class ReleaseNotFoundError(CropmarkError, FileNotFoundError):
     """A release folder to audit or publish does not exist."""
+
+
+class ReleaseLayoutError(CropmarkError, ValueError):
+    """A release exists but a split, its metadata.csv or its labels are missing or wrong."""
+
+
+class ModelLoadError(CropmarkError, OSError):
+    """A base model, an adapter or a baseline cannot be loaded, or they do not fit together."""

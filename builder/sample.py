@@ -29,7 +29,7 @@ from PIL import Image
 
 from builder.composite import HALF_SIZE
 from builder.corpus import QUARANTINE_DIR, SITE_COLUMNS, SITES_FILE
-from builder.model.prompt import PROMPT, SYSTEM_PROMPT
+from builder.model.prompt import messages
 
 Label = Literal["No", "Yes"]
 _W, _H = HALF_SIZE
@@ -316,18 +316,9 @@ def _gate_scenes(w: _Writer) -> list[str]:
 
 
 def _row(image: str, label: str) -> dict[str, Any]:
+    # Not sft_row, which refuses bad labels: test factories write rows curation must reject.
     return {
-        "messages": [
-            {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
-            {
-                "role": "user",
-                "content": [
-                    {"type": "image", "image": image},
-                    {"type": "text", "text": PROMPT},
-                ],
-            },
-            {"role": "assistant", "content": [{"type": "text", "text": label}]},
-        ]
+        "messages": [*messages(image), {"role": "assistant", "content": [{"type": "text", "text": label}]}]
     }
 
 

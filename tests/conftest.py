@@ -51,3 +51,19 @@ def small_corpus(_small_corpus_master: Path, tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "corpus"
     shutil.copytree(_small_corpus_master, root, symlinks=True)
     yield root
+
+
+@pytest.fixture(scope="session")
+def small_release(_small_corpus_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The release folder of the small corpus (24 train + 8 eval tiles), built once per session."""
+    out = tmp_path_factory.mktemp("small-build")
+    return build(BuildConfig(_small_corpus_master, out, "1.0.0")).release
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random LFM2-VL (seed 0) on disk: the real model's code paths on a CPU."""
+    pytest.importorskip("torch")
+    from builder.model.tiny import write_tiny_lfm2_vl
+
+    return write_tiny_lfm2_vl(tmp_path_factory.mktemp("tiny") / "tiny-lfm2-vl", seed=0)

@@ -26,3 +26,30 @@ PROMPT: Final = (
 def is_label(value: object) -> bool:
     """True when ``value`` is exactly one of :data:`LABELS` (case matters)."""
     return isinstance(value, str) and value in LABELS
+
+
+def messages(image: object, answer: str | None = None) -> list[dict[str, object]]:
+    """The chat turns of one question, as training, evaluation and the Space send them.
+
+    Args:
+        image: what the processor's chat template receives as the image part: a
+            PIL image at inference, a relative path in SFT rows.
+        answer: ``"Yes"`` or ``"No"`` for a training row; ``None`` to ask.
+
+    The turns are the private corpus's: a system turn, a user turn with the
+    image before the question, and (for training) the assistant's one-word answer.
+    """
+    turns: list[dict[str, object]] = [
+        {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+        {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": PROMPT}]},
+    ]
+    if answer is not None:
+        if not is_label(answer):
+            raise ValueError(f"answer {answer!r} is not one of {LABELS}")
+        turns.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+    return turns
+
+
+def sft_row(image: str, answer: str) -> dict[str, object]:
+    """One leap-finetune VLM SFT row: ``{"messages": [...]}`` with the image as a relative path."""
+    return {"messages": messages(image, answer)}

@@ -1,0 +1,116 @@
+"""Evaluation of the fine-tuned VLM and the physics baseline on one split of a release.
+
+Both models score the same tiles; the VLM by next-token probability of ``Yes``
+against ``No`` (builder/model/scoring.py), the baseline by its logistic
+regression on proxy features (builder/model/baseline.py). Writes the evaluation
+JSON the model card renders, a confusion-matrix PNG per model and a per-tile
+``predictions.csv`` (file name, label, scores: no place, no time).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from builder.model import baseline as physics
+from builder.model import data
+from builder.model.metrics import confusion_png, evaluation, model_entry
+
+VLM_KIND, BASELINE_KIND = "vlm-lora", "baseline"
+BASELINE_NAME = "physics baseline (logistic regression)"
+
+
+def _rgb(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def vlm_name(base: str) -> str:
+    """The table row's name: the base model's short name and ``+ LoRA``."""
+    return f"{base.rstrip('/').split('/')[-1]} + LoRA"
+
+
+def run(
+    release: str,
+    out: Path,
+    *,
+    base: str | None = None,
+    adapter: Path | None = None,
+    baseline: Path | None = None,
+    split: str = "eval",
+    batch_size: int = 8,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score ``split`` with the VLM (base + adapter) and/or the baseline; write the results to ``out``.
+
+    Writes ``out/evaluation.json``, ``out/confusion-<kind>.png`` and
+    ``out/predictions.csv``. The VLM, when given, is the first model.
+
+    Returns:
+        The evaluation JSON, with a ``throughput`` entry (tiles per second per model).
+    """
+    from tqdm.auto import tqdm
+
+    if base is None and baseline is None:
+        from builder.errors import ConfigError
+
+        raise ConfigError("nothing to evaluate: give --base-model/--adapter, --baseline, or both")
+    examples = data.examples(data.resolve(release), split)
+    y = np.array([e.y for e in examples])
+    entries: list[dict[str, Any]] = []
+    scores: dict[str, np.ndarray] = {}
+    throughput: dict[str, float] = {}
+    if base is not None:
+        from builder.model.scoring import load_scorer
+
+        scorer = load_scorer(base, adapter, device)
+        with tqdm(total=len(examples), desc="evaluate VLM", unit="tile", disable=not progress) as bar:
+            started = time.perf_counter()
+            p = scorer.p_yes([_rgb(e.path) for e in examples], batch_size, bar.update)
+            throughput[VLM_KIND] = round(len(examples) / (time.perf_counter() - started), 3)
+        entries.append(model_entry(vlm_name(base) if adapter else base, VLM_KIND, y, p))
+        scores[VLM_KIND] = p
+    if baseline is not None:
+        model = physics.load(baseline)
+        started = time.perf_counter()
+        x = physics.features_of(
+            [e.path for e in tqdm(examples, desc="evaluate baseline", unit="tile", disable=not progress)]
+        )
+        p = model.p_yes(x)
+        throughput[BASELINE_KIND] = round(len(examples) / (time.perf_counter() - started), 3)
+        entries.append(model_entry(BASELINE_NAME, BASELINE_KIND, y, p))
+        scores[BASELINE_KIND] = p
+
+    result = evaluation(split, str(release), entries)
+    result["throughput_tiles_per_s"] = throughput
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        confusion_png(
+            entry["confusion"], f"{entry['name']} ({split})", out / f"confusion-{entry['kind']}.png"
+        )
+    with (out / "predictions.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file_name", "label", *(f"p_yes_{kind}" for kind in scores)])
+        for i, example in enumerate(examples):
+            writer.writerow([example.path.name, example.label, *(f"{s[i]:.6f}" for s in scores.values())])
+    (out / "evaluation.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return result
+
+
+def train_baseline(release: str, out: Path, l2: float = 1.0, progress: bool = True) -> dict[str, Any]:
+    """Fit the physics baseline on ``train``, save it to ``out/baseline.json`` and evaluate it on ``eval``."""
+    from tqdm.auto import tqdm
+
+    folder = data.resolve(release)
+    examples = data.examples(folder, "train")
+    x = physics.features_of([e.path for e in tqdm(examples, desc="baseline features", disable=not progress)])
+    model = physics.fit(x, np.array([e.y for e in examples]), l2=l2)
+    model.save(out / "baseline.json")
+    return run(release, out, baseline=out / "baseline.json", progress=progress)

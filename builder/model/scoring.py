@@ -1,0 +1,218 @@
+"""Loading the VLM (base + LoRA adapter) and scoring tiles by next-token probability.
+
+The one inference path of the project: ``scripts/evaluate.py`` and the Space call
+:meth:`VlmScorer.p_yes`, training calls :func:`batch` for its inputs. A tile's
+score is ``P(Yes) / (P(Yes) + P(No))`` of the first answer token after the
+prompt, not free generation: it gives a ranking (ROC-AUC) and never an answer
+outside the label set.
+
+torch, transformers and peft are imported lazily (STYLE.md 10): importing this
+module costs nothing until a model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from builder.errors import ModelLoadError
+from builder.model.prompt import LABELS, messages
+
+INSTALL_HINT = "install the model extra: pip install -c constraints.txt -e '.[model]'"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def require_model_extra() -> None:
+    """Raise a one-line error naming the install command when torch/transformers/peft are absent."""
+    try:
+        import peft  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise ModelLoadError(f"{exc.name} is not installed; {INSTALL_HINT}") from None
+
+
+def label_token_ids(tokenizer: Any) -> tuple[int, int]:
+    """Token ids of ``No`` and ``Yes`` (LABELS order); each label must be one token."""
+    ids = []
+    for label in LABELS:
+        encoded = tokenizer(label, add_special_tokens=False)["input_ids"]
+        if len(encoded) != 1:
+            raise ModelLoadError(
+                f"the tokenizer splits {label!r} into {len(encoded)} tokens {encoded}; "
+                "next-token scoring needs each label to be one token"
+            )
+        ids.append(int(encoded[0]))
+    return ids[0], ids[1]
+
+
+def prompt_text(processor: Any, answer: str | None = None) -> str:
+    """The chat text of one question (and its answer), with the image placeholder."""
+    text: str = processor.apply_chat_template(
+        messages(None, answer), tokenize=False, add_generation_prompt=answer is None
+    )
+    return text
+
+
+def batch(processor: Any, images: Sequence[Any], answers: Sequence[str] | None = None) -> Any:
+    """Processor inputs for a batch of tiles, right-padded; with ``labels`` when answers are given.
+
+    ``labels`` keep only the assistant's answer (the label token, its end-of-turn
+    and what the template closes the turn with); the system turn, the question
+    and the image tokens are ``-100``, so the loss is on the answer only.
+    """
+    processor.tokenizer.padding_side = "right"
+    if answers is None:
+        texts = [prompt_text(processor)] * len(images)
+    else:
+        texts = [prompt_text(processor, answer) for answer in answers]
+    inputs = processor(text=texts, images=[[image] for image in images], padding=True, return_tensors="pt")
+    if answers is not None:
+        asked = prompt_text(processor)
+        tokenizer = processor.tokenizer
+        prefix = tokenizer(asked, add_special_tokens=False)["input_ids"]
+        labels = inputs["input_ids"].clone()
+        labels[inputs["attention_mask"] == 0] = -100
+        for row, text in enumerate(texts):
+            full = tokenizer(text, add_special_tokens=False)["input_ids"]
+            if full[: len(prefix)] != prefix:
+                raise ModelLoadError(
+                    "the chat template tokenizes the question differently with and without "
+                    "the answer; the answer-only loss mask cannot be placed"
+                )
+            answer_tokens = len(full) - len(prefix)
+            end = int(inputs["attention_mask"][row].sum())
+            labels[row, : end - answer_tokens] = -100
+        inputs["labels"] = labels
+    return inputs
+
+
+@dataclass
+class VlmScorer:
+    """A loaded base model (with its adapter, if any) and its processor."""
+
+    model: Any
+    processor: Any
+    no_id: int
+    yes_id: int
+    base: str
+    adapter: str | None
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def p_yes(
+        self,
+        images: Sequence[Any],
+        batch_size: int = 8,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """P(Yes) among {Yes, No} for each RGB tile (PIL images), as float64.
+
+        Args:
+            images: RGB PIL images (256x512 tiles of the release).
+            batch_size: tiles per forward pass.
+            progress: called with the number of tiles done after each batch.
+        """
+        import torch
+
+        out: list[np.ndarray] = []
+        dtype = next(self.model.parameters()).dtype
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            inputs = batch(self.processor, chunk).to(self.device)
+            if "pixel_values" in inputs:
+                inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+            with torch.inference_mode():
+                logits = self.model(**inputs).logits
+            last = inputs["attention_mask"].sum(dim=1) - 1
+            rows = logits[torch.arange(len(chunk), device=logits.device), last]
+            pair = rows[:, [self.no_id, self.yes_id]].float()
+            out.append(torch.softmax(pair, dim=-1)[:, 1].cpu().double().numpy())
+            if progress is not None:
+                progress(len(chunk))
+        return np.concatenate(out) if out else np.zeros(0)
+
+
+def pick_device(device: str = "auto") -> str:
+    """``cuda`` when asked for ``auto`` and a GPU is present, else what was asked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_base(base: str, device: str = "auto") -> tuple[Any, Any]:
+    """The base model and processor from a Hub id or a local folder, with a one-line error."""
+    require_model_extra()
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    device = pick_device(device)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        processor = AutoProcessor.from_pretrained(base)
+        model = AutoModelForImageTextToText.from_pretrained(base, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"base model {base!r} could not be loaded ({_first_line(exc)}); give a local model "
+            "folder or a Hub id this machine can download"
+        ) from None
+    return model.to(device), processor  # type: ignore[arg-type]  # transformers types .to oddly
+
+
+def attach_adapter(model: Any, base: str, adapter: str | Path) -> Any:
+    """``PeftModel.from_pretrained`` with a one-line error when the adapter does not fit."""
+    from peft import PeftModel
+
+    folder = Path(adapter)
+    config = folder / "adapter_config.json"
+    if not config.is_file():
+        raise ModelLoadError(f"{config} does not exist; give the output folder of scripts/train_lora.py")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = PeftModel.from_pretrained(model, str(folder))
+        except (RuntimeError, ValueError, KeyError) as exc:
+            # torch lists every mismatch under a generic first line; name the first one.
+            lines = [ln.strip() for ln in str(exc).splitlines() if "mismatch" in ln]
+            raise ModelLoadError(
+                f"adapter {folder} does not fit base model {base!r} "
+                f"({lines[0].rstrip('.') if lines else _first_line(exc)}); "
+                f"it was trained on {json.loads(config.read_text()).get('base_model_name_or_path')!r}"
+            ) from None
+    for warning in caught:
+        text = str(warning.message)
+        if "missing adapter keys" in text.lower() or "unexpected" in text.lower():
+            raise ModelLoadError(
+                f"adapter {folder} does not fit base model {base!r} ({text.splitlines()[0]})"
+            )
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return model
+
+
+def load_scorer(base: str, adapter: str | Path | None = None, device: str = "auto") -> VlmScorer:
+    """Load the base model, attach the LoRA adapter (if given) and prepare Yes/No scoring.
+
+    Raises:
+        ModelLoadError: the model extra is missing, the base model cannot be
+            loaded, or the adapter does not fit it.
+    """
+    model, processor = load_base(base, device)
+    if adapter is not None:
+        model = attach_adapter(model, base, adapter)
+    model.eval()
+    no_id, yes_id = label_token_ids(processor.tokenizer)
+    return VlmScorer(model, processor, no_id, yes_id, base, None if adapter is None else str(adapter))

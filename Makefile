@@ -9,7 +9,7 @@ VERSION ?= 1.0.0
 RELEASE := $(DEMO)/build/cropmark-disambiguator-s2/$(VERSION)
 REPO_ID ?= cropmark-demo/cropmark-disambiguator-s2
 
-.PHONY: demo test lint bench golden clean
+.PHONY: demo test lint bench golden space clean
 
 $(VENV)/.core: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,10 @@ $(VENV)/.core: pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
-# torch 2.14.1 + torchvision 0.29.1 are pinned in constraints.txt (no CPU torchvision exists).
+# torch 2.14.1 + torchvision 0.29.1 are pinned in constraints.txt (no CPU torchvision exists);
+# gradio for the Space and its tests.
 $(VENV)/.full: $(VENV)/.core
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,model]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,model,space]'
 	touch $@
 
 demo: $(VENV)/.core
@@ -31,8 +32,8 @@ demo: $(VENV)/.core
 	$(PY) scripts/publish.py dataset $(RELEASE) --repo-id $(REPO_ID) --tag v$(VERSION) --dry-run
 
 lint: $(VENV)/.core
-	$(VENV)/bin/ruff check builder tests benchmarks scripts
-	$(VENV)/bin/ruff format --check builder tests benchmarks scripts
+	$(VENV)/bin/ruff check builder tests benchmarks scripts space
+	$(VENV)/bin/ruff format --check builder tests benchmarks scripts space
 	$(VENV)/bin/mypy
 
 test: $(VENV)/.full lint
@@ -42,11 +43,20 @@ test: $(VENV)/.full lint
 golden: $(VENV)/.core
 	$(PY) -m tests.golden.refresh
 
+# The Space on http://127.0.0.1:7860 with the tiny test model (said on the page), the physics
+# baseline fitted on the demo release and its eval tiles as examples. Needs `make demo` first.
+space: $(VENV)/.full
+	test -d $(RELEASE) || { echo "run 'make demo' first: the Space uses its release"; exit 2; }
+	$(PY) scripts/train_baseline.py $(RELEASE) --out $(DEMO)/baseline --quiet
+	CROPMARK_BASE_MODEL=tiny CROPMARK_ADAPTER= CROPMARK_BASELINE=$(DEMO)/baseline/baseline.json \
+	CROPMARK_EXAMPLES=$(RELEASE)/data/eval $(PY) space/app.py
+
 bench: $(VENV)/.full
 	$(PY) benchmarks/bench_build.py --write
 	$(PY) benchmarks/bench_publish.py --write
 	$(PY) benchmarks/bench_gates.py --write
 	$(PY) benchmarks/bench_model.py --write
+	$(PY) benchmarks/bench_space.py --write
 
 clean:
 	rm -rf $(DEMO) build .pytest_cache .mypy_cache .ruff_cache

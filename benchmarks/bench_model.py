@@ -64,7 +64,9 @@ def main() -> None:
         features_s = (time.perf_counter() - start) / len(train_set)
         model = baseline.fit(x_train, np.array([e.y for e in train_set]))
         y_eval = np.array([e.y for e in eval_set])
-        entry = model_entry("baseline", "baseline", y_eval, model.p_yes(baseline.features_of([e.path for e in eval_set])))
+        entry = model_entry(
+            "baseline", "baseline", y_eval, model.p_yes(baseline.features_of([e.path for e in eval_set]))
+        )
 
         tiny = write_tiny_lfm2_vl(root / "tiny", seed=0)
         images, decode_s = _decode([e.path for e in eval_set])
@@ -97,13 +99,14 @@ def main() -> None:
         f"  confusion tn {entry['confusion']['tn']} fp {entry['confusion']['fp']} "
         f"fn {entry['confusion']['fn']} tp {entry['confusion']['tp']}",
         f"decode a tile (JPEG -> RGB):   {decode_s * 1000:8.2f} ms/tile (the reference)",
-        f"baseline features:             {features_s * 1000:8.2f} ms/tile = {features_s / decode_s:6.1f}x decode, "
-        f"{1 / features_s:6.1f} tiles/s",
-        f"tiny VLM Yes/No scoring, b={args.batch_size}: {score_s * 1000:8.2f} ms/tile = {score_s / decode_s:6.1f}x decode, "
-        f"{1 / score_s:6.1f} tiles/s",
+        f"baseline features:             {features_s * 1000:8.2f} ms/tile = "
+        f"{features_s / decode_s:6.1f}x decode, {1 / features_s:6.1f} tiles/s",
+        f"tiny VLM Yes/No scoring, b={args.batch_size}: {score_s * 1000:8.2f} ms/tile = "
+        f"{score_s / decode_s:6.1f}x decode, {1 / score_s:6.1f} tiles/s",
         f"tiny VLM LoRA step, b={args.batch_size}:     {step_s * 1000:8.1f} ms/step = "
         f"{step_s / args.batch_size / score_s:4.1f}x scoring per tile "
-        f"(median of {summary['steps']} steps; loss {summary['losses'][0]:.3f} -> {summary['final_loss']:.3f})",
+        f"(median of {summary['steps']} steps; "
+        f"loss {summary['losses'][0]:.3f} -> {summary['final_loss']:.3f})",
     ]
     print("\n".join(lines))
     if args.write:

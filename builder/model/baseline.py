@@ -50,14 +50,16 @@ FEATURES = tuple(f"{proxy}_{stat}" for proxy in PROXIES for stat in _PER_PROXY)
 def _running(values: np.ndarray, size: int, op: np.ufunc) -> np.ndarray:
     """Running min or max over a ``size`` x ``size`` square (separable, edges replicated)."""
     pad = size // 2
-    out = values
-    for axis in (0, 1):
-        padded = np.pad(out, [(pad, pad) if a == axis else (0, 0) for a in range(2)], mode="edge")
-        n = out.shape[axis]
-        acc = np.take(padded, range(0, n), axis=axis)
-        for shift in range(1, size):
-            acc = op(acc, np.take(padded, range(shift, shift + n), axis=axis))
-        out = acc
+    rows = np.pad(values, ((pad, pad), (0, 0)), mode="edge")
+    n = values.shape[0]
+    out = rows[:n].copy()
+    for shift in range(1, size):
+        op(out, rows[shift : shift + n], out=out)
+    cols = np.pad(out, ((0, 0), (pad, pad)), mode="edge")
+    m = values.shape[1]
+    out = cols[:, :m].copy()
+    for shift in range(1, size):
+        op(out, cols[:, shift : shift + m], out=out)
     return out
 
 

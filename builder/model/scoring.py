@@ -13,6 +13,8 @@ module costs nothing until a model is loaded.
 from __future__ import annotations
 
 import json
+import os
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -173,11 +175,26 @@ def load_base(base: str, device: str = "auto") -> tuple[Any, Any]:
     return model.to(device), processor  # type: ignore[arg-type]  # transformers types .to oddly
 
 
+def local_adapter(adapter: str | Path) -> Path:
+    """A local adapter folder: ``adapter`` itself, or a Hub model id downloaded into the cache."""
+    folder = Path(adapter)
+    if folder.is_dir() or folder.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", str(adapter)):
+        return folder
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(adapter), endpoint=os.environ.get("HF_ENDPOINT") or None))
+    except Exception as exc:  # the Hub client raises many kinds; all mean "not here"
+        raise ModelLoadError(
+            f"adapter {adapter!r} could not be downloaded ({_first_line(exc)}); give a local run folder"
+        ) from None
+
+
 def attach_adapter(model: Any, base: str, adapter: str | Path) -> Any:
     """``PeftModel.from_pretrained`` with a one-line error when the adapter does not fit."""
     from peft import PeftModel
 
-    folder = Path(adapter)
+    folder = local_adapter(adapter)
     config = folder / "adapter_config.json"
     if not config.is_file():
         raise ModelLoadError(f"{config} does not exist; give the output folder of scripts/train_lora.py")

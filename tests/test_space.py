@@ -214,3 +214,30 @@ def test_chromium_uploads_a_tile_and_shows_the_verdict(space: dict[str, Any], tm
     assert f"P(Yes) is {expected[0]:.3f}: {verdict}" in text, text
     with Image.open(tmp_path / "space.png") as shot:
         assert shot.width >= 1280 and shot.height > 600
+
+
+def test_an_unreachable_model_falls_back_to_the_tiny_model_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    monkeypatch.setenv("CROPMARK_BASE_MODEL", str(tmp_path / "no-such-model"))
+    monkeypatch.setenv("CROPMARK_ADAPTER", "")
+    monkeypatch.setenv("CROPMARK_BASELINE", str(tmp_path / "no-baseline.json"))
+    monkeypatch.setenv("CROPMARK_EXAMPLES", str(tmp_path / "examples"))
+    spec = importlib.util.spec_from_file_location("space_app_offline", ROOT / "space" / "app.py")
+    assert spec is not None and spec.loader is not None
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    app.MODELS.load()
+    assert app.MODELS.ready.is_set() and app.MODELS.scorer is not None
+    assert app.MODELS.baseline is None
+    assert app.MODELS.status.startswith("**Offline test mode**: base model")
+    assert "tiny random test model, whose verdicts mean nothing" in app.MODELS.status
+    assert "No physics baseline" in app.MODELS.status
+    # Without a baseline the page still answers, with the baseline column empty.
+    tile = np.random.default_rng(0).integers(0, 255, (512, 256, 3), dtype=np.uint8)
+    Image.fromarray(tile).save(tmp_path / "tile.png")
+    vlm, baseline, _maps, text = app.predict(str(tmp_path / "tile.png"))
+    assert set(vlm) == {"Yes", "No"} and baseline is None
+    assert "physics baseline" not in text

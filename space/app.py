@@ -70,7 +70,6 @@ class Models:
         self.scorer: VlmScorer | None = None
         self.baseline: physics.Baseline | None = None
         self.status = f"Loading {BASE_MODEL} and its adapter..."
-        self.lock = threading.Lock()
 
     def load(self) -> None:
         notes = []

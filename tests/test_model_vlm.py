@@ -168,15 +168,21 @@ def test_same_seed_same_losses(tiny_model: Path, small_release: Path, tmp_path: 
 
 
 def test_evaluate_writes_valid_json_pngs_and_predictions(
-    trained: dict[str, Any], tiny_model: Path, small_release: Path, tmp_path: Path
+    trained: dict[str, Any],
+    tiny_model: Path,
+    small_release: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["baseline", str(small_release), "--out", str(tmp_path / "baseline"), "--quiet"]) == 0
     code = main([
         "evaluate", str(small_release), "--out", str(trained["run"]), "--base-model", str(tiny_model),
         "--adapter", str(trained["run"]), "--baseline", str(tmp_path / "baseline" / "baseline.json"),
-        "--batch-size", "3", "--quiet",
+        "--batch-size", "3",
     ])  # fmt: skip
     assert code == 0
+    err = capfd.readouterr().err
+    assert "evaluate VLM: 100%" in err and "evaluate baseline: 100%" in err  # the progress bars
     result = json.loads((trained["run"] / "evaluation.json").read_text())
     check_evaluation(result)
     assert [m["kind"] for m in result["models"]] == ["vlm-lora", "baseline"]

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from builder.errors import ReleaseLayoutError, ReleaseNotFoundError
 from builder.model.prompt import LABELS, Label, is_label, sft_row
 
@@ -33,6 +35,11 @@ class Example:
     def y(self) -> int:
         """The ClassLabel index: 0 for ``No``, 1 for ``Yes``."""
         return LABELS.index(self.label)
+
+    def rgb(self) -> Image.Image:
+        """The tile decoded as an RGB PIL image (what the processor receives)."""
+        with Image.open(self.path) as image:
+            return image.convert("RGB")
 
 
 def resolve(release: str | Path, revision: str | None = None) -> Path:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from builder.model import baseline as physics
 from builder.model import data
@@ -24,11 +23,6 @@ from builder.model.metrics import confusion_png, evaluation, model_entry
 
 VLM_KIND, BASELINE_KIND = "vlm-lora", "baseline"
 BASELINE_NAME = "physics baseline (logistic regression)"
-
-
-def _rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
 
 
 def vlm_name(base: str) -> str:
@@ -47,11 +41,14 @@ def run(
     batch_size: int = 8,
     device: str = "auto",
     progress: bool = True,
+    folder: Path | None = None,
 ) -> dict[str, Any]:
     """Score ``split`` with the VLM (base + adapter) and/or the baseline; write the results to ``out``.
 
     Writes ``out/evaluation.json``, ``out/confusion-<kind>.png`` and
     ``out/predictions.csv``. The VLM, when given, is the first model.
+
+    ``folder`` is ``release`` already resolved (a caller that downloaded it).
 
     Returns:
         The evaluation JSON, with a ``throughput`` entry (tiles per second per model).
@@ -62,7 +59,7 @@ def run(
         from builder.errors import ConfigError
 
         raise ConfigError("nothing to evaluate: give --base-model/--adapter, --baseline, or both")
-    examples = data.examples(data.resolve(release), split)
+    examples = data.examples(folder or data.resolve(release), split)
     y = np.array([e.y for e in examples])
     entries: list[dict[str, Any]] = []
     scores: dict[str, np.ndarray] = {}
@@ -73,7 +70,13 @@ def run(
         scorer = load_scorer(base, adapter, device)
         with tqdm(total=len(examples), desc="evaluate VLM", unit="tile", disable=not progress) as bar:
             started = time.perf_counter()
-            p = scorer.p_yes([_rgb(e.path) for e in examples], batch_size, bar.update)
+            # Decode one batch at a time: an eval split never sits in memory as pixels.
+            p = np.concatenate(
+                [
+                    scorer.p_yes([e.rgb() for e in examples[i : i + batch_size]], batch_size, bar.update)
+                    for i in range(0, len(examples), batch_size)
+                ]
+            )
             throughput[VLM_KIND] = round(len(examples) / (time.perf_counter() - started), 3)
         entries.append(model_entry(vlm_name(base) if adapter else base, VLM_KIND, y, p))
         scores[VLM_KIND] = p
@@ -113,4 +116,4 @@ def train_baseline(release: str, out: Path, l2: float = 1.0, progress: bool = Tr
     x = physics.features_of([e.path for e in tqdm(examples, desc="baseline features", disable=not progress)])
     model = physics.fit(x, np.array([e.y for e in examples]), l2=l2)
     model.save(out / "baseline.json")
-    return run(release, out, baseline=out / "baseline.json", progress=progress)
+    return run(release, out, baseline=out / "baseline.json", progress=progress, folder=folder)

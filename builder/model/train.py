@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-from PIL import Image
 
 from builder.errors import ConfigError
 from builder.model import data
@@ -125,11 +124,6 @@ def _versions() -> dict[str, str]:
     return {name: md.version(name) for name in ("torch", "transformers", "peft", "cropmark")}
 
 
-def _rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
-
-
 def train(
     config: TrainConfig, release: str, progress: bool = True, overwrite: bool = False
 ) -> dict[str, Any]:
@@ -203,7 +197,7 @@ def train(
                 order.extend(rng.permutation(len(examples)).tolist())
             chosen, order = order[: config.batch_size], order[config.batch_size :]
             picked = [examples[i] for i in chosen]
-            inputs = batch(processor, [_rgb(e.path) for e in picked], [e.label for e in picked]).to(device)
+            inputs = batch(processor, [e.rgb() for e in picked], [e.label for e in picked]).to(device)
             if "pixel_values" in inputs:
                 inputs["pixel_values"] = inputs["pixel_values"].to(next(model.parameters()).dtype)
             loss = model(**inputs).loss

@@ -279,3 +279,15 @@ def audit_release(
     for tile_findings in map_(audit_tile, tasks):
         findings.extend(tile_findings)
     return findings
+
+
+def audit_any(
+    release: Path, report: dict[str, Any] | None, map_: Callable[..., Iterable[list[str]]] = map
+) -> list[str]:
+    """:func:`audit_release`, or the sibling layout's audit when the report names one."""
+    layout = (report or {}).get("layout", "imagefolder")
+    if layout == "imagefolder":
+        return audit_release(release, report, map_)
+    from builder.formats.audit import audit_layout
+
+    return audit_layout(release, report or {}, release.with_name(release.name + ".private"))

@@ -57,6 +57,7 @@ REASON_TEXT = {
     Reason.GATE_S2_CLOUDY: "gate 2: cloud > 30 %, mean reflectance >= 4000, NDVI <= 0.1 or >= 20 % saturated",
     Reason.GATE_NO_CONTEXT: "gate 3: context half missing or blank",
     Reason.GATE_NOT_AGRICULTURAL: "gate 4: not agricultural land cover (forest, water, urban, rock)",
+    Reason.NEAR_DUPLICATE: "train tile a near-duplicate of an eval tile (perceptual hash), dropped",
 }
 
 
@@ -121,8 +122,17 @@ def dataset_card_data(report: Mapping[str, Any]) -> DatasetCardData:
         task_categories=["image-classification"],
         tags=DATASET_TAGS,
         size_categories=[size_category(total)],
-        configs=configs_yaml(),
+        configs=layout_configs(report.get("layout", "imagefolder")),
     )
+
+
+def layout_configs(layout: str) -> list[dict[str, Any]]:
+    """The ``configs:`` entry of a release layout (imagefolder or a sibling of :mod:`builder.formats`)."""
+    if layout == "imagefolder":
+        return configs_yaml()
+    from builder.formats import hdf5, parquet, sft_jsonl
+
+    return {"parquet": parquet.configs, "sft-jsonl": sft_jsonl.configs, "hdf5": hdf5.configs}[layout]()
 
 
 def dataset_context(report: Mapping[str, Any], repo_id: str | None) -> dict[str, Any]:
@@ -150,8 +160,20 @@ def dataset_context(report: Mapping[str, Any], repo_id: str | None) -> dict[str,
         "doi": PAPER_DOI,
         "base_model": BASE_MODEL,
         "gates": report["gates"],
+        "leakage": report["leakage"],
+        "leak_outcome": _leak_outcome(report["leakage"]),
+        "layout": report.get("layout", "imagefolder"),
+        "layout_summary": report.get("layout_summary"),
         "pct": lambda share: f"{share * 100:g} %",
     }
+
+
+def _leak_outcome(leaks: Mapping[str, Any]) -> str:
+    if leaks["dropped"]:
+        return " and dropped from `train` (the `near_duplicate` row above)."
+    if leaks["train_tiles"]:
+        return " and kept; they are listed below, so that you can drop them."
+    return "."
 
 
 def dataset_card(report: Mapping[str, Any], repo_id: str | None = None) -> str:
@@ -234,6 +256,10 @@ _SPLIT_ROW = re.compile(
 _GATE_ROW = re.compile(
     r"^\| (?P<n>[1-4])\. [^|]+ \| [^|]+ \| (?P<evaluated>\d+) \| (?P<rejected>\d+) \|$", re.M
 )
+_LEAK = re.compile(r"\*\*(?P<n>\d+)\*\* train tiles within \*\*(?P<threshold>\d+)\*\* bits of an eval tile")
+_LEAK_ROW = re.compile(
+    r"^\| `(?P<train>d_tile_[a-p]{12}\.jpg)` \| `(?P<eval>d_tile_[a-p]{12}\.jpg)` \| (?P<d>\d+) \|$", re.M
+)
 _SOURCE_ROW = re.compile(r"^- (?P<name>[^:\n]+): (?P<n>\d+) tiles$", re.M)
 
 
@@ -289,4 +315,19 @@ def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | 
         problems.append(
             f"gate table (evaluated, rejected) {gate_rows} differs from the build report {expected_gates}"
         )
+    leaks = report.get("leakage")
+    if leaks is not None:
+        match = _LEAK.search(body)
+        found_leak = (int(match["n"]), int(match["threshold"])) if match else None
+        if found_leak != (leaks["train_tiles"], leaks["threshold"]):
+            problems.append(
+                f"near-duplicate count (tiles, threshold) {found_leak} differs from the build report "
+                f"{(leaks['train_tiles'], leaks['threshold'])}"
+            )
+        listed = [(m["train"], m["eval"], int(m["d"])) for m in _LEAK_ROW.finditer(body)]
+        kept = [] if leaks["dropped"] else [(p["train"], p["eval"], p["distance"]) for p in leaks["pairs"]]
+        if listed != kept:
+            problems.append(
+                f"near-duplicate table lists {len(listed)} pairs; the build report has {len(kept)}"
+            )
     return problems

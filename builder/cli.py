@@ -36,21 +36,57 @@ def _print_summary(report: dict[str, Any], release: Path, private: Path) -> None
         g = gates[gate]
         print(f"  gate {number}         {gate:<21} {g['evaluated']:>5} evaluated, {g['rejected']} rejected")
     print(f"  all four gates {gates['published_full']} published tiles (the others have no raw bands)")
+    leaks = report["leakage"]
+    kept = "dropped" if leaks["dropped"] else ("kept" if leaks["train_tiles"] else "none")
+    print(
+        f"  near-dups      {leaks['train_tiles']} train tiles within {leaks['threshold']} bits "
+        f"of an eval tile ({kept}; closest pair {leaks['closest']} bits)"
+    )
+    if report.get("layout", "imagefolder") != "imagefolder":
+        summary = report["layout_summary"]
+        splits = ", ".join(
+            f"{split} {info.get('rows', info.get('samples'))}" for split, info in summary["splits"].items()
+        )
+        print(f"  layout         {report['layout']} ({splits})")
     audit = report["audit"]
     print(f"  audit          {'passed' if audit['passed'] else 'FAILED'} ({len(audit['findings'])} findings)")
     print(f"  private report {private / 'report.json'}  (private: never publish this folder)")
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from builder import policy
+    from builder.formats import LayoutOptions
     from builder.release import BuildConfig, build
 
-    result = build(BuildConfig(args.corpus, args.out, args.version, args.name, args.workers, args.repo_id))
+    options = LayoutOptions(
+        shard_mb=args.shard_mb,
+        fractions=tuple(args.split_fractions),
+        salt=args.split_salt,
+        files_per_folder=args.files_per_folder,
+        samples_per_shard=args.samples_per_shard,
+        coords=args.coords,
+        public_sidecars=args.public_sidecars,
+    )
+    config = BuildConfig(
+        args.corpus,
+        args.out,
+        args.version,
+        args.name,
+        args.workers,
+        args.repo_id,
+        leak_threshold=args.leak_threshold,
+        drop_near_duplicates=args.drop_near_duplicates,
+        layout=args.layout,
+        layout_options=options,
+        policy=policy.load(args.policy),
+    )
+    result = build(config)
     _print_summary(result.report, result.release, result.private)
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from builder.audit import audit_release
+    from builder.audit import audit_any
     from builder.release import private_dir
 
     release: Path = args.release
@@ -58,13 +94,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise ReleaseNotFoundError(f"release folder {release} does not exist; build it with `cropmark build`")
     report_path: Path = args.report or private_dir(release) / "report.json"
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
-    findings = audit_release(release, report)
+    findings = audit_any(release, report)
     for finding in findings:
         print(f"FINDING {finding}")
     if findings:
         print(f"audit refused {release}: {len(findings)} finding(s)")
         return 1
-    print(f"audit passed {release}: layout, metadata, images, text and halves clean")
+    layout = (report or {}).get("layout", "imagefolder")
+    print(f"audit passed {release} ({layout}): layout, metadata, images, text and policy clean")
     return 0
 
 
@@ -242,6 +279,46 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--name", default="cropmark-disambiguator-s2", help="dataset name")
     b.add_argument("--workers", type=int, default=1, help="processes that cut tiles")
     b.add_argument("--repo-id", help="Hub id (ORG/NAME) for the card's loading example and citation")
+    b.add_argument(
+        "--layout",
+        default="imagefolder",
+        choices=("imagefolder", "parquet", "sft-jsonl", "hdf5"),
+        help="release layout (imagefolder is the cropmark release; the others serve sibling datasets)",
+    )
+    b.add_argument(
+        "--policy", type=Path, help="policy.json of what may be published (default: cropmark, none)"
+    )
+    b.add_argument(
+        "--leak-threshold", type=int, default=10, help="pHash bits for a train/eval near-duplicate"
+    )
+    b.add_argument(
+        "--drop-near-duplicates",
+        action="store_true",
+        help="drop train tiles that near-duplicate an eval tile",
+    )
+    b.add_argument("--shard-mb", type=float, default=500.0, help="parquet: largest shard in MiB")
+    b.add_argument(
+        "--split-fractions",
+        type=float,
+        nargs=3,
+        default=(0.8, 0.1, 0.1),
+        metavar=("TRAIN", "VALIDATION", "TEST"),
+        help="sft-jsonl, hdf5: shares of the site groups",
+    )
+    b.add_argument("--split-salt", default="cropmark", help="sft-jsonl, hdf5: change to draw other splits")
+    b.add_argument("--files-per-folder", type=int, default=8000, help="sft-jsonl: images per leaf folder")
+    b.add_argument("--samples-per-shard", type=int, default=256, help="hdf5: sample groups per shard file")
+    b.add_argument(
+        "--coords",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="hdf5: write coords and crs (default: as far as the policy allows)",
+    )
+    b.add_argument(
+        "--public-sidecars",
+        action="store_true",
+        help="sft-jsonl: publish per-tile sidecars (policy permitting)",
+    )
     b.set_defaults(func=cmd_build)
 
     a = sub.add_parser("audit", help="refuse a release that leaks or is malformed")

@@ -51,3 +51,11 @@ class ReleaseLayoutError(CropmarkError, ValueError):
 
 class ModelLoadError(CropmarkError, OSError):
     """A base model, an adapter or a baseline cannot be loaded, or they do not fit together."""
+
+
+class PolicyError(CropmarkError, ValueError):
+    """A layout option would write a field (coordinates, dates, ids) the release's policy forbids."""
+
+
+class LayoutDataError(CropmarkError, ValueError):
+    """A sample cannot be written in the chosen layout (non-finite array, missing image)."""

@@ -190,7 +190,7 @@ def _walk(root: Path, skip: Callable[[Path], bool] = lambda p: False) -> Iterato
 def dataset_bundle(release: Path, repo_id: str) -> Bundle:
     """The release folder, after the audit and the offline card checks passed."""
     from builder import cards
-    from builder.audit import audit_release
+    from builder.audit import audit_any
     from builder.errors import AuditError, ReleaseNotFoundError
     from builder.model.schema import load_json
     from builder.release import private_dir
@@ -204,7 +204,7 @@ def dataset_bundle(release: Path, repo_id: str) -> Bundle:
             "(with their private report) are published"
         )
     report = load_json(report_path)
-    findings = audit_release(release, report)
+    findings = audit_any(release, report)
     if findings:
         raise AuditError(str(release), findings)
     card = (release / "README.md").read_text(encoding="utf-8")

@@ -38,6 +38,7 @@ class Reason(StrEnum):
     GATE_S2_CLOUDY = "gate_s2_cloudy"  # gate 2: cloud, haze, saturation or no vegetation signal
     GATE_NO_CONTEXT = "gate_no_context"  # gate 3: the context half is missing or blank
     GATE_NOT_AGRICULTURAL = "gate_not_agricultural"  # gate 4: forest, water, urban, rock
+    NEAR_DUPLICATE = "near_duplicate"  # train tile perceptually close to an eval tile (when dropped)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,13 +36,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from builder import audit, cards, gates, licenses
+from builder import audit, cards, gates, leakage, licenses
 from builder.composite import Cut, Rejected, cut_s2_half
 from builder.corpus import Ingested, Site, read_manifests, read_sites
 from builder.curate import curate
 from builder.errors import AuditError, ConfigError, EmptyReleaseError
 from builder.gates import GateConfig
 from builder.model.prompt import LABELS
+from builder.policy import CROPMARK, Policy
 from builder.raster import RasterError
 from builder.records import SPLITS, Candidate, PrivateTile, PublicTile, Reason, Rejection
 
@@ -67,6 +68,13 @@ class BuildConfig:
         name: dataset name (lowercase slug).
         workers: processes that cut tiles (1 = in this process).
         repo_id: Hub id the card's loading example names (``ORG/NAME``), if known.
+        leak_threshold: Hamming distance (of 64 pHash bits) at or under which a train
+            tile counts as a near-duplicate of an eval tile.
+        drop_near_duplicates: drop such train tiles (counted) instead of only reporting them.
+        layout: ``imagefolder`` (the cropmark release) or a sibling layout of
+            :mod:`builder.formats`.
+        layout_options: options of that layout (:class:`builder.formats.LayoutOptions`).
+        policy: what the release may publish about place and time.
     """
 
     corpus: Path
@@ -75,6 +83,11 @@ class BuildConfig:
     name: str = DEFAULT_NAME
     workers: int = 1
     repo_id: str | None = None
+    leak_threshold: int = leakage.DEFAULT_THRESHOLD
+    drop_near_duplicates: bool = False
+    layout: str = "imagefolder"
+    layout_options: Any = None
+    policy: Policy = CROPMARK
 
     def check(self) -> None:
         if not _VERSION_RE.match(self.version):
@@ -85,6 +98,12 @@ class BuildConfig:
             raise ConfigError(f"repo id {self.repo_id!r}: expected ORG/NAME (letters, digits, '-', '_', '.')")
         if self.workers < 1:
             raise ConfigError(f"workers={self.workers}; use 1 or more")
+        if not 0 <= self.leak_threshold < 64:
+            raise ConfigError(f"leak threshold {self.leak_threshold}: use 0 to 63 bits of the 64-bit pHash")
+        self.policy.check()
+        from builder import formats
+
+        formats.check(self.layout, self.layout_options, self.policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +144,7 @@ class TileOutcome:
     detail: str
     gates: tuple[dict[str, Any], ...]
     bands: dict[str, Any] | None
+    phash: int | None = None
 
 
 def _tile_task(task: tuple[str, str, GateConfig]) -> TileOutcome:
@@ -142,7 +162,7 @@ def _tile_task(task: tuple[str, str, GateConfig]) -> TileOutcome:
     failed = gates.first_failure(list(tile_gates.results))
     if failed is not None:
         return TileOutcome(None, GATE_REASONS[failed.gate].value, failed.reason, results, tile_gates.read)
-    return TileOutcome(cut, None, "", results, tile_gates.read)
+    return TileOutcome(cut, None, "", results, tile_gates.read, leakage.phash(cut.data))
 
 
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
@@ -264,10 +284,16 @@ def build(config: BuildConfig) -> BuildResult:
         if findings:
             raise AuditError(str(final), findings)
         staged_private.mkdir()
+        ready = staged
+        if config.layout != "imagefolder":
+            # A sibling layout is written from the audited imagefolder and audited itself.
+            from builder import formats
+
+            ready = formats.convert(config, staged, staged_private, report, sites)
         (staged_private / "report.json").write_text(
             json.dumps(report, indent=1, sort_keys=True) + "\n", encoding="utf-8"
         )
-        _put_in_place(staged, final)
+        _put_in_place(ready, final)
         _put_in_place(staged_private, private_dir(final))
     finally:
         shutil.rmtree(staged, ignore_errors=True)
@@ -285,7 +311,7 @@ def _stage(
     map_: Mapper,
 ) -> dict[str, Any]:
     """Write the whole release into ``staged``, audit it, and return the private report."""
-    tiles, private, gate_stats = _write_tiles(staged, config.corpus, candidates, rejections, map_)
+    tiles, private, gate_stats, leaks = _write_tiles(staged, config, candidates, rejections, map_)
     for split in SPLITS:
         if not any(t.split == split for t in tiles):
             by_reason = Counter(r.reason.value for r in rejections if r.split == split)
@@ -303,6 +329,9 @@ def _stage(
         all(g["evaluated"] for g in p.gates) and len(p.gates) == 4 for p in private
     )
     report["gates"] = gate_stats
+    report["leakage"] = leaks
+    report["layout"] = "imagefolder"
+    report["policy"] = config.policy.as_dict()
     card = cards.dataset_card(report, config.repo_id)
     (staged / "README.md").write_text(card, encoding="utf-8")
     # Tiles were hashed as they were written; only the few text files are read back.
@@ -320,11 +349,12 @@ def _stage(
 
 def _write_tiles(
     staged: Path,
-    corpus: Path,
+    build: BuildConfig,
     candidates: Sequence[Candidate],
     rejections: list[Rejection],
     map_: Mapper,
-) -> tuple[list[PublicTile], list[PrivateTile], dict[str, Any]]:
+) -> tuple[list[PublicTile], list[PrivateTile], dict[str, Any], dict[str, Any]]:
+    corpus = build.corpus
     for split in SPLITS:
         (staged / "data" / split).mkdir(parents=True)
     tiles: list[PublicTile] = []
@@ -333,6 +363,7 @@ def _write_tiles(
     config = gates.load_config(corpus)
     tasks = [(str(corpus.resolve()), c.source, config) for c in candidates]
     gate_log: list[tuple[dict[str, Any], ...]] = []
+    hashes: dict[str, dict[str, int]] = {split: {} for split in SPLITS}
     for candidate, outcome in zip(candidates, map_(_tile_task, tasks), strict=True):
         if outcome.gates:
             gate_log.append(outcome.gates)
@@ -348,6 +379,8 @@ def _write_tiles(
             raise ConfigError(f"tile name {name} collides for {seen[name]} and {candidate.source}")
         seen[name] = candidate.source
         (staged / "data" / candidate.split / name).write_bytes(result.data)
+        assert outcome.phash is not None
+        hashes[candidate.split][name] = outcome.phash
         tiles.append(PublicTile(candidate.split, name, candidate.label))
         private.append(
             PrivateTile(
@@ -363,9 +396,55 @@ def _write_tiles(
                 outcome.bands,
             )
         )
+    leaks = _leakage(staged, build, hashes, tiles, private, rejections)
     for split in SPLITS:
         _write_csv(staged / "data" / split / "metadata.csv", [t for t in tiles if t.split == split])
-    return tiles, private, gate_summary(config, gate_log)
+    return tiles, private, gate_summary(config, gate_log), leaks
+
+
+def _leakage(
+    staged: Path,
+    build: BuildConfig,
+    hashes: dict[str, dict[str, int]],
+    tiles: list[PublicTile],
+    private: list[PrivateTile],
+    rejections: list[Rejection],
+) -> dict[str, Any]:
+    """Find train tiles that near-duplicate an eval tile; drop them (counted) if asked."""
+    pairs, closest = leakage.near_duplicates(hashes["train"], hashes["eval"], build.leak_threshold)
+    involved = sorted({p.train for p in pairs})
+    dropped: list[str] = []
+    if build.drop_near_duplicates and involved:
+        nearest = {p.train: p for p in reversed(pairs)}  # pairs are sorted: keep the closest
+        by_name = {p.file_name: p for p in private if p.split == "train"}
+        for name in involved:
+            (staged / "data" / "train" / name).unlink()
+            pair = nearest[name]
+            rejections.append(
+                Rejection(
+                    Reason.NEAR_DUPLICATE,
+                    by_name[name].source,
+                    f"pHash distance {pair.distance} <= {build.leak_threshold} to eval tile {pair.eval}",
+                    "train",
+                )
+            )
+        gone = set(involved)
+        tiles[:] = [t for t in tiles if not (t.split == "train" and t.file_name in gone)]
+        private[:] = [p for p in private if not (p.split == "train" and p.file_name in gone)]
+        dropped = involved
+    return {
+        "method": "pHash (64-bit DCT); Hamming distance between every train and eval tile",
+        "threshold": build.leak_threshold,
+        "pairs": [{"train": p.train, "eval": p.eval, "distance": p.distance} for p in pairs],
+        "train_tiles": len(involved),
+        "eval_tiles": len({p.eval for p in pairs}),
+        "closest": closest,
+        "dropped": len(dropped),
+        "hashes": {
+            split: {n: f"{h:016x}" for n, h in sorted(hashes[split].items()) if n not in dropped}
+            for split in SPLITS
+        },
+    }
 
 
 def gate_summary(config: GateConfig, log: Sequence[tuple[dict[str, Any], ...]]) -> dict[str, Any]:

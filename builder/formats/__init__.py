@@ -1,0 +1,210 @@
+"""Sibling release layouts written from the same curated, audited tiles.
+
+``cropmark build --layout imagefolder`` (the cropmark release) writes
+``data/{train,eval}/`` with ``metadata.csv``. The other layouts serve related
+Sentinel-2 datasets of the same family:
+
+- ``parquet``: images embedded as bytes, ``ClassLabel`` in the schema, size-capped
+  shards ``data/{split}-0000i-of-0000N.parquet`` (:mod:`builder.formats.parquet`);
+- ``sft-jsonl``: leap-finetune VLM SFT rows split by a stable hash of a site id,
+  images in leaf folders of at most 8,000 files (:mod:`builder.formats.sft_jsonl`);
+- ``hdf5``: a main file that external-links shard files, one group per sample,
+  ``metadata.parquet``, retrieval queries and qrels (:mod:`builder.formats.hdf5`).
+
+Each is written from the staged imagefolder release *after* that release passed
+its audit, into its own hidden temporary folder; its own audit (layout, text,
+policy) runs before the build puts it in place. Nothing partial is ever left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from builder.corpus import Site
+from builder.errors import AuditError, ConfigError
+from builder.policy import Policy, require
+
+LAYOUTS = ("imagefolder", "parquet", "sft-jsonl", "hdf5")
+SFT_SPLITS = ("train", "validation", "test")
+MAX_HUB_FILES_PER_FOLDER = 10_000  # the Hub refuses more (FACTS.md, Hub limits)
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutOptions:
+    """Options of the sibling layouts (each layout reads its own).
+
+    Attributes:
+        shard_mb: Parquet: the largest shard, in MiB (images bytes included).
+        fractions: SFT JSONL: train/validation/test shares of the *groups* (sum 1).
+        salt: SFT JSONL and HDF5: mixed into the split hash; change it to draw other splits.
+        files_per_folder: SFT JSONL: images per leaf folder (the Hub refuses > 10,000).
+        samples_per_shard: HDF5: sample groups per shard file.
+        coords: HDF5: write ``coords`` and ``crs``; None = as far as the policy allows.
+        public_sidecars: SFT JSONL: also publish the per-tile sidecars (policy permitting).
+    """
+
+    shard_mb: float = 500.0
+    fractions: tuple[float, ...] = (0.8, 0.1, 0.1)
+    salt: str = "cropmark"
+    files_per_folder: int = 8_000
+    samples_per_shard: int = 256
+    coords: bool | None = None
+    public_sidecars: bool = False
+
+
+def check(layout: str, options: LayoutOptions | None, policy: Policy) -> None:
+    """Refuse bad layout options before anything is read or written.
+
+    Raises:
+        ConfigError: unknown layout, a limit below 1, fractions that are not shares.
+        PolicyError: an option would write a field the policy forbids.
+    """
+    if layout not in LAYOUTS:
+        raise ConfigError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    o = options or LayoutOptions()
+    if not o.shard_mb > 0 or not math.isfinite(o.shard_mb):
+        raise ConfigError(f"shard size {o.shard_mb} MiB: use a positive size")
+    if o.files_per_folder < 1:
+        raise ConfigError(f"files per folder {o.files_per_folder}: use 1 or more")
+    if o.files_per_folder > MAX_HUB_FILES_PER_FOLDER:
+        raise ConfigError(
+            f"files per folder {o.files_per_folder}: the Hub refuses more than "
+            f"{MAX_HUB_FILES_PER_FOLDER}; use 8000"
+        )
+    if o.samples_per_shard < 1:
+        raise ConfigError(f"samples per shard {o.samples_per_shard}: use 1 or more")
+    if len(o.fractions) != len(SFT_SPLITS) or any(not 0 <= f <= 1 for f in o.fractions):
+        raise ConfigError(
+            f"split fractions {list(o.fractions)}: give three shares in [0, 1] (train validation test)"
+        )
+    if not math.isclose(sum(o.fractions), 1.0, abs_tol=1e-9) or o.fractions[0] == 0:
+        raise ConfigError(
+            f"split fractions {list(o.fractions)} sum to {sum(o.fractions):g}; "
+            "they must sum to 1, with train > 0"
+        )
+    if layout == "hdf5" and o.coords:
+        require(policy, "coordinates", "--coords (HDF5 coords and crs)")
+    if layout == "sft-jsonl" and o.public_sidecars:
+        require(policy, "sidecars", "--public-sidecars (per-tile sidecars with coordinates and scene ids)")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A published tile with its private side, as the layouts receive it.
+
+    ``group`` is the site id (source database and record) when the corpus's
+    ``sites.csv`` knows the composite, else the composite's hash: jittered copies
+    of one site share it, so group splits keep them together.
+    """
+
+    split: str
+    file_name: str
+    label: str
+    path: Path  # the audited tile in the staged imagefolder release
+    source: str
+    rows: tuple[str, ...]
+    site: Site | None
+    group: str = field(default="")
+
+    @property
+    def key(self) -> str:
+        """Opaque sample key: the tile name without its suffix."""
+        return self.file_name.removesuffix(".jpg")
+
+    @property
+    def timestamp(self) -> float | None:
+        """Acquisition date as POSIX seconds (UTC midnight), if known."""
+        if self.site is None:
+            return None
+        return datetime.fromisoformat(self.site.date).replace(tzinfo=UTC).timestamp()
+
+
+def samples(staged: Path, report: dict[str, Any], sites: dict[str, Site]) -> list[Sample]:
+    """The audited tiles of the staged imagefolder release, in a stable order."""
+    out = []
+    for tile in sorted(report["tiles"], key=lambda t: (t["split"], t["file_name"])):
+        site = sites.get(tile["source"])
+        group = f"{site.source_db}:{site.source_id}" if site else f"sha256:{tile['source_sha256']}"
+        out.append(
+            Sample(
+                tile["split"],
+                tile["file_name"],
+                tile["label"],
+                staged / "data" / tile["split"] / tile["file_name"],
+                tile["source"],
+                tuple(tile["rows"]),
+                site,
+                group,
+            )
+        )
+    return out
+
+
+def unit_hash(text: str, salt: str) -> float:
+    """A stable number in [0, 1) from ``text`` (SHA-256; no seed, no process state)."""
+    digest = hashlib.sha256(f"{salt}\0{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def shard_names(count: int, folder: str = "s") -> Iterator[str]:
+    """``s00000``, ``s00001``, … (five digits: 100,000 folders of 8,000 files)."""
+    for index in range(count):
+        yield f"{folder}{index:05d}"
+
+
+def common_files(staged: Path, dest: Path) -> None:
+    """The licence files every layout carries, copied from the audited release."""
+    for name in ("LICENSE", "NOTICE.md"):
+        shutil.copyfile(staged / name, dest / name)
+
+
+def convert(config: Any, staged: Path, private: Path, report: dict[str, Any], sites: dict[str, Site]) -> Path:
+    """Write ``config.layout`` from the audited imagefolder ``staged``; audit it; return its folder.
+
+    The new folder is a hidden temporary sibling that :func:`builder.release.build`
+    renames into place (or removes, on any error). ``report`` gains ``layout``,
+    ``layout_summary`` and the new ``files``; sidecars and other private outputs
+    go to ``private``.
+
+    Raises:
+        CropmarkError: a sample that cannot be written, or an audit finding.
+    """
+    from builder import cards
+    from builder.formats import audit as layout_audit
+    from builder.formats import hdf5, parquet, sft_jsonl
+
+    options: LayoutOptions = config.layout_options or LayoutOptions()
+    dest = staged.with_name(f".{config.version}.{config.layout}.tmp-{staged.name.rsplit('-', 1)[-1]}")
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir()
+    try:
+        items = samples(staged, report, sites)
+        writer = {"parquet": parquet.write, "sft-jsonl": sft_jsonl.write, "hdf5": hdf5.write}[config.layout]
+        summary = writer(items, dest, private, options, config.policy)
+        common_files(staged, dest)
+        report["layout"] = config.layout
+        report["layout_summary"] = summary
+        card = cards.dataset_card(report, config.repo_id)
+        (dest / "README.md").write_text(card, encoding="utf-8")
+        report["files"] = {
+            p.relative_to(dest).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(dest.rglob("*"))
+            if p.is_file()
+        }
+        findings = [f"README.md: {problem}" for problem in cards.validate_dataset_card(card, report, dest)]
+        findings += layout_audit.audit_layout(dest, report, private)
+        report["audit"] = {"passed": not findings, "findings": findings}
+        if findings:
+            raise AuditError(str(dest), findings)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    shutil.rmtree(staged, ignore_errors=True)
+    return dest

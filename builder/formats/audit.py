@@ -1,0 +1,187 @@
+"""The audit of a sibling layout: the same border post, for Parquet, SFT JSONL and HDF5.
+
+A layout release passes only with zero findings. Checked for every layout:
+only the layout's own top-level entries; at most 10,000 entries per folder;
+every file unchanged since the build; every text (file contents, paths, Parquet
+string columns, HDF5 attribute values) free of coordinate-, date- and ID-like
+strings and of the private report's values; every image one of the tiles the
+imagefolder audit passed (by SHA-256), with no metadata segment; and nothing the
+release's policy forbids: no public sidecars, no ``coords``/``crs``/``timestamp``
+unless allowed. SFT JSONL rows also pass :func:`builder.formats.sft_jsonl.validate`
+with the private site map, so no site spans two splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from builder.audit import MAX_FILES_PER_FOLDER, NAME_RE, TEXT_SUFFIXES, _text_findings, private_values
+from builder.model.prompt import LABELS
+from builder.policy import Policy
+from builder.scrub import metadata_segments
+
+TOP_LEVEL = {
+    "parquet": {"README.md", "LICENSE", "NOTICE.md", "data"},
+    "sft-jsonl": {"README.md", "LICENSE", "NOTICE.md", "data", "images", "sidecars"},
+    "hdf5": {
+        "README.md",
+        "LICENSE",
+        "NOTICE.md",
+        "main.h5",
+        "shards",
+        "metadata.parquet",
+        "queries.jsonl",
+        "qrels",
+    },
+}
+KEY_NAMES = frozenset({"image", "coords"})
+HDF5_ATTRS = {"labels": None, "crs": "coordinates", "timestamp": "timestamps"}
+
+
+def _layout(root: Path, layout: str) -> Iterator[str]:
+    allowed = TOP_LEVEL[layout]
+    for entry in sorted(root.iterdir()):
+        if entry.name not in allowed:
+            yield f"{entry.name}: not part of a {layout} release (allowed: {', '.join(sorted(allowed))})"
+    for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+        n = sum(1 for _ in folder.iterdir())
+        if n > MAX_FILES_PER_FOLDER:
+            where = folder.relative_to(root).as_posix() or "."
+            yield f"{where}/: {n} entries; the Hub refuses more than {MAX_FILES_PER_FOLDER} per folder"
+
+
+def _texts(root: Path, secrets: set[str]) -> Iterator[str]:
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        yield from _text_findings(f"path {rel}", rel, () if NAME_RE.match(path.name) else secrets)
+        if path.is_file() and (path.suffix.lower() in TEXT_SUFFIXES or path.suffix == ".tsv"):
+            yield from _text_findings(rel, path.read_bytes().decode("utf-8", errors="replace"), secrets)
+
+
+def _image(data: bytes, where: str, published: set[str]) -> Iterator[str]:
+    if hashlib.sha256(data).hexdigest() not in published:
+        yield f"{where}: not one of the tiles the imagefolder audit passed"
+    found = metadata_segments(data)
+    if found:
+        yield f"{where}: metadata in image ({', '.join(found[:4])})"
+
+
+def _parquet(root: Path, published: set[str], secrets: set[str]) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    for path in sorted((root / "data").glob("*.parquet")):
+        rel = path.relative_to(root).as_posix()
+        table = pq.read_table(path)
+        if table.column_names != ["image", "label"]:
+            yield f"{rel}: columns {table.column_names}; allowed: image, label"
+            continue
+        meta = (table.schema.metadata or {}).get(b"huggingface", b"").decode("utf-8", errors="replace")
+        yield from _text_findings(f"{rel} schema metadata", meta, secrets)
+        for number, (image, label) in enumerate(
+            zip(table["image"].to_pylist(), table["label"].to_pylist(), strict=True)
+        ):
+            where = f"{rel} row {number}"
+            if not (isinstance(image, dict) and isinstance(image.get("bytes"), bytes)):
+                yield f"{where}: image is not embedded as bytes"
+                continue
+            if image.get("path") is not None and not NAME_RE.match(str(image["path"])):
+                yield f"{where}: image path {str(image['path'])[:40]!r} is not an opaque tile name"
+            if label not in range(len(LABELS)):
+                yield f"{where}: label {label!r}; allowed 0..{len(LABELS) - 1}"
+            yield from _image(image["bytes"], where, published)
+
+
+def _sft(root: Path, published: set[str], private: Path | None, policy: Policy) -> Iterator[str]:
+    from builder.formats.sft_jsonl import validate
+
+    if (root / "sidecars").exists() and not policy.sidecars:
+        yield f"sidecars/: policy {policy.name!r} forbids publishing per-tile sidecars"
+    groups_path = private / "groups.json" if private is not None else None
+    groups = (
+        json.loads(groups_path.read_text(encoding="utf-8")) if groups_path and groups_path.is_file() else None
+    )
+    if groups is None:
+        yield "no private site map (groups.json): cannot prove that no site spans two splits"
+    yield from validate(root, groups)
+    for path in sorted((root / "images").rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(root).as_posix()
+            if not NAME_RE.match(path.name):
+                yield f"{rel}: not an opaque tile name"
+            yield from _image(path.read_bytes(), rel, published)
+
+
+def _hdf5(root: Path, policy: Policy, secrets: set[str]) -> Iterator[str]:
+    import h5py
+    import pyarrow.parquet as pq
+
+    from builder.formats.hdf5 import missing_shards
+
+    main = root / "main.h5"
+    if not main.is_file():
+        yield "main.h5: missing"
+        return
+    for missing in missing_shards(main):
+        yield f"main.h5: links {missing}, which is not in the release"
+    forbidden_coords = not policy.coordinates
+    for path in sorted((root / "shards").glob("*.h5")):
+        rel = path.relative_to(root).as_posix()
+        with h5py.File(path, "r") as shard:
+            for key, group in shard.items():
+                where = f"{rel}:/{key}"
+                if not NAME_RE.match(f"{key}.jpg"):
+                    yield f"{where}: sample key is not opaque"
+                for name in group:
+                    if name not in KEY_NAMES:
+                        yield f"{where}/{name}: not a sample dataset (allowed: image, coords)"
+                    elif name == "coords" and forbidden_coords:
+                        yield f"{where}/coords: policy {policy.name!r} forbids coordinates"
+                for name, value in group.attrs.items():
+                    field = HDF5_ATTRS.get(name, "unknown")
+                    if field == "unknown":
+                        yield f"{where}: attribute {name!r} is not part of the layout"
+                    elif field is not None and not getattr(policy, field):
+                        yield f"{where}: attribute {name!r}: policy {policy.name!r} forbids {field}"
+                    yield from _text_findings(f"{where} attribute {name}", str(value), secrets)
+    table = pq.read_table(root / "metadata.parquet")
+    if table.column_names != ["key", "split", "labels", "shard"]:
+        yield f"metadata.parquet: columns {table.column_names}; allowed: key, split, labels, shard"
+    else:
+        for key in table["key"].to_pylist():
+            if not NAME_RE.match(f"{key}.jpg"):
+                yield f"metadata.parquet: key {str(key)[:40]!r} is not opaque"
+
+
+def audit_layout(root: Path, report: dict[str, Any], private: Path | None = None) -> list[str]:
+    """Every finding against a sibling-layout release; an empty list means it may be published."""
+    layout = report.get("layout", "")
+    if layout not in TOP_LEVEL:
+        return [f"report names layout {layout!r}; not a sibling layout"]
+    if not root.is_dir():
+        return [f"{root}: not a folder"]
+    policy = Policy(**report.get("policy", {}))
+    secrets = private_values(report)
+    published = {t["published_sha256"] for t in report.get("tiles", [])}
+    findings = list(_layout(root, layout))
+    findings += list(_texts(root, secrets))
+    files: dict[str, str] = report.get("files", {})
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    for rel in sorted(present - set(files)):
+        findings.append(f"{rel}: not written by the build")
+    for rel, digest in sorted(files.items()):
+        path = root / rel
+        if not path.is_file():
+            findings.append(f"{rel}: written by the build but missing")
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            findings.append(f"{rel}: differs from the file the build wrote and audited")
+    if layout == "parquet":
+        findings += list(_parquet(root, published, secrets))
+    elif layout == "sft-jsonl":
+        findings += list(_sft(root, published, private, policy))
+    else:
+        findings += list(_hdf5(root, policy, secrets))
+    return findings

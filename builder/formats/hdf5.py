@@ -1,0 +1,279 @@
+"""HDF5 layout: a main file that external-links shard files, one group per sample.
+
+::
+
+    main.h5                    /<key> -> external link "shards/shard-00000.h5":/<key>
+    shards/shard-00000.h5      /<key>/image   float32 (bands x H x W), gzip
+                               /<key>/coords  float32 (2 x H x W): x, y of pixel centres in `crs`
+                               attrs: labels (strings), crs, timestamp (float64 POSIX seconds)
+    metadata.parquet           key, split, labels, shard
+    queries.jsonl              one text query per label (text-to-image retrieval)
+    qrels/{split}.tsv          query-id, corpus-id, score (BEIR layout)
+    README.md  LICENSE  NOTICE.md
+
+``image`` holds the published tile's three false-colour bands (B08, B04, B05:
+8-bit stretched values / 255) so the layout stores exactly what the release
+publishes. ``timestamp`` is float64 because float32 rounds present-day epoch
+seconds to multiples of 128 s. ``coords``, ``crs`` and ``timestamp`` are written
+only where the release's policy allows (the cropmark policy allows none of
+them); ``coords`` are the 10 m grid of a ``HALF_SIZE`` window centred on the
+site, in the site's UTM zone, as the corpus's tiles were cut.
+
+External links are stored by **relative** path, so the release folder can move
+as a whole; :func:`open_main` refuses, with the missing path, a main file moved
+away from its shards.
+
+The split is a stratified multi-label split over site groups (iterative
+stratification, Sechidis et al. 2011): every label keeps its share in each split,
+and a site never spans two splits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from builder.composite import HALF_SIZE
+from builder.errors import ConfigError, LayoutDataError
+from builder.formats import SFT_SPLITS, LayoutOptions, Sample, unit_hash
+from builder.model.prompt import LABELS
+from builder.policy import Policy
+
+BANDS = ("B08", "B04", "B05")
+PIXEL_M = 10.0
+QUERIES = {
+    "Yes": "Sentinel-2 false-colour tile of farmland showing cropmark stress from buried archaeology",
+    "No": "Sentinel-2 false-colour tile of farmland with no cropmark stress from buried archaeology",
+}
+
+
+def tile_array(path: Path) -> np.ndarray:
+    """The published tile as float32 bands x H x W in [0, 1] (8-bit value / 255)."""
+    with Image.open(path) as image:
+        rgb = np.asarray(image.convert("RGB"))
+    return (np.moveaxis(rgb, -1, 0).astype(np.float32) / np.float32(255)).astype(np.float32)
+
+
+def utm_epsg(lat: float, lon: float) -> int:
+    zone = min(int((lon + 180) // 6) + 1, 60)
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+def site_coords(lat: float, lon: float) -> tuple[np.ndarray, str]:
+    """Pixel-centre x, y (2 x H x W float32) of the tile window centred on a site, and its CRS."""
+    from rasterio.warp import transform
+
+    crs = f"EPSG:{utm_epsg(lat, lon)}"
+    xs, ys = transform("EPSG:4326", crs, [lon], [lat])
+    width, height = HALF_SIZE
+    cols = (np.arange(width) - width / 2 + 0.5) * PIXEL_M + xs[0]
+    rows = ys[0] - (np.arange(height) - height / 2 + 0.5) * PIXEL_M
+    grid = np.stack(np.meshgrid(cols, rows)).astype(np.float32)
+    return grid, crs
+
+
+def finite(array: np.ndarray, key: str, name: str) -> np.ndarray:
+    """``array`` if every value is finite; else a one-line error naming the sample."""
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise LayoutDataError(
+            f"sample {key}: {name} has {bad} non-finite value(s) (NaN or infinity); "
+            "HDF5 samples must be finite: fix or drop the source tile"
+        )
+    return array
+
+
+def stratify(samples: Sequence[Sample], fractions: Sequence[float], salt: str) -> dict[str, str]:
+    """Split of every group: iterative stratification over the groups' label counts.
+
+    Labels are taken rarest first; each group holding the label goes to the split
+    that still wants most of it (then most samples, then by stable hash).
+
+    Raises:
+        ConfigError: a split with a positive fraction gets no group.
+    """
+    counts: dict[str, Counter[str]] = {}
+    for sample in samples:
+        counts.setdefault(sample.group, Counter())[sample.label] += 1
+    total = Counter[str]()
+    for c in counts.values():
+        total.update(c)
+    n = sum(total.values())
+    want_all = [f * n for f in fractions]
+    want = {label: [f * total[label] for f in fractions] for label in total}
+    open_splits = [i for i, f in enumerate(fractions) if f > 0]
+    remaining = set(counts)
+    out: dict[str, str] = {}
+    while remaining:
+        present = Counter[str]()
+        for group in remaining:
+            present.update(counts[group])
+        label = min(present, key=lambda lab: (present[lab], lab))
+        chosen = sorted((g for g in remaining if counts[g][label]), key=lambda g: unit_hash(g, salt))
+        for group in chosen:
+            best = max(open_splits, key=lambda i: (want[label][i], want_all[i], -i))
+            out[group] = SFT_SPLITS[best]
+            want_all[best] -= sum(counts[group].values())
+            for lab, k in counts[group].items():
+                want[lab][best] -= k
+            remaining.discard(group)
+    empty = [SFT_SPLITS[i] for i in open_splits if SFT_SPLITS[i] not in out.values()]
+    if empty:
+        raise ConfigError(
+            f"{len(out)} site group(s) cannot fill the split fractions {list(fractions)}: "
+            f"{', '.join(empty)} got no group; set its fraction to 0 or add sites"
+        )
+    return out
+
+
+def write(
+    samples: Sequence[Sample], dest: Path, private: Path, options: LayoutOptions, policy: Policy
+) -> dict[str, Any]:
+    """Write shards, the main file, metadata, queries and qrels; return the layout summary."""
+    import h5py
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    coords_on = policy.coordinates if options.coords is None else options.coords
+    split_of = stratify(samples, options.fractions, options.salt)
+    ordered = sorted(samples, key=lambda s: s.file_name)
+    per = options.samples_per_shard
+    (dest / "shards").mkdir()
+    shard_of: dict[str, str] = {}
+    written = Counter[str]()
+    for start in range(0, len(ordered), per):
+        rel = f"shards/shard-{start // per:05d}.h5"
+        with h5py.File(dest / rel, "w", track_order=True) as shard:
+            for sample in ordered[start : start + per]:
+                group = shard.create_group(sample.key)
+                image = finite(tile_array(sample.path), sample.key, "image")
+                group.create_dataset(
+                    "image", data=image, chunks=image.shape, compression="gzip", compression_opts=4
+                )
+                group.attrs.create("labels", [sample.label], dtype=h5py.string_dtype())
+                if coords_on and sample.site is not None:
+                    grid, crs = site_coords(sample.site.lat, sample.site.lon)
+                    group.create_dataset(
+                        "coords", data=finite(grid, sample.key, "coords"), compression="gzip"
+                    )
+                    group.attrs["crs"] = crs
+                    written["coords"] += 1
+                if policy.timestamps and sample.timestamp is not None:
+                    stamp = float(sample.timestamp)
+                    if not math.isfinite(stamp):
+                        raise LayoutDataError(f"sample {sample.key}: timestamp {stamp} is not finite")
+                    group.attrs.create("timestamp", stamp, dtype="float64")
+                    written["timestamp"] += 1
+                shard_of[sample.key] = rel
+    with h5py.File(dest / "main.h5", "w", track_order=True) as main:
+        main.attrs.create("bands", list(BANDS), dtype=h5py.string_dtype())
+        main.attrs["values"] = "8-bit stretched false colour / 255 (not reflectance)"
+        main.attrs.create("label_names", list(LABELS), dtype=h5py.string_dtype())
+        for sample in ordered:
+            main[sample.key] = h5py.ExternalLink(shard_of[sample.key], f"/{sample.key}")
+    table = pa.table(
+        {
+            "key": [s.key for s in ordered],
+            "split": [split_of[s.group] for s in ordered],
+            "labels": [[s.label] for s in ordered],
+            "shard": [shard_of[s.key] for s in ordered],
+        }
+    )
+    pq.write_table(table, dest / "metadata.parquet")
+    with (dest / "queries.jsonl").open("w", encoding="utf-8") as handle:
+        for label in LABELS:
+            handle.write(
+                json.dumps({"_id": f"q-{label.lower()}", "text": QUERIES[label], "labels": [label]}) + "\n"
+            )
+    (dest / "qrels").mkdir()
+    for split in SFT_SPLITS:
+        lines = ["query-id\tcorpus-id\tscore"]
+        for label in LABELS:
+            lines += [
+                f"q-{label.lower()}\t{s.key}\t1"
+                for s in ordered
+                if split_of[s.group] == split and s.label == label
+            ]
+        (dest / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    splits = {
+        split: {
+            "samples": sum(split_of[s.group] == split for s in ordered),
+            "groups": sum(v == split for v in split_of.values()),
+            **{
+                label: sum(split_of[s.group] == split and s.label == label for s in ordered)
+                for label in LABELS
+            },
+        }
+        for split in SFT_SPLITS
+    }
+    return {
+        "fractions": list(options.fractions),
+        "salt": options.salt,
+        "samples_per_shard": per,
+        "shards": -(-len(ordered) // per),
+        "splits": splits,
+        "groups": len(split_of),
+        "coords": written["coords"],
+        "timestamps": written["timestamp"],
+    }
+
+
+def configs() -> list[dict[str, Any]]:
+    """``load_dataset`` reads the sample index; the arrays are read with h5py (see the card)."""
+    return [{"config_name": "default", "data_files": [{"split": "metadata", "path": "metadata.parquet"}]}]
+
+
+def missing_shards(main: Path) -> list[str]:
+    """External-link targets of ``main`` that do not exist relative to its folder."""
+    import h5py
+
+    missing: set[str] = set()
+    with h5py.File(main, "r") as handle:
+        for key in handle:
+            link = handle.get(key, getlink=True)
+            if isinstance(link, h5py.ExternalLink) and not (main.parent / link.filename).is_file():
+                missing.add(link.filename)
+    return sorted(missing)
+
+
+@contextmanager
+def open_main(main: Path) -> Iterator[Any]:
+    """Open a main file for reading after checking its shards sit where its links say.
+
+    Raises:
+        LayoutDataError: the main file is missing, or moved away from its shards.
+    """
+    import h5py
+
+    if not main.is_file():
+        raise LayoutDataError(f"{main} does not exist; pass the main.h5 of an HDF5 release")
+    missing = missing_shards(main)
+    if missing:
+        raise LayoutDataError(
+            f"{main} links {len(missing)} shard file(s) it cannot find beside it "
+            f"(first: {main.parent / missing[0]}); links are relative: keep main.h5 in its "
+            "release folder with shards/"
+        )
+    with h5py.File(main, "r") as handle:
+        yield handle
+
+
+def read_sample(handle: Any, key: str) -> dict[str, Any]:
+    """One sample's arrays and attributes from an open main file."""
+    group = handle[key]
+    out: dict[str, Any] = {"image": group["image"][()], "labels": [str(v) for v in group.attrs["labels"]]}
+    if "coords" in group:
+        out["coords"] = group["coords"][()]
+    for name in ("crs", "timestamp"):
+        if name in group.attrs:
+            value = group.attrs[name]
+            out[name] = value.decode() if isinstance(value, bytes) else value
+    return out

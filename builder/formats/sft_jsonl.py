@@ -1,0 +1,285 @@
+"""SFT JSONL layout: leap-finetune VLM SFT rows, split by site, images sharded by folder.
+
+::
+
+    data/train.jsonl  data/validation.jsonl  data/test.jsonl
+    images/s00000/d_tile_*.jpg  … (at most ``files_per_folder`` per leaf, 8,000 by default)
+    README.md  LICENSE  NOTICE.md
+    [sidecars/s00000/d_tile_*.json  only where the policy allows publishing sidecars]
+
+Each row is ``{"messages": [...]}``: the system turn, a user turn whose content is
+a list of typed parts (a text part naming the image's modality, the image as a
+path relative to the dataset root, the question) and the assistant's answer.
+
+Splits are drawn by a stable hash of each tile's **group** (its site: source
+database and record; the composite's hash when the site is unknown), against
+cumulative fractions, so every tile of a site, jittered copies included, lands
+in one split, and adding sites never moves an existing one. The curated
+``train``/``eval`` split is not used here: the group split is the point.
+
+Per-tile sidecars (coordinates, scene id, date, label statistics) and the group
+of every key always go to the private folder; the public output gets them only
+under a policy that allows sidecars.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from PIL import Image
+
+from builder.errors import ConfigError
+from builder.formats import SFT_SPLITS, LayoutOptions, Sample, shard_names, unit_hash
+from builder.model.prompt import LABELS, messages
+from builder.policy import Policy
+
+# The text part before each image names what the image is. The cropmark policy
+# publishes only the Sentinel-2 half; "context" is for siblings with a licence to share it.
+MODALITIES = {
+    "sentinel-2": "Image: Sentinel-2 false colour at 10 m (R = NIR B08, G = Red B04, B = Red Edge B05).",
+    "context": "Image: overhead context (high-resolution aerial or satellite photograph).",
+}
+ROLES = ("system", "user", "assistant")
+
+
+def assign(groups: Sequence[str], fractions: Sequence[float], salt: str) -> dict[str, str]:
+    """Split of each group: its stable hash in [0, 1) against the cumulative fractions.
+
+    Raises:
+        ConfigError: a split with a positive fraction gets no group (too few groups
+            for the fractions asked).
+    """
+    bounds, total = [], 0.0
+    for fraction in fractions:
+        total += fraction
+        bounds.append(total)
+    out: dict[str, str] = {}
+    for group in sorted(set(groups)):
+        u = unit_hash(group, salt)
+        index = next((i for i, b in enumerate(bounds) if u < b and fractions[i] > 0), None)
+        if index is None:  # u beyond a bound that rounding left under 1
+            index = max(i for i, f in enumerate(fractions) if f > 0)
+        out[group] = SFT_SPLITS[index]
+    empty = [s for s, f in zip(SFT_SPLITS, fractions, strict=True) if f > 0 and s not in out.values()]
+    if empty:
+        raise ConfigError(
+            f"{len(out)} site group(s) cannot fill the split fractions {list(fractions)}: "
+            f"{', '.join(empty)} got no group; set its fraction to 0, change --split-salt, or add sites"
+        )
+    return out
+
+
+def row(image: str, label: str, modality: str = "sentinel-2") -> dict[str, Any]:
+    """One SFT row: the project's turns with a text part naming the image's modality."""
+    turns = messages(image, label)
+    user = turns[1]
+    user["content"] = [{"type": "text", "text": MODALITIES[modality]}, *user["content"]]  # type: ignore[misc]
+    return {"messages": turns}
+
+
+def sidecar(sample: Sample, split: str) -> dict[str, Any]:
+    """The private facts of one tile (never published under the cropmark policy)."""
+    site = sample.site
+    return {
+        "key": sample.key,
+        "split": split,
+        "group": sample.group,
+        "label": sample.label,
+        "label_stats": {"rows": len(sample.rows), "agreeing": len(sample.rows)},
+        "lat": site.lat if site else None,
+        "lon": site.lon if site else None,
+        "source_db": site.source_db if site else None,
+        "scene_id": site.source_id if site else None,
+        "date": site.date if site else None,
+        "source": sample.source,
+    }
+
+
+# Which policy field governs each sidecar key; keys not listed are never published.
+SIDECAR_POLICY = {
+    "key": None,
+    "split": None,
+    "label": None,
+    "label_stats": None,
+    "group": "source_ids",
+    "lat": "coordinates",
+    "lon": "coordinates",
+    "source_db": "source_ids",
+    "scene_id": "source_ids",
+    "date": "timestamps",
+}
+
+
+def public_sidecar(full: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """The part of a sidecar ``policy`` lets out (never the private source path)."""
+    out = {}
+    for key, value in full.items():
+        field = SIDECAR_POLICY.get(key, "never")
+        if field is None or (field != "never" and getattr(policy, field)):
+            out[key] = value
+    return out
+
+
+def write(
+    samples: Sequence[Sample], dest: Path, private: Path, options: LayoutOptions, policy: Policy
+) -> dict[str, Any]:
+    """Write rows, sharded images and sidecars; return the layout summary."""
+    split_of = assign([s.group for s in samples], options.fractions, options.salt)
+    ordered = sorted(samples, key=lambda s: s.file_name)
+    per = options.files_per_folder
+    folders = list(shard_names(-(-len(ordered) // per)))
+    where: dict[str, str] = {}
+    for index, sample in enumerate(ordered):
+        folder = folders[index // per]
+        target = dest / "images" / folder / sample.file_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sample.path, target)
+        where[sample.file_name] = f"images/{folder}/{sample.file_name}"
+    (dest / "data").mkdir()
+    counts: dict[str, dict[str, int]] = {}
+    for split in SFT_SPLITS:
+        chosen = [s for s in ordered if split_of[s.group] == split]
+        with (dest / "data" / f"{split}.jsonl").open("w", encoding="utf-8") as handle:
+            for sample in chosen:
+                handle.write(
+                    json.dumps(row(where[sample.file_name], sample.label), ensure_ascii=False) + "\n"
+                )
+        counts[split] = {
+            "rows": len(chosen),
+            "groups": len({s.group for s in chosen}),
+            **{label: sum(s.label == label for s in chosen) for label in LABELS},
+        }
+    (private / "sidecars").mkdir(parents=True, exist_ok=True)
+    for sample in ordered:
+        text = json.dumps(sidecar(sample, split_of[sample.group]), indent=1, sort_keys=True) + "\n"
+        (private / "sidecars" / f"{sample.key}.json").write_text(text, encoding="utf-8")
+        if options.public_sidecars:  # check() refused this unless the policy allows sidecars
+            public = dest / "sidecars" / where[sample.file_name].split("/")[1] / f"{sample.key}.json"
+            public.parent.mkdir(parents=True, exist_ok=True)
+            shown = public_sidecar(sidecar(sample, split_of[sample.group]), policy)
+            public.write_text(json.dumps(shown, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    groups = {sample.key: sample.group for sample in ordered}
+    (private / "groups.json").write_text(
+        json.dumps(groups, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return {
+        "fractions": list(options.fractions),
+        "salt": options.salt,
+        "files_per_folder": per,
+        "folders": len(folders),
+        "groups": len(split_of),
+        "splits": counts,
+        "public_sidecars": options.public_sidecars,
+    }
+
+
+def configs() -> list[dict[str, Any]]:
+    return [
+        {
+            "config_name": "default",
+            "data_files": [{"split": split, "path": f"data/{split}.jsonl"} for split in SFT_SPLITS],
+        }
+    ]
+
+
+def _check_part(part: Any, where: str, root: Path, images: list[str]) -> Iterator[str]:
+    if not isinstance(part, dict) or part.get("type") not in ("text", "image"):
+        yield f"{where}: a content part is not {{'type': 'text'|'image', ...}}"
+        return
+    if part["type"] == "text":
+        if not isinstance(part.get("text"), str) or not part["text"]:
+            yield f"{where}: text part without text"
+        return
+    image = part.get("image")
+    if not isinstance(image, str) or PurePosixPath(image).is_absolute() or ".." in PurePosixPath(image).parts:
+        yield f"{where}: image {str(image)[:60]!r} is not a relative path inside the dataset"
+        return
+    path = root / image
+    if not path.is_file():
+        yield f"{where}: image {image} does not exist"
+        return
+    try:
+        with Image.open(path) as opened:
+            opened.verify()
+    except (OSError, SyntaxError, ValueError) as exc:
+        yield f"{where}: image {image} does not open ({exc})"
+        return
+    images.append(image)
+
+
+def validate(root: Path, groups: dict[str, str] | None = None) -> list[str]:
+    """Check every row of an SFT JSONL layout; an empty list means valid.
+
+    Checked: each line is a JSON object with ``messages``; roles run system
+    (optional), user, assistant; content is a list of typed parts; each image is
+    preceded by a text part naming a known modality, is a relative path, exists
+    and opens; the answer is Yes or No; no image is used by two splits; every
+    leaf folder holds at most 10,000 files. With ``groups`` (the private key ->
+    site map), also that no site spans two splits.
+    """
+    problems: list[str] = []
+    split_of_image: dict[str, str] = {}
+    split_of_group: dict[str, str] = {}
+    modality_texts = set(MODALITIES.values())
+    for split in SFT_SPLITS:
+        path = root / "data" / f"{split}.jsonl"
+        if not path.is_file():
+            problems.append(f"data/{split}.jsonl: missing")
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            where = f"data/{split}.jsonl:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                problems.append(f"{where}: not JSON")
+                continue
+            turns = record.get("messages") if isinstance(record, dict) else None
+            if not isinstance(turns, list) or not turns:
+                problems.append(f"{where}: no messages list")
+                continue
+            roles = [t.get("role") if isinstance(t, dict) else None for t in turns]
+            if roles not in (list(ROLES), list(ROLES[1:])):
+                problems.append(f"{where}: roles {roles}; expected [system,] user, assistant")
+                continue
+            images: list[str] = []
+            for turn in turns:
+                content = turn.get("content")
+                if not isinstance(content, list):
+                    problems.append(f"{where}: {turn['role']} content is not a list of typed parts")
+                    continue
+                for i, part in enumerate(content):
+                    problems.extend(_check_part(part, where, root, images))
+                    if isinstance(part, dict) and part.get("type") == "image":
+                        before = content[i - 1] if i else None
+                        if not (isinstance(before, dict) and before.get("text") in modality_texts):
+                            problems.append(
+                                f"{where}: image part not preceded by a text part naming its modality"
+                            )
+            answer = turns[-1]["content"]
+            if not (isinstance(answer, list) and len(answer) == 1 and answer[0].get("text") in LABELS):
+                problems.append(f"{where}: assistant answer is not exactly Yes or No")
+            if not images:
+                problems.append(f"{where}: no image")
+            for image in images:
+                if split_of_image.setdefault(image, split) != split:
+                    problems.append(f"{where}: image {image} is also in {split_of_image[image]}")
+                key = PurePosixPath(image).stem
+                if groups is not None:
+                    group = groups.get(key)
+                    if group is None:
+                        problems.append(f"{where}: image {image} has no group in the private map")
+                    elif split_of_group.setdefault(group, split) != split:
+                        problems.append(
+                            f"{where}: a site of {split} is also in {split_of_group[group]} ({key})"
+                        )
+    for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+        n = sum(1 for _ in folder.iterdir())
+        if n > 10_000:
+            problems.append(
+                f"{folder.relative_to(root).as_posix() or '.'}/: {n} entries (the Hub refuses > 10,000)"
+            )
+    return problems

@@ -1,0 +1,170 @@
+"""Train/eval leakage: perceptual hashes find seeded near-duplicates, and only those."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from builder import leakage
+from builder.audit import audit_release
+from builder.cards import validate_dataset_card
+from builder.cli import main
+from builder.release import BuildConfig, build
+
+KINDS = ("reencoded", "shifted", "brightened")
+
+
+def _variant(pixels: np.ndarray, kind: str) -> np.ndarray:
+    out = pixels.copy()
+    left = out[:, :256]
+    if kind == "shifted":  # 3 px right and 2 px down, edges repeated
+        left[:, 3:] = left[:, :-3].copy()
+        left[2:, :] = left[:-2, :].copy()
+    elif kind == "brightened":
+        left[:] = np.clip(left.astype(np.int16) * 1.08 + 6, 0, 255).astype(np.uint8)
+    return out
+
+
+def seed_near_duplicates(corpus: Path, eval_sources: list[str]) -> dict[str, str]:
+    """Add to the train manifest one variant per kind of each eval composite; return variant -> original.
+
+    Variants are a site's jittered copies: their sites.csv rows keep the original's
+    source record and move the point by a few metres.
+    """
+    labels = {}
+    for line in (corpus / "sft" / "eval.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        image = row["messages"][1]["content"][0]["image"]
+        labels[image] = row["messages"][2]["content"][0]["text"]
+    with (corpus / "sites.csv").open(newline="") as handle:
+        sites = {r["composite"]: r for r in csv.DictReader(handle)}
+    made: dict[str, str] = {}
+    rows, site_rows = [], []
+    for n, source in enumerate(eval_sources):
+        with Image.open(corpus / source) as image:
+            pixels = np.asarray(image.convert("RGB"))
+        for kind in KINDS:
+            rel = f"composites/variant_{n}_{kind}.jpg"
+            buffer = io.BytesIO()
+            quality = 75 if kind == "reencoded" else 92
+            Image.fromarray(_variant(pixels, kind)).save(buffer, format="JPEG", quality=quality)
+            (corpus / rel).write_bytes(buffer.getvalue())
+            made[rel] = source
+            turns = [
+                {"role": "user", "content": [{"type": "image", "image": rel}, {"type": "text", "text": "?"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": labels[source]}]},
+            ]
+            rows.append(json.dumps({"messages": turns}))
+            site = dict(sites[source])
+            site.update(composite=rel, lat=f"{float(site['lat']) + 0.0001:.6f}")
+            site_rows.append(site)
+    with (corpus / "sft" / "train.jsonl").open("a") as handle:
+        handle.write("\n".join(rows) + "\n")
+    with (corpus / "sites.csv").open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(site_rows[0]))
+        writer.writerows(site_rows)
+    return made
+
+
+def eval_sources(release: Path, count: int) -> list[str]:
+    report = json.loads((release.with_name(release.name + ".private") / "report.json").read_text())
+    return sorted(t["source"] for t in report["tiles"] if t["split"] == "eval")[:count]
+
+
+def test_dct_matrix_is_orthonormal_and_phash_is_stable() -> None:
+    c = leakage.dct_matrix(32)
+    np.testing.assert_allclose(c @ c.T, np.eye(32), atol=1e-12)
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (32, 32))
+    assert leakage.phash_pixels(grey) == leakage.phash_pixels(grey.astype(np.float32))
+    # A constant offset moves only the DC term: the hash is unchanged.
+    assert leakage.phash_pixels(grey + 40) == leakage.phash_pixels(grey)
+    hashes = [leakage.phash_pixels(rng.integers(0, 256, (32, 32))) for _ in range(200)]
+    d = leakage.distances(hashes[:100], hashes[100:])
+    assert 28 <= d.mean() <= 36  # unrelated images: about half of the 64 bits differ
+    with pytest.raises(ValueError, match="32x32"):
+        leakage.phash_pixels(np.zeros((16, 16)))
+
+
+def test_near_duplicates_lists_pairs_within_threshold() -> None:
+    train = {"a": 0b1111, "b": 0xFFFF_FFFF_0000_0000}
+    eval_ = {"x": 0b0111, "y": 0x0000_0000_FFFF_FFFF}
+    pairs, closest = leakage.near_duplicates(train, eval_, threshold=2)
+    assert [(p.train, p.eval, p.distance) for p in pairs] == [("a", "x", 1)]
+    assert closest == 1
+    assert leakage.near_duplicates({}, eval_) == ([], None)
+
+
+def test_seeded_near_duplicates_are_found_reported_and_droppable(
+    small_corpus: Path, small_release: Path, tmp_path: Path
+) -> None:
+    made = seed_near_duplicates(small_corpus, eval_sources(small_release, 2))
+    result = build(BuildConfig(small_corpus, tmp_path / "kept", "1.0.0"))
+    leaks = result.report["leakage"]
+    by_source = {t["source"]: t["file_name"] for t in result.report["tiles"]}
+    expected = {(by_source[variant], by_source[original]) for variant, original in made.items()}
+    found = {(p["train"], p["eval"]) for p in leaks["pairs"]}
+    assert found == expected  # every seeded copy, and nothing else
+    assert leaks["train_tiles"] == 6 and leaks["dropped"] == 0
+    assert all(p["distance"] <= leaks["threshold"] for p in leaks["pairs"])
+    unrelated = leakage.distances(
+        [int(h, 16) for n, h in leaks["hashes"]["train"].items() if n not in {t for t, _ in expected}],
+        [int(h, 16) for h in leaks["hashes"]["eval"].values()],
+    )
+    assert unrelated.min() > leaks["threshold"]
+    card = (result.release / "README.md").read_text()
+    assert "**6** train tiles within **10** bits of an eval tile were found and kept" in card
+    for train_name, eval_name in expected:
+        assert f"| `{train_name}` | `{eval_name}` |" in card
+    assert result.report["counts"]["tiles"]["train"] == 24 + 6
+
+    dropped = build(BuildConfig(small_corpus, tmp_path / "dropped", "1.0.0", drop_near_duplicates=True))
+    counts = dropped.report["counts"]
+    assert counts["tiles"] == {"train": 24, "eval": 8}
+    assert counts["rejected"]["near_duplicate"] == {"train": 6, "eval": 0}
+    assert dropped.report["leakage"]["dropped"] == 6
+    published = {p.name for p in (dropped.release / "data" / "train").iterdir()}
+    assert not published & {t for t, _ in expected}
+    card = (dropped.release / "README.md").read_text()
+    assert "were found and dropped from `train`" in card
+    assert "| `near_duplicate` |" in card
+    assert validate_dataset_card(card, dropped.report, dropped.release) == []
+    assert audit_release(dropped.release, dropped.report) == []
+
+
+def test_card_validation_catches_a_wrong_near_duplicate_count(
+    small_release: Path,
+) -> None:
+    report = json.loads((small_release.with_name("1.0.0.private") / "report.json").read_text())
+    card = (small_release / "README.md").read_text()
+    assert validate_dataset_card(card, report, small_release) == []
+    wrong = card.replace("**0** train tiles within", "**2** train tiles within")
+    assert any("near-duplicate count" in p for p in validate_dataset_card(wrong, report, small_release))
+
+
+def test_cli_leak_options(small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "build",
+            "--corpus",
+            str(small_corpus),
+            "--out",
+            str(tmp_path),
+            "--version",
+            "1.0.0",
+            "--leak-threshold",
+            "64",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "leak threshold 64" in err
+    assert not (tmp_path / "cropmark-disambiguator-s2" / "1.0.0").exists()
+    assert main(["build", "--corpus", str(small_corpus), "--out", str(tmp_path), "--version", "1.0.0"]) == 0
+    assert "near-dups      0 train tiles within 10 bits of an eval tile (none" in capsys.readouterr().out

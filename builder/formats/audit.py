@@ -54,10 +54,13 @@ def _layout(root: Path, layout: str) -> Iterator[str]:
             yield f"{where}/: {n} entries; the Hub refuses more than {MAX_FILES_PER_FOLDER} per folder"
 
 
-def _texts(root: Path, secrets: set[str]) -> Iterator[str]:
+def _texts(root: Path, secrets: set[str], policy: Policy) -> Iterator[str]:
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        yield from _text_findings(f"path {rel}", rel, () if NAME_RE.match(path.name) else secrets)
+        opaque = NAME_RE.match(path.name) or NAME_RE.match(path.with_suffix(".jpg").name)
+        yield from _text_findings(f"path {rel}", rel, () if opaque else secrets)
+        if rel.startswith("sidecars/") and policy.sidecars:
+            continue  # published on purpose; their keys are checked against the policy in _sft
         if path.is_file() and (path.suffix.lower() in TEXT_SUFFIXES or path.suffix == ".tsv"):
             yield from _text_findings(rel, path.read_bytes().decode("utf-8", errors="replace"), secrets)
 
@@ -96,10 +99,17 @@ def _parquet(root: Path, published: set[str], secrets: set[str]) -> Iterator[str
 
 
 def _sft(root: Path, published: set[str], private: Path | None, policy: Policy) -> Iterator[str]:
-    from builder.formats.sft_jsonl import validate
+    from builder.formats.sft_jsonl import SIDECAR_POLICY, validate
 
     if (root / "sidecars").exists() and not policy.sidecars:
         yield f"sidecars/: policy {policy.name!r} forbids publishing per-tile sidecars"
+    elif (root / "sidecars").exists():
+        for path in sorted((root / "sidecars").rglob("*.json")):
+            for key in json.loads(path.read_text(encoding="utf-8")):
+                field = SIDECAR_POLICY.get(key, "never")
+                if field == "never" or (field is not None and not getattr(policy, field)):
+                    rel = path.relative_to(root).as_posix()
+                    yield f"{rel}: key {key!r} is not allowed by policy {policy.name!r}"
     groups_path = private / "groups.json" if private is not None else None
     groups = (
         json.loads(groups_path.read_text(encoding="utf-8")) if groups_path and groups_path.is_file() else None
@@ -167,7 +177,7 @@ def audit_layout(root: Path, report: dict[str, Any], private: Path | None = None
     secrets = private_values(report)
     published = {t["published_sha256"] for t in report.get("tiles", [])}
     findings = list(_layout(root, layout))
-    findings += list(_texts(root, secrets))
+    findings += list(_texts(root, secrets, policy))
     files: dict[str, str] = report.get("files", {})
     present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     for rel in sorted(present - set(files)):

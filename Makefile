@@ -57,6 +57,7 @@ bench: $(VENV)/.full
 	$(PY) benchmarks/bench_gates.py --write
 	$(PY) benchmarks/bench_model.py --write
 	$(PY) benchmarks/bench_space.py --write
+	$(PY) benchmarks/bench_formats.py --write
 
 clean:
 	rm -rf $(DEMO) build .pytest_cache .mypy_cache .ruff_cache

@@ -156,13 +156,13 @@ def write(
                 group = shard.create_group(sample.key)
                 image = finite(tile_array(sample.path), sample.key, "image")
                 group.create_dataset(
-                    "image", data=image, chunks=image.shape, compression="gzip", compression_opts=4
+                    "image", data=image, chunks=image.shape, compression="gzip", compression_opts=1
                 )
                 group.attrs.create("labels", [sample.label], dtype=h5py.string_dtype())
                 if coords_on and sample.site is not None:
                     grid, crs = site_coords(sample.site.lat, sample.site.lon)
                     group.create_dataset(
-                        "coords", data=finite(grid, sample.key, "coords"), compression="gzip"
+                        "coords", data=finite(grid, sample.key, "coords"), compression="gzip", compression_opts=1
                     )
                     group.attrs["crs"] = crs
                     written["coords"] += 1

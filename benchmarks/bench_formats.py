@@ -1,0 +1,86 @@
+"""Sibling layouts: load + one pass over every image, Parquet against imagefolder; build cost per layout.
+
+The seeded sample corpus (767 train + 155 eval tiles) is built once per layout.
+Then, alternating the two layouts ``--repeat`` times, each is loaded with
+``load_dataset`` into a fresh cache and every image of every split is decoded
+once; medians are compared. The build time of each sibling layout is reported
+as a ratio to the imagefolder build it starts from.
+
+    python benchmarks/bench_formats.py [--repeat 3] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._results import write_section  # noqa: E402
+from builder.formats import LayoutOptions  # noqa: E402
+from builder.release import BuildConfig, build  # noqa: E402
+from builder.sample import generate  # noqa: E402
+
+
+def load_and_pass(release: Path, cache: Path) -> tuple[float, int]:
+    """Seconds to load ``release`` into an empty cache and decode every image once."""
+    import datasets
+    from datasets import load_dataset
+
+    datasets.disable_progress_bars()
+    start = time.perf_counter()
+    ds = load_dataset(str(release), cache_dir=str(cache))
+    n = 0
+    for split in ds.values():
+        for row in split:
+            row["image"].load()
+            n += 1
+    return time.perf_counter() - start, n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--write", action="store_true", help="write the figures to benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_formats_") as tmp:
+        root = Path(tmp)
+        generate(root / "corpus", seed=0)
+        releases, build_s = {}, {}
+        options = LayoutOptions()
+        for layout in ("imagefolder", "parquet", "sft-jsonl", "hdf5"):
+            start = time.perf_counter()
+            config = BuildConfig(root / "corpus", root / layout, "1.0.0", layout=layout, layout_options=options)
+            releases[layout] = build(config).release
+            build_s[layout] = time.perf_counter() - start
+        times: dict[str, list[float]] = {"imagefolder": [], "parquet": []}
+        count = 0
+        for i in range(args.repeat):
+            for layout in times:
+                seconds, count = load_and_pass(releases[layout], root / f"cache-{layout}-{i}")
+                times[layout].append(seconds)
+    folder, parquet = statistics.median(times["imagefolder"]), statistics.median(times["parquet"])
+    base = build_s["imagefolder"]
+    lines = [
+        f"sample release, {count} tiles; median of {args.repeat} alternating runs, fresh cache each",
+        f"imagefolder: load + decode every image {folder:6.2f} s (the reference)",
+        f"parquet:     load + decode every image {parquet:6.2f} s = {parquet / folder:.2f}x",
+        "build, 1 worker (curate, cut, gates, audit, then the layout and its audit):",
+        f"  imagefolder {base:6.1f} s (the reference)",
+        *(
+            f"  {layout:<11} {build_s[layout]:6.1f} s = {build_s[layout] / base:.2f}x"
+            for layout in ("parquet", "sft-jsonl", "hdf5")
+        ),
+    ]
+    print("\n".join(lines))
+    if args.write:
+        write_section("bench_formats", "Sibling layouts (`benchmarks/bench_formats.py`)", lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -55,7 +55,8 @@ def main() -> None:
         options = LayoutOptions()
         for layout in ("imagefolder", "parquet", "sft-jsonl", "hdf5"):
             start = time.perf_counter()
-            config = BuildConfig(root / "corpus", root / layout, "1.0.0", layout=layout, layout_options=options)
+            out = root / layout
+            config = BuildConfig(root / "corpus", out, "1.0.0", layout=layout, layout_options=options)
             releases[layout] = build(config).release
             build_s[layout] = time.perf_counter() - start
         times: dict[str, list[float]] = {"imagefolder": [], "parquet": []}

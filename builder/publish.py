@@ -209,7 +209,7 @@ def dataset_bundle(release: Path, repo_id: str) -> Bundle:
         raise AuditError(str(release), findings)
     card = (release / "README.md").read_text(encoding="utf-8")
     problems = cards.validate_dataset_card(card, report, release)
-    if f'load_dataset("{repo_id}")' not in card:
+    if f'load_dataset("{repo_id}"' not in card:
         problems.append(
             f"the card does not name {repo_id}; rebuild with `cropmark build --repo-id {repo_id}`"
         )

@@ -189,6 +189,27 @@ def test_a_deleted_tile_leaves_the_remote_in_the_same_commit(
     assert f"data/{tile['split']}/{tile['file_name']}" in parent.files  # removed by this very commit
 
 
+@pytest.mark.parametrize("layout", ["parquet", "sft-jsonl", "hdf5"])
+def test_sibling_layouts_publish_through_the_same_gate(
+    hub: HubServer, small_corpus: Path, tmp_path: Path, layout: str
+) -> None:
+    from builder.formats import LayoutOptions
+
+    options = LayoutOptions(fractions=(0.6, 0.2, 0.2))
+    result = build(
+        BuildConfig(small_corpus, tmp_path / "b", "1.0.0", repo_id=REPO, layout=layout, layout_options=options)
+    )
+    assert _publish_cli("dataset", str(result.release), "--repo-id", REPO, "--tag", "v1.0.0") == 0
+    assert _remote(hub) == _local(result.release)
+    assert hub.stats.commits == 1
+    # The gate runs the layout's own audit: a stray file is refused before any write.
+    (result.release / "notes.txt").write_text("kept for later\n")
+    writes = len(_writes(hub))
+    with pytest.raises(AuditError, match=r"notes\.txt: not part of a"):
+        dataset_bundle(result.release, REPO)
+    assert len(_writes(hub)) == writes
+
+
 def test_dry_run_prints_the_plan_and_writes_nothing(
     hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -161,9 +161,8 @@ def write(
                 group.attrs.create("labels", [sample.label], dtype=h5py.string_dtype())
                 if coords_on and sample.site is not None:
                     grid, crs = site_coords(sample.site.lat, sample.site.lon)
-                    group.create_dataset(
-                        "coords", data=finite(grid, sample.key, "coords"), compression="gzip", compression_opts=1
-                    )
+                    grid = finite(grid, sample.key, "coords")
+                    group.create_dataset("coords", data=grid, compression="gzip", compression_opts=1)
                     group.attrs["crs"] = crs
                     written["coords"] += 1
                 if policy.timestamps and sample.timestamp is not None:

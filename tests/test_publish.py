@@ -197,7 +197,9 @@ def test_sibling_layouts_publish_through_the_same_gate(
 
     options = LayoutOptions(fractions=(0.6, 0.2, 0.2))
     result = build(
-        BuildConfig(small_corpus, tmp_path / "b", "1.0.0", repo_id=REPO, layout=layout, layout_options=options)
+        BuildConfig(
+            small_corpus, tmp_path / "b", "1.0.0", repo_id=REPO, layout=layout, layout_options=options
+        )
     )
     assert _publish_cli("dataset", str(result.release), "--repo-id", REPO, "--tag", "v1.0.0") == 0
     assert _remote(hub) == _local(result.release)

@@ -65,7 +65,7 @@ STRUCTURAL = frozenset(
 TEXT_SUFFIXES = {".md", ".txt", ".csv", ".json", ".jsonl", ".yaml", ".yml", ""}
 
 
-def _text_findings(where: str, text: str, secrets: Iterable[str]) -> Iterator[str]:
+def text_findings(where: str, text: str, secrets: Iterable[str]) -> Iterator[str]:
     for label, pattern in PATTERNS.items():
         match = pattern.search(text)
         if match:
@@ -108,10 +108,15 @@ def _check_layout(release: Path) -> Iterator[str]:
     for entry in sorted(data.iterdir()):
         if entry.name not in SPLITS:
             yield f"data/{entry.name}: not a split (allowed: {', '.join(SPLITS)})"
-    for folder in [release, *sorted(p for p in release.rglob("*") if p.is_dir())]:
+    yield from crowded_folders(release)
+
+
+def crowded_folders(root: Path) -> Iterator[str]:
+    """Every folder under ``root`` (itself included) with more entries than the Hub accepts."""
+    for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
         n = sum(1 for _ in folder.iterdir())
         if n > MAX_FILES_PER_FOLDER:
-            where = folder.relative_to(release).as_posix() or "."
+            where = folder.relative_to(root).as_posix() or "."
             yield f"{where}/: {n} entries; the Hub refuses more than {MAX_FILES_PER_FOLDER} per folder"
 
 
@@ -178,11 +183,11 @@ def _check_text(release: Path, secrets: set[str]) -> Iterator[str]:
         # An opaque tile name (letters only) or a structural name holds no private
         # value; anything else is checked against the report's values too.
         structural = NAME_RE.match(path.name) or rel in STRUCTURAL
-        yield from _text_findings(f"path {rel}", rel, () if structural else secrets)
+        yield from text_findings(f"path {rel}", rel, () if structural else secrets)
         if path.is_file() and path.suffix.lower() in TEXT_SUFFIXES:
             text = path.read_bytes().decode("utf-8", errors="replace")
             # metadata.csv rows are checked field by field (opaque names, Yes/No).
-            yield from _text_findings(rel, text, () if path.name == "metadata.csv" else secrets)
+            yield from text_findings(rel, text, () if path.name == "metadata.csv" else secrets)
 
 
 def _check_files(release: Path, report: dict[str, Any]) -> Iterator[str]:

@@ -31,6 +31,10 @@ def _build(corpus: Path, out: Path, layout: str, **options: Any) -> BuildResult:
     )
 
 
+def _cli_build(corpus: Path, out: Path, *args: str) -> int:
+    return main(["build", "--corpus", str(corpus), "--out", str(out), "--version", "1.0.0", *args])
+
+
 def _private(release: Path) -> Path:
     return release.with_name(release.name + ".private")
 
@@ -234,20 +238,7 @@ def test_sidecars_stay_private_unless_the_policy_allows(
     full = json.loads(sidecars[0].read_text())
     assert {"lat", "lon", "scene_id", "date", "label_stats"} <= set(full)
     # Asking for public sidecars under the cropmark policy: one line, nothing built.
-    code = main(
-        [
-            "build",
-            "--corpus",
-            str(_small_corpus_master),
-            "--out",
-            str(tmp_path / "b"),
-            "--version",
-            "1.0.0",
-            "--layout",
-            "sft-jsonl",
-            "--public-sidecars",
-        ]
-    )
+    code = _cli_build(_small_corpus_master, tmp_path / "b", "--layout", "sft-jsonl", "--public-sidecars")
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "forbids sidecars" in err
     assert not (tmp_path / "b" / "cropmark-disambiguator-s2" / "1.0.0").exists()
@@ -430,20 +421,7 @@ def test_hdf5_under_the_cropmark_policy_has_no_place_or_time(
                 assert set(group) == {"image"} and set(group.attrs) == {"labels"}
     card = (result.release / "README.md").read_text()
     assert "No sample carries `coords`, `crs` or `timestamp`" in card
-    code = main(
-        [
-            "build",
-            "--corpus",
-            str(_small_corpus_master),
-            "--out",
-            str(tmp_path / "b"),
-            "--version",
-            "1.0.0",
-            "--layout",
-            "hdf5",
-            "--coords",
-        ]
-    )
+    code = _cli_build(_small_corpus_master, tmp_path / "b", "--layout", "hdf5", "--coords")
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "forbids coordinates" in err
     assert not (tmp_path / "b" / "cropmark-disambiguator-s2").exists() or not any(
@@ -502,9 +480,7 @@ def test_bad_layout_options_are_one_line_errors_and_write_nothing(
     args: list[str],
     message: str,
 ) -> None:
-    code = main(
-        ["build", "--corpus", str(_small_corpus_master), "--out", str(tmp_path), "--version", "1.0.0", *args]
-    )
+    code = _cli_build(_small_corpus_master, tmp_path, *args)
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err, err
     parent = tmp_path / "cropmark-disambiguator-s2"

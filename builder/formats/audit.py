@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from builder.audit import MAX_FILES_PER_FOLDER, NAME_RE, TEXT_SUFFIXES, _text_findings, private_values
+from builder.audit import NAME_RE, TEXT_SUFFIXES, crowded_folders, private_values, text_findings
 from builder.model.prompt import LABELS
 from builder.policy import Policy
 from builder.scrub import metadata_segments
@@ -47,22 +47,18 @@ def _layout(root: Path, layout: str) -> Iterator[str]:
     for entry in sorted(root.iterdir()):
         if entry.name not in allowed:
             yield f"{entry.name}: not part of a {layout} release (allowed: {', '.join(sorted(allowed))})"
-    for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
-        n = sum(1 for _ in folder.iterdir())
-        if n > MAX_FILES_PER_FOLDER:
-            where = folder.relative_to(root).as_posix() or "."
-            yield f"{where}/: {n} entries; the Hub refuses more than {MAX_FILES_PER_FOLDER} per folder"
+    yield from crowded_folders(root)
 
 
 def _texts(root: Path, secrets: set[str], policy: Policy) -> Iterator[str]:
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
         opaque = NAME_RE.match(path.name) or NAME_RE.match(path.with_suffix(".jpg").name)
-        yield from _text_findings(f"path {rel}", rel, () if opaque else secrets)
+        yield from text_findings(f"path {rel}", rel, () if opaque else secrets)
         if rel.startswith("sidecars/") and policy.sidecars:
             continue  # published on purpose; their keys are checked against the policy in _sft
         if path.is_file() and (path.suffix.lower() in TEXT_SUFFIXES or path.suffix == ".tsv"):
-            yield from _text_findings(rel, path.read_bytes().decode("utf-8", errors="replace"), secrets)
+            yield from text_findings(rel, path.read_bytes().decode("utf-8", errors="replace"), secrets)
 
 
 def _image(data: bytes, where: str, published: set[str]) -> Iterator[str]:
@@ -83,7 +79,7 @@ def _parquet(root: Path, published: set[str], secrets: set[str]) -> Iterator[str
             yield f"{rel}: columns {table.column_names}; allowed: image, label"
             continue
         meta = (table.schema.metadata or {}).get(b"huggingface", b"").decode("utf-8", errors="replace")
-        yield from _text_findings(f"{rel} schema metadata", meta, secrets)
+        yield from text_findings(f"{rel} schema metadata", meta, secrets)
         for number, (image, label) in enumerate(
             zip(table["image"].to_pylist(), table["label"].to_pylist(), strict=True)
         ):
@@ -116,7 +112,7 @@ def _sft(root: Path, published: set[str], private: Path | None, policy: Policy) 
     )
     if groups is None:
         yield "no private site map (groups.json): cannot prove that no site spans two splits"
-    yield from validate(root, groups)
+    yield from validate(root, groups, folders=False)
     for path in sorted((root / "images").rglob("*")):
         if path.is_file():
             rel = path.relative_to(root).as_posix()
@@ -156,7 +152,7 @@ def _hdf5(root: Path, policy: Policy, secrets: set[str]) -> Iterator[str]:
                         yield f"{where}: attribute {name!r} is not part of the layout"
                     elif field is not None and not getattr(policy, field):
                         yield f"{where}: attribute {name!r}: policy {policy.name!r} forbids {field}"
-                    yield from _text_findings(f"{where} attribute {name}", str(value), secrets)
+                    yield from text_findings(f"{where} attribute {name}", str(value), secrets)
     table = pq.read_table(root / "metadata.parquet")
     if table.column_names != ["key", "split", "labels", "shard"]:
         yield f"metadata.parquet: columns {table.column_names}; allowed: key, split, labels, shard"

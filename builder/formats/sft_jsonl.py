@@ -32,6 +32,7 @@ from typing import Any
 
 from PIL import Image
 
+from builder.audit import crowded_folders
 from builder.errors import ConfigError
 from builder.formats import SFT_SPLITS, LayoutOptions, Sample, shard_names, unit_hash
 from builder.model.prompt import LABELS, messages
@@ -211,7 +212,7 @@ def _check_part(part: Any, where: str, root: Path, images: list[str]) -> Iterato
     images.append(image)
 
 
-def validate(root: Path, groups: dict[str, str] | None = None) -> list[str]:
+def validate(root: Path, groups: dict[str, str] | None = None, folders: bool = True) -> list[str]:
     """Check every row of an SFT JSONL layout; an empty list means valid.
 
     Checked: each line is a JSON object with ``messages``; roles run system
@@ -276,10 +277,6 @@ def validate(root: Path, groups: dict[str, str] | None = None) -> list[str]:
                         problems.append(
                             f"{where}: a site of {split} is also in {split_of_group[group]} ({key})"
                         )
-    for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
-        n = sum(1 for _ in folder.iterdir())
-        if n > 10_000:
-            problems.append(
-                f"{folder.relative_to(root).as_posix() or '.'}/: {n} entries (the Hub refuses > 10,000)"
-            )
+    if folders:  # the layout audit checks folders itself
+        problems.extend(crowded_folders(root))
     return problems

@@ -122,6 +122,11 @@ def test_seeded_near_duplicates_are_found_reported_and_droppable(
     assert "**6** train tiles within **10** bits of an eval tile were found and kept" in card
     for train_name, eval_name in expected:
         assert f"| `{train_name}` | `{eval_name}` |" in card
+    assert validate_dataset_card(card, result.report, result.release) == []
+    train_name, eval_name = sorted(expected)[0]
+    row = next(line for line in card.splitlines() if line.startswith(f"| `{train_name}` | `{eval_name}` |"))
+    problems = validate_dataset_card(card.replace(row + "\n", ""), result.report, result.release)
+    assert any("near-duplicate table lists 5 pairs; the build report has 6" in p for p in problems)
     assert result.report["counts"]["tiles"]["train"] == 24 + 6
 
     dropped = build(BuildConfig(small_corpus, tmp_path / "dropped", "1.0.0", drop_near_duplicates=True))

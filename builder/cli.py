@@ -101,7 +101,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"audit refused {release}: {len(findings)} finding(s)")
         return 1
     layout = (report or {}).get("layout", "imagefolder")
-    print(f"audit passed {release} ({layout}): layout, metadata, images, text and policy clean")
+    checked = "metadata, images, text and halves" if layout == "imagefolder" else "images, text and policy"
+    print(f"audit passed {release} ({layout}): layout, {checked} clean")
     return 0
 
 

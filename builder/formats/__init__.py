@@ -21,8 +21,8 @@ from __future__ import annotations
 import hashlib
 import math
 import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,7 @@ class Sample:
     source: str
     rows: tuple[str, ...]
     site: Site | None
-    group: str = field(default="")
+    group: str
 
     @property
     def key(self) -> str:
@@ -145,6 +145,21 @@ def samples(staged: Path, report: dict[str, Any], sites: dict[str, Site]) -> lis
             )
         )
     return out
+
+
+def require_filled(split_of: dict[str, str], fractions: Sequence[float], hint: str) -> dict[str, str]:
+    """``split_of`` if every split with a positive fraction got a group.
+
+    Raises:
+        ConfigError: too few groups for the fractions asked (a split got none).
+    """
+    empty = [s for s, f in zip(SFT_SPLITS, fractions, strict=True) if f > 0 and s not in split_of.values()]
+    if empty:
+        raise ConfigError(
+            f"{len(split_of)} site group(s) cannot fill the split fractions {list(fractions)}: "
+            f"{', '.join(empty)} got no group; set its fraction to 0{hint} or add sites"
+        )
+    return split_of
 
 
 def unit_hash(text: str, salt: str) -> float:

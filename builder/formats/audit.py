@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from builder.audit import NAME_RE, TEXT_SUFFIXES, crowded_folders, private_values, text_findings
@@ -94,7 +94,9 @@ def _parquet(root: Path, published: set[str], secrets: set[str]) -> Iterator[str
             yield from _image(image["bytes"], where, published)
 
 
-def _sft(root: Path, published: set[str], private: Path | None, policy: Policy) -> Iterator[str]:
+def _sft(
+    root: Path, published: set[str], private: Path | None, policy: Policy, digests: dict[str, str]
+) -> Iterator[str]:
     from builder.formats.sft_jsonl import SIDECAR_POLICY, validate
 
     if (root / "sidecars").exists() and not policy.sidecars:
@@ -113,12 +115,13 @@ def _sft(root: Path, published: set[str], private: Path | None, policy: Policy) 
     if groups is None:
         yield "no private site map (groups.json): cannot prove that no site spans two splits"
     yield from validate(root, groups, folders=False)
-    for path in sorted((root / "images").rglob("*")):
-        if path.is_file():
-            rel = path.relative_to(root).as_posix()
-            if not NAME_RE.match(path.name):
+    # An image whose bytes hash to an audited tile is that tile: metadata and all.
+    for rel, digest in sorted(digests.items()):
+        if rel.startswith("images/"):
+            if not NAME_RE.match(PurePosixPath(rel).name):
                 yield f"{rel}: not an opaque tile name"
-            yield from _image(path.read_bytes(), rel, published)
+            if digest not in published:
+                yield f"{rel}: not one of the tiles the imagefolder audit passed"
 
 
 def _hdf5(root: Path, policy: Policy, secrets: set[str]) -> Iterator[str]:
@@ -175,19 +178,22 @@ def audit_layout(root: Path, report: dict[str, Any], private: Path | None = None
     findings = list(_layout(root, layout))
     findings += list(_texts(root, secrets, policy))
     files: dict[str, str] = report.get("files", {})
-    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-    for rel in sorted(present - set(files)):
+    digests = {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+    for rel in sorted(set(digests) - set(files)):
         findings.append(f"{rel}: not written by the build")
     for rel, digest in sorted(files.items()):
-        path = root / rel
-        if not path.is_file():
+        if rel not in digests:
             findings.append(f"{rel}: written by the build but missing")
-        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        elif digests[rel] != digest:
             findings.append(f"{rel}: differs from the file the build wrote and audited")
     if layout == "parquet":
         findings += list(_parquet(root, published, secrets))
     elif layout == "sft-jsonl":
-        findings += list(_sft(root, published, private, policy))
+        findings += list(_sft(root, published, private, policy, digests))
     else:
         findings += list(_hdf5(root, policy, secrets))
     return findings

@@ -31,7 +31,6 @@ and a site never spans two splits.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,8 +41,8 @@ import numpy as np
 from PIL import Image
 
 from builder.composite import HALF_SIZE
-from builder.errors import ConfigError, LayoutDataError
-from builder.formats import SFT_SPLITS, LayoutOptions, Sample, unit_hash
+from builder.errors import LayoutDataError
+from builder.formats import SFT_SPLITS, LayoutOptions, Sample, require_filled, unit_hash
 from builder.model.prompt import LABELS
 from builder.policy import Policy
 
@@ -125,13 +124,7 @@ def stratify(samples: Sequence[Sample], fractions: Sequence[float], salt: str) -
             for lab, k in counts[group].items():
                 want[lab][best] -= k
             remaining.discard(group)
-    empty = [SFT_SPLITS[i] for i in open_splits if SFT_SPLITS[i] not in out.values()]
-    if empty:
-        raise ConfigError(
-            f"{len(out)} site group(s) cannot fill the split fractions {list(fractions)}: "
-            f"{', '.join(empty)} got no group; set its fraction to 0 or add sites"
-        )
-    return out
+    return require_filled(out, fractions, "")
 
 
 def write(
@@ -166,10 +159,7 @@ def write(
                     group.attrs["crs"] = crs
                     written["coords"] += 1
                 if policy.timestamps and sample.timestamp is not None:
-                    stamp = float(sample.timestamp)
-                    if not math.isfinite(stamp):
-                        raise LayoutDataError(f"sample {sample.key}: timestamp {stamp} is not finite")
-                    group.attrs.create("timestamp", stamp, dtype="float64")
+                    group.attrs.create("timestamp", sample.timestamp, dtype="float64")
                     written["timestamp"] += 1
                 shard_of[sample.key] = rel
     with h5py.File(dest / "main.h5", "w", track_order=True) as main:

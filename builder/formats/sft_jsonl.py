@@ -33,8 +33,7 @@ from typing import Any
 from PIL import Image
 
 from builder.audit import crowded_folders
-from builder.errors import ConfigError
-from builder.formats import SFT_SPLITS, LayoutOptions, Sample, shard_names, unit_hash
+from builder.formats import SFT_SPLITS, LayoutOptions, Sample, require_filled, shard_names, unit_hash
 from builder.model.prompt import LABELS, messages
 from builder.policy import Policy
 
@@ -65,13 +64,7 @@ def assign(groups: Sequence[str], fractions: Sequence[float], salt: str) -> dict
         if index is None:  # u beyond a bound that rounding left under 1
             index = max(i for i, f in enumerate(fractions) if f > 0)
         out[group] = SFT_SPLITS[index]
-    empty = [s for s, f in zip(SFT_SPLITS, fractions, strict=True) if f > 0 and s not in out.values()]
-    if empty:
-        raise ConfigError(
-            f"{len(out)} site group(s) cannot fill the split fractions {list(fractions)}: "
-            f"{', '.join(empty)} got no group; set its fraction to 0, change --split-salt, or add sites"
-        )
-    return out
+    return require_filled(out, fractions, ", change --split-salt,")
 
 
 def row(image: str, label: str, modality: str = "sentinel-2") -> dict[str, Any]:
@@ -90,7 +83,7 @@ def sidecar(sample: Sample, split: str) -> dict[str, Any]:
         "split": split,
         "group": sample.group,
         "label": sample.label,
-        "label_stats": {"rows": len(sample.rows), "agreeing": len(sample.rows)},
+        "label_stats": {"rows": len(sample.rows)},  # curation kept only rows that agree on the label
         "lat": site.lat if site else None,
         "lon": site.lon if site else None,
         "source_db": site.source_db if site else None,

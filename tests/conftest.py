@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Read by huggingface_hub at import time: the local Hub server speaks classic LFS, not Xet.
 os.environ["HF_HUB_DISABLE_XET"] = "1"
+# A fresh Hugging Face home per test session (datasets' cache, hub cache, token): the tests see
+# what a new user sees, never the developer's own cache or credentials.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="cropmark-hf-home-")
 
 import shutil
 from collections.abc import Iterator
@@ -15,6 +19,12 @@ import pytest
 
 from builder.release import BuildConfig, BuildResult, build
 from builder.sample import SMALL_PLAN, generate
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_hf_home() -> Iterator[None]:
+    yield
+    shutil.rmtree(os.environ["HF_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -52,6 +52,7 @@ REASON_TEXT = {
     Reason.BAD_GEOMETRY: "composite not 512x512",
     Reason.BAD_PIXEL_FORMAT: "composite not 8-bit RGB",
     Reason.DECOMPRESSION_BOMB: "composite header promises too many pixels",
+    Reason.BAD_ORIENTATION: "composite EXIF orientation outside 1-8 (how it displays is unknown)",
     Reason.BAD_BANDS: "raw Sentinel-2 bands beside the composite unreadable",
     Reason.GATE_S2_BLANK: "gate 1: Sentinel-2 half blank (file <= 5 KiB or <= 50 % non-zero pixels)",
     Reason.GATE_S2_CLOUDY: "gate 2: cloud > 30 %, mean reflectance >= 4000, NDVI <= 0.1 or >= 20 % saturated",

@@ -1,17 +1,36 @@
-"""Cut: open a private 512x512 composite, check it, keep its Sentinel-2 half.
+"""Cut: open a private 512x512 composite as it is displayed, check it, keep its Sentinel-2 half.
 
 The left half (256 px wide x 512 px tall) is the Sentinel-2 false colour
 (RGB = B08/B04/B05); the right half is the high-resolution context image, whose
 terms forbid redistribution, and is never written anywhere.
 
-JPEG sources are cut **losslessly**: the DCT coefficients of the left 32 block
-columns are kept as they are (libjpeg-turbo through ``jpeglib``), so no
-generation loss is added and, for 4:4:4 sources, the published pixels are
-bit-identical to the left half the model trained on. With 4:2:0 chroma only the
-last pixel column can differ, by the decoder's chroma upsampling at the new
-edge. Other sources (PNG) are encoded once as JPEG quality 95 with 4:4:4 chroma
-(Pillow's default 4:2:0 would halve the colour resolution of a false-colour
-image: FACTS.md, Sentinel-2).
+**Orientation.** A composite is the image a viewer shows, not its raw pixel
+order. An EXIF ``Orientation`` tag (JPEG APP1, PNG ``eXIf`` chunk, PNG
+``Raw profile type exif`` text, or XMP ``tiff:Orientation``) is applied exactly
+as Pillow's ``ImageOps.exif_transpose`` applies it, because that is how the
+model's own loader reads images: transformers' ``image_utils.load_image`` calls
+``PIL.ImageOps.exif_transpose`` before ``convert("RGB")``. So the cut, the gates,
+the leakage hash and the audit all see the composite as displayed
+(:func:`open_displayed`); an orientation outside 1-8 is a counted rejection
+(``bad_orientation``), never a guess.
+
+**Cut.** JPEG sources in YCbCr with orientation 1 are cut **losslessly**: the DCT
+coefficients of the left 32 block columns are kept as they are (libjpeg-turbo
+through ``jpeglib``), so no generation loss is added and, for 4:4:4 sources, the
+published pixels are bit-identical to the left half the model trained on. With
+4:2:0 chroma only the last pixel column can differ, by the decoder's chroma
+upsampling at the new edge. Everything else is decoded, oriented, and encoded
+once as JPEG quality 95 with 4:4:4 chroma (Pillow's default 4:2:0 would halve
+the colour resolution of a false-colour image): PNG sources, JPEGs with an
+orientation other than 1, and JPEGs whose colour space is not YCbCr (an Adobe
+``transform 0`` RGB JPEG: its meaning lives in the APP14 segment that the scrub
+removes, so a lossless crop would be decoded as YCbCr and mis-coloured).
+
+**Decoding is strict.** A JPEG is entropy-decoded by libjpeg-turbo with warnings
+as errors (``simplejpeg`` ``strict=True``: "Corrupt JPEG data: ...", premature
+end of data); any Pillow warning while opening a composite (corrupt EXIF,
+decompression bomb) is an error too. Both are counted ``unreadable_image``
+rejections: a damaged composite is never published.
 """
 
 from __future__ import annotations
@@ -37,6 +56,18 @@ JPEG_QUALITY = 95
 # before any pixel is decoded (a decompression bomb costs nothing to send).
 MAX_PIXELS = COMPOSITE_SIZE[0] * COMPOSITE_SIZE[1] * 16
 _JPEGLIB_VERSION = "turbo210"
+ORIENTATION_TAG = 0x0112  # EXIF Orientation (TIFF 6.0 tag 274)
+# EXIF orientation -> the transpose that shows the image as displayed (the table of
+# PIL.ImageOps.exif_transpose).
+TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class Rejected(Exception):
@@ -50,10 +81,32 @@ class Rejected(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Cut:
-    """The published bytes of one tile and how they were made."""
+    """The published bytes of one tile and how they were made.
+
+    Attributes:
+        data: the scrubbed JPEG of the Sentinel-2 half.
+        mode: ``lossless`` (DCT-domain crop) or ``reencoded`` (decoded, encoded once).
+        detail: why a tile was re-encoded (empty for a lossless cut).
+    """
 
     data: bytes
     mode: Literal["lossless", "reencoded"]
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A checked composite: its decoded image (raw pixel order), its orientation and bytes."""
+
+    image: Image.Image
+    orientation: int
+    data: bytes
+    reduced: bool = False  # decoded at 1/8 scale (a check only, no pixels to keep)
+
+    def displayed(self) -> Image.Image:
+        """The composite as a viewer (and the model's loader) shows it."""
+        method = TRANSPOSE.get(self.orientation)
+        return self.image if method is None else self.image.transpose(method)
 
 
 def _png_bit_depth(head: bytes) -> int | None:
@@ -63,20 +116,47 @@ def _png_bit_depth(head: bytes) -> int | None:
     return None
 
 
-def open_composite(path: Path, reduced: bool = False) -> Image.Image:
-    """Open and decode a composite, or raise :class:`Rejected` with the reason.
+def orientation_of(image: Image.Image) -> int:
+    """The EXIF orientation that ``PIL.ImageOps.exif_transpose`` would apply (1 when none).
 
-    Refuses zero-byte, corrupt and truncated files, formats other than JPEG and
-    PNG, geometry other than 512x512, anything but 8-bit RGB, and headers that
+    Raises:
+        Rejected: an orientation outside 1-8 (``bad_orientation``): no viewer agrees
+            on what such an image looks like, so it is not guessed.
+    """
+    value = image.getexif().get(ORIENTATION_TAG, 1)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8:
+        shown = repr(value)[:20]
+        raise Rejected(Reason.BAD_ORIENTATION, f"EXIF orientation {shown}; allowed 1 to 8")
+    return value
+
+
+def _strict_jpeg(data: bytes) -> None:
+    """Entropy-decode a JPEG with libjpeg-turbo's warnings as errors (1/8 scale: every
+    coefficient is still read, only the inverse DCT is smaller)."""
+    import simplejpeg  # imported here: only the JPEG path needs it
+
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="rgb", strict=True, min_factor=8)
+    except ValueError as exc:
+        raise Rejected(Reason.UNREADABLE_IMAGE, f"decoder warning: {str(exc)[:120]}") from None
+
+
+def open_checked(data: bytes, reduced: bool = False, strict: bool = True) -> Opened:
+    """Open, check and decode a composite's bytes, or raise :class:`Rejected` with the reason.
+
+    Refuses zero-byte, corrupt and truncated files (and any decoder warning),
+    formats other than JPEG and PNG, a displayed geometry other than 512x512,
+    anything but 8-bit RGB, an EXIF orientation outside 1-8, and headers that
     promise more than :data:`MAX_PIXELS` pixels.
 
     Args:
-        path: the composite.
+        data: the composite's bytes.
         reduced: decode a JPEG at 1/8 scale. Every entropy-coded block is still
             read, so corrupt and truncated streams fail just the same, without
             the cost of the full inverse DCT (for callers that keep no pixels).
+        strict: entropy-decode a JPEG with decoder warnings as errors first (the
+            build does; the audit, which re-opens composites the build accepted, need not).
     """
-    data = path.read_bytes()
     if not data:
         raise Rejected(Reason.UNREADABLE_IMAGE, "zero-byte file")
     depth = _png_bit_depth(data[:32])
@@ -84,7 +164,9 @@ def open_composite(path: Path, reduced: bool = False) -> Image.Image:
         raise Rejected(Reason.BAD_PIXEL_FORMAT, f"{depth}-bit PNG; expected 8-bit RGB")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # A warning while reading a composite (corrupt EXIF, a bomb, a broken chunk)
+            # means the pixels or the orientation cannot be trusted.
+            warnings.simplefilter("error")
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > MAX_PIXELS:
@@ -94,35 +176,65 @@ def open_composite(path: Path, reduced: bool = False) -> Image.Image:
                 )
             if image.format not in ("JPEG", "PNG"):
                 raise Rejected(Reason.UNREADABLE_IMAGE, f"{image.format} file; expected JPEG or PNG")
-            if image.size != COMPOSITE_SIZE:
-                raise Rejected(Reason.BAD_GEOMETRY, f"{width}x{height} (w x h); expected a 512x512 composite")
             if image.mode != "RGB":
                 raise Rejected(Reason.BAD_PIXEL_FORMAT, f"mode {image.mode}; expected 8-bit RGB")
-            if reduced and image.format == "JPEG":
-                image.draft("RGB", (width // 8, height // 8))
+            if image.format == "JPEG":
+                if strict:
+                    _strict_jpeg(data)
+                if reduced:
+                    image.draft("RGB", (width // 8, height // 8))
             image.load()
+            orientation = orientation_of(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise Rejected(Reason.DECOMPRESSION_BOMB, str(exc).split(".")[0]) from None
     except Rejected:
         raise
-    except (OSError, SyntaxError, ValueError) as exc:  # Pillow's ways of saying "corrupt"
-        raise Rejected(Reason.UNREADABLE_IMAGE, f"cannot decode: {exc}") from None
-    return image
+    except (OSError, SyntaxError, ValueError, Warning) as exc:  # Pillow's ways of saying "corrupt"
+        raise Rejected(Reason.UNREADABLE_IMAGE, f"cannot decode: {str(exc)[:120]}") from None
+    shown = (height, width) if orientation >= 5 else (width, height)
+    if shown != COMPOSITE_SIZE:
+        turned = f" (orientation {orientation} turns {width}x{height})" if orientation >= 5 else ""
+        raise Rejected(
+            Reason.BAD_GEOMETRY, f"{shown[0]}x{shown[1]} (w x h){turned}; expected a 512x512 composite"
+        )
+    return Opened(image, orientation, data, reduced and image.format == "JPEG")
 
 
-def _lossless_left_half(path: Path) -> bytes | None:
-    """Crop the left half in the DCT domain; None when the JPEG does not allow it."""
+def open_displayed(path: Path, strict: bool = True) -> Image.Image:
+    """The composite at ``path`` decoded and oriented as displayed, 512x512 RGB.
+
+    The one way the build, its gates, the audit and the Space open a composite.
+
+    Raises:
+        Rejected: the composite cannot be published (the reason is counted).
+    """
+    return open_checked(read_composite(path), strict=strict).displayed()
+
+
+def read_composite(path: Path) -> bytes:
+    """A composite's bytes; a special file or an unreadable path is a counted rejection."""
+    from builder.corpus import read_regular
+
+    try:
+        return read_regular(path)
+    except OSError as exc:
+        raise Rejected(Reason.UNREADABLE_IMAGE, f"cannot read: {exc.strerror or exc}") from None
+
+
+def _lossless_left_half(path: Path) -> bytes | str:
+    """Crop the left half in the DCT domain, or say why the JPEG does not allow it."""
     import jpeglib  # imported here: only the JPEG path needs libjpeg
 
     with jpeglib.version(_JPEGLIB_VERSION):
         dct = jpeglib.read_dct(str(path))
-        if dct.K is not None or dct.Cb is None or dct.Cr is None:
-            return None
+        space = str(dct.jpeg_color_space)
+        if space != "JCS_YCbCr" or dct.K is not None or dct.Cb is None or dct.Cr is None:
+            return f"colour space {space.removeprefix('JCS_')}, not YCbCr"
         factors = np.asarray(dct.samp_factor)  # rows: Y, Cb, Cr; columns: (v, h)
         h_max = int(factors[:, 1].max())
         mcu_width = 8 * h_max
         if HALF_SIZE[0] % mcu_width:
-            return None  # the cut would split an MCU: not losslessly possible
+            return f"a {mcu_width} px MCU does not divide the cut"
         for name, h in zip(("Y", "Cb", "Cr"), factors[:, 1], strict=True):
             blocks = HALF_SIZE[0] * int(h) // h_max // 8
             setattr(dct, name, np.ascontiguousarray(getattr(dct, name)[:, :blocks]))
@@ -144,18 +256,29 @@ def encode_jpeg(image: Image.Image) -> bytes:
 
 
 def cut_s2_half(path: Path) -> Cut:
-    """Cut the published Sentinel-2 half of the composite at ``path``.
+    """Cut the published Sentinel-2 half of the composite at ``path``, as displayed.
 
     Raises:
         Rejected: the composite cannot be published (the reason is counted).
     """
-    image = open_composite(path, reduced=True)
-    if image.format == "JPEG":
+    return cut_opened(open_checked(read_composite(path), reduced=True), path)
+
+
+def cut_opened(opened: Opened, path: Path) -> Cut:
+    """Cut the Sentinel-2 half of a checked composite (``path``: the file its bytes came from)."""
+    if opened.image.format != "JPEG":
+        detail = f"{opened.image.format} source"
+    elif opened.orientation != 1:
+        detail = f"EXIF orientation {opened.orientation} applied"
+    else:
         try:
-            data = _lossless_left_half(path)
+            lossless = _lossless_left_half(path)
         except OSError:
-            data = None  # libjpeg refused what Pillow read: fall back to one re-encode
-        if data is not None:
-            return Cut(strip_jpeg(data), "lossless")
-        image = open_composite(path)  # full resolution for the re-encode
-    return Cut(strip_jpeg(encode_jpeg(image.crop((0, 0, *HALF_SIZE)))), "reencoded")
+            lossless = "libjpeg refused the DCT crop"  # Pillow read it: fall back to one re-encode
+        if isinstance(lossless, bytes):
+            return Cut(strip_jpeg(lossless), "lossless")
+        detail = lossless
+    if opened.reduced:
+        opened = open_checked(opened.data)  # full resolution for the re-encode
+    half = opened.displayed().crop((0, 0, *HALF_SIZE))
+    return Cut(strip_jpeg(encode_jpeg(half)), "reencoded", detail)

@@ -14,12 +14,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from builder.errors import CorpusLayoutError, CorpusNotFoundError
+from builder.errors import CorpusLayoutError, CorpusNotFoundError, SpecialFileError
 from builder.model.prompt import is_label
 from builder.records import SPLITS, Reason, Rejection, SftRow, Split
 
@@ -27,6 +30,50 @@ MANIFEST_DIR = "sft"
 QUARANTINE_DIR = "rejected_composites"
 SITES_FILE = "sites.csv"
 SITE_COLUMNS = ("composite", "lat", "lon", "source_db", "source_id", "date")
+_KINDS = {
+    stat.S_IFDIR: "folder",
+    stat.S_IFIFO: "FIFO",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFSOCK: "socket",
+}
+
+
+def special_kind(path: Path) -> str | None:
+    """What ``path`` is when it exists but is not a regular file (``"FIFO"``, ``"folder"``...).
+
+    Uses ``stat`` only, so a FIFO or a device is never opened (opening a FIFO for
+    reading blocks until a writer comes).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else _KINDS.get(stat.S_IFMT(mode), "special file")
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a corpus file that must be a regular file; every other kind is refused.
+
+    The file is opened non-blocking and checked with ``fstat`` before any read, so
+    a FIFO, a device or a folder in its place is an error, never a hang.
+
+    Raises:
+        SpecialFileError: ``path`` is a FIFO, a device, a socket or a folder.
+        OSError: ``path`` cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _KINDS.get(stat.S_IFMT(mode), "special file")
+            raise SpecialFileError(f"{path} is a {kind}, not a regular file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +114,12 @@ def find_manifests(corpus: Path) -> dict[Split, Path]:
     found: dict[Split, Path] = {}
     for split in SPLITS:
         options = [corpus / MANIFEST_DIR / f"{split}.{ext}" for ext in ("jsonl", "csv")]
+        for option in options:
+            kind = special_kind(option)
+            if kind is not None:
+                raise CorpusLayoutError(
+                    f"{option} is a {kind}, not a regular file; a manifest must be a file"
+                )
         present = [p for p in options if p.is_file()]
         if not present:
             raise CorpusLayoutError(
@@ -122,7 +175,8 @@ def parse_sft_row(obj: Any) -> tuple[str, str] | tuple[Reason, str]:
         return Reason.NO_ANSWER, "row has no assistant answer"
     if len(images) != 1:
         return Reason.NO_IMAGE, f"user turn has {len(images)} image parts; expected exactly 1"
-    return images[0], " ".join(answers).strip()
+    # The label is the answer exactly as written: " Yes" and "Yes\n" are not labels.
+    return images[0], " ".join(answers)
 
 
 def _safe_repr(value: str, limit: int = 40) -> str:
@@ -132,9 +186,15 @@ def _safe_repr(value: str, limit: int = 40) -> str:
 
 
 def _read_lines(path: Path) -> Iterator[tuple[int, str | None]]:
-    """Yield ``(line_number, text)``; text is None for a line that is not UTF-8."""
+    """Yield ``(line_number, text)``; text is None for a line that is not UTF-8.
+
+    A byte-order mark at the start of the file is dropped, as the CSV reader's
+    ``utf-8-sig`` does, so both manifest kinds treat it the same.
+    """
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
             try:
                 yield number, raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -154,6 +214,9 @@ def _iter_jsonl(path: Path, name: str) -> Iterator[tuple[str, tuple[str, str] | 
         except json.JSONDecodeError as exc:
             yield where, (Reason.UNREADABLE_ROW, f"line is not JSON ({exc.msg})")
             continue
+        except RecursionError:
+            yield where, (Reason.UNREADABLE_ROW, "line is JSON nested too deeply to be an SFT row")
+            continue
         yield where, parse_sft_row(obj)
 
 
@@ -168,19 +231,25 @@ def _iter_csv(path: Path, name: str) -> Iterator[tuple[str, tuple[str, str] | tu
             f"{path} is not UTF-8 (bad byte on line {line}); re-save it as UTF-8"
         ) from None
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or not {"image", "label"} <= set(reader.fieldnames):
+    try:
+        if reader.fieldnames is None or not {"image", "label"} <= set(reader.fieldnames):
+            raise CorpusLayoutError(
+                f"{path} has columns {_safe_repr(str(reader.fieldnames), 80)}; "
+                "a CSV manifest needs 'image' and 'label'"
+            )
+        for row in reader:
+            where = f"{name}:{reader.line_num}"
+            image, label = row.get("image"), row.get("label")
+            if not image:
+                yield where, (Reason.NO_IMAGE, "row has no image path")
+            elif label is None or not label.strip():
+                yield where, (Reason.NO_ANSWER, "row has no label")
+            else:
+                yield where, (image, label)  # exactly as written: " Yes" is not a label
+    except csv.Error as exc:
         raise CorpusLayoutError(
-            f"{path} has columns {reader.fieldnames}; a CSV manifest needs 'image' and 'label'"
-        )
-    for row in reader:
-        where = f"{name}:{reader.line_num}"
-        image, label = row.get("image"), row.get("label")
-        if not image:
-            yield where, (Reason.NO_IMAGE, "row has no image path")
-        elif label is None or not label.strip():
-            yield where, (Reason.NO_ANSWER, "row has no label")
-        else:
-            yield where, (image, label.strip())
+            f"{path} line {reader.line_num}: not CSV ({exc}); fix or remove that line"
+        ) from None
 
 
 def read_manifests(corpus: Path) -> Ingested:
@@ -230,37 +299,85 @@ def resolve_image(corpus: Path, image: str) -> Path | str:
     if posix.is_absolute() or (posix.parts and posix.parts[0].endswith(":")):
         return f"path {_safe_repr(image)} is absolute; paths must be relative to the corpus root"
     root = corpus.resolve()
-    resolved = (root / Path(*posix.parts)).resolve() if posix.parts else root
+    try:
+        resolved = (root / Path(*posix.parts)).resolve() if posix.parts else root
+    except (OSError, RuntimeError) as exc:  # RuntimeError: Python 3.11's "Symlink loop"
+        return f"path {_safe_repr(image)} cannot be resolved ({_why(exc)})"
     if not resolved.is_relative_to(root) or resolved == root:
         return f"path {_safe_repr(image)} leaves the corpus root (through '..' or a symlink)"
+    try:
+        mode = os.stat(resolved).st_mode
+    except FileNotFoundError:
+        return resolved  # missing: counted by curation as missing_file
+    except OSError as exc:  # a name too long for the file system, a symlink loop, no permission
+        return f"path {_safe_repr(image)} cannot be looked up ({_why(exc)})"
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "special file")
+        return f"path {_safe_repr(image)} is a {kind}, not a regular file"
     return resolved
 
 
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc).split(":")[0][:60]
+
+
 def read_sites(corpus: Path) -> dict[str, Site]:
-    """Read the optional private ``sites.csv``, keyed by corpus-relative composite path."""
+    """Read the optional private ``sites.csv``, keyed by corpus-relative composite path.
+
+    Raises:
+        CorpusLayoutError: not UTF-8, not CSV, missing columns, a latitude or longitude
+            that is not a finite number in range, or two rows for one composite.
+        SpecialFileError: ``sites.csv`` is a FIFO, a device or a folder.
+    """
     path = corpus / SITES_FILE
-    if not path.is_file():
+    if not path.exists():
         return {}
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
+    raw = read_regular(path)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise CorpusLayoutError(
+            f"{path} is not UTF-8 (bad byte on line {line}); re-save it as UTF-8"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    sites: dict[str, Site] = {}
+    try:
         if reader.fieldnames is None or not set(SITE_COLUMNS) <= set(reader.fieldnames):
             raise CorpusLayoutError(
-                f"{path} has columns {reader.fieldnames}; expected {', '.join(SITE_COLUMNS)}"
+                f"{path} has columns {_safe_repr(str(reader.fieldnames), 80)}; "
+                f"expected {', '.join(SITE_COLUMNS)}"
             )
-        sites: dict[str, Site] = {}
         for row in reader:
-            try:
-                site = Site(
-                    row["composite"],
-                    float(row["lat"]),
-                    float(row["lon"]),
-                    row["source_db"],
-                    row["source_id"],
-                    row["date"],
-                )
-            except ValueError:
+            where = f"{path} line {reader.line_num}"
+            if any(row.get(c) is None for c in SITE_COLUMNS):
                 raise CorpusLayoutError(
-                    f"{path} line {reader.line_num}: lat/lon {row['lat']!r}, {row['lon']!r} are not numbers"
-                ) from None
+                    f"{where}: fewer fields than columns; expected {', '.join(SITE_COLUMNS)}"
+                )
+            site = Site(
+                row["composite"],
+                _degrees(row["lat"], 90.0, where, "latitude"),
+                _degrees(row["lon"], 180.0, where, "longitude"),
+                row["source_db"],
+                row["source_id"],
+                row["date"],
+            )
+            if site.composite in sites and sites[site.composite] != site:
+                raise CorpusLayoutError(f"{where}: a second, different row for one composite; keep one")
             sites[site.composite] = site
+    except csv.Error as exc:
+        raise CorpusLayoutError(f"{path} line {reader.line_num}: not CSV ({exc})") from None
     return sites
+
+
+def _degrees(value: str, limit: float, where: str, what: str) -> float:
+    # The value is private: the message names the line, never the value.
+    try:
+        number = float(value)
+    except ValueError:
+        raise CorpusLayoutError(f"{where}: the {what} is not a number") from None
+    if not math.isfinite(number) or abs(number) > limit:
+        raise CorpusLayoutError(f"{where}: the {what} is not a finite number within +-{limit:g} degrees")
+    return number

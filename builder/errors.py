@@ -20,6 +20,14 @@ class CorpusLayoutError(CropmarkError, ValueError):
     """The corpus exists but is not laid out as a corpus (no manifests, bad names)."""
 
 
+class SpecialFileError(CropmarkError, OSError):
+    """A corpus path holds a FIFO, a device, a socket or a folder where a regular file belongs."""
+
+
+class BuildLockedError(CropmarkError, OSError):
+    """Another build is writing the same release right now."""
+
+
 class ConfigError(CropmarkError, ValueError):
     """A build option has a value that is not allowed."""
 

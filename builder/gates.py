@@ -346,8 +346,17 @@ def config_from(mapping: Mapping[str, Any]) -> GateConfig:
     if unknown:
         raise ConfigError(f"unknown gate setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     values = dict(mapping)
+    for key, value in values.items():
+        # JSON numbers only (a bool is not a number); cropland classes a list of integers.
+        if key == "cropland_classes":
+            ok = isinstance(value, list) and all(type(v) is int for v in value)
+        else:
+            ok = type(value) in ((int,) if key == "min_file_bytes" else (int, float))
+        if not ok:
+            wanted = "a list of integers" if key == "cropland_classes" else "a number"
+            raise ConfigError(f"gate setting {key}: {str(value)[:20]!r} is not {wanted}")
     if "cropland_classes" in values:
-        values["cropland_classes"] = tuple(int(v) for v in values["cropland_classes"])
+        values["cropland_classes"] = tuple(values["cropland_classes"])
     return GateConfig().replace(**values)
 
 
@@ -358,6 +367,9 @@ CONFIG_FILE = "gates.json"  # corpus/gates.json: thresholds other than the card'
 
 def bands_for(root: Path, source: str) -> Path | None:
     """The raw bands of the composite ``source`` in the corpus, if any."""
+    from builder.corpus import special_kind
+    from builder.raster import RasterError
+
     stem = Path(source).stem
     for candidate in (
         root / BANDS_DIR / f"{stem}.tif",
@@ -365,6 +377,19 @@ def bands_for(root: Path, source: str) -> Path | None:
         root / BANDS_DIR / stem,
     ):
         if candidate.exists():
+            # A FIFO or a device would block the raster reader forever: refused by type.
+            kind = special_kind(candidate)
+            if kind not in (None, "folder"):
+                raise RasterError(
+                    f"{BANDS_DIR}/{candidate.name} is a {kind}, not a GeoTIFF or a folder of bands"
+                )
+            if kind == "folder":
+                for inner in sorted(candidate.iterdir()):
+                    inner_kind = special_kind(inner)
+                    if inner_kind not in (None, "folder"):
+                        raise RasterError(
+                            f"{BANDS_DIR}/{stem}/{inner.name} is a {inner_kind}, not a band file"
+                        )
             return candidate
     return None
 
@@ -375,9 +400,15 @@ class TileGates:
     read: dict[str, Any] | None  # what reading the raw bands did, if there were any
 
 
-def evaluate_corpus_tile(root: Path, source: str, s2_jpeg: bytes, config: GateConfig) -> TileGates:
+def evaluate_corpus_tile(
+    root: Path, source: str, s2_jpeg: bytes, config: GateConfig, composite: Any = None
+) -> TileGates:
     """The four gates for a composite of the corpus: gate 1 on the published half's bytes,
     gate 3 on the composite's right half, gates 2 and 4 on the raw bands when the corpus has them.
+
+    Args:
+        composite: the composite as displayed (``builder.composite.open_displayed``), if the
+            caller has it; otherwise it is opened here the same way.
 
     Raises:
         RasterError: the raw bands exist but cannot be read (counted as ``bad_bands``).
@@ -386,13 +417,14 @@ def evaluate_corpus_tile(root: Path, source: str, s2_jpeg: bytes, config: GateCo
 
     from PIL import Image
 
+    from builder.composite import open_displayed
     from builder.raster import read_aligned, read_bands
 
     with Image.open(io.BytesIO(s2_jpeg)) as tile:
         s2_rgb = np.asarray(tile.convert("RGB"))
-    with Image.open(root / source) as image:
-        width, height = image.size
-        right = np.asarray(image.convert("RGB").crop((width // 2, 0, width, height)))
+    image = composite if composite is not None else open_displayed(root / source)
+    width, height = image.size
+    right = np.asarray(image.convert("RGB").crop((width // 2, 0, width, height)))
     bands = read = cover = None
     band_path = bands_for(root, source)
     if band_path is not None:

@@ -33,6 +33,7 @@ class Reason(StrEnum):
     BAD_GEOMETRY = "bad_geometry"  # not 512 x 512
     BAD_PIXEL_FORMAT = "bad_pixel_format"  # not 8-bit RGB (greyscale, CMYK, 16-bit, alpha)
     DECOMPRESSION_BOMB = "decompression_bomb"  # header promises too many pixels
+    BAD_ORIENTATION = "bad_orientation"  # EXIF orientation outside 1-8: how it displays is unknown
     BAD_BANDS = "bad_bands"  # raw bands beside the composite cannot be read as a scene
     GATE_S2_BLANK = "gate_s2_blank"  # gate 1: the Sentinel-2 half is (nearly) empty
     GATE_S2_CLOUDY = "gate_s2_cloudy"  # gate 2: cloud, haze, saturation or no vegetation signal
@@ -110,3 +111,4 @@ class PrivateTile:
     rows: tuple[str, ...]
     gates: tuple[dict[str, Any], ...] = ()  # each gate's values, thresholds and verdict
     bands: dict[str, Any] | None = None  # what reading the raw bands did (level, offset), if any
+    cut_detail: str = ""  # why the tile was re-encoded (orientation, colour space, format)

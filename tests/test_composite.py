@@ -1,0 +1,155 @@
+"""The cut sees the composite as displayed: EXIF orientation, colour transforms, strict decoding."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from builder.composite import HALF_SIZE, Rejected, cut_s2_half, open_displayed
+from builder.records import Reason
+from tests.data.adversarial import (
+    INVERSE,
+    adobe_rgb_jpeg,
+    corrupt_scan,
+    oriented_jpeg,
+    oriented_png,
+    raw_profile_png,
+    xmp_oriented_jpeg,
+)
+from tests.data.factory import composite_pixels, jpeg_bytes
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def _assert_left_half(tile: bytes, displayed: np.ndarray) -> None:
+    """The tile is the left half of ``displayed`` (q95 re-encode noise only), never the right."""
+    pixels = _pixels(tile)
+    assert pixels.shape == (HALF_SIZE[1], HALF_SIZE[0], 3)
+    to_left = np.abs(pixels - displayed[:, :256]).mean()
+    to_right = np.abs(pixels - displayed[:, 256:]).mean()
+    assert to_left < 3.0, to_left
+    assert to_right > 20 * max(to_left, 1.0), (to_left, to_right)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_tile_is_the_left_half_of_the_displayed_composite(orientation: int, tmp_path: Path) -> None:
+    truth = composite_pixels(40 + orientation)  # what a viewer must show
+    path = tmp_path / "c.jpg"
+    path.write_bytes(oriented_jpeg(truth, orientation))
+    cut = cut_s2_half(path)
+    _assert_left_half(cut.data, truth.astype(np.int16))
+    # The model's own loader shows the same image (transformers calls exif_transpose).
+    load_image = pytest.importorskip("transformers.image_utils").load_image
+    shown = np.asarray(load_image(str(path)), dtype=np.int16)
+    assert np.abs(shown - truth).mean() < 4.0  # one q95 encode of a textured composite
+    assert np.array_equal(np.asarray(open_displayed(path), dtype=np.int16), shown)
+    if orientation == 1:
+        assert cut.mode == "lossless"
+    else:
+        assert cut.mode == "reencoded" and cut.detail == f"EXIF orientation {orientation} applied"
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+@pytest.mark.parametrize("where", ["before IDAT", "after IDAT"])
+def test_png_exif_chunk_orientation_is_applied(orientation: int, where: str, tmp_path: Path) -> None:
+    truth = composite_pixels(60 + orientation)
+    path = tmp_path / "c.png"
+    path.write_bytes(oriented_png(truth, orientation, after_idat=where == "after IDAT"))
+    cut = cut_s2_half(path)
+    _assert_left_half(cut.data, truth.astype(np.int16))
+    assert np.array_equal(np.asarray(open_displayed(path)), truth)  # PNG: lossless, exactly
+
+
+def test_other_orientation_carriers_are_applied_as_pillow_does(tmp_path: Path) -> None:
+    truth = composite_pixels(70)
+    for name, data in (
+        ("raw-profile.png", raw_profile_png(truth, 8)),  # ImageMagick's text chunk
+        ("xmp.jpg", xmp_oriented_jpeg(truth, 6)),  # XMP tiff:Orientation, no EXIF
+    ):
+        path = tmp_path / name
+        path.write_bytes(data)
+        _assert_left_half(cut_s2_half(path).data, truth.astype(np.int16))
+
+
+@pytest.mark.parametrize("value", [0, 9, 255])
+def test_orientation_outside_1_to_8_is_a_counted_rejection(value: int, tmp_path: Path) -> None:
+    path = tmp_path / "c.jpg"
+    path.write_bytes(oriented_jpeg(composite_pixels(80), value, transpose=False))
+    with pytest.raises(Rejected) as caught:
+        cut_s2_half(path)
+    assert caught.value.reason is Reason.BAD_ORIENTATION
+    assert f"orientation {value}" in caught.value.detail
+
+
+def test_orientation_is_applied_before_the_geometry_check(tmp_path: Path) -> None:
+    raw = composite_pixels(81)[:256]  # 512 wide x 256 tall: displayed 256 x 512 with orientation 6
+    path = tmp_path / "c.jpg"
+    path.write_bytes(oriented_jpeg(raw, 6, transpose=False))
+    with pytest.raises(Rejected) as caught:
+        cut_s2_half(path)
+    assert caught.value.reason is Reason.BAD_GEOMETRY
+    assert "256x512 (w x h) (orientation 6 turns 512x256)" in caught.value.detail
+
+
+def test_adobe_rgb_jpeg_is_reencoded_in_its_true_colours(tmp_path: Path) -> None:
+    truth = composite_pixels(82)
+    path = tmp_path / "c.jpg"
+    path.write_bytes(adobe_rgb_jpeg(truth))
+    cut = cut_s2_half(path)
+    assert cut.mode == "reencoded" and cut.detail == "colour space RGB, not YCbCr"
+    _assert_left_half(cut.data, truth.astype(np.int16))
+
+
+def test_ycbcr_jpeg_with_an_adobe_segment_stays_lossless(tmp_path: Path) -> None:
+    truth = composite_pixels(83)
+    path = tmp_path / "c.jpg"
+    buffer = io.BytesIO()
+    Image.fromarray(truth).save(buffer, format="JPEG", quality=95, subsampling=0)
+    data = buffer.getvalue()
+    adobe = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x01"  # transform 1: YCbCr
+    path.write_bytes(data[:2] + adobe + data[2:])
+    cut = cut_s2_half(path)
+    assert cut.mode == "lossless"
+    with Image.open(path) as image:
+        assert np.array_equal(_pixels(cut.data), np.asarray(image.convert("RGB"), dtype=np.int16)[:, :256])
+
+
+def test_corrupt_scan_data_is_refused_not_published(tmp_path: Path) -> None:
+    data = corrupt_scan(jpeg_bytes(composite_pixels(84)))
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()  # Pillow alone decodes it silently, damaged
+    path = tmp_path / "c.jpg"
+    path.write_bytes(data)
+    with pytest.raises(Rejected) as caught:
+        cut_s2_half(path)
+    assert caught.value.reason is Reason.UNREADABLE_IMAGE
+    assert caught.value.detail.startswith("decoder warning: Corrupt JPEG data")
+
+
+def test_gates_see_the_displayed_context_half(tmp_path: Path) -> None:
+    """A composite whose displayed right half is black fails gate 3, whatever its raw order."""
+    from builder import gates
+
+    truth = composite_pixels(85)
+    truth[:, 256:] = 0
+    path = tmp_path / "c.jpg"
+    path.write_bytes(oriented_jpeg(truth, 3))  # raw order: the black half is on the left
+    cut = cut_s2_half(path)
+    result = gates.evaluate_corpus_tile(tmp_path, "c.jpg", cut.data, gates.GateConfig())
+    context = next(r for r in result.results if r.gate == "context_available")
+    assert context.evaluated and context.passed is False
+
+
+def test_inverse_table_undoes_each_orientation() -> None:
+    from builder.composite import TRANSPOSE
+
+    image = Image.fromarray(composite_pixels(86))
+    for orientation, method in TRANSPOSE.items():
+        assert image.transpose(INVERSE[orientation]).transpose(method).tobytes() == image.tobytes()

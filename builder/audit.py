@@ -1,35 +1,53 @@
 """Audit: the border post. Prove a release leaks nothing and is well formed.
 
-A release passes only with zero findings. Checked:
+A release passes only with zero findings. Every finding names the file (and the
+line, for text), what was found, and masks any value it quotes (``51.5…``): a
+finding never prints a private value in full. Checked:
 
 - layout: only ``README.md``, ``LICENSE``, ``NOTICE.md`` and ``data/{train,eval}/``;
-  at most 10,000 files in any folder (the Hub's hard limit);
+  only regular files (no symlink, FIFO or device); at most 10,000 files in any
+  folder (the Hub's hard limit);
+- every file against the private report: a file the report does not list, a
+  listed file that is missing, and a file whose SHA-256 differs are findings; so
+  is the journal of a build that was killed while putting the release in place;
 - ``metadata.csv``: exactly the columns ``file_name,label``, labels ``Yes``/``No``,
-  opaque file names, every image listed once and every listed file present;
+  opaque file names, every image listed once, every listed file present, every
+  row a tile of the report **with the report's label**;
 - images: 256x512 RGB JPEG with no metadata segment (EXIF, XMP, ICC, JFIF, COM,
-  trailing bytes: see :mod:`builder.scrub`);
-- text (every text file and every path): nothing coordinate-, date- or ID-like,
+  trailing bytes: see :mod:`builder.scrub`), decoding without a decoder warning;
+- text (every text file, line by line, and every path): none of :data:`PATTERNS`,
   and none of the private report's own values (source IDs, coordinates, dates,
-  source file names);
-- against the private report: every published file has the hash the build
-  recorded, and every published image matches its composite's **left**
-  (Sentinel-2) half, not the right (context) half.
+  source file names) as a whole word;
+- halves: every published image, block by block (16x16 pixels), matches the
+  **left** (Sentinel-2) half of its composite **as displayed** (EXIF orientation
+  applied, :func:`builder.composite.open_displayed`); a tile that matches the right
+  (context) half, or any block that does not match the left half (a pasted patch
+  of 32x32 pixels or more always covers a whole block), is a finding.
+
+The card's own measured numbers (gate thresholds, counts, distances) are not
+refused by the number-only patterns: :func:`card_numbers` lists them from the
+report, and a match whose value is one of them is allowed in ``README.md``.
+Private values are never allowed, whatever they equal.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
+import math
+import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+import stat
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from builder.composite import COMPOSITE_SIZE, HALF_SIZE
+from builder.composite import COMPOSITE_SIZE, HALF_SIZE, Rejected, open_displayed
 from builder.model.prompt import LABELS
 from builder.records import SPLITS
 from builder.scrub import metadata_segments
@@ -37,21 +55,57 @@ from builder.scrub import metadata_segments
 TOP_LEVEL = frozenset({"README.md", "LICENSE", "NOTICE.md", "data"})
 MAX_FILES_PER_FOLDER = 10_000  # Hub hard limit per folder (FACTS.md, Hub limits)
 NAME_RE = re.compile(r"^d_tile_[a-p]{12}\.jpg$")
-# A published tile must be this close to its composite's left half (mean absolute
-# difference, 0-255); lossless cuts give 0 to 0.02, one q95 re-encode about 1.
-LEFT_TOLERANCE = 4.0
+# The half check compares 16x16-pixel blocks (mean absolute difference over the
+# block's 768 values, 0-255) with the composite's left half. Measured on the sample
+# corpus: lossless cuts stay under 1 in every block (4:2:0 sources differ only in
+# the last column), q95 4:4:4 re-encodes under 2.5; a pasted context patch gives
+# tens. Any patch of 32x32 pixels or more covers at least one whole aligned block.
+BLOCK = 16
+BLOCK_TOLERANCE = 6.0
 
-# Things that look like a place, a time or a record identifier.
-PATTERNS = {
-    "coordinate pair": re.compile(r"-?\d{1,3}\.\d{3,}\s*[,;/ _]\s*-?\d{1,3}\.\d{3,}"),
-    "high-precision decimal": re.compile(r"(?<![\d.])-?\d{1,3}\.\d{5,}(?![\d.])"),
-    "degrees-minutes": re.compile(r"\d{1,3}\s*°\s*\d{1,2}\s*['′]"),  # noqa: RUF001 (prime)
-    "date": re.compile(r"(?<!\d)(?:19|20)\d{2}[-/.](?:0[1-9]|1[0-2])[-/.](?:0[1-9]|[12]\d|3[01])(?!\d)"),
-    "compact date": re.compile(r"(?<!\d)(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)"),
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?"
+_YEAR = r"(?:19|20)\d{2}"
+_NUM_END = r"(?!\.?\d)"  # not followed by more digits (a full stop may end a sentence)
+# Things that look like a place, a time or a record identifier; see the README for examples.
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "coordinate pair": re.compile(r"(?<![\d.])-?\d{1,3}\.\d{3,}\s*[,;/ _]\s*-?\d{1,3}\.\d{3,}" + _NUM_END),
+    "hemisphere coordinate": re.compile(
+        r"(?<![A-Za-z0-9])[NSEW]\s?\d{1,3}\.\d{2,}"
+        r"|(?<![\d.])\d{1,3}\.\d{2,}\s?°?\s?[NSEW](?![A-Za-z])"
+    ),
+    "latitude/longitude label": re.compile(r"(?i)\b(?:lat(?:itude)?|lon(?:gitude)?|lng)\b\s*[:=]?\s*-?\d"),
+    "degrees": re.compile(r"\d{1,3}(?:\.\d+)?\s*°"),
+    "high-precision decimal": re.compile(r"(?<![\d.])-?\d{1,3}\.\d{5,}" + _NUM_END),
+    "UTM coordinate": re.compile(
+        r"(?<![\d.])\d{6,7}(?:\.\d+)?(?:\s*[,;]\s*|\s+)\d{6,7}(?:\.\d+)?" + _NUM_END
+    ),
+    "CRS code": re.compile(r"(?i)\bepsg\s*:?\s*\d{4,5}\b"),
+    "British National Grid reference": re.compile(
+        r"(?<![A-Za-z0-9])[HJNOST][A-HJ-Z]\s?"
+        r"(?:\d{2}\s?\d{2}|\d{3}\s?\d{3}|\d{4}\s?\d{4}|\d{5}\s?\d{5})(?![\d])"
+    ),
+    "MGRS reference": re.compile(r"(?<![A-Za-z0-9])T?\d{2}[C-HJ-NP-X][A-HJ-NP-Z]{2}(?![A-Za-z])"),
+    "plus code": re.compile(r"(?<![A-Z0-9])[23456789CFGHJMPQRVWX]{4,8}\+[23456789CFGHJMPQRVWX]{2,3}"),
+    "what3words address": re.compile(r"///[a-z]+\.[a-z]+\.[a-z]+"),
+    "date": re.compile(
+        r"(?<!\d)" + _YEAR + r"[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])(?!\d)"
+        r"|(?<!\d)\d{1,2}[-/.]\d{1,2}[-/.]" + _YEAR + r"(?!\d)"
+    ),
+    "date with a month name": re.compile(
+        r"(?i)(?<![a-z0-9])" + _DAY + r"[\s-]+" + _MONTH + r"\.?,?[\s-]+'?(?:" + _YEAR + r"|\d{2})(?!\d)"
+        r"|(?<![a-z])" + _MONTH + r"\.?\s+" + _DAY + r",?\s+" + _YEAR + r"(?!\d)"
+    ),
+    "compact date": re.compile(r"(?<!\d)" + _YEAR + r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)"),
     "Sentinel-2 product id": re.compile(r"S2[ABC]_MSI|_N0\d{3}_R\d{3}_"),
-    "MGRS tile id": re.compile(r"(?<![A-Za-z0-9])T\d{2}[C-HJ-NP-X][A-HJ-NP-Z]{2}(?![A-Za-z0-9])"),
-    "UTM coordinate": re.compile(r"(?<!\d)\d{6,7}(?:\.\d+)?\s*[,;]\s*\d{6,7}(?:\.\d+)?(?!\d)"),
+    "record identifier": re.compile(r"(?<![A-Za-z0-9])[A-Z]{2,5}[-_]?\d{4,}(?![A-Za-z0-9])"),
+    "record number": re.compile(r"(?<![\d.,])\d{6,}" + _NUM_END),
 }
+# Patterns that match one number: a match equal to one of the card's own figures is allowed.
+NUMBER_PATTERNS = frozenset({"high-precision decimal", "record number"})
 STRUCTURAL = frozenset(
     {
         "README.md",
@@ -63,17 +117,96 @@ STRUCTURAL = frozenset(
     }
 )
 TEXT_SUFFIXES = {".md", ".txt", ".csv", ".json", ".jsonl", ".yaml", ".yml", ""}
+_WORD = "A-Za-z0-9"
 
 
-def text_findings(where: str, text: str, secrets: Iterable[str]) -> Iterator[str]:
-    for label, pattern in PATTERNS.items():
-        match = pattern.search(text)
-        if match:
-            yield f"{where}: {label}-like string {match.group(0)!r}"
+def mask(value: str) -> str:
+    """A value shortened so that it can be recognised but never read in full: ``51.5…``."""
+    value = value.strip()
+    keep = min(4, max(1, len(value) - 3))
+    return f"{value[:keep]}…"
+
+
+def text_findings(
+    where: str, text: str, secrets: Iterable[str], allowed: frozenset[float] = frozenset()
+) -> Iterator[str]:
+    """Findings of :data:`PATTERNS` and private values in ``text``, one per line and kind.
+
+    Args:
+        where: the file (``README.md``) or a description (``path data/x``) named in findings.
+        text: the text to scan.
+        secrets: private values of the report (matched as whole words, any case).
+        allowed: the card's own figures; a number-only pattern matching one is not a finding.
+    """
     lowered = text.lower()
-    for secret in secrets:
-        if secret.lower() in lowered:
-            yield f"{where}: holds a private value of the report ({secret[:3]}…)"
+    needles = [(s, _word_re(s)) for s in secrets if s.lower() in lowered]  # substring first: fast
+    fixed = fixed_text()
+    for number, line in enumerate(text.splitlines() or [""], start=1):
+        at = f"{where}:{number}" if "\n" in text else where
+        for label, pattern in PATTERNS.items():
+            for match in pattern.finditer(line):
+                found = match.group(0)
+                if found.lower() in fixed or (label in NUMBER_PATTERNS and _is_allowed(found, allowed)):
+                    continue  # the project's own template or licence text, or the card's own figure
+                yield f"{at}: {label}-like string {mask(found)}"
+                break
+        for secret, needle in needles:
+            if needle.search(line):
+                yield f"{at}: holds a private value of the report ({mask(secret)})"
+
+
+@functools.lru_cache(maxsize=65536)
+def _word_re(secret: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![{_WORD}]){re.escape(secret)}(?![{_WORD}])", re.IGNORECASE)
+
+
+def _is_allowed(text: str, allowed: frozenset[float]) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return any(math.isclose(value, a, rel_tol=1e-9, abs_tol=1e-12) for a in allowed)
+
+
+def card_numbers(report: Mapping[str, Any]) -> frozenset[float]:
+    """The allow-list: every number the card quotes from the report, and each as a percentage.
+
+    Taken from the report's ``counts``, ``gates`` (thresholds and counts), ``leakage``
+    (threshold, distances), ``cut_modes`` and ``layout_summary`` (shard rows and
+    bytes); never from tiles or sites.
+    """
+    found: set[float] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, bool):
+            return
+        if isinstance(value, int | float) and math.isfinite(value):
+            found.update({float(value), float(value) * 100})
+        elif isinstance(value, Mapping):
+            for key, inner in value.items():
+                if key != "hashes":
+                    walk(inner)
+        elif isinstance(value, list | tuple):
+            for inner in value:
+                walk(inner)
+
+    for key in ("counts", "gates", "leakage", "cut_modes", "layout_summary"):
+        walk(report.get(key))
+    return frozenset(found)
+
+
+@functools.lru_cache(maxsize=1)
+def fixed_text() -> str:
+    """The project's own fixed text (card templates and licences), lower case.
+
+    It is written by the project, not taken from any corpus: a pattern match that
+    is part of it (a link in the Copernicus notice) is allowed, and a source file
+    named after one of its words ("image", "cloudy") is not a leak.
+    """
+    from builder.cards import CARDS_DIR
+
+    parts = [p.read_text(encoding="utf-8") for p in sorted(CARDS_DIR.rglob("*")) if p.is_file()]
+    return "\n".join(parts).lower()
 
 
 def private_values(report: dict[str, Any]) -> set[str]:
@@ -91,13 +224,25 @@ def private_values(report: dict[str, Any]) -> set[str]:
             for key in ("lat", "lon"):
                 for decimals in (3, 4, 5, 6):
                     values.add(f"{site[key]:.{decimals}f}")
-    return {v for v in values if len(v) >= 5}
+                    values.add(f"{abs(site[key]):.{decimals}f}")
+    fixed = fixed_text()
+    return {v for v in values if len(v) >= 5 and not (v.lower() in fixed and _word_re(v).search(fixed))}
+
+
+def _entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every entry under ``root`` (relative POSIX path, lstat), symlinks never followed."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs.sort()
+        for name in sorted([*dirs, *files]):
+            path = Path(folder) / name
+            yield path.relative_to(root).as_posix(), path.lstat()
 
 
 def _check_layout(release: Path) -> Iterator[str]:
     for entry in sorted(release.iterdir()):
         if entry.name not in TOP_LEVEL:
-            yield f"{entry.name}: not part of a release (allowed: {', '.join(sorted(TOP_LEVEL))})"
+            allowed = ", ".join(sorted(TOP_LEVEL))
+            yield f"{masked_path(entry.name)}: not part of a release (allowed: {allowed})"
     for required in ("README.md", "LICENSE", "NOTICE.md"):
         if not (release / required).is_file():
             yield f"{required}: missing"
@@ -107,8 +252,40 @@ def _check_layout(release: Path) -> Iterator[str]:
         return
     for entry in sorted(data.iterdir()):
         if entry.name not in SPLITS:
-            yield f"data/{entry.name}: not a split (allowed: {', '.join(SPLITS)})"
+            yield f"data/{masked_path(entry.name)}: not a split (allowed: {', '.join(SPLITS)})"
+    for rel, info in _entries(release):
+        if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+            kind = "symbolic link" if stat.S_ISLNK(info.st_mode) else "special file"
+            yield f"{masked_path(rel)}: a {kind}; a release holds regular files only"
     yield from crowded_folders(release)
+
+
+def masked_path(rel: str) -> str:
+    """``rel`` with every :data:`PATTERNS` match masked (``data/m_2021….csv``)."""
+    spans = sorted(m.span() for pattern in PATTERNS.values() for m in pattern.finditer(rel))
+    return _mask_spans(rel, spans)
+
+
+def _mask_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    out, last = [], 0
+    for start, end in spans:
+        if end <= last:
+            continue
+        start = max(start, last)
+        out += [text[last:start], mask(text[start:end])]
+        last = end
+    return "".join(out) + text[last:]
+
+
+def redact(findings: Iterable[str], secrets: Iterable[str]) -> list[str]:
+    """``findings`` with every private value that a finding quotes masked (a last safety net)."""
+    secrets = sorted(secrets, key=len, reverse=True)
+    out = []
+    for finding in findings:
+        lowered = finding.lower()
+        spans = [m.span() for s in secrets if s.lower() in lowered for m in _word_re(s).finditer(finding)]
+        out.append(_mask_spans(finding, sorted(spans)))
+    return out
 
 
 def crowded_folders(root: Path) -> Iterator[str]:
@@ -120,48 +297,61 @@ def crowded_folders(root: Path) -> Iterator[str]:
             yield f"{where}/: {n} entries; the Hub refuses more than {MAX_FILES_PER_FOLDER} per folder"
 
 
-def _check_split(release: Path, split: str, tiles: list[str]) -> Iterator[str]:
+def _check_split(
+    release: Path, split: str, tiles: list[str], known: Mapping[str, str] | None
+) -> Iterator[str]:
+    """``metadata.csv`` of one split; ``known``: the report's ``{name: label}`` of the split."""
     folder = release / "data" / split
     if not folder.is_dir():
         yield f"data/{split}/: missing"
         return
     meta = folder / "metadata.csv"
+    where = f"data/{split}/metadata.csv"
     if not meta.is_file():
-        yield f"data/{split}/metadata.csv: missing"
+        yield f"{where}: missing"
         return
     rows = list(csv.reader(io.StringIO(meta.read_text(encoding="utf-8", errors="replace"))))
     if not rows or rows[0] != ["file_name", "label"]:
-        yield f"data/{split}/metadata.csv: columns {rows[0] if rows else []}; allowed: file_name,label"
+        shown = [masked_path(c[:40]) for c in (rows[0] if rows else [])]
+        yield f"{where}: columns {shown}; allowed: file_name,label"
         return
     listed: dict[str, int] = {}
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != 2:
-            yield f"data/{split}/metadata.csv:{number}: {len(row)} fields; expected 2"
+            yield f"{where}:{number}: {len(row)} fields; expected 2"
             continue
         name, label = row
         listed[name] = listed.get(name, 0) + 1
+        shown_name = masked_path(name[:60])
         if label not in LABELS:
-            yield f"data/{split}/metadata.csv:{number}: label {label[:20]!r}; allowed: Yes, No"
+            yield f"{where}:{number}: label {masked_path(label[:40])!r}; allowed: Yes, No"
         if not NAME_RE.match(name):
+            yield f"{where}:{number}: file name {shown_name} is not opaque (d_tile_<12 letters>.jpg)"
+        elif known is not None and name not in known:
             yield (
-                f"data/{split}/metadata.csv:{number}: file name {name[:40]!r} is not opaque "
-                "(d_tile_<12 letters>.jpg)"
+                f"{where}:{number}: {name} is not a tile of the private report "
+                "(no hash or half check possible)"
             )
+        elif known is not None and label in LABELS and known[name] != label:
+            yield f"{where}:{number}: {name} labelled {label}; the build wrote {known[name]}"
     for name, times in listed.items():
+        shown_name = masked_path(name[:60])
         if times > 1:
-            yield f"data/{split}/{name}: listed {times} times"
+            yield f"data/{split}/{shown_name}: listed {times} times"
         if not (folder / name).is_file():
-            yield f"data/{split}/{name}: listed but missing"
+            yield f"data/{split}/{shown_name}: listed but missing"
     for path in sorted(folder.iterdir()):
         if path.name == "metadata.csv":
             continue
         if path.name not in listed:
-            yield f"data/{split}/{path.name}: not listed in metadata.csv"
-        if path.is_file() and path.name in listed:
+            yield f"data/{split}/{masked_path(path.name)}: not listed in metadata.csv"
+        if path.is_file() and not path.is_symlink() and path.name in listed and NAME_RE.match(path.name):
             tiles.append(f"data/{split}/{path.name}")
 
 
 def _check_image(data: bytes, where: str) -> Iterator[str]:
+    import simplejpeg
+
     found = metadata_segments(data)
     if found:
         yield f"{where}: metadata in image ({', '.join(found[:4])})"
@@ -172,41 +362,49 @@ def _check_image(data: bytes, where: str) -> Iterator[str]:
                     f"{where}: {image.format} {image.mode} {image.size[0]}x{image.size[1]}; "
                     "expected an RGB JPEG of 256x512 (w x h)"
                 )
+                return
             image.load()
+        simplejpeg.decode_jpeg(data, colorspace="rgb", strict=True, min_factor=8)
     except (OSError, SyntaxError, ValueError) as exc:
-        yield f"{where}: does not decode ({exc})"
+        yield f"{where}: does not decode cleanly ({str(exc)[:80]})"
 
 
-def _check_text(release: Path, secrets: set[str]) -> Iterator[str]:
-    for path in sorted(release.rglob("*")):
-        rel = path.relative_to(release).as_posix()
+def _check_text(release: Path, secrets: set[str], allowed: frozenset[float]) -> Iterator[str]:
+    for rel, info in _entries(release):
+        path = release / rel
         # An opaque tile name (letters only) or a structural name holds no private
         # value; anything else is checked against the report's values too.
         structural = NAME_RE.match(path.name) or rel in STRUCTURAL
-        yield from text_findings(f"path {rel}", rel, () if structural else secrets)
-        if path.is_file() and path.suffix.lower() in TEXT_SUFFIXES:
+        yield from text_findings(f"path {masked_path(rel)}", rel, () if structural else secrets)
+        if stat.S_ISREG(info.st_mode) and path.suffix.lower() in TEXT_SUFFIXES:
             text = path.read_bytes().decode("utf-8", errors="replace")
             # metadata.csv rows are checked field by field (opaque names, Yes/No).
-            yield from text_findings(rel, text, () if path.name == "metadata.csv" else secrets)
+            where = masked_path(rel)
+            yield from text_findings(
+                where,
+                text,
+                () if path.name == "metadata.csv" else secrets,
+                allowed if rel == "README.md" else frozenset(),
+            )
 
 
 def _check_files(release: Path, report: dict[str, Any]) -> Iterator[str]:
     files: dict[str, str] = report.get("files", {})
+    present = {rel for rel, info in _entries(release) if not stat.S_ISDIR(info.st_mode)}
+    for rel in sorted(present - set(files)):
+        yield f"{masked_path(rel)}: not written by the build (the private report does not list it)"
+    for rel in sorted(set(files) - present):
+        yield f"{rel}: written by the build but missing"
     for rel, digest in sorted(files.items()):
         path = release / rel
         tile = NAME_RE.match(path.name)  # tiles are hashed in audit_tile, in parallel
-        if path.is_file() and not tile and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        if rel in present and not tile and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
             yield f"{rel}: differs from the file the build wrote and audited"
+    if "release_digest" in report:
+        from builder.release import files_digest
 
-
-def _reduced(image: Image.Image) -> np.ndarray:
-    """Pixels at 1/4 scale: JPEG DCT scaling where possible (enough to tell halves apart)."""
-    width, height = image.size
-    image.draft("RGB", (width // 4, height // 4))
-    small = image.convert("RGB")
-    if small.size != (width // 4, height // 4):
-        small = small.resize((width // 4, height // 4), Image.Resampling.BOX)
-    return np.asarray(small, dtype=np.int16)
+        if files_digest(files) != report["release_digest"]:
+            yield "private report: its file list does not match its own release digest (edited?)"
 
 
 def audit_tile(task: tuple[str, str, str | None, str | None]) -> list[str]:
@@ -222,32 +420,59 @@ def audit_tile(task: tuple[str, str, str | None, str | None]) -> list[str]:
     if digest is not None and hashlib.sha256(data).hexdigest() != digest:
         findings.append(f"{rel}: differs from the file the build wrote and audited")
     if source is not None and not findings:
-        findings.extend(_check_half(path, Path(source), rel))
+        findings.extend(check_half(data, Path(source), rel))
     return findings
 
 
-def _check_half(published: Path, source: Path, where: str) -> Iterator[str]:
-    if not source.is_file():
+def check_half(published: bytes, source: Path, where: str) -> Iterator[str]:
+    """Findings unless ``published`` is, block by block, the left half of ``source`` as displayed."""
+    try:
+        composite = open_displayed(source, strict=False)  # the build decoded it strictly
+    except Rejected as exc:
+        yield (
+            f"{where}: its composite cannot be opened ({exc.reason.value}); "
+            "cannot prove it is the Sentinel-2 half"
+        )
+        return
+    except OSError:
         yield f"{where}: its composite is not at hand; cannot prove it is the Sentinel-2 half"
         return
-    with Image.open(source) as composite:
-        if composite.size != COMPOSITE_SIZE:
-            yield f"{where}: its composite is {composite.size}, not 512x512"
-            return
-        reduced = _reduced(composite)
-    quarter = HALF_SIZE[0] // 4
-    left, right = reduced[:, :quarter], reduced[:, quarter:]
-    with Image.open(published) as image:
-        pixels = _reduced(image)
-    to_left = float(np.abs(pixels - left).mean())
-    to_right = float(np.abs(pixels - right).mean())
-    if to_right <= to_left:
+    assert composite.size == COMPOSITE_SIZE
+    shown = np.asarray(composite, dtype=np.int16)
+    left, right = shown[:, : HALF_SIZE[0]], shown[:, HALF_SIZE[0] :]
+    with Image.open(io.BytesIO(published)) as image:
+        pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
+    to_left = np.abs(pixels - left)
+    # A lossless cut of a 4:2:0 source may differ in its last column only (chroma
+    # upsampling at the new edge): that column is left out of the block check.
+    to_left[:, -1] = 0
+    diff_left = _block_means(to_left)
+    diff_right = _block_means(np.abs(pixels - right))
+    if diff_right.mean() <= diff_left.mean():
         yield f"{where}: matches its composite's right (context) half, not the Sentinel-2 half"
-    elif to_left > LEFT_TOLERANCE:
+        return
+    bad = np.argwhere(diff_left > BLOCK_TOLERANCE)
+    if len(bad):
+        row, col = (int(v) for v in np.unravel_index(int(np.argmax(diff_left)), diff_left.shape))
         yield (
-            f"{where}: differs from its composite's Sentinel-2 half "
-            f"(mean |diff| {to_left:.1f} > {LEFT_TOLERANCE})"
+            f"{where}: {len(bad)} of {diff_left.size} {BLOCK}x{BLOCK} blocks differ from its composite's "
+            f"Sentinel-2 half (worst at x={col * BLOCK}, y={row * BLOCK}: mean |diff| "
+            f"{diff_left[row, col]:.1f} > {BLOCK_TOLERANCE}); context pixels may have been pasted in"
         )
+
+
+def _block_means(diff: np.ndarray) -> np.ndarray:
+    """Mean of ``diff`` (H x W x 3) over each BLOCK x BLOCK block: (H/BLOCK) x (W/BLOCK)."""
+    height, width = diff.shape[0] // BLOCK, diff.shape[1] // BLOCK
+    blocks = diff[: height * BLOCK, : width * BLOCK].reshape(height, BLOCK, width, BLOCK, -1)
+    means: np.ndarray = blocks.mean(axis=(1, 3, 4))
+    return means
+
+
+def _journal(release: Path) -> Path:
+    from builder.release import journal_path
+
+    return journal_path(release)
 
 
 def audit_release(
@@ -265,10 +490,19 @@ def audit_release(
     if not release.is_dir():
         return [f"{release}: not a folder"]
     findings = list(_check_layout(release))
+    if _journal(release).exists():
+        findings.append(
+            f"{release.name}: a build was killed while putting this release and its report in place; "
+            "run the build again to finish it"
+        )
     tiles: list[str] = []
+    known: dict[str, dict[str, str]] = {split: {} for split in SPLITS}
+    for tile in (report or {}).get("tiles", []):
+        known.setdefault(tile["split"], {})[tile["file_name"]] = tile["label"]
     for split in SPLITS:
-        findings.extend(_check_split(release, split, tiles))
-    findings.extend(_check_text(release, private_values(report or {})))
+        findings.extend(_check_split(release, split, tiles, known[split] if report is not None else None))
+    allowed = card_numbers(report or {})
+    findings.extend(_check_text(release, private_values(report or {}), allowed))
     sources: dict[str, str] = {}
     if report is None:
         findings.append("no private report: cannot check hashes or which half was published")
@@ -283,7 +517,7 @@ def audit_release(
     tasks = [(str(release), rel, sources.get(rel), digests.get(rel)) for rel in tiles]
     for tile_findings in map_(audit_tile, tasks):
         findings.extend(tile_findings)
-    return findings
+    return redact(findings, private_values(report or {}))
 
 
 def audit_any(

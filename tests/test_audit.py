@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import io
 import shutil
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 
 from builder.audit import audit_release
-from builder.release import BuildConfig, BuildResult, build
+from builder.release import BuildConfig, BuildResult, build, files_digest
 from builder.sample import SMALL_PLAN, generate
 
 
@@ -157,7 +158,11 @@ def test_right_half_published_is_caught(release: tuple[Path, dict[str, Any]]) ->
     from builder.scrub import strip_jpeg
 
     target.write_bytes(strip_jpeg(buf.getvalue()))
-    report["files"].pop(f"data/{tile['split']}/{tile['file_name']}")  # a build that lied about hashes
+    # A build that lied: its report records the hash of what it wrote.
+    report["files"][f"data/{tile['split']}/{tile['file_name']}"] = hashlib.sha256(
+        target.read_bytes()
+    ).hexdigest()
+    report["release_digest"] = files_digest(report["files"])
     findings = audit_release(path, report)
     assert findings == [
         f"data/{tile['split']}/{tile['file_name']}: matches its composite's right (context) half, "

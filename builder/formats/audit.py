@@ -19,7 +19,17 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from builder.audit import NAME_RE, TEXT_SUFFIXES, crowded_folders, private_values, text_findings
+from builder.audit import (
+    NAME_RE,
+    TEXT_SUFFIXES,
+    card_numbers,
+    crowded_folders,
+    mask,
+    masked_path,
+    private_values,
+    redact,
+    text_findings,
+)
 from builder.model.prompt import LABELS
 from builder.policy import Policy
 from builder.scrub import metadata_segments
@@ -46,19 +56,26 @@ def _layout(root: Path, layout: str) -> Iterator[str]:
     allowed = TOP_LEVEL[layout]
     for entry in sorted(root.iterdir()):
         if entry.name not in allowed:
-            yield f"{entry.name}: not part of a {layout} release (allowed: {', '.join(sorted(allowed))})"
+            yield (
+                f"{masked_path(entry.name)}: not part of a {layout} release "
+                f"(allowed: {', '.join(sorted(allowed))})"
+            )
     yield from crowded_folders(root)
 
 
-def _texts(root: Path, secrets: set[str], policy: Policy) -> Iterator[str]:
+def _texts(root: Path, secrets: set[str], policy: Policy, allowed: frozenset[float]) -> Iterator[str]:
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
         opaque = NAME_RE.match(path.name) or NAME_RE.match(path.with_suffix(".jpg").name)
-        yield from text_findings(f"path {rel}", rel, () if opaque else secrets)
+        yield from text_findings(f"path {masked_path(rel)}", rel, () if opaque else secrets)
         if rel.startswith("sidecars/") and policy.sidecars:
             continue  # published on purpose; their keys are checked against the policy in _sft
         if path.is_file() and (path.suffix.lower() in TEXT_SUFFIXES or path.suffix == ".tsv"):
-            yield from text_findings(rel, path.read_bytes().decode("utf-8", errors="replace"), secrets)
+            text = path.read_bytes().decode("utf-8", errors="replace")
+            # The card's own figures (shard bytes, counts, thresholds) are allowed in README.md only.
+            yield from text_findings(
+                masked_path(rel), text, secrets, allowed if rel == "README.md" else frozenset()
+            )
 
 
 def _image(data: bytes, where: str, published: set[str]) -> Iterator[str]:
@@ -88,7 +105,7 @@ def _parquet(root: Path, published: set[str], secrets: set[str]) -> Iterator[str
                 yield f"{where}: image is not embedded as bytes"
                 continue
             if image.get("path") is not None and not NAME_RE.match(str(image["path"])):
-                yield f"{where}: image path {str(image['path'])[:40]!r} is not an opaque tile name"
+                yield f"{where}: image path {mask(str(image['path']))} is not an opaque tile name"
             if label not in range(len(LABELS)):
                 yield f"{where}: label {label!r}; allowed 0..{len(LABELS) - 1}"
             yield from _image(image["bytes"], where, published)
@@ -155,6 +172,8 @@ def _hdf5(root: Path, policy: Policy, secrets: set[str]) -> Iterator[str]:
                         yield f"{where}: attribute {name!r} is not part of the layout"
                     elif field is not None and not getattr(policy, field):
                         yield f"{where}: attribute {name!r}: policy {policy.name!r} forbids {field}"
+                    elif field is not None:
+                        continue  # a CRS or a timestamp the policy publishes on purpose
                     yield from text_findings(f"{where} attribute {name}", str(value), secrets)
     table = pq.read_table(root / "metadata.parquet")
     if table.column_names != ["key", "split", "labels", "shard"]:
@@ -162,7 +181,7 @@ def _hdf5(root: Path, policy: Policy, secrets: set[str]) -> Iterator[str]:
     else:
         for key in table["key"].to_pylist():
             if not NAME_RE.match(f"{key}.jpg"):
-                yield f"metadata.parquet: key {str(key)[:40]!r} is not opaque"
+                yield f"metadata.parquet: key {mask(str(key))} is not opaque"
 
 
 def audit_layout(root: Path, report: dict[str, Any], private: Path | None = None) -> list[str]:
@@ -176,7 +195,7 @@ def audit_layout(root: Path, report: dict[str, Any], private: Path | None = None
     secrets = private_values(report)
     published = {t["published_sha256"] for t in report.get("tiles", [])}
     findings = list(_layout(root, layout))
-    findings += list(_texts(root, secrets, policy))
+    findings += list(_texts(root, secrets, policy, card_numbers(report)))
     files: dict[str, str] = report.get("files", {})
     digests = {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -184,7 +203,7 @@ def audit_layout(root: Path, report: dict[str, Any], private: Path | None = None
         if p.is_file()
     }
     for rel in sorted(set(digests) - set(files)):
-        findings.append(f"{rel}: not written by the build")
+        findings.append(f"{masked_path(rel)}: not written by the build")
     for rel, digest in sorted(files.items()):
         if rel not in digests:
             findings.append(f"{rel}: written by the build but missing")
@@ -196,4 +215,4 @@ def audit_layout(root: Path, report: dict[str, Any], private: Path | None = None
         findings += list(_sft(root, published, private, policy, digests))
     else:
         findings += list(_hdf5(root, policy, secrets))
-    return findings
+    return redact(findings, secrets)

@@ -10,17 +10,31 @@ and of ``<out>/<name>/<version>.private/`` (never published): ``report.json``
 with counts per reason, the published-name → private-source mapping, hashes and
 the audit result.
 
-Atomicity: everything is written into a hidden temporary sibling and renamed
-into place only after the audit passes. An existing release is swapped out with
-one ``renameat2(RENAME_EXCHANGE)`` where the kernel has it, so at no moment is
-there a half-written or missing release; a build killed at any point leaves the
-previous release untouched (the hidden temporary is cleaned by the next build).
+Atomicity: the release and its private report are written into hidden
+temporary siblings and put in place only after the audit passes, as **one
+commit**: a small journal (``.<version>.commit``, written to a temporary name and
+renamed, so it exists whole or not at all) names both temporaries and the
+release's digest; then the release and the report are each swapped in with
+``renameat2(RENAME_EXCHANGE)``. Before the journal exists a killed build leaves
+the previous pair untouched; once it exists the commit has happened, and the
+next build (under the lock) finishes it: it swaps in whichever half is not yet
+in place, recognised by content (the release by its digest, the report by the
+hash the journal records). A reader that comes in between finds the journal or
+a report whose digest does not match the release, and the audit refuses both,
+so no mismatched pair is ever published.
+
+Concurrency: a build holds an exclusive ``flock`` on ``.<version>.lock`` beside
+the release while it writes; a second build into the same release is refused
+with a one-line error. Worker processes ask the kernel to kill them when the
+build dies (``PR_SET_PDEATHSIG``), so a killed build leaves no worker holding
+its output open.
 """
 
 from __future__ import annotations
 
 import csv
 import ctypes
+import fcntl
 import hashlib
 import io
 import json
@@ -28,6 +42,8 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -37,10 +53,10 @@ from pathlib import Path
 from typing import Any
 
 from builder import audit, cards, gates, leakage, licenses
-from builder.composite import Cut, Rejected, cut_s2_half
+from builder.composite import Cut, Rejected, cut_opened, open_checked, read_composite
 from builder.corpus import Ingested, Site, read_manifests, read_sites
 from builder.curate import curate
-from builder.errors import AuditError, ConfigError, EmptyReleaseError
+from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyReleaseError
 from builder.gates import GateConfig
 from builder.model.prompt import LABELS
 from builder.policy import CROPMARK, Policy
@@ -148,14 +164,16 @@ class TileOutcome:
 
 
 def _tile_task(task: tuple[str, str, GateConfig]) -> TileOutcome:
-    """Worker: cut one composite and run the four gates on it."""
+    """Worker: cut one composite (as displayed) and run the four gates on it."""
     root, source, config = task
+    path = Path(root) / source
     try:
-        cut = cut_s2_half(Path(root) / source)
+        opened = open_checked(read_composite(path))
+        cut = cut_opened(opened, path)
     except Rejected as exc:
         return TileOutcome(None, exc.reason.value, exc.detail, (), None)
     try:
-        tile_gates = gates.evaluate_corpus_tile(Path(root), source, cut.data, config)
+        tile_gates = gates.evaluate_corpus_tile(Path(root), source, cut.data, config, opened.displayed())
     except RasterError as exc:
         return TileOutcome(None, Reason.BAD_BANDS.value, str(exc), (), None)
     results = tuple(r.as_dict() for r in tile_gates.results)
@@ -166,6 +184,21 @@ def _tile_task(task: tuple[str, str, GateConfig]) -> TileOutcome:
 
 
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
+_PR_SET_PDEATHSIG = 1  # prctl(2): signal sent to this process when its parent thread dies
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: the kernel kills this worker (SIGKILL) when the build dies.
+
+    ``PR_SET_PDEATHSIG`` fires when the thread that started the worker exits; the
+    executor starts its workers from the thread that submits work, the build's main
+    thread. A parent that died before the call is caught by the ``getppid`` check.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 @contextmanager
@@ -173,15 +206,24 @@ def worker_map(workers: int) -> Iterator[Mapper]:
     """A ``map`` over ``workers`` processes, in order and streaming (or plain ``map``).
 
     Per-tile work (cut, audit) is a pure function of its task, so the same
-    functions could be mapped by Ray Data or Dask beyond one machine.
+    functions could be mapped by Ray Data or Dask beyond one machine. Workers die
+    with the build; an error or an interrupt cancels the work not yet started
+    instead of waiting for it.
     """
     if workers == 1:
         yield map
         return
     # spawn: a clean interpreter per worker, safe whatever threads the caller runs.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
+    )
+    try:
         yield lambda fn, items: pool.map(fn, items, chunksize=16)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _write_csv(path: Path, tiles: Sequence[PublicTile]) -> None:
@@ -205,18 +247,114 @@ def _rename_exchange(a: Path, b: Path) -> bool:
     return bool(result == 0)
 
 
-def _put_in_place(staged: Path, final: Path) -> None:
-    """Move a finished folder into place; the old one (if any) is removed after the swap."""
+def _swap_in(staged: Path, final: Path) -> None:
+    """Put ``staged`` at ``final``; the previous ``final`` (if any) ends up at ``staged``."""
     if not final.exists():
         staged.rename(final)
+    elif not _rename_exchange(staged, final):
+        # No renameat2 here (not Linux, or a file system without it): two renames.
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        final.rename(old)
+        staged.rename(final)
+        old.rename(staged)
+
+
+def tree_digest(folder: Path) -> str:
+    """SHA-256 over the sorted ``path sha256`` lines of every file under ``folder``."""
+    return files_digest(
+        {
+            p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
+        }
+    )
+
+
+def files_digest(files: dict[str, str]) -> str:
+    """The release digest of a ``{relative path: sha256}`` map (the report's ``files``)."""
+    lines = "".join(f"{rel}\t{digest}\n" for rel, digest in sorted(files.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def journal_path(release: Path) -> Path:
+    """Where the commit journal of ``release`` lives while the release is being put in place."""
+    return release.with_name(f".{release.name}.commit")
+
+
+def _commit(final: Path, staged: Path, staged_private: Path, report_bytes: bytes, digest: str) -> None:
+    """Put the release and its private report in place as one commit (see the module docstring)."""
+    journal = journal_path(final)
+    plan = {
+        "release": staged.name,
+        "private": staged_private.name,
+        "release_digest": digest,
+        "report_sha256": hashlib.sha256(report_bytes).hexdigest(),
+    }
+    temporary = journal.with_name(journal.name + f".tmp-{os.getpid()}")
+    with temporary.open("w", encoding="utf-8") as f:
+        json.dump(plan, f)
+        f.flush()
+        os.fsync(f.fileno())
+    temporary.rename(journal)  # the commit point
+    _swap_in(staged, final)
+    _swap_in(staged_private, private_dir(final))
+    journal.unlink()
+
+
+def _recover(final: Path) -> None:
+    """Finish a commit that a killed build left: swap in each half not yet in place.
+
+    Each temporary holds either the new half (not swapped yet: it matches the
+    journal's digest or report hash) or, once swapped, the previous one.
+    """
+    journal = journal_path(final)
+    if not journal.is_file():
         return
-    if _rename_exchange(staged, final):
-        shutil.rmtree(staged)  # now holds the old release
-        return
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    final.rename(old)
-    staged.rename(final)
-    shutil.rmtree(old)
+    plan = json.loads(journal.read_text(encoding="utf-8"))
+    staged, staged_private = final.with_name(plan["release"]), final.with_name(plan["private"])
+    if staged.is_dir() and tree_digest(staged) == plan["release_digest"]:
+        _swap_in(staged, final)
+    report = staged_private / "report.json"
+    if report.is_file() and hashlib.sha256(report.read_bytes()).hexdigest() == plan["report_sha256"]:
+        _swap_in(staged_private, private_dir(final))
+    journal.unlink()
+    shutil.rmtree(staged, ignore_errors=True)  # the previous pair, if any
+    shutil.rmtree(staged_private, ignore_errors=True)
+
+
+@contextmanager
+def build_lock(final: Path) -> Iterator[None]:
+    """Hold the exclusive build lock of ``final`` (``.<version>.lock`` beside it).
+
+    Raises:
+        BuildLockedError: another build holds it (one line, naming its process).
+    """
+    path = final.with_name(f".{final.name}.lock")
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise BuildLockedError(
+                f"another build (process {holder}) is writing {final}; "
+                "wait for it to finish, or build into another --out"
+            ) from None
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:  # not a lock file that its last holder unlinked after we opened it
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.unlink(path)
+        os.close(fd)
 
 
 def _clean_stale(parent: Path, name: str) -> None:
@@ -224,7 +362,10 @@ def _clean_stale(parent: Path, name: str) -> None:
     for stale in parent.glob(f".{name}.*"):
         pid = stale.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
@@ -268,18 +409,35 @@ def build(config: BuildConfig) -> BuildResult:
     corpus = config.corpus
     ingested = read_manifests(corpus)
     sites = read_sites(corpus)
+    gate_config = gates.load_config(corpus)  # before anything is written: a bad gates.json is one line
     curated = curate(corpus, ingested.rows)
     rejections = [*ingested.rejections, *curated.rejections]
 
     parent = config.out / config.name
     parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(parent, config.version)
     final = parent / config.version
+    with build_lock(final):
+        _recover(final)
+        _clean_stale(parent, config.version)
+        report = _build_locked(config, final, ingested, sites, curated.candidates, rejections, gate_config)
+    return BuildResult(final, private_dir(final), report)
+
+
+def _build_locked(
+    config: BuildConfig,
+    final: Path,
+    ingested: Ingested,
+    sites: dict[str, Site],
+    candidates: Sequence[Candidate],
+    rejections: list[Rejection],
+    gate_config: GateConfig,
+) -> dict[str, Any]:
+    parent = final.parent
     staged = parent / f".{config.version}.tmp-{os.getpid()}"
     staged_private = parent / f".{config.version}.private.tmp-{os.getpid()}"
     try:
         with worker_map(config.workers) as map_:
-            report = _stage(config, staged, ingested, sites, curated.candidates, rejections, map_)
+            report = _stage(config, staged, ingested, sites, candidates, rejections, map_, gate_config)
         findings = report["audit"]["findings"]
         if findings:
             raise AuditError(str(final), findings)
@@ -290,15 +448,14 @@ def build(config: BuildConfig) -> BuildResult:
             from builder import formats
 
             ready = formats.convert(config, staged, staged_private, report, sites)
-        (staged_private / "report.json").write_text(
-            json.dumps(report, indent=1, sort_keys=True) + "\n", encoding="utf-8"
-        )
-        _put_in_place(ready, final)
-        _put_in_place(staged_private, private_dir(final))
+        report["release_digest"] = files_digest(report["files"])
+        report_bytes = (json.dumps(report, indent=1, sort_keys=True) + "\n").encode()
+        (staged_private / "report.json").write_bytes(report_bytes)
+        _commit(final, ready, staged_private, report_bytes, report["release_digest"])
     finally:
         shutil.rmtree(staged, ignore_errors=True)
         shutil.rmtree(staged_private, ignore_errors=True)
-    return BuildResult(final, private_dir(final), report)
+    return report
 
 
 def _stage(
@@ -309,9 +466,12 @@ def _stage(
     candidates: Sequence[Candidate],
     rejections: list[Rejection],
     map_: Mapper,
+    gate_config: GateConfig,
 ) -> dict[str, Any]:
     """Write the whole release into ``staged``, audit it, and return the private report."""
-    tiles, private, gate_stats, leaks = _write_tiles(staged, config, candidates, rejections, map_)
+    tiles, private, gate_stats, leaks = _write_tiles(
+        staged, config, candidates, rejections, map_, gate_config
+    )
     for split in SPLITS:
         if not any(t.split == split for t in tiles):
             by_reason = Counter(r.reason.value for r in rejections if r.split == split)
@@ -353,6 +513,7 @@ def _write_tiles(
     candidates: Sequence[Candidate],
     rejections: list[Rejection],
     map_: Mapper,
+    config: GateConfig,
 ) -> tuple[list[PublicTile], list[PrivateTile], dict[str, Any], dict[str, Any]]:
     corpus = build.corpus
     for split in SPLITS:
@@ -360,7 +521,6 @@ def _write_tiles(
     tiles: list[PublicTile] = []
     private: list[PrivateTile] = []
     seen: dict[str, str] = {}
-    config = gates.load_config(corpus)
     tasks = [(str(corpus.resolve()), c.source, config) for c in candidates]
     gate_log: list[tuple[dict[str, Any], ...]] = []
     hashes: dict[str, dict[str, int]] = {split: {} for split in SPLITS}
@@ -394,6 +554,7 @@ def _write_tiles(
                 candidate.rows,
                 outcome.gates,
                 outcome.bands,
+                result.detail,
             )
         )
     leaks = _leakage(staged, build, hashes, tiles, private, rejections)

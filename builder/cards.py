@@ -155,6 +155,7 @@ def dataset_context(report: Mapping[str, Any], repo_id: str | None) -> dict[str,
         "published": counts["published"],
         "rejections": rows,
         "cut_modes": report["cut_modes"],
+        "cut_other": _cut_other(report.get("cut_reasons", {})),
         "sources": report["sources"],
         "labels": LABELS,
         "prompt": PROMPT,
@@ -167,6 +168,20 @@ def dataset_context(report: Mapping[str, Any], repo_id: str | None) -> dict[str,
         "layout_summary": report.get("layout_summary"),
         "pct": lambda share: f"{share * 100:g} %",
     }
+
+
+def _cut_other(reasons: Mapping[str, int]) -> str:
+    """Why JPEG composites were re-encoded rather than cut losslessly, for the card ("" if none)."""
+    oriented = sum(n for d, n in reasons.items() if d.startswith("EXIF orientation"))
+    colour = sum(n for d, n in reasons.items() if d.startswith("colour space"))
+    formats = sum(n for d, n in reasons.items() if d.endswith(" source"))
+    other = sum(reasons.values()) - oriented - colour - formats
+    parts = [
+        f"{oriented} with an EXIF orientation, cut as a viewer shows them" if oriented else "",
+        f"{colour} in RGB rather than YCbCr colour" if colour else "",
+        f"{other} whose block layout does not allow a lossless cut" if other else "",
+    ]
+    return "; ".join(p for p in parts if p)
 
 
 def _leak_outcome(leaks: Mapping[str, Any]) -> str:

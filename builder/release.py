@@ -645,6 +645,7 @@ def _report(
         "manifests": list(manifests),
         "counts": counts,
         "cut_modes": dict(Counter(p.cut for p in private)),
+        "cut_reasons": dict(sorted(Counter(p.cut_detail for p in private if p.cut == "reencoded").items())),
         "sources": {s.name: s.tiles for s in licenses.sources(sites.get(p.source) for p in private)},
         "tiles": [
             {

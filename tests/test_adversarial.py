@@ -104,8 +104,14 @@ def test_the_card_quotes_a_many_decimal_threshold_and_passes(
     hostile: tuple[BuildResult, list[CorpusCase]],
 ) -> None:
     result, _ = hostile
-    assert "0.100000000123" in (result.release / "README.md").read_text(encoding="utf-8")
+    card = (result.release / "README.md").read_text(encoding="utf-8")
+    assert "0.100000000123" in card
     assert result.report["audit"] == {"passed": True, "findings": []}
+    # The card says why JPEG composites were re-encoded (8 orientations less 1, XMP: 8).
+    assert (
+        "or from JPEGs that a lossless cut cannot keep (8 with an EXIF orientation, cut as a viewer" in card
+    )
+    assert "1 in RGB rather than YCbCr colour" in card
 
 
 def test_every_planted_leak_is_a_finding_that_names_it(

@@ -212,3 +212,197 @@ def test_build_does_not_import_torch(small_corpus: Path, tmp_path: Path) -> None
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+# -- one commit for the release and its report; the lock; workers die with the build -----------
+
+_INJECT = """
+import os, signal, sys
+from builder import release
+
+point, argv = sys.argv[1], sys.argv[2:]
+swap_in, commit, swaps = release._swap_in, release._commit, []
+
+
+def _die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def swap(staged, final):
+    if point == "after journal" and not swaps:
+        _die()
+    swap_in(staged, final)
+    swaps.append(final)
+    if (point, len(swaps)) in (("between swaps", 1), ("after swaps", 2)):
+        _die()
+
+
+def commit_killed(*args):
+    if point == "before journal":
+        _die()
+    return commit(*args)
+
+
+release._swap_in, release._commit = swap, commit_killed
+from builder.cli import main
+
+sys.exit(main(argv))
+"""
+
+
+def _build_killed_at(point: str, corpus: Path, out: Path) -> None:
+    args = ["build", "--corpus", str(corpus), "--out", str(out), "--version", "1.0.0"]
+    done = subprocess.run([sys.executable, "-c", _INJECT, point, *args], capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+
+
+def _drop_an_eval_tile(corpus: Path, report: dict[str, object]) -> None:
+    tiles = report["tiles"]
+    assert isinstance(tiles, list)
+    dropped = next(t for t in tiles if t["split"] == "eval")
+    lines = (corpus / "sft" / "eval.jsonl").read_text().splitlines()
+    gone = {int(where.rsplit(":", 1)[1]) for where in dropped["rows"]}
+    kept = [line for number, line in enumerate(lines, start=1) if number not in gone]
+    (corpus / "sft" / "eval.jsonl").write_text("\n".join(kept) + "\n")
+
+
+@pytest.mark.parametrize("point", ["before journal", "after journal", "between swaps", "after swaps"])
+def test_release_and_report_are_one_commit_whatever_the_kill_point(
+    point: str, small_corpus: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from builder.audit import audit_release
+    from builder.release import _recover, build_lock, journal_path, tree_digest
+
+    out = tmp_path / "out"
+    old = build(BuildConfig(small_corpus, out, "1.0.0"))
+    old_files, old_report = _files(old.release), (old.private / "report.json").read_bytes()
+    _drop_an_eval_tile(small_corpus, old.report)
+    new = build(BuildConfig(small_corpus, tmp_path / "reference", "1.0.0"))  # what the new pair is
+    new_files = _files(new.release)
+    assert new_files != old_files
+
+    _build_killed_at(point, small_corpus, out)  # the kill point is injected, not timed
+    journal = journal_path(old.release)
+    if point == "before journal":
+        assert not journal.exists()
+        assert _files(old.release) == old_files  # the previous pair, untouched
+        assert (old.private / "report.json").read_bytes() == old_report
+        return
+    assert journal.is_file()
+    report = json.loads((old.private / "report.json").read_text())
+    if point == "between swaps":  # the new release beside the old report: refused, never published
+        assert _files(old.release) == new_files
+        assert (old.private / "report.json").read_bytes() == old_report
+    findings = audit_release(old.release, report)
+    assert any("a build was killed while putting this release and its report in place" in f for f in findings)
+    with build_lock(old.release):  # what the next build does first
+        _recover(old.release)
+    assert not journal.exists()
+    assert _files(old.release) == new_files  # the committed pair, whole
+    report = json.loads((old.private / "report.json").read_text())
+    assert report["release_digest"] == tree_digest(old.release)
+    assert audit_release(old.release, report) == []
+    build(BuildConfig(small_corpus, out, "1.0.0"))  # and a build after it leaves no temporary behind
+    assert [p.name for p in old.release.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_second_build_into_the_same_release_is_refused(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from builder.cli import main
+
+    out = tmp_path / "out"
+    final = out / "cropmark-disambiguator-s2" / "1.0.0"
+    final.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from builder.release import build_lock\n"
+            f"with build_lock(Path({str(final)!r})):\n    print('locked', flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        args = ["build", "--corpus", str(small_corpus), "--out", str(out), "--version", "1.0.0"]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err == (
+            f"error: another build (process {holder.pid}) is writing {final}; "
+            "wait for it to finish, or build into another --out\n"
+        )
+        assert sorted(p.name for p in final.parent.iterdir()) == [".1.0.0.lock"]  # the holder's, nothing else
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert main(args) == 0  # a lock whose holder died is free again
+    assert not (final.parent / ".1.0.0.lock").exists()
+
+
+@pytest.fixture(scope="module")
+def big_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A corpus big enough that a build is still cutting when a test kills it."""
+    root = tmp_path_factory.mktemp("big") / "corpus"
+    generate(root, seed=12, plan=Plan(unique_train=400, unique_eval=60, siblings=0))
+    return root
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_die_with_the_build(sig: signal.Signals, big_corpus: Path, tmp_path: Path) -> None:
+    import select
+
+    out = tmp_path / "out"
+    args = ["build", "--corpus", str(big_corpus), "--out", str(out), "--version", "1.0.0", "--workers", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "builder.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    staging = out / "cropmark-disambiguator-s2" / f".1.0.0.tmp-{proc.pid}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(staging.glob("data/train/*.jpg"))) < 20:
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert proc.poll() is None and len(workers) >= 2, "the build finished before it could be killed"
+    os.kill(proc.pid, sig)
+    proc.wait()
+    # A CI job piping the output must see its end: no worker still holds stdout open.
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready and proc.stdout.read1(65536) == b"":
+            break
+    else:
+        pytest.fail("the build's stdout stayed open after it died")
+    proc.stdout.close()
+    while time.monotonic() < deadline and any(_running(pid) for pid in workers):
+        time.sleep(0.05)
+    assert not any(_running(pid) for pid in workers)
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
@@ -386,17 +387,22 @@ def test_workers_die_with_the_build(sig: signal.Signals, big_corpus: Path, tmp_p
     proc.wait()
     # A CI job piping the output must see its end: no worker still holds stdout open.
     assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready and proc.stdout.read1(65536) == b"":
-            break
-    else:
-        pytest.fail("the build's stdout stayed open after it died")
-    proc.stdout.close()
-    while time.monotonic() < deadline and any(_running(pid) for pid in workers):
-        time.sleep(0.05)
-    assert not any(_running(pid) for pid in workers)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready and proc.stdout.read1(65536) == b"":
+                break
+        else:
+            pytest.fail("the build's stdout stayed open after it died")
+        while time.monotonic() < deadline and any(_running(pid) for pid in workers):
+            time.sleep(0.05)
+        assert not any(_running(pid) for pid in workers)
+    finally:
+        proc.stdout.close()
+        for pid in workers:  # never leave a worker behind when the test fails
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _running(pid: int) -> bool:

@@ -14,6 +14,7 @@ os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="cropmark-hf-home-")
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,25 @@ def small_release(_small_corpus_master: Path, tmp_path_factory: pytest.TempPathF
     """The release folder of the small corpus (24 train + 8 eval tiles), built once per session."""
     out = tmp_path_factory.mktemp("small-build")
     return build(BuildConfig(_small_corpus_master, out, "1.0.0")).release
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    """A local Hub server (tests/hub/server.py) with the tests' write token set in ``HF_TOKEN``.
+
+    At teardown, nothing the test printed holds the token.
+    """
+    from tests.hub import ACCOUNTS, TOKEN
+    from tests.hub.server import serve
+
+    with serve(ACCOUNTS) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+        yield server
+    out = capfd.readouterr()
+    assert TOKEN not in out.out + out.err
+    assert "TopSecretToken" not in out.out + out.err
 
 
 @pytest.fixture(scope="session")

@@ -1,38 +1,98 @@
-"""A local server that speaks the Hub's HTTP protocol as ``huggingface_hub`` uses it.
+"""A local server that models the Hugging Face Hub's HTTP API as ``huggingface_hub`` 2.4 uses it.
 
-Test code, not a product feature. It keeps repos (models, datasets, spaces) with
-commits, branches and tags; stores file contents content-addressed by SHA-256;
-answers the classic LFS batch protocol (Xet is off in the tests); and serves
-downloads with ranges, so ``load_dataset("ORG/NAME")`` works through it.
+Test code, not a product feature: the Hub is out of reach in the tests, so the real
+client (``HfApi``, ``hf_hub_download``, ``load_dataset``) runs against this server
+through ``HF_ENDPOINT``. It is meant to be *strict*: where the Hub refuses something,
+this server refuses it too, so that tests see the failures users meet.
 
-Faults are injected per request: ``server.inject(Fault(...))`` makes the Nth
-request that matches a method and a path pattern answer with a status code or
-drop its connection half-way through reading the body. ``server.stats`` counts
-requests, commits and the bytes that uploads carried.
+What it models and what it does not
+-----------------------------------
 
-Start it with :func:`serve` (a context manager); point the client at it with
-``HF_ENDPOINT=server.url`` and ``HF_HUB_DISABLE_XET=1``.
+===============================  ===============================================================
+the Hub                          here
+===============================  ===============================================================
+writes need a token              modelled: ``accounts`` maps a token to a user, its orgs and
+                                 whether it may write. No or unknown token: 401 ("Invalid
+                                 credentials in Authorization header" for an unknown one);
+                                 a repo outside the token's namespaces, or a read-only
+                                 token: 403. Reads of private repos need a token of the
+                                 namespace (else 404 ``RepoNotFound``, as the Hub hides them).
+README metadata                  modelled on ``/api/validate-yaml`` (400 with
+                                 ``{"errors": [{"message"}]}``) and on commits that add a
+                                 README.md: YAML must parse to a mapping; ``license`` must be
+                                 a Hub licence id; a dataset's ``task_categories`` and a
+                                 model's ``pipeline_tag`` must be Hub tasks; a dataset's
+                                 ``size_categories`` must be Hub buckets; a Space's ``sdk``
+                                 must be gradio, docker or static. The lists are in
+                                 ``hub_rules.json``, each with its public source.
+entries per folder               modelled: a commit that leaves more than 10,000 entries in a
+                                 folder is refused (400).
+tag names                        modelled: git's ref-name rules (``git check-ref-format``:
+                                 no ``..``, spaces, ``~^:?*[\\``, control characters,
+                                 ``@{``, leading ``-``/``.``, trailing ``/``, ``.`` or
+                                 ``.lock``); an existing tag is 409.
+commits                          modelled: NDJSON header, ``file`` (base64), ``lfsFile``,
+                                 ``deletedFile``, ``deletedFolder``; ``parentCommit`` that is
+                                 not the head is 412; an ``lfsFile`` never uploaded is 400.
+LFS                              modelled: the batch API with ``basic`` transfer, and
+                                 ``multipart`` (parts of ``multipart_chunk`` bytes,
+                                 completion POST with the parts' ETags) for files of at least
+                                 ``multipart_min`` bytes; verify. Objects are checked against
+                                 their SHA-256 and stored on disk, streamed in 1 MiB chunks.
+Xet                              **not modelled**: ``/api/{type}s/{id}/xet-write-token``
+                                 answers 404 and is counted in ``stats.xet_requests``. The
+                                 Hub accepts classic LFS uploads into Xet-backed repos
+                                 (https://huggingface.co/docs/hub/xet/legacy-git-lfs).
+tree listings                    modelled: paginated with a ``Link: <...>; rel="next"``
+                                 header, 1,000 entries a page (50 with ``expand``), as
+                                 huggingface_hub's ``list_repo_tree`` documents;
+                                 ``page_size`` changes it.
+downloads                        modelled: ``resolve`` with ``X-Repo-Commit``, ``ETag``,
+                                 ``X-Linked-Size``, ranges.
+5xx bodies                       injected faults answer 5xx with an HTML page (as the Hub's
+                                 CDN does); ``Fault(html=False)`` gives a JSON body.
+rate limits                      injected: ``Fault(status=429, retry_after=N)`` sends
+                                 ``Retry-After`` and the ``RateLimit`` header the Hub sends.
+git over HTTP/SSH, pull          not modelled.
+requests, discussions, Space
+runtime and variables, gated
+repos, webhooks, quotas
+===============================  ===============================================================
+
+Faults are injected per request: ``server.inject(Fault(...))`` makes the Nth request
+that matches a method and a path pattern (and ``times`` requests from there) answer
+with a status code or drop its connection half-way through the body.
+``server.stats`` counts requests, commits and uploaded bytes.
+
+Start it with :func:`serve` (a context manager), or as a process for benchmarks:
+``python -m tests.hub.server --token TOKEN:USER:ORG1,ORG2`` prints its URL.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import fnmatch
 import hashlib
 import json
 import re
+import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import yaml
 
+RULES: dict[str, Any] = json.loads((Path(__file__).with_name("hub_rules.json")).read_text(encoding="utf-8"))
 LFS_THRESHOLD = 10 * 1024 * 1024
+CHUNK = 1024 * 1024
 # The patterns the Hub writes into a new repo's .gitattributes (the ones that matter here).
 GITATTRIBUTES = (
     "".join(
@@ -58,6 +118,10 @@ GITATTRIBUTES = (
 ).encode()
 TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+HTML_5XX = (
+    "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+    "<center><h1>{status} {reason}</h1></center>\r\n</body>\r\n</html>\r\n"
+)
 
 
 def git_blob_oid(data: bytes) -> str:
@@ -66,6 +130,77 @@ def git_blob_oid(data: bytes) -> str:
 
 def lfs_pointer(sha256: str, size: int) -> bytes:
     return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+
+
+# -- the Hub's rules -----------------------------------------------------------------------------
+
+# git check-ref-format (https://git-scm.com/docs/git-check-ref-format), for refs/tags/<name>.
+_BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def tag_name_problem(name: str) -> str | None:
+    """Why git would refuse ``refs/tags/<name>``, or None."""
+    if not name or name == "@":
+        return "is empty or '@'"
+    if _BAD_REF_CHARS.search(name):
+        return "holds a space, a control character or one of ~^:?*[\\"
+    if ".." in name or "@{" in name or "//" in name:
+        return "holds '..', '@{' or '//'"
+    if name.startswith(("-", "/")) or name.endswith(("/", ".")):
+        return "starts with '-' or '/', or ends with '/' or '.'"
+    if any(part.startswith(".") or part.endswith(".lock") for part in name.split("/")):
+        return "has a component that starts with '.' or ends with '.lock'"
+    return None
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def metadata_errors(readme: str, repo_type: str) -> list[str]:
+    """The Hub's refusals of a README's YAML metadata (empty when it would accept it)."""
+    match = re.match(r"---\r?\n(.*?)\r?\n---(\r?\n|$)", readme, re.S)
+    if match is None:
+        return []
+    try:
+        data = yaml.safe_load(match.group(1))
+    except yaml.YAMLError as exc:
+        return [f"Invalid YAML in README.md metadata: {str(exc).splitlines()[0]}"]
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        return ["README.md metadata must be a YAML mapping"]
+    errors = []
+    for value in _as_list(data.get("license", [])):
+        if value not in RULES["licenses"]:
+            errors.append(f'"license" must be one of the Hub\'s licence identifiers, got {value!r}')
+    checks: list[tuple[str, str]] = []
+    if repo_type == "dataset":
+        checks = [("task_categories", "task_categories"), ("size_categories", "size_categories")]
+    elif repo_type == "model":
+        checks = [("pipeline_tag", "task_categories")]
+    for key, rule in checks:
+        for value in _as_list(data.get(key, [])):
+            if value not in RULES[rule]:
+                errors.append(f'"{key}" must be one of the Hub\'s {rule.replace("_", " ")}, got {value!r}')
+    if repo_type == "space" and data.get("sdk") not in RULES["space_sdks"]:
+        errors.append(f'"sdk" must be one of {RULES["space_sdks"]}, got {data.get("sdk")!r}')
+    return errors
+
+
+# -- state ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    """What a token stands for: a user, the orgs it belongs to, and whether it may write."""
+
+    name: str
+    orgs: tuple[str, ...] = ()
+    write: bool = True
+
+    def owns(self, namespace: str) -> bool:
+        return namespace == self.name or namespace in self.orgs
 
 
 @dataclass
@@ -98,9 +233,12 @@ class Repo:
 
 @dataclass
 class Fault:
-    """Answer the ``nth`` request (1-based) matching ``method`` and ``path`` (a regex) with a fault.
+    """Answer the ``nth`` request (1-based) matching ``method`` and ``path`` (a regex), and the
+    ``times - 1`` matching requests after it, with a fault.
 
-    ``status``: reply with that HTTP status (and an error body) without doing anything;
+    ``status``: reply with that HTTP status without doing anything (5xx bodies are an HTML
+    page unless ``html=False``; ``retry_after`` adds ``Retry-After`` and ``RateLimit``
+    headers; ``body`` replaces the body);
     ``lost_reply``: do the work, then reply with ``status`` (a reply lost on the way back);
     ``drop``: read half the request body, then close the connection without a reply;
     ``before``: run this first (another client's commit, say), then answer normally.
@@ -110,11 +248,34 @@ class Fault:
     path: str
     nth: int = 1
     status: int | None = None
+    times: int = 1
     drop: bool = False
     lost_reply: bool = False
+    html: bool | None = None
+    retry_after: int | None = None
+    body: bytes | None = None
     before: Callable[[], None] | None = None
     seen: int = 0
-    fired: bool = False
+    fired: int = 0
+
+    def reply(self) -> tuple[int, bytes, dict[str, str]]:
+        assert self.status is not None
+        status = self.status
+        headers: dict[str, str] = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+            headers["RateLimit"] = f'"api";r=0;t={self.retry_after}'
+            headers["RateLimit-Policy"] = '"fixed window";"api";q=500;w=300'
+        if self.body is not None:
+            return status, self.body, headers
+        if self.html if self.html is not None else status >= 500:
+            from http import HTTPStatus
+
+            reason = HTTPStatus(status).phrase
+            body = HTML_5XX.format(status=status, reason=reason).encode()
+            return status, body, {**headers, "Content-Type": "text/html"}
+        error = {"error": f"injected fault {status}"}
+        return status, json.dumps(error).encode(), {**headers, "Content-Type": "application/json"}
 
 
 @dataclass
@@ -123,21 +284,37 @@ class Stats:
     commits: int = 0
     uploaded_bytes: int = 0  # LFS PUT bodies plus the decoded content of regular files in commits
     uploaded_files: int = 0
+    xet_requests: int = 0
 
     def reset(self) -> None:
         self.requests.clear()
-        self.commits = self.uploaded_bytes = self.uploaded_files = 0
+        self.commits = self.uploaded_bytes = self.uploaded_files = self.xet_requests = 0
 
 
 class HubState:
-    def __init__(self) -> None:
+    def __init__(self, root: Path, accounts: Mapping[str, Account]) -> None:
         self.lock = threading.RLock()
+        self.root = root
+        (root / "blobs").mkdir(parents=True, exist_ok=True)
+        (root / "parts").mkdir(exist_ok=True)
+        self.accounts = dict(accounts)
         self.repos: dict[tuple[str, str], Repo] = {}
-        self.blobs: dict[str, bytes] = {}
         self.faults: list[Fault] = []
         self.stats = Stats()
-        self.tokens: set[str] = set()  # Authorization bearer tokens seen (the test checks they never leak)
+        self.tokens: set[str] = set()  # Authorization bearer tokens seen (tests check they never leak)
         self.counter = 0
+        self.page_size = 1000
+        self.multipart_min = 64 * CHUNK
+        self.multipart_chunk = 16 * CHUNK
+
+    def blob(self, sha: str) -> Path:
+        return self.root / "blobs" / sha
+
+    def has_blob(self, sha: str) -> bool:
+        return self.blob(sha).is_file()
+
+    def read_blob(self, sha: str) -> bytes:
+        return self.blob(sha).read_bytes()
 
     def new_commit(
         self,
@@ -162,9 +339,16 @@ class HubState:
 
     def store(self, data: bytes, lfs: bool) -> tuple[str, int, bool, str]:
         sha = hashlib.sha256(data).hexdigest()
-        self.blobs[sha] = data
+        if not self.has_blob(sha):
+            self.blob(sha).write_bytes(data)
         oid = git_blob_oid(lfs_pointer(sha, len(data))) if lfs else git_blob_oid(data)
         return sha, len(data), lfs, oid
+
+    def entry_of_blob(self, sha: str, lfs: bool) -> tuple[str, int, bool, str]:
+        size = self.blob(sha).stat().st_size
+        if lfs:
+            return sha, size, True, git_blob_oid(lfs_pointer(sha, size))
+        return self.store(self.read_blob(sha), lfs=False)
 
 
 class HubError(Exception):
@@ -173,6 +357,9 @@ class HubError(Exception):
     ):
         super().__init__(message)
         self.status, self.code, self.body = status, code, body
+
+
+# -- the handler ---------------------------------------------------------------------------------
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -184,14 +371,42 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _body(self) -> bytes:
+    def _chunks(self, limit: int | None = None) -> Iterator[bytes]:
+        """The request body in pieces of at most 1 MiB (Content-Length or chunked encoding)."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return
+                while size:
+                    piece = self.rfile.read(min(size, CHUNK))
+                    if not piece:
+                        return
+                    size -= len(piece)
+                    yield piece
+                self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        if limit is not None:
+            length = min(length, limit)
+        while length:
+            piece = self.rfile.read(min(length, CHUNK))
+            if not piece:
+                return
+            length -= len(piece)
+            yield piece
+
+    def _body(self) -> bytes:
+        if getattr(self, "consumed", False):
+            return b""
+        self.consumed = True
+        return b"".join(self._chunks())
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         if (override := getattr(self, "override", None)) is not None:
             self.override = None
-            status, body, headers = override, json.dumps({"error": f"injected {override}"}).encode(), {}
+            status, body, headers = override.reply()
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -210,17 +425,19 @@ class Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         with state.lock:
             for fault in state.faults:
-                if fault.fired or fault.method != self.command or not re.search(fault.path, path):
+                if fault.fired >= fault.times or fault.method != self.command:
+                    continue
+                if not re.search(fault.path, path):
                     continue
                 fault.seen += 1
                 if fault.seen < fault.nth:
                     continue
-                fault.fired = True
+                fault.fired += 1
                 if fault.before is not None:
                     fault.before()
                     return False
                 if fault.lost_reply:
-                    self.override = fault.status
+                    self.override = fault
                     return False
                 if fault.drop:
                     length = int(self.headers.get("Content-Length") or 0)
@@ -231,70 +448,50 @@ class Handler(BaseHTTPRequestHandler):
                     state.stats.requests.append((self.command, self.path, 0))
                     return True
                 self._body()
-                assert fault.status is not None
-                self._json(fault.status, {"error": f"injected fault {fault.status}"})
+                status, body, headers = fault.reply()
+                self._send(status, body, headers)
                 return True
         return False
 
     def _dispatch(self) -> None:
-        self.override: int | None = None
-        auth = self.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            self.server.state.tokens.add(auth[7:])
+        self.override: Fault | None = None
+        self.consumed = False
         if self._fault():
             return
         try:
             self._route()
         except HubError as exc:
             headers = {"X-Error-Code": exc.code} if exc.code else {}
-            headers["X-Error-Message"] = str(exc)
+            headers["X-Error-Message"] = str(exc).splitlines()[0]
+            self._body()  # an unread body would be taken for the next request on this connection
             self._json(exc.status, exc.body or {"error": str(exc)}, headers)
 
     do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _dispatch
 
     # -- routing ----------------------------------------------------------------------------
 
+    _T = r"/api/(?P<t>models|datasets|spaces)/(?P<id>[^/]+/[^/]+)"
+    _P = r"/(?P<p>datasets/|spaces/)?(?P<id>[^/]+/[^/]+)"
     ROUTES: tuple[tuple[str, str, str], ...] = (
         ("POST", r"/api/repos/create", "create_repo"),
         ("POST", r"/api/validate-yaml", "validate_yaml"),
         ("GET", r"/api/whoami-v2", "whoami"),
-        (
-            "POST",
-            r"/api/(?P<t>models|datasets|spaces)/(?P<id>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)",
-            "preupload",
-        ),
-        ("POST", r"/api/(?P<t>models|datasets|spaces)/(?P<id>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)", "commit"),
-        ("POST", r"/api/(?P<t>models|datasets|spaces)/(?P<id>[^/]+/[^/]+)/tag/(?P<rev>[^/]+)", "create_tag"),
-        ("GET", r"/api/(?P<t>models|datasets|spaces)/(?P<id>[^/]+/[^/]+)/refs", "refs"),
-        ("GET", r"/api/(?P<t>models|datasets|spaces)/(?P<id>[^/]+/[^/]+)/commits/(?P<rev>[^/]+)", "commits"),
-        (
-            "GET",
-            r"/api/(?P<t>models|datasets|spaces)/(?P<id>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?",
-            "tree",
-        ),
-        (
-            "POST",
-            r"/api/(?P<t>models|datasets|spaces)/(?P<id>[^/]+/[^/]+)/paths-info/(?P<rev>[^/]+)",
-            "paths_info",
-        ),
-        (
-            "GET",
-            r"/api/(?P<t>models|datasets|spaces)/(?P<id>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?",
-            "info",
-        ),
-        ("POST", r"/(?P<p>datasets/|spaces/)?(?P<id>[^/]+/[^/]+)\.git/info/lfs/objects/batch", "lfs_batch"),
+        ("GET", _T + r"/xet-(?:write|read)-token/(?P<rev>[^/]+)", "xet_token"),
+        ("POST", _T + r"/preupload/(?P<rev>[^/]+)", "preupload"),
+        ("POST", _T + r"/commit/(?P<rev>[^/]+)", "commit"),
+        ("POST", _T + r"/tag/(?P<rev>[^/]+)", "create_tag"),
+        ("GET", _T + r"/refs", "refs"),
+        ("GET", _T + r"/commits/(?P<rev>[^/]+)", "commits"),
+        ("GET", _T + r"/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?", "tree"),
+        ("POST", _T + r"/paths-info/(?P<rev>[^/]+)", "paths_info"),
+        ("GET", _T + r"(?:/revision/(?P<rev>[^/]+))?", "info"),
+        ("POST", _P + r"\.git/info/lfs/objects/batch", "lfs_batch"),
         ("PUT", r"/lfs/upload/(?P<oid>[0-9a-f]{64})", "lfs_upload"),
+        ("PUT", r"/lfs/part/(?P<oid>[0-9a-f]{64})/(?P<n>\d+)", "lfs_part"),
+        ("POST", r"/lfs/complete/(?P<oid>[0-9a-f]{64})", "lfs_complete"),
         ("POST", r"/lfs/verify/(?P<oid>[0-9a-f]{64})", "lfs_verify"),
-        (
-            "GET",
-            r"/(?P<p>datasets/|spaces/)?(?P<id>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)",
-            "resolve",
-        ),
-        (
-            "HEAD",
-            r"/(?P<p>datasets/|spaces/)?(?P<id>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)",
-            "resolve",
-        ),
+        ("GET", _P + r"/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
+        ("HEAD", _P + r"/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
     )
 
     def _route(self) -> None:
@@ -306,13 +503,49 @@ class Handler(BaseHTTPRequestHandler):
                 return
         raise HubError(404, f"no route for {self.command} {url.path}")
 
+    # -- credentials ------------------------------------------------------------------------
+
+    def _account(self) -> Account | None:
+        """The caller's account; an unknown token is 401, as on the Hub."""
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            return None
+        token = auth[7:].strip()
+        self.server.state.tokens.add(token)
+        account = self.server.state.accounts.get(token)
+        if account is None:
+            raise HubError(401, "Invalid credentials in Authorization header")
+        return account
+
+    def _may_write(self, namespace: str, what: str) -> Account:
+        account = self._account()
+        if account is None:
+            raise HubError(401, f"You must be authenticated to {what}")
+        if not account.write:
+            raise HubError(403, f"Your token has read access only; {what} needs a write token")
+        if not account.owns(namespace):
+            raise HubError(
+                403, f"You don't have the rights to {what} under the namespace {namespace!r}", "Forbidden"
+            )
+        return account
+
     # -- helpers ----------------------------------------------------------------------------
 
-    def _repo(self, t: str | None = None, id: str = "", p: str | None = None) -> Repo:
+    def _repo(self, t: str | None = None, id: str = "", p: str | None = None, write: str = "") -> Repo:
+        """The repo named by the route; ``write`` names the action when the caller must own it."""
         repo_type = (
             TYPES[t] if t else {None: "model", "": "model", "datasets/": "dataset", "spaces/": "space"}[p]
         )
         repo = self.server.state.repos.get((repo_type, unquote(id)))
+        namespace = unquote(id).split("/")[0]
+        if write:
+            self._may_write(namespace, write)
+        elif repo is not None and repo.private:
+            account = self._account()
+            if account is None or not account.owns(namespace):
+                repo = None
+        else:
+            self._account()  # an unknown token is refused on reads too
         if repo is None:
             raise HubError(404, f"Repository {id} not found", "RepoNotFound")
         return repo
@@ -334,34 +567,68 @@ class Handler(BaseHTTPRequestHandler):
     def _dirs(commit: Commit) -> set[str]:
         return {str(parent) for path in commit.files for parent in _parents(path)}
 
+    def _stream_to(self, target: Path, limit: int | None = None) -> tuple[str, int]:
+        """Write the request body to ``target`` in 1 MiB chunks; (its SHA-256, its size)."""
+        digest, size = hashlib.sha256(), 0
+        with target.open("wb") as out:
+            for piece in self._chunks(limit):
+                digest.update(piece)
+                out.write(piece)
+                size += len(piece)
+        self.consumed = True
+        return digest.hexdigest(), size
+
     # -- endpoints --------------------------------------------------------------------------
 
     def whoami(self) -> None:
-        if not self.headers.get("Authorization"):
+        account = self._account()
+        if account is None:
             raise HubError(401, "Invalid credentials in Authorization header")
-        self._json(200, {"type": "user", "name": "tester", "orgs": []})
+        orgs = [{"type": "org", "name": org} for org in account.orgs]
+        role = "write" if account.write else "read"
+        self._json(
+            200,
+            {
+                "type": "user",
+                "name": account.name,
+                "orgs": orgs,
+                "auth": {"accessToken": {"role": role}},
+            },
+        )
 
     def validate_yaml(self) -> None:
         payload = json.loads(self._body())
-        errors = []
-        match = re.match(r"---\n(.*?)\n---", payload.get("content", ""), re.S)
-        if match:
-            try:
-                yaml.safe_load(match.group(1))
-            except yaml.YAMLError as exc:
-                errors.append({"message": str(exc)})
-        self._json(200, {"errors": errors, "warnings": []})
+        errors = metadata_errors(payload.get("content", ""), payload.get("repoType") or "model")
+        if errors:
+            raise HubError(
+                400, "Invalid metadata", body={"errors": [{"message": e} for e in errors], "warnings": []}
+            )
+        self._json(200, {"errors": [], "warnings": []})
+
+    def xet_token(self, t: str, id: str, rev: str) -> None:
+        with self.server.state.lock:
+            self.server.state.stats.xet_requests += 1
+        raise HubError(404, "Xet is not modelled by this server; upload with classic LFS")
 
     def create_repo(self) -> None:
         payload = json.loads(self._body())
         state = self.server.state
+        account = self._account()
+        if account is None:
+            raise HubError(401, "You must be authenticated to create a repo")
         repo_type = payload.get("type") or "model"
-        repo_id = f"{payload['organization'] or 'tester'}/{payload['name']}"
+        namespace = payload.get("organization") or account.name
+        self._may_write(namespace, f"create a {repo_type}")
+        name = payload["name"]
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}", name) or ".." in name or "--" in name:
+            raise HubError(400, f"Invalid repo name {name!r}")
+        repo_id = f"{namespace}/{name}"
         url = f"{self.server.url}/{PREFIX[repo_type]}{repo_id}"
         with state.lock:
             if (repo_type, repo_id) in state.repos:
                 raise HubError(409, "You already created this repo", body={"error": "exists", "url": url})
-            repo = Repo(repo_type, repo_id, payload.get("visibility") == "private", payload.get("sdk"))
+            private = payload.get("visibility") == "private" or payload.get("private") is True
+            repo = Repo(repo_type, repo_id, private, payload.get("sdk"))
             files = {".gitattributes": state.store(GITATTRIBUTES, lfs=False)}
             repo.branches["main"] = state.new_commit(repo, None, files, "initial commit", "").oid
             state.repos[(repo_type, repo_id)] = repo
@@ -428,6 +695,7 @@ class Handler(BaseHTTPRequestHandler):
         commit = self._commit(repo, rev)
         base = (path or "").strip("/")
         recursive = self.query.get("recursive", ["false"])[0].lower() in ("1", "true")
+        expand = self.query.get("expand", ["false"])[0].lower() in ("1", "true")
         dirs = self._dirs(commit)
         if base and base not in dirs:
             raise HubError(404, f"Entry not found: {base}", "EntryNotFound")
@@ -439,7 +707,17 @@ class Handler(BaseHTTPRequestHandler):
         for p, info in sorted(commit.files.items()):
             if p.startswith(prefix) and (recursive or "/" not in p[len(prefix) :]):
                 out.append(self._entry(p, info))
-        self._json(200, out)
+        # Pagination as on the Hub: a Link header names the next page.
+        size = 50 if expand else self.server.state.page_size
+        cursor = self.query.get("cursor", [""])[0]
+        start = int(base64.urlsafe_b64decode(cursor.encode()).decode()) if cursor else 0
+        page, headers = out[start : start + size], {}
+        if start + size < len(out):
+            nxt = base64.urlsafe_b64encode(str(start + size).encode()).decode()
+            params = f"recursive={str(recursive).lower()}&expand={str(expand).lower()}&cursor={quote(nxt)}"
+            route = urlsplit(self.path).path
+            headers["Link"] = f'<{self.server.url}{route}?{params}>; rel="next"'
+        self._json(200, page, headers)
 
     def paths_info(self, t: str, id: str, rev: str) -> None:
         repo = self._repo(t, id)
@@ -460,7 +738,7 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, out)
 
     def preupload(self, t: str, id: str, rev: str) -> None:
-        repo = self._repo(t, id)
+        repo = self._repo(t, id, write="upload files")
         commit = self._commit(repo, rev)
         payload = json.loads(self._body())
         patterns = _lfs_patterns(self.server.state, commit)
@@ -481,63 +759,116 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, {"files": files, "commitOid": commit.oid})
 
     def lfs_batch(self, id: str, p: str | None = None) -> None:
-        self._repo(None, id, p or "")
+        self._repo(None, id, p or "", write="upload files")
         payload = json.loads(self._body())
+        state = self.server.state
+        transfers = payload.get("transfers") or ["basic"]
+        multipart = "multipart" in transfers
         objects = []
         for obj in payload["objects"]:
             item: dict[str, Any] = {"oid": obj["oid"], "size": obj["size"]}
-            if obj["oid"] not in self.server.state.blobs:
-                item["actions"] = {
-                    "upload": {"href": f"{self.server.url}/lfs/upload/{obj['oid']}"},
-                    "verify": {"href": f"{self.server.url}/lfs/verify/{obj['oid']}"},
-                }
+            if not state.has_blob(obj["oid"]):
+                verify = {"href": f"{self.server.url}/lfs/verify/{obj['oid']}"}
+                if multipart and obj["size"] >= state.multipart_min:
+                    parts = -(-obj["size"] // state.multipart_chunk)
+                    header = {"chunk_size": str(state.multipart_chunk)}
+                    header |= {
+                        str(n): f"{self.server.url}/lfs/part/{obj['oid']}/{n}" for n in range(1, parts + 1)
+                    }
+                    upload = {"href": f"{self.server.url}/lfs/complete/{obj['oid']}", "header": header}
+                else:
+                    upload = {"href": f"{self.server.url}/lfs/upload/{obj['oid']}"}
+                item["actions"] = {"upload": upload, "verify": verify}
             objects.append(item)
-        self._json(200, {"transfer": "basic", "objects": objects})
+        used = (
+            "multipart"
+            if multipart and any("header" in o.get("actions", {}).get("upload", {}) for o in objects)
+            else "basic"
+        )
+        self._json(200, {"transfer": used, "objects": objects, "hash_algo": "sha256"})
 
     def lfs_upload(self, oid: str) -> None:
-        data = self._body()
         state = self.server.state
-        if hashlib.sha256(data).hexdigest() != oid:
+        partial = state.root / "parts" / f"{oid}.{threading.get_ident()}.upload"
+        sha, size = self._stream_to(partial)
+        if sha != oid:
+            partial.unlink()
             raise HubError(400, "content does not match its oid")
+        partial.replace(state.blob(oid))
         with state.lock:
-            state.blobs[oid] = data
-            state.stats.uploaded_bytes += len(data)
+            state.stats.uploaded_bytes += size
             state.stats.uploaded_files += 1
         self._send(200)
 
+    def lfs_part(self, oid: str, n: str) -> None:
+        folder = self.server.state.root / "parts" / oid
+        folder.mkdir(exist_ok=True)
+        sha, size = self._stream_to(folder / f"{int(n):05d}")
+        with self.server.state.lock:
+            self.server.state.stats.uploaded_bytes += size
+        self._send(200, b"", {"ETag": f'"{sha}"'})
+
+    def lfs_complete(self, oid: str) -> None:
+        state = self.server.state
+        payload = json.loads(self._body())
+        folder = state.root / "parts" / oid
+        parts = sorted(payload["parts"], key=lambda part: part["partNumber"])
+        digest = hashlib.sha256()
+        partial = folder / "complete"
+        with partial.open("wb") as out:
+            for part in parts:
+                piece = folder / f"{part['partNumber']:05d}"
+                if not piece.is_file():
+                    raise HubError(400, f"part {part['partNumber']} of {oid} was never uploaded")
+                with piece.open("rb") as src:
+                    while block := src.read(CHUNK):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != oid:
+            shutil.rmtree(folder)
+            raise HubError(400, "the parts do not make up the object's oid")
+        partial.replace(state.blob(oid))
+        shutil.rmtree(folder)
+        with state.lock:
+            state.stats.uploaded_files += 1
+        self._json(200, {"success": True})
+
     def lfs_verify(self, oid: str) -> None:
         payload = json.loads(self._body())
-        data = self.server.state.blobs.get(oid)
-        if data is None or len(data) != payload["size"]:
+        state = self.server.state
+        if not state.has_blob(oid) or state.blob(oid).stat().st_size != payload["size"]:
             raise HubError(404, f"object {oid} not stored")
         self._json(200, {"success": True})
 
     def commit(self, t: str, id: str, rev: str) -> None:
         state = self.server.state
+        repo = self._repo(t, id, write="commit")
         lines = [json.loads(line) for line in self._body().splitlines() if line.strip()]
         with state.lock:
-            repo = self._repo(t, id)
             branch = unquote(rev)
             head = self._commit(repo, branch)
             header = next(line["value"] for line in lines if line["key"] == "header")
             if header.get("parentCommit") and header["parentCommit"] != head.oid:
                 raise HubError(412, "A commit has happened since. Please refresh and try again.")
             files = dict(head.files)
-            added = 0
+            added, count = 0, 0
             for line in lines:
                 key, value = line["key"], line["value"]
                 if key == "file":
                     data = base64.b64decode(value["content"])
+                    if value["path"] == "README.md":
+                        errors = metadata_errors(data.decode("utf-8", "replace"), repo.type)
+                        if errors:
+                            raise HubError(400, "Invalid metadata in README.md: " + "; ".join(errors))
                     files[value["path"]] = state.store(data, lfs=False)
                     added += len(data)
-                    state.stats.uploaded_files += 1
+                    count += 1
                 elif key == "lfsFile":
-                    data_ = state.blobs.get(value["oid"])
-                    if data_ is None:
+                    if not state.has_blob(value["oid"]):
                         raise HubError(
                             400, f"LFS object {value['oid']} for {value['path']} was never uploaded"
                         )
-                    files[value["path"]] = state.store(data_, lfs=True)
+                    files[value["path"]] = state.entry_of_blob(value["oid"], lfs=True)
                 elif key == "deletedFile":
                     if value["path"] not in files:
                         raise HubError(
@@ -547,21 +878,33 @@ class Handler(BaseHTTPRequestHandler):
                 elif key == "deletedFolder":
                     folder = value["path"].rstrip("/") + "/"
                     files = {p: i for p, i in files.items() if not p.startswith(folder)}
+            crowded = _crowded(files, RULES["files_per_folder"])
+            if crowded:
+                folder, n = crowded
+                raise HubError(
+                    400,
+                    f"Too many entries in folder {folder or '/'!r}: {n} (the Hub allows "
+                    f"{RULES['files_per_folder']} per folder); use subdirectories",
+                )
             new = state.new_commit(repo, head, files, header["summary"], header.get("description", ""))
             repo.branches[branch] = new.oid
             state.stats.commits += 1
             state.stats.uploaded_bytes += added
+            state.stats.uploaded_files += count
         prefix = f"{self.server.url}/{PREFIX[repo.type]}{repo.id}"
         self._json(200, {"success": True, "commitOid": new.oid, "commitUrl": f"{prefix}/commit/{new.oid}"})
 
     def create_tag(self, t: str, id: str, rev: str) -> None:
         payload = json.loads(self._body())
+        repo = self._repo(t, id, write="create a tag")
+        name = payload.get("tag", "")
+        if (problem := tag_name_problem(name)) is not None:
+            raise HubError(400, f"Invalid tag name {name!r}: it {problem}")
         with self.server.state.lock:
-            repo = self._repo(t, id)
             commit = self._commit(repo, rev)
-            if payload["tag"] in repo.tags:
-                raise HubError(409, f"Tag {payload['tag']} already exists")
-            repo.tags[payload["tag"]] = commit.oid
+            if name in repo.tags:
+                raise HubError(409, f"Tag {name} already exists")
+            repo.tags[name] = commit.oid
         self._json(200, {})
 
     def resolve(self, id: str, rev: str, path: str, p: str | None = None) -> None:
@@ -572,20 +915,29 @@ class Handler(BaseHTTPRequestHandler):
         if info is None:
             raise HubError(404, f"Entry not found: {path}", "EntryNotFound")
         sha, size, lfs, oid = info
-        data = self.server.state.blobs[sha]
         headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{sha if lfs else oid}"', "Accept-Ranges": "bytes"}
         if lfs:
             headers |= {"X-Linked-ETag": f'"{sha}"', "X-Linked-Size": str(size)}
-        status = 200
+        status, start, end = 200, 0, size - 1
         if (rng := self.headers.get("Range")) and (m := re.fullmatch(r"bytes=(\d*)-(\d*)", rng)):
             start = int(m.group(1)) if m.group(1) else max(0, size - int(m.group(2)))
             end = int(m.group(2)) if m.group(1) and m.group(2) else size - 1
             end = min(end, size - 1)
-            data = data[start : end + 1]
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
             status = 206
-        headers["Content-Length"] = str(len(data))
-        self._send(status, data, headers)
+        headers["Content-Length"] = str(max(0, end - start + 1))
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            with self.server.state.blob(sha).open("rb") as src:
+                src.seek(start)
+                left = end - start + 1
+                while left > 0 and (block := src.read(min(left, CHUNK))):
+                    self.wfile.write(block)
+                    left -= len(block)
+        self.server.state.stats.requests.append((self.command, self.path, status))
 
 
 def _parents(path: str) -> Iterator[str]:
@@ -594,11 +946,24 @@ def _parents(path: str) -> Iterator[str]:
         yield "/".join(parts[:i])
 
 
+def _crowded(files: Mapping[str, Any], limit: int) -> tuple[str, int] | None:
+    """The first folder with more than ``limit`` entries (files and subfolders), if any."""
+    entries: dict[str, set[str]] = {}
+    for path in files:
+        parts = path.split("/")
+        for depth in range(len(parts)):
+            entries.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
+    for folder, names in sorted(entries.items()):
+        if len(names) > limit:
+            return folder, len(names)
+    return None
+
+
 def _lfs_patterns(state: HubState, commit: Commit) -> list[str]:
     info = commit.files.get(".gitattributes")
     if info is None:
         return []
-    text = state.blobs[info[0]].decode()
+    text = state.read_blob(info[0]).decode()
     return [line.split()[0] for line in text.splitlines() if "filter=lfs" in line]
 
 
@@ -610,9 +975,9 @@ def _matches(path: str, patterns: list[str]) -> bool:
 class HubServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.state = HubState()
+    def __init__(self, root: Path, accounts: Mapping[str, Account], port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), Handler)
+        self.state = HubState(root, accounts)
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
 
     # -- what tests use ---------------------------------------------------------------------
@@ -640,21 +1005,55 @@ class HubServer(ThreadingHTTPServer):
             repo.branches["main"] = commit.oid
             return commit.oid
 
+    def tag(self, repo_type: str, repo_id: str, name: str, revision: str = "main") -> str:
+        """Another client's tag (to race a publish)."""
+        with self.state.lock:
+            repo = self.repo(repo_type, repo_id)
+            commit = repo.resolve(revision)
+            assert commit is not None, revision
+            repo.tags[name] = commit.oid
+            return commit.oid
+
     def files(self, repo_type: str, repo_id: str, revision: str = "main") -> dict[str, bytes]:
         """Path -> content of every file at ``revision``."""
         commit = self.repo(repo_type, repo_id).resolve(revision)
         assert commit is not None, revision
-        return {path: self.state.blobs[info[0]] for path, info in commit.files.items()}
+        return {path: self.state.read_blob(info[0]) for path, info in commit.files.items()}
 
 
 @contextlib.contextmanager
-def serve() -> Iterator[HubServer]:
-    server = HubServer()
-    thread = threading.Thread(target=server.serve_forever, name="local-hub", daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def serve(accounts: Mapping[str, Account] | None = None, root: Path | None = None) -> Iterator[HubServer]:
+    """A running server on a free loopback port; blobs live under ``root`` (a temporary folder)."""
+    with contextlib.ExitStack() as stack:
+        folder = root or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="local-hub-")))
+        server = HubServer(folder, accounts or {})
+        thread = threading.Thread(target=server.serve_forever, name="local-hub", daemon=True)
+        thread.start()
+        try:
+            yield server
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the local Hub server in this process.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--root", type=Path, help="where blobs are stored (default: a temporary folder)")
+    parser.add_argument("--token", action="append", default=[], help="TOKEN:USER[:ORG1,ORG2] (repeatable)")
+    args = parser.parse_args()
+    accounts = {}
+    for spec in args.token:
+        token, user, *orgs = spec.split(":")
+        accounts[token] = Account(user, tuple(o for o in (orgs[0].split(",") if orgs else []) if o))
+    with contextlib.ExitStack() as stack:
+        root = args.root or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="local-hub-")))
+        server = HubServer(root, accounts, args.port)
+        print(server.url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from builder.errors import CropmarkError, ReleaseNotFoundError
 from builder.model.commands import register as register_model_commands
@@ -233,44 +232,93 @@ def _org(repo_id: str) -> str:
     return repo_id.split("/", 1)[0]
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
-    from builder import publish
+def _hub_id(value: str, what: str) -> str:
+    from builder.model.schema import HUB_ID
 
-    repo_id: str = args.repo_id
-    if not _REPO_ID.fullmatch(repo_id):
-        raise CropmarkError(f"repo id {repo_id!r}: expected ORG/NAME (letters, digits, '-', '_', '.')")
-    dataset_id = args.dataset_id or f"{_org(repo_id)}/cropmark-disambiguator-s2"
+    if not HUB_ID.fullmatch(value):
+        raise CropmarkError(f"{what} {value!r}: expected ORG/NAME (letters, digits, '-', '_', '.')")
+    return value
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from builder import bundles, publish
+
+    repo_id = _hub_id(args.repo_id, "repo id")
+    dataset_id = _hub_id(args.dataset_id or f"{_org(repo_id)}/cropmark-disambiguator-s2", "dataset id")
+    if args.tag is not None and args.no_tag:
+        raise CropmarkError("--tag and --no-tag contradict each other; give one")
     if args.kind == "dataset":
-        bundle = publish.dataset_bundle(args.source, repo_id)
+        bundle = bundles.dataset_bundle(args.source, repo_id)
     elif args.kind == "model":
-        bundle = publish.model_bundle(args.source, repo_id, dataset_id)
+        bundle = bundles.model_bundle(args.source, repo_id, dataset_id)
     else:
-        model_id = args.model_id or f"{_org(repo_id)}/cropmark-lfm2.5-vl-lora"
+        model_id = _hub_id(args.model_id or f"{_org(repo_id)}/cropmark-lfm2.5-vl-lora", "model id")
+        if args.baseline is None:
+            raise CropmarkError(
+                "publish space needs --baseline BASELINE.json (scripts/train_baseline.py on the dataset): "
+                "the Space shows the physics baseline beside the model"
+            )
+        record = bundles.baseline_release(args.baseline)
+        base = publish.check_space_sources(
+            model_id, dataset_id, record, args.base_model, dry_run=args.dry_run, say=print
+        )
+        config = bundles.space_config(base, model_id, dataset_id)
         repo_root = Path(__file__).resolve().parent.parent
-        bundle = publish.space_bundle(args.source, repo_root, args.title, model_id, dataset_id)
+        bundle = bundles.space_bundle(args.source, repo_root, args.title, config, args.baseline)
+    tag = None if args.no_tag else (args.tag or (f"v{bundle.version}" if bundle.version else None))
+    if tag is not None:
+        publish.check_tag(tag, bundle.version, args.other_tag)
     print(f"gate passed: {args.kind} {args.source} ({len(bundle.files)} files)")
     outcome = publish.publish(
         bundle,
         repo_id,
-        tag=args.tag,
+        tag=tag,
         dry_run=args.dry_run,
         private=args.private,
         attempts=args.attempts,
         backoff_s=args.backoff,
+        max_wait_s=args.max_wait,
     )
     if not args.dry_run:
         done = f"commit {outcome.commit[:12]}" if outcome.commit else "no new commit"
-        tagged = f", tag {outcome.tag}" if outcome.tag else ""
+        tagged = f", tag {outcome.tag}" if outcome.tag else (f", tag {tag} (already there)" if tag else "")
         print(f"published {args.kind} {repo_id}: {done}{tagged} ({outcome.attempts} attempt(s))")
     return 0
 
 
-_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+def _count(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} seconds: give 0 or more")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (``error: ...``) with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="cropmark", description=__doc__.splitlines()[0] if __doc__ else None)
-    top.add_argument("--debug", action="store_true", help="show tracebacks")
+    top = _Parser(prog="cropmark", description=__doc__.splitlines()[0] if __doc__ else None)
+    top.add_argument("--debug", action="store_true", help="show tracebacks (accepted anywhere on the line)")
     sub = top.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="build, audit and put in place a release from a private corpus")
@@ -373,7 +421,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=("dataset", "model", "space"))
     p.add_argument("source", type=Path, help="release folder, training run folder, or space/")
     p.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
-    p.add_argument("--tag", help="version tag for the release commit, e.g. v1.0.0 (never moved)")
+    p.add_argument(
+        "--tag",
+        help="tag of the release commit (never moved); a dataset's default and only tag is v<version>",
+    )
+    p.add_argument("--no-tag", action="store_true", help="publish without a tag")
+    p.add_argument(
+        "--other-tag", action="store_true", help="allow a --tag other than v<release version> (datasets)"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
     p.add_argument("--private", action="store_true", help="create the repo private if it does not exist")
     p.add_argument(
@@ -381,12 +436,25 @@ def parser() -> argparse.ArgumentParser:
         help="the dataset the model card and Space name (default ORG/cropmark-disambiguator-s2)",
     )
     p.add_argument("--model-id", help="the adapter the Space serves (default ORG/cropmark-lfm2.5-vl-lora)")
+    p.add_argument(
+        "--base-model", help="space: the adapter's base model (default: read from the model on the Hub)"
+    )
+    p.add_argument("--baseline", type=Path, help="space: baseline.json fitted on the dataset (shipped)")
     p.add_argument("--title", default="Cropmark Disambiguator", help="the Space's title")
     p.add_argument(
-        "--attempts", type=int, default=4, help="tries on transient Hub errors (5xx, dropped connections)"
+        "--attempts",
+        type=_count,
+        default=4,
+        help="tries on transient Hub errors (429, 5xx, dropped connections)",
     )
     p.add_argument(
-        "--backoff", type=float, default=2.0, help="seconds before the first retry; doubles each time"
+        "--backoff", type=_seconds, default=2.0, help="seconds before the first retry; doubles each time"
+    )
+    p.add_argument(
+        "--max-wait",
+        type=_seconds,
+        default=60.0,
+        help="longest Retry-After wait to honour; a longer one stops the publish and says when to retry",
     )
     p.set_defaults(func=cmd_publish)
 
@@ -399,13 +467,25 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """Run one command; known errors are one line on stderr and exit status 2.
+
+    ``--debug`` (shows the traceback instead) is accepted anywhere before a ``--``.
+    """
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    end = args_in.index("--") if "--" in args_in else len(args_in)
+    debug = "--debug" in args_in[:end]
+    args_in = [a for a in args_in[:end] if a != "--debug"] + args_in[end:]
+    try:
+        args = parser().parse_args(args_in)
+    except SystemExit as exc:  # usage errors (one line, see _Parser) and --help
+        return exc.code if isinstance(exc.code, int) else 2
+    args.debug = debug
     try:
         code: int = args.func(args)
     except (CropmarkError, OSError) as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the previous release, if any, is untouched", file=sys.stderr)

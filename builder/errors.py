@@ -67,3 +67,11 @@ class PolicyError(CropmarkError, ValueError):
 
 class LayoutDataError(CropmarkError, ValueError):
     """A sample cannot be written in the chosen layout (non-finite array, missing image)."""
+
+
+class PublishError(CropmarkError, RuntimeError):
+    """A publish refused by its gate, or stopped by the Hub; the message says what the remote holds."""
+
+
+class PublishConflictError(PublishError):
+    """The remote moved while publishing (HTTP 409/412); nothing was forced."""

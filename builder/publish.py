@@ -1,90 +1,61 @@
 """Release pushes of the dataset, the model (LoRA adapter) and the Space to the Hub.
 
-One publish is: **gate** (the audit and the offline card checks for a dataset; the
-adapter and JSON checks for a model; the import closure and pinned requirements
-for a Space) → **plan** (local files against the remote tree: SHA-256 for LFS
-files, git blob ids for regular ones) → **one commit** that adds, changes and
-deletes exactly what the plan says, with ``parent_commit`` set so a remote that
-moved under us is a conflict, never an overwrite → **one tag** on that commit.
-A tag is never moved: a tag that already names other content is refused.
+One publish is: **gate** (:mod:`builder.bundles`) → **plan** (local files against the
+remote tree: SHA-256 for LFS files, git blob ids for regular ones) → **one commit**
+that adds, changes and deletes exactly what the plan says, with ``parent_commit`` set
+so a remote that moved under us is a conflict, never an overwrite → **one tag** on
+that commit. A tag is never moved, and a dataset's tag is ``v<release version>``
+unless the caller explicitly allows another name.
 
-Transient faults (HTTP 429/5xx, dropped connections) are retried with backoff;
-every retry plans again from the remote, so a commit whose reply was lost is
-found on the remote instead of being made twice. The token comes from
-``HF_TOKEN`` or huggingface_hub's login, travels only in the Authorization
-header, and is scrubbed from every message this module prints.
+Uploads use classic LFS, streamed from disk (:mod:`builder.hub` says why).
+
+Failures: transient ones (HTTP 408/429/5xx, HTML error pages, dropped connections)
+are retried with backoff, or after the wait the Hub's ``Retry-After`` asks for, up to
+``max_wait_s`` (a longer wait stops the publish and says when to retry). Every retry
+plans again from the remote, so a commit whose reply was lost is found on the remote
+instead of being made twice; a run stopped between its commit and its tag is finished
+by running it again. Every other failure is a :class:`~builder.errors.PublishError`
+whose one line gives the Hub's own message and what the remote holds now. The token
+travels only in the Authorization header and is scrubbed from every message.
 """
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import importlib.metadata
-import json
-import os
 import re
-import struct
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from builder.errors import CropmarkError
+from builder import hub
+from builder.bundles import Bundle, Kind, LocalFile
+from builder.errors import PublishConflictError, PublishError
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
 
-Kind = Literal["dataset", "model", "space"]
-KINDS: tuple[Kind, ...] = ("dataset", "model", "space")
 # Files the Hub writes into a new repo; a release does not own them and never deletes them.
 HUB_MANAGED = frozenset({".gitattributes"})
-TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 SHOWN_PER_KIND = 20
-VISION_PROBES = (
-    "model.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj",
-    "model.vision_tower.vision_model.encoder.layers.0.mlp.fc1",
-)
+# git check-ref-format (https://git-scm.com/docs/git-check-ref-format) for refs/tags/<name>.
+_BAD_TAG = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^[-/.]|[/.]$|\.lock(/|$)|/\.")
 
 
-class PublishError(CropmarkError, RuntimeError):
-    """A publish refused by its gate, or stopped by the remote; nothing partial was committed."""
+def check_tag(tag: str, version: str | None, other_tag_ok: bool) -> None:
+    """A tag git accepts and, for a versioned release, ``v<version>`` unless explicitly allowed."""
+    if not tag or tag == "@" or _BAD_TAG.search(tag):
+        raise PublishError(
+            f"tag {tag!r} is not a valid git tag name (no spaces, '..', '~^:?*[\\', '@{{', "
+            "leading '-' or '.', trailing '/', '.' or '.lock'); use e.g. v1.0.0"
+        )
+    if version is not None and tag != f"v{version}" and not other_tag_ok:
+        raise PublishError(
+            f"tag {tag} does not name this release's version {version} (expected v{version}); "
+            f"tag it v{version}, or pass --other-tag to publish {version} under {tag}"
+        )
 
 
-class PublishConflictError(PublishError):
-    """The remote moved while publishing (HTTP 409/412); nothing was forced."""
-
-
-# -- files ------------------------------------------------------------------------------------
-
-
-def git_blob_oid(data: bytes) -> str:
-    """The git blob id the Hub reports for a regular (non-LFS) file."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-
-
-@dataclass(frozen=True)
-class LocalFile:
-    """A file a publish sends: its path in the repo, its content's digests and where it lives."""
-
-    path: str
-    size: int
-    sha256: str
-    git_oid: str
-    source: Path | bytes = field(repr=False)
-
-    @classmethod
-    def from_bytes(cls, path: str, data: bytes) -> LocalFile:
-        return cls(path, len(data), hashlib.sha256(data).hexdigest(), git_blob_oid(data), data)
-
-    @classmethod
-    def from_path(cls, path: str, source: Path) -> LocalFile:
-        data = source.read_bytes()
-        return cls(path, len(data), hashlib.sha256(data).hexdigest(), git_blob_oid(data), source)
-
-    def read(self) -> bytes:
-        return self.source if isinstance(self.source, bytes) else self.source.read_bytes()
+# -- plan -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -98,15 +69,6 @@ class RemoteFile:
         if self.sha256 is not None:
             return self.sha256 == local.sha256
         return self.git_oid == local.git_oid
-
-
-@dataclass(frozen=True)
-class Bundle:
-    """What one publish sends, after its gate passed."""
-
-    kind: Kind
-    files: tuple[LocalFile, ...]
-    notes: tuple[str, ...]  # release notes: what this release is (counts, metrics)
 
 
 @dataclass(frozen=True)
@@ -148,11 +110,11 @@ class Plan:
 
 def human(n: int) -> str:
     size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
-    raise AssertionError("unreachable")
+    return f"{size:.1f} GiB"
 
 
 def make_plan(
@@ -173,244 +135,6 @@ def make_plan(
     return Plan(repo_id, kind, head, tuple(added), tuple(changed), deleted, unchanged)
 
 
-def _walk(root: Path, skip: Callable[[Path], bool] = lambda p: False) -> Iterator[Path]:
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") or part == "__pycache__" for part in rel.parts) or skip(rel):
-            continue
-        if path.is_symlink():
-            raise PublishError(f"{path} is a symbolic link; publish regular files only")
-        if path.is_file():
-            yield path
-
-
-# -- gates and bundles ------------------------------------------------------------------------
-
-
-def dataset_bundle(release: Path, repo_id: str) -> Bundle:
-    """The release folder, after the audit and the offline card checks passed."""
-    from builder import cards
-    from builder.audit import audit_any
-    from builder.errors import AuditError, ReleaseNotFoundError
-    from builder.model.schema import load_json
-    from builder.release import private_dir
-
-    if not release.is_dir():
-        raise ReleaseNotFoundError(f"release folder {release} does not exist; build it with `cropmark build`")
-    report_path = private_dir(release) / "report.json"
-    if not report_path.is_file():
-        raise PublishError(
-            f"{report_path} not found: only releases made by `cropmark build` "
-            "(with their private report) are published"
-        )
-    report = load_json(report_path)
-    findings = audit_any(release, report)
-    if findings:
-        raise AuditError(str(release), findings)
-    card = (release / "README.md").read_text(encoding="utf-8")
-    problems = cards.validate_dataset_card(card, report, release)
-    if f'load_dataset("{repo_id}"' not in card:
-        problems.append(
-            f"the card does not name {repo_id}; rebuild with `cropmark build --repo-id {repo_id}`"
-        )
-    if problems:
-        raise PublishError(f"dataset card refused: {'; '.join(problems)}; nothing was published")
-    files = tuple(LocalFile.from_path(p.relative_to(release).as_posix(), p) for p in _walk(release))
-    counts = report["counts"]["published"]
-    notes = [f"{report['name']} {report['version']}: {sum(report['counts']['tiles'].values())} tiles"]
-    notes += [
-        f"{split}: " + ", ".join(f"{label} {n}" for label, n in labels.items())
-        for split, labels in counts.items()
-    ]
-    return Bundle("dataset", files, tuple(notes))
-
-
-def _safetensors_names(path: Path) -> list[str]:
-    """Tensor names from a safetensors header (8-byte little-endian length, then JSON)."""
-    try:
-        with path.open("rb") as fh:
-            (length,) = struct.unpack("<Q", fh.read(8))
-            if length > 100_000_000:
-                raise ValueError("header too large")
-            header = json.loads(fh.read(length))
-    except (struct.error, ValueError, UnicodeDecodeError) as exc:
-        raise PublishError(f"{path} is not a safetensors file ({exc}); save the adapter with PEFT") from None
-    return [name for name in header if name != "__metadata__"]
-
-
-def _check_targets(config: dict[str, Any], where: Path) -> None:
-    """The adapter must not touch the vision tower (the card says so)."""
-    targets, exclude = config.get("target_modules"), config.get("exclude_modules")
-    for probe in VISION_PROBES:
-        if isinstance(exclude, str) and re.fullmatch(exclude, probe):
-            continue
-        if isinstance(exclude, list) and any(probe.endswith(e) for e in exclude):
-            continue
-        hit = (
-            re.fullmatch(targets, probe) is not None
-            if isinstance(targets, str)
-            else any(probe == t or probe.endswith(f".{t}") for t in targets or [])
-        )
-        if hit:
-            raise PublishError(
-                f"{where}: target_modules would adapt the vision tower ({probe}); "
-                "target the language model and the projector only (a regex, or exclude_modules)"
-            )
-
-
-def model_bundle(run: Path, repo_id: str, dataset_id: str) -> Bundle:
-    """The adapter files of a training run, with the model card written after PEFT's save."""
-    from builder import cards
-    from builder.model.schema import check_evaluation, check_training_summary, load_json
-
-    if not run.is_dir():
-        raise PublishError(f"run folder {run} does not exist; train with scripts/train_lora.py first")
-    need = ("adapter_config.json", "adapter_model.safetensors", "training_summary.json", "evaluation.json")
-    missing = [name for name in need if not (run / name).is_file()]
-    if missing:
-        raise PublishError(f"{run} lacks {', '.join(missing)}; a run folder holds the adapter and its JSON")
-    training, evaluation = load_json(run / "training_summary.json"), load_json(run / "evaluation.json")
-    check_training_summary(training, str(run / "training_summary.json"))
-    check_evaluation(evaluation, str(run / "evaluation.json"))
-    config = load_json(run / "adapter_config.json")
-    if config.get("peft_type") != "LORA":
-        raise PublishError(
-            f"{run / 'adapter_config.json'}: peft_type {config.get('peft_type')!r}, expected LORA"
-        )
-    base = config.get("base_model_name_or_path")
-    if base != training["base_model"]:
-        raise PublishError(
-            f"{run}: the adapter's base model {base!r} differs from the training summary's "
-            f"{training['base_model']!r}; publish adapters of a Hub base model"
-        )
-    _check_targets(config, run / "adapter_config.json")
-    names = _safetensors_names(run / "adapter_model.safetensors")
-    if not names or any("vision_tower" in n for n in names):
-        raise PublishError(
-            f"{run / 'adapter_model.safetensors'}: no LoRA weights, or weights of the vision tower"
-        )
-    card = cards.model_card(training, evaluation, repo_id, dataset_id)
-    files = [
-        LocalFile.from_path(p.relative_to(run).as_posix(), p)
-        for p in _walk(
-            run, skip=lambda rel: rel.parts[0].startswith("checkpoint-") or rel.as_posix() == "README.md"
-        )
-    ]
-    files.append(LocalFile.from_bytes("README.md", card.encode()))
-    first = evaluation["models"][0]
-    notes = (
-        f"LoRA r={training['lora']['r']} on {training['base_model']}, {training['steps']} steps",
-        f"eval ({evaluation['n']} tiles): accuracy {first['metrics']['accuracy']:.3f}, "
-        f"F1 {first['metrics']['f1']:.3f}, ROC-AUC {first['metrics']['roc_auc']:.3f}",
-    )
-    return Bundle("model", tuple(sorted(files, key=lambda f: f.path)), notes)
-
-
-_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==(?P<version>[^\s;#]+)")
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _imports(source: Path) -> Iterator[tuple[str, int]]:
-    """(module, level) of every import statement in a Python file."""
-    try:
-        tree = ast.parse(source.read_text(encoding="utf-8"), str(source))
-    except SyntaxError as exc:
-        raise PublishError(f"{source}: {exc.msg} at line {exc.lineno}; the Space would not start") from None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            yield from ((alias.name, 0) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            yield node.module or "", node.level
-            yield from ((f"{node.module}.{alias.name}", node.level) for alias in node.names if node.module)
-
-
-def import_closure(entry: Path, root: Path) -> tuple[list[Path], set[str]]:
-    """The project modules ``entry`` imports, recursively and with their packages' ``__init__``,
-    found under ``root``; and the top-level names of the other imports (modules beside
-    ``entry`` excepted: they ship with it)."""
-    found: list[Path] = []
-    external: set[str] = set()
-    queue = [entry]
-    while queue:
-        current = queue.pop()
-        if current in found:
-            continue
-        found.append(current)
-        for module, level in _imports(current):
-            if level:
-                raise PublishError(
-                    f"{current}: relative imports are not supported in a Space; import by full name"
-                )
-            parts = module.split(".")
-            if (entry.parent / f"{parts[0]}.py").is_file() or (entry.parent / parts[0]).is_dir():
-                continue
-            if not (root / parts[0] / "__init__.py").is_file() and not (root / f"{parts[0]}.py").is_file():
-                external.add(parts[0])
-                continue
-            for i in range(1, len(parts) + 1):
-                base = root.joinpath(*parts[:i])
-                queue += [c for c in (base / "__init__.py", base.with_suffix(".py")) if c.is_file()]
-    return sorted(found), external
-
-
-def _requirements(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        raise PublishError(f"{path} not found; a Space needs pinned requirements (name==version per line)")
-    pins = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        match = _PIN.match(line)
-        if match is None:
-            raise PublishError(f"{path}:{number}: {line!r} is not pinned; write name==version")
-        pins[_norm(match["name"])] = match["version"]
-    return pins
-
-
-def space_bundle(space: Path, repo_root: Path, title: str, model_id: str, dataset_id: str) -> Bundle:
-    """``space/`` plus its rendered README and the project modules ``app.py`` imports."""
-    from builder import cards
-
-    app = space / "app.py"
-    if not app.is_file():
-        raise PublishError(f"{app} not found; a Gradio Space starts from app.py")
-    pins = _requirements(space / "requirements.txt")
-    if "gradio" not in pins:
-        raise PublishError(f"{space / 'requirements.txt'} does not pin gradio; add gradio==X.Y.Z")
-    files: dict[str, LocalFile] = {
-        p.relative_to(space).as_posix(): LocalFile.from_path(p.relative_to(space).as_posix(), p)
-        for p in _walk(space, skip=lambda rel: rel.as_posix() == "README.md")
-    }
-    external: set[str] = set()
-    for entry in [p for p in space.rglob("*.py") if "__pycache__" not in p.parts]:
-        modules, outside = import_closure(entry, repo_root)
-        external |= outside
-        for module in modules:
-            if module.is_relative_to(repo_root) and not module.is_relative_to(space):
-                rel = module.relative_to(repo_root).as_posix()
-                files[rel] = LocalFile.from_path(rel, module)
-    local_names = {Path(p).parts[0].removesuffix(".py") for p in files}
-    distributions = importlib.metadata.packages_distributions()
-    unlisted = sorted(
-        name
-        for name in external - set(sys.stdlib_module_names) - local_names
-        if not any(_norm(d) in pins for d in distributions.get(name, [name]))
-    )
-    if unlisted:
-        raise PublishError(
-            f"{space}: app imports {', '.join(unlisted)} but requirements.txt pins no distribution of it; "
-            "the Space would not start"
-        )
-    readme = cards.space_readme(title, model_id, dataset_id, pins["gradio"])
-    files["README.md"] = LocalFile.from_bytes("README.md", readme.encode())
-    notes = (f"Space for {model_id} (gradio {pins['gradio']}), {len(files)} files",)
-    return Bundle("space", tuple(files[p] for p in sorted(files)), notes)
-
-
 # -- remote -----------------------------------------------------------------------------------
 
 
@@ -422,6 +146,7 @@ class Remote:
 
 
 def _tree(api: HfApi, repo_id: str, kind: Kind, revision: str) -> dict[str, RemoteFile]:
+    """Every file at ``revision`` (huggingface_hub follows the pages of the listing)."""
     from huggingface_hub import RepoFile
 
     out = {}
@@ -437,10 +162,13 @@ def read_remote(api: HfApi, repo_id: str, kind: Kind) -> Remote:
 
     try:
         info = api.repo_info(repo_id, repo_type=kind)
-    except RepositoryNotFoundError:
+    except RepositoryNotFoundError as exc:
+        if hub.classify(exc) is not None and getattr(exc.response, "status_code", 404) != 404:
+            raise  # a 401 (no or bad token on a private repo) is not "no repo"
         return Remote(None, {}, {})
     head = info.sha
-    assert head is not None
+    if head is None:
+        raise PublishError(f"the Hub gave no head commit for {repo_id}; try again later")
     refs = api.list_repo_refs(repo_id, repo_type=kind)
     return Remote(head, _tree(api, repo_id, kind, head), {t.name: t.target_commit for t in refs.tags})
 
@@ -456,29 +184,28 @@ class Outcome:
     attempts: int
 
 
-def _token() -> str | None:
-    from huggingface_hub import get_token
+@dataclass
+class _Progress:
+    """How far a publish got: what the remote holds if it stops now."""
 
-    return get_token()
+    step: str = "reading"  # reading, uploading, committing, committed, tagging
+    commit: str | None = None
+    tag: str | None = None
 
-
-def redact(text: str, token: str | None) -> str:
-    text = re.sub(r"hf_[A-Za-z0-9]{6,}", "hf_***", text)
-    return text.replace(token, "***") if token else text
-
-
-def _status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def _transient(exc: BaseException) -> bool:
-    import httpx2
-    from huggingface_hub.errors import HfHubHTTPError
-
-    if isinstance(exc, HfHubHTTPError):
-        return _status(exc) in TRANSIENT_STATUS
-    return isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError))
+    def state(self, repo_id: str, failure: hub.HubFailure | None = None) -> str:
+        # A refusal (4xx) or a rate limit of the commit request means it was not applied.
+        refused = failure is not None and failure.status is not None and failure.status < 500
+        if self.step in ("reading", "uploading") or (self.step == "committing" and refused):
+            return f"nothing was committed: {repo_id} is as it was"
+        if self.step == "committing":
+            return (
+                f"the commit's reply never came: {repo_id} holds either its previous state or this "
+                "release, never a mix; run publish again to finish (it finds the commit)"
+            )
+        held = f"{repo_id} main holds this release as commit {(self.commit or '')[:12]}"
+        if self.tag:
+            return f"{held}, not yet tagged {self.tag}; run publish again to add the tag"
+        return held
 
 
 def _release_notes(bundle: Bundle, plan: Plan, tag: str | None) -> str:
@@ -492,19 +219,39 @@ def _release_notes(bundle: Bundle, plan: Plan, tag: str | None) -> str:
     return "\n".join(lines)
 
 
-def _publish_once(
-    api: HfApi, bundle: Bundle, repo_id: str, tag: str | None, private: bool, say: Callable[[str], None]
-) -> tuple[Plan, str | None, str | None]:
+def _same_content(api: HfApi, repo_id: str, bundle: Bundle, commit: str) -> Plan:
+    return make_plan(repo_id, bundle.kind, commit, bundle.files, _tree(api, repo_id, bundle.kind, commit))
+
+
+def _operations(plan: Plan) -> tuple[list[Any], list[Any]]:
+    """(additions, deletions): additions read their file from disk when it is sent, never all at once."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
+    additions = []
+    for f in (*plan.added, *plan.changed):
+        op = CommitOperationAdd(f.path, f.source)
+        op.upload_info.sha256 = bytes.fromhex(f.sha256)  # hashed once already, as a stream
+        additions.append(op)
+    return additions, [CommitOperationDelete(f.path) for f in plan.deleted]
+
+
+def _publish_once(
+    api: HfApi,
+    bundle: Bundle,
+    repo_id: str,
+    tag: str | None,
+    private: bool,
+    say: Callable[[str], None],
+    progress: _Progress,
+) -> tuple[Plan, str | None, str | None]:
+    progress.step, progress.tag = "reading", tag
     remote = read_remote(api, repo_id, bundle.kind)
     if tag and tag in remote.tags:
-        tagged = _tree(api, repo_id, bundle.kind, remote.tags[tag])
-        differs = make_plan(repo_id, bundle.kind, remote.tags[tag], bundle.files, tagged)
+        differs = _same_content(api, repo_id, bundle, remote.tags[tag])
         if not differs.empty:
             raise PublishError(
                 f"tag {tag} of {repo_id} already names other content ({differs.summary()}); "
-                "tags are never moved: publish under a new version tag"
+                f"tags are never moved: publish under a new version tag; {progress.state(repo_id)}"
             )
     plan = make_plan(repo_id, bundle.kind, remote.head, bundle.files, remote.files)
     for line in plan.lines():
@@ -524,33 +271,62 @@ def _publish_once(
         )
     commit = None
     if not plan.empty:
-        operations: list[Any] = [CommitOperationAdd(f.path, f.read()) for f in (*plan.added, *plan.changed)]
-        operations += [CommitOperationDelete(f.path) for f in plan.deleted]
+        readme = next((f for f in (*plan.added, *plan.changed) if f.path == "README.md"), None)
+        if readme is not None:  # the Hub's metadata rules, before any byte is uploaded
+            hub.validate_readme(api, readme.source, bundle.kind)
+        progress.step = "uploading"
+        additions, deletions = _operations(plan)
+        api.preupload_lfs_files(repo_id, additions, repo_type=bundle.kind, free_memory=False)
+        progress.step = "committing"
         title = f"Release {tag}" if tag else "Release"
         info = api.create_commit(
             repo_id,
-            operations,
+            [*additions, *deletions],
             repo_type=bundle.kind,
             commit_message=f"{title}: {plan.summary()}",
             commit_description=_release_notes(bundle, plan, tag),
             parent_commit=head,
         )
         commit = info.oid
+        progress.step, progress.commit = "committed", commit
         say(f"committed {commit[:12]} to {repo_id}: {plan.summary()}")
     else:
-        say(f"{repo_id} already holds this release: nothing to commit")
+        progress.step, progress.commit = "committed", head
+        say(f"{repo_id} already holds this release (commit {(head or '')[:12]}): nothing to commit")
     made_tag = None
     if tag and tag not in remote.tags:
-        api.create_tag(
-            repo_id,
-            tag=tag,
-            revision=commit or head,
-            repo_type=bundle.kind,
-            tag_message="\n".join(bundle.notes),
-        )
-        made_tag = tag
-        say(f"tagged {(commit or head or '')[:12]} as {tag}")
+        target = commit or head or ""
+        progress.step = "tagging"
+        try:
+            api.create_tag(
+                repo_id, tag=tag, revision=target, repo_type=bundle.kind, tag_message="\n".join(bundle.notes)
+            )
+        except Exception as exc:
+            failure = hub.classify(exc)
+            if failure is None or failure.status != 409:
+                raise
+            _tag_raced(api, repo_id, bundle, tag, target, say)
+        else:
+            made_tag = tag
+            say(f"tagged {target[:12]} as {tag}")
+    progress.step = "done"
     return plan, commit, made_tag
+
+
+def _tag_raced(
+    api: HfApi, repo_id: str, bundle: Bundle, tag: str, target: str, say: Callable[[str], None]
+) -> None:
+    """Another client created ``tag`` between our commit and our tag: fine if it names this content."""
+    refs = {t.name: t.target_commit for t in api.list_repo_refs(repo_id, repo_type=bundle.kind).tags}
+    theirs = refs.get(tag, "")
+    if theirs and _same_content(api, repo_id, bundle, theirs).empty:
+        say(f"tag {tag} was created meanwhile by another client on {theirs[:12]}, with this same content")
+        return None
+    raise PublishError(
+        f"tag {tag} was created by another client on commit {theirs[:12]} with other content while this "
+        f"publish ran: {repo_id} main holds this release as commit {target[:12]}, untagged; tags are never "
+        "moved: publish it under a new version tag"
+    )
 
 
 def publish(
@@ -562,21 +338,28 @@ def publish(
     private: bool = False,
     attempts: int = 4,
     backoff_s: float = 2.0,
+    max_wait_s: float = 60.0,
     say: Callable[[str], None] = print,
     api: HfApi | None = None,
 ) -> Outcome:
     """Push ``bundle`` to ``repo_id`` as one commit (and a tag); see the module docstring."""
-    from huggingface_hub import HfApi
-
-    token = _token()
-    api = api or HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token or None)
-    say_clean: Callable[[str], None] = lambda line: say(redact(line, token))  # noqa: E731
+    if attempts < 1 or backoff_s < 0 or max_wait_s < 0:
+        raise PublishError(
+            f"attempts {attempts}, backoff {backoff_s} s, max wait {max_wait_s} s: "
+            "give at least 1 attempt and waits of 0 s or more"
+        )
+    client, token = hub.client()
+    api = api or client
+    say_clean: Callable[[str], None] = lambda line: say(hub.redact(line, token))  # noqa: E731
     if dry_run:
         try:
             remote = read_remote(api, repo_id, bundle.kind)
         except Exception as exc:
+            failure = hub.classify(exc)
+            if failure is None:
+                raise
             say_clean(
-                f"cannot read {repo_id} from the Hub ({type(exc).__name__}); planning against an empty repo"
+                f"cannot read {repo_id} from the Hub ({failure.message}); planning against an empty repo"
             )
             remote = Remote(None, {}, {})
         plan = make_plan(repo_id, bundle.kind, remote.head, bundle.files, remote.files)
@@ -584,40 +367,127 @@ def publish(
             say_clean(line)
         say_clean("dry run: nothing was written")
         return Outcome(plan, None, None, 0)
-    from huggingface_hub.errors import HfHubHTTPError
 
+    progress = _Progress()
     for attempt in range(1, attempts + 1):
         try:
-            plan, commit, made_tag = _publish_once(api, bundle, repo_id, tag, private, say_clean)
+            with hub.classic_lfs():
+                plan, commit, made_tag = _publish_once(
+                    api, bundle, repo_id, tag, private, say_clean, progress
+                )
             return Outcome(plan, commit, made_tag, attempt)
+        except PublishError as exc:
+            if hub.redact(str(exc), token) != str(exc):
+                raise type(exc)(hub.redact(str(exc), token)) from None
+            raise
         except Exception as exc:
-            http = isinstance(exc, HfHubHTTPError)
-            status = _status(exc) if http else None
-            reason = redact(_first_line(exc), token)
-            if status in (409, 412):
-                raise PublishConflictError(
-                    f"{repo_id} changed while publishing (HTTP {status}: {reason}); "
-                    "nothing was forced: run publish again to plan against the new remote"
-                ) from None
-            if status in (401, 403):
-                raise PublishError(
-                    f"the Hub refused the credentials for {repo_id} (HTTP {status}); "
-                    "set HF_TOKEN or run `hf auth login` with a write token"
-                ) from None
-            transient = _transient(exc)
-            if not transient and not http:
-                raise  # our own refusals (a moved tag) and programming errors
-            if not transient or attempt == attempts:
-                shown = reason if http else f"{type(exc).__name__}: {reason}"
-                raise PublishError(
-                    f"publishing {repo_id} failed after {attempt} attempt(s): {shown}"
-                ) from None
-            wait = backoff_s * 2 ** (attempt - 1)
-            say_clean(f"attempt {attempt} failed ({type(exc).__name__}: {reason}); retrying in {wait:g} s")
-            time.sleep(wait)
-    raise AssertionError("unreachable")
+            failure = hub.classify(exc)
+            if failure is None:
+                raise  # not the Hub's doing: a bug, shown with its traceback
+            _give_up_or_wait(
+                failure, repo_id, attempt, attempts, backoff_s, max_wait_s, progress, token, say_clean
+            )
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _give_up_or_wait(
+    failure: hub.HubFailure,
+    repo_id: str,
+    attempt: int,
+    attempts: int,
+    backoff_s: float,
+    max_wait_s: float,
+    progress: _Progress,
+    token: str | None,
+    say: Callable[[str], None],
+) -> None:
+    """Raise the one-line error for ``failure``, or sleep before the next attempt."""
+    message, state = hub.redact(failure.message, token), progress.state(repo_id, failure)
+    if failure.kind == "conflict":
+        raise PublishConflictError(
+            f"{repo_id} changed while publishing ({message}); nothing was forced: "
+            f"run publish again to plan against the new remote; {state}"
+        )
+    if failure.kind == "credentials":
+        raise PublishError(
+            f"the Hub refused the credentials for {repo_id} ({message}); set HF_TOKEN or run "
+            f"`hf auth login` with a write token of the repo's namespace; {state}"
+        )
+    if failure.kind == "refused":
+        raise PublishError(f"the Hub refused the publish of {repo_id} ({message}); {state}")
+    if attempt == attempts:
+        raise PublishError(f"publishing {repo_id} failed after {attempt} attempt(s): {message}; {state}")
+    wait = backoff_s * 2 ** (attempt - 1)
+    if failure.retry_after is not None:
+        if failure.retry_after > max_wait_s:
+            raise PublishError(
+                f"the Hub asks to wait {failure.retry_after:.0f} s before retrying ({message}), more than "
+                f"--max-wait {max_wait_s:g} s: run publish again in {failure.retry_after:.0f} s; {state}"
+            )
+        wait = failure.retry_after
+        say(f"attempt {attempt} failed ({message}); the Hub asks to wait {wait:g} s (Retry-After): waiting")
+    else:
+        say(f"attempt {attempt} failed ({message}); retrying in {wait:g} s")
+    time.sleep(wait)
+
+
+def check_space_sources(
+    model_id: str,
+    dataset_id: str,
+    baseline: dict[str, Any],
+    base_model: str | None,
+    *,
+    dry_run: bool = False,
+    say: Callable[[str], None] = print,
+) -> str:
+    """Read what a Space will serve from the Hub before publishing it; return its base model.
+
+    The model must be on the Hub (its ``adapter_config.json`` names the base model, which
+    ``base_model``, when given, must equal), and the baseline must have been fitted on the
+    dataset's ``train`` split as published (same ``data/train/metadata.csv``). A dry run
+    that cannot reach the Hub says so and goes on with ``base_model`` (or the card's base).
+    """
+    import hashlib
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from builder.cards import BASE_MODEL
+
+    api, token = hub.client()
+    try:
+        # A fresh cache: the check reads what the Hub holds now, never a copy cached earlier.
+        with tempfile.TemporaryDirectory(prefix="cropmark-space-check-") as cache:
+            adapter = json.loads(
+                Path(api.hf_hub_download(model_id, "adapter_config.json", cache_dir=cache)).read_text("utf-8")
+            )
+            metadata = Path(
+                api.hf_hub_download(
+                    dataset_id, "data/train/metadata.csv", repo_type="dataset", cache_dir=cache
+                )
+            ).read_bytes()
+    except Exception as exc:
+        failure = hub.classify(exc)
+        if failure is None:
+            raise
+        message = hub.redact(failure.message, token)
+        if dry_run:
+            say(f"cannot read {model_id} and {dataset_id} from the Hub ({message}); not checked in a dry run")
+            return base_model or BASE_MODEL
+        raise PublishError(
+            f"cannot read the Space's model {model_id} and dataset {dataset_id} from the Hub ({message}): "
+            "publish them first; nothing was published"
+        ) from None
+    published_base = adapter.get("base_model_name_or_path")
+    if base_model is not None and base_model != published_base:
+        raise PublishError(
+            f"--base-model {base_model} but {model_id} is an adapter of {published_base!r}; "
+            "the Space would load an adapter that does not fit; nothing was published"
+        )
+    digest = hashlib.sha256(metadata).hexdigest()
+    if digest != baseline["train_metadata_sha256"]:
+        raise PublishError(
+            f"the baseline was not fitted on {dataset_id} as published (its train metadata.csv differs): "
+            f"fit it with scripts/train_baseline.py {dataset_id}; nothing was published"
+        )
+    return str(published_base)

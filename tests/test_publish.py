@@ -6,49 +6,25 @@ import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from builder import cards
-from builder.cli import main, pinned_version
-from builder.errors import AuditError
-from builder.publish import (
-    PublishConflictError,
-    PublishError,
-    dataset_bundle,
-    model_bundle,
-    publish,
-    space_bundle,
-)
+from builder.bundles import dataset_bundle
+from builder.cli import main
+from builder.errors import AuditError, PublishConflictError, PublishError
+from builder.publish import publish
 from builder.release import BuildConfig, BuildResult, build
-from tests.hub.server import Fault, HubServer, serve
+from tests.hub import TOKEN
+from tests.hub.server import Fault, HubServer
 
-TOKEN = "hf_" + "TopSecretTokenForTests0123456789"
 REPO = "cropmark-org/cropmark-disambiguator-s2"
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture
-def hub(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> Iterator[HubServer]:
-    """A local Hub with a write token set; at teardown, no output of the test holds the token."""
-    with serve() as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        monkeypatch.setenv("HF_TOKEN", TOKEN)
-        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-        yield server
-    out = capfd.readouterr()
-    assert TOKEN not in out.out + out.err
-    assert "TopSecretToken" not in out.out + out.err
 
 
 def _read(capfd: pytest.CaptureFixture[str]) -> tuple[str, str]:
@@ -58,8 +34,8 @@ def _read(capfd: pytest.CaptureFixture[str]) -> tuple[str, str]:
     return out.out, out.err
 
 
-def _build(corpus: Path, out: Path) -> BuildResult:
-    return build(BuildConfig(corpus, out, "1.0.0", repo_id=REPO))
+def _build(corpus: Path, out: Path, version: str = "1.0.0") -> BuildResult:
+    return build(BuildConfig(corpus, out, version, repo_id=REPO))
 
 
 def _publish_cli(*args: str) -> int:
@@ -150,7 +126,7 @@ def test_one_changed_tile_uploads_one_image_and_deletes_the_old_in_the_same_comm
     assert _publish_cli("dataset", str(first.release), "--repo-id", REPO, "--tag", "v1.0.0") == 0
     old = _local(first.release)
     old_name = _change_one_tile(small_corpus, first)
-    second = _build(small_corpus, tmp_path / "build")
+    second = _build(small_corpus, tmp_path / "build", "1.0.1")
     hub.stats.reset()
     assert _publish_cli("dataset", str(second.release), "--repo-id", REPO, "--tag", "v1.0.1") == 0
     assert hub.stats.commits == 1
@@ -165,7 +141,7 @@ def test_one_changed_tile_uploads_one_image_and_deletes_the_old_in_the_same_comm
     repo = hub.repo("dataset", REPO)
     assert (
         repo.commits[repo.tags["v1.0.1"]].title
-        == "Release v1.0.1: 1 added, 1 changed, 1 deleted, 35 unchanged"
+        == "Release v1.0.1: 1 added, 2 changed, 1 deleted, 34 unchanged"  # metadata.csv and the card
     )
 
 
@@ -173,12 +149,12 @@ def test_a_deleted_tile_leaves_the_remote_in_the_same_commit(
     hub: HubServer, small_corpus: Path, tmp_path: Path
 ) -> None:
     first = _build(small_corpus, tmp_path / "build")
-    assert _publish_cli("dataset", str(first.release), "--repo-id", REPO) == 0
+    assert _publish_cli("dataset", str(first.release), "--repo-id", REPO, "--no-tag") == 0
     tile = next(t for t in first.report["tiles"] if len(t["rows"]) == 1)
     (small_corpus / tile["source"]).unlink()  # its row becomes a missing-file rejection
     second = _build(small_corpus, tmp_path / "build")
     hub.stats.reset()
-    assert _publish_cli("dataset", str(second.release), "--repo-id", REPO) == 0
+    assert _publish_cli("dataset", str(second.release), "--repo-id", REPO, "--no-tag") == 0
     assert hub.stats.commits == 1
     remote = _remote(hub)
     assert remote == _local(second.release)
@@ -327,22 +303,20 @@ def test_under_a_fault_the_remote_is_old_or_new_never_a_mix_and_a_retry_reaches_
     _change_one_tile(small_corpus, first)
     manifest = small_corpus / "sft" / "train.jsonl"
     manifest.write_text("\n".join(manifest.read_text().splitlines()[:-3]) + "\n")
-    second = _build(small_corpus, tmp_path / "build")
+    second = _build(small_corpus, tmp_path / "build", "2.0.0")
     new = _local(second.release)
     assert old != new
     fault, fails, after = FAULTS[name]
     hub.inject(fault)
-    code = main(
-        ["publish", "dataset", str(second.release), "--repo-id", REPO, "--tag", "v2", "--attempts", "1"]
-    )
+    code = main(["publish", "dataset", str(second.release), "--repo-id", REPO, "--attempts", "1"])
     assert fault.fired
     assert (code != 0) == fails
     assert _remote(hub) == {"old": old, "new": new}[after]
-    assert ("v2" in hub.repo("dataset", REPO).tags) == (not fails)
-    assert _publish_cli("dataset", str(second.release), "--repo-id", REPO, "--tag", "v2") == 0
+    assert ("v2.0.0" in hub.repo("dataset", REPO).tags) == (not fails)
+    assert _publish_cli("dataset", str(second.release), "--repo-id", REPO) == 0
     assert _remote(hub) == new
     repo = hub.repo("dataset", REPO)
-    assert repo.commits[repo.tags["v2"]].files.keys() - {".gitattributes"} == new.keys()
+    assert repo.commits[repo.tags["v2.0.0"]].files.keys() - {".gitattributes"} == new.keys()
     assert hub.stats.commits == 2  # the first release and this one: a lost reply never commits twice
 
 
@@ -376,7 +350,7 @@ def test_a_stale_parent_commit_is_a_conflict_not_an_overwrite(
     assert _publish_cli("dataset", str(first.release), "--repo-id", REPO) == 0
     old = _local(first.release)
     _change_one_tile(small_corpus, first)
-    second = _build(small_corpus, tmp_path / "build")
+    second = _build(small_corpus, tmp_path / "build", "1.0.1")
     hub.inject(
         Fault("POST", r"/commit/", before=lambda: hub.commit_file("dataset", REPO, "notes.txt", b"theirs"))
     )
@@ -419,142 +393,6 @@ def test_the_token_of_huggingface_hubs_login_is_used_when_hf_token_is_unset(
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(token_file))
     assert _publish_cli("dataset", str(released.release), "--repo-id", REPO) == 0
     assert hub.state.tokens == {TOKEN}
-
-
-# -- model and Space -------------------------------------------------------------------------
-
-
-def _safetensors(path: Path, names: list[str]) -> None:
-    header: dict[str, object] = {}
-    offset = 0
-    for name in names:
-        header[name] = {"dtype": "F32", "shape": [2, 2], "data_offsets": [offset, offset + 16]}
-        offset += 16
-    blob = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(blob)) + blob + np.arange(4 * len(names), dtype="<f4").tobytes())
-
-
-def _run(tmp_path: Path, target_modules: object = None) -> Path:
-    run = tmp_path / "runs" / "lora-001"
-    (run / "checkpoint-10").mkdir(parents=True)
-    training = json.loads((DATA / "training_summary.json").read_text())
-    config = {
-        "peft_type": "LORA",
-        "base_model_name_or_path": training["base_model"],
-        "r": 16,
-        "target_modules": target_modules or training["lora"]["target_modules"],
-    }
-    (run / "adapter_config.json").write_text(json.dumps(config))
-    _safetensors(
-        run / "adapter_model.safetensors",
-        ["base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight"],
-    )
-    (run / "checkpoint-10" / "optimizer.pt").write_bytes(b"\0" * 64)
-    (run / "README.md").write_text("---\nlibrary_name: peft\n---\n# PEFT's placeholder card\n")
-    shutil.copy(DATA / "training_summary.json", run)
-    shutil.copy(DATA / "evaluation.json", run)
-    (run / "tokenizer.json").write_text("{}")
-    return run
-
-
-def test_model_publish_sends_the_adapter_and_the_card_written_after_peft(
-    hub: HubServer, tmp_path: Path
-) -> None:
-    run = _run(tmp_path)
-    model = "cropmark-org/cropmark-lfm2.5-vl-lora"
-    assert _publish_cli("model", str(run), "--repo-id", model, "--tag", "v1.0.0") == 0
-    remote = _remote(hub, "model", model)
-    assert sorted(remote) == [
-        "README.md",
-        "adapter_config.json",
-        "adapter_model.safetensors",
-        "evaluation.json",
-        "tokenizer.json",
-        "training_summary.json",
-    ]
-    expected = cards.model_card(
-        json.loads((DATA / "training_summary.json").read_text()),
-        json.loads((DATA / "evaluation.json").read_text()),
-        model,
-        "cropmark-org/cropmark-disambiguator-s2",
-    )
-    assert remote["README.md"].decode() == expected
-    assert "PEFT's placeholder" not in remote["README.md"].decode()
-
-
-def test_an_adapter_of_the_vision_tower_is_refused(tmp_path: Path) -> None:
-    run = _run(tmp_path, target_modules=["q_proj", "v_proj"])
-    with pytest.raises(PublishError, match="would adapt the vision tower"):
-        model_bundle(run, "o/m", "o/d")
-
-
-def test_a_run_without_its_adapter_is_refused(tmp_path: Path) -> None:
-    run = _run(tmp_path)
-    (run / "adapter_model.safetensors").unlink()
-    with pytest.raises(PublishError, match=r"lacks adapter_model\.safetensors"):
-        model_bundle(run, "o/m", "o/d")
-
-
-def _space(tmp_path: Path, app: str, requirements: str | None = None) -> Path:
-    space = tmp_path / "space"
-    space.mkdir()
-    (space / "app.py").write_text(app)
-    gradio = pinned_version("gradio")
-    (space / "requirements.txt").write_text(requirements or f"gradio=={gradio}\nnumpy==2.3.4\n")
-    return space
-
-
-APP = "import gradio as gr\nimport numpy as np\nfrom builder.model.prompt import LABELS, PROMPT\n"
-
-
-def test_space_publish_ships_the_modules_app_imports_and_its_readme(hub: HubServer, tmp_path: Path) -> None:
-    space = _space(tmp_path, APP)
-    repo = "cropmark-org/cropmark-disambiguator"
-    assert _publish_cli("space", str(space), "--repo-id", repo) == 0
-    remote = _remote(hub, "space", repo)
-    assert sorted(remote) == [
-        "README.md",
-        "app.py",
-        "builder/__init__.py",
-        "builder/model/__init__.py",
-        "builder/model/prompt.py",
-        "requirements.txt",
-    ]
-    readme = remote["README.md"].decode()
-    assert "sdk: gradio" in readme and f"sdk_version: {pinned_version('gradio')}" in readme
-    assert hub.repo("space", repo).sdk == "gradio"
-    # The shipped files import on their own (no project checkout beside them).
-    shipped = tmp_path / "shipped"
-    for path, data in remote.items():
-        (shipped / path).parent.mkdir(parents=True, exist_ok=True)
-        (shipped / path).write_bytes(data)
-    done = subprocess.run(
-        [sys.executable, "-S", "-c", "import builder.model.prompt as p; print(p.LABELS)"],
-        cwd=shipped,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "('No', 'Yes')"
-
-
-@pytest.mark.parametrize(
-    ("app", "requirements", "message"),
-    [
-        (APP, "gradio>=5\nnumpy==2.3.4\n", "is not pinned"),
-        (APP, "numpy==2.3.4\n", "does not pin gradio"),
-        (APP + "import scipy\n", None, "app imports scipy"),
-        ("from . import x\n", None, "relative imports"),
-        ("def broken(:\n", None, "the Space would not start"),
-    ],
-)
-def test_a_space_that_would_not_start_is_refused(
-    tmp_path: Path, app: str, requirements: str | None, message: str
-) -> None:
-    space = _space(tmp_path, app, requirements)
-    with pytest.raises(PublishError, match=re.escape(message)):
-        space_bundle(space, ROOT, "T", "o/m", "o/d")
 
 
 def test_publish_script_is_the_cli(released: BuildResult) -> None:

@@ -103,12 +103,27 @@ def configs_yaml() -> list[dict[str, Any]]:
     ]
 
 
+# The Hub's size buckets (datasets 5.2, datasets/utils/resources/size_categories.json).
+SIZE_CATEGORIES = (
+    "n<1K",
+    "1K<n<10K",
+    "10K<n<100K",
+    "100K<n<1M",
+    "1M<n<10M",
+    "10M<n<100M",
+    "100M<n<1B",
+    "1B<n<10B",
+    "10B<n<100B",
+    "100B<n<1T",
+)
+
+
 def size_category(n: int) -> str:
     """The Hub's ``size_categories`` bucket for ``n`` examples."""
-    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
-        if n < limit:
+    for power, name in enumerate(SIZE_CATEGORIES, start=3):
+        if n < 10**power:
             return name
-    return "100K<n<1M" if n < 1_000_000 else "n>1M"
+    return "n>1T"
 
 
 def _card(card_class: type[Any], data: Any, body: str) -> str:
@@ -234,6 +249,7 @@ def model_card(
         "dataset_id": dataset_id,
         "base_model": training["base_model"],
         "lora": lora,
+        "release": training["release"],
         "training": training,
         "evaluation": evaluation,
         "prompt": PROMPT,
@@ -245,7 +261,12 @@ def model_card(
 
 
 def space_readme(
-    title: str, model_id: str, dataset_id: str, gradio_version: str, python_version: str = "3.11"
+    title: str,
+    model_id: str,
+    dataset_id: str,
+    gradio_version: str,
+    python_version: str = "3.11",
+    base_model: str = BASE_MODEL,
 ) -> str:
     """The Space README: ``sdk: gradio`` pinned to the Space's gradio version."""
     data = SpaceCardData(
@@ -255,11 +276,11 @@ def space_readme(
         python_version=python_version,
         app_file="app.py",
         license="other",
-        models=[BASE_MODEL, model_id],
+        models=[base_model, model_id],
         datasets=[dataset_id],
         tags=["archaeology", "sentinel-2", "cropmarks"],
     )
-    context = {"title": title, "model_id": model_id, "dataset_id": dataset_id, "base_model": BASE_MODEL}
+    context = {"title": title, "model_id": model_id, "dataset_id": dataset_id, "base_model": base_model}
     return _card(SpaceCard, data, render("space_readme.md.j2", context))
 
 

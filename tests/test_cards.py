@@ -140,7 +140,7 @@ def test_space_readme_pins_the_gradio_of_constraints() -> None:
     [
         (("lora", "r"), None, "lora: key 'r' missing"),
         (("learning_rate",), "fast", "'learning_rate' is 'fast'"),
-        (("schema",), "cropmark-train/0", "expected 'cropmark-train/1'"),
+        (("schema",), "cropmark-train/1", "expected 'cropmark-train/2'"),
     ],
 )
 def test_training_summary_schema(path: tuple[str, ...], value: Any, message: str) -> None:

@@ -20,9 +20,22 @@ import numpy as np
 from builder.model import baseline as physics
 from builder.model import data
 from builder.model.metrics import confusion_png, evaluation, model_entry
+from builder.model.schema import describe_release, release_record
 
 VLM_KIND, BASELINE_KIND = "vlm-lora", "baseline"
 BASELINE_NAME = "physics baseline (logistic regression)"
+
+
+def adapter_digest(adapter: Path) -> str:
+    """SHA-256 of the adapter's weights (``adapter_model.safetensors`` of a run folder, or the file)."""
+    import hashlib
+
+    weights = adapter / "adapter_model.safetensors" if adapter.is_dir() else adapter
+    digest = hashlib.sha256()
+    with weights.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def vlm_name(base: str) -> str:
@@ -59,13 +72,14 @@ def run(
         from builder.errors import ConfigError
 
         raise ConfigError("nothing to evaluate: give --base-model/--adapter, --baseline, or both")
-    examples = data.examples(folder or data.resolve(release), split)
+    folder = folder or data.resolve(release)
+    examples = data.examples(folder, split)
     y = np.array([e.y for e in examples])
     entries: list[dict[str, Any]] = []
     scores: dict[str, np.ndarray] = {}
     throughput: dict[str, float] = {}
     if base is not None:
-        from builder.model.scoring import load_scorer
+        from builder.model.scoring import load_scorer, local_adapter
 
         scorer = load_scorer(base, adapter, device)
         with tqdm(total=len(examples), desc="evaluate VLM", unit="tile", disable=not progress) as bar:
@@ -78,7 +92,11 @@ def run(
                 ]
             )
             throughput[VLM_KIND] = round(len(examples) / (time.perf_counter() - started), 3)
-        entries.append(model_entry(vlm_name(base) if adapter else base, VLM_KIND, y, p))
+        entry = model_entry(vlm_name(base) if adapter else base, VLM_KIND, y, p)
+        # What was scored, so that a publish can tie these figures to the adapter it sends.
+        entry["base_model"] = base
+        entry["adapter_sha256"] = adapter_digest(local_adapter(adapter)) if adapter is not None else None
+        entries.append(entry)
         scores[VLM_KIND] = p
     if baseline is not None:
         model = physics.load(baseline)
@@ -91,7 +109,9 @@ def run(
         entries.append(model_entry(BASELINE_NAME, BASELINE_KIND, y, p))
         scores[BASELINE_KIND] = p
 
-    result = evaluation(split, str(release), entries)
+    record = release_record(release, folder)
+    result = evaluation(split, describe_release(record), entries)
+    result["release"] = record
     result["throughput_tiles_per_s"] = throughput
     out.mkdir(parents=True, exist_ok=True)
     for entry in entries:
@@ -115,5 +135,8 @@ def train_baseline(release: str, out: Path, l2: float = 1.0, progress: bool = Tr
     examples = data.examples(folder, "train")
     x = physics.features_of([e.path for e in tqdm(examples, desc="baseline features", disable=not progress)])
     model = physics.fit(x, np.array([e.y for e in examples]), l2=l2)
-    model.save(out / "baseline.json")
+    # The release it was fitted on travels with it: a Space publish checks it serves that data.
+    payload = {**model.to_json(), "release": release_record(release, folder)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "baseline.json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     return run(release, out, baseline=out / "baseline.json", progress=progress, folder=folder)

@@ -29,7 +29,7 @@ import yaml
 
 from builder.errors import ConfigError
 from builder.model import data
-from builder.model.schema import TRAIN_SCHEMA, check_training_summary
+from builder.model.schema import TRAIN_SCHEMA, check_training_summary, describe_release, release_record
 from builder.model.scoring import batch, label_token_ids, load_base, pick_device, require_model_extra
 
 BASE_MODEL = "LiquidAI/LFM2.5-VL-450M"
@@ -130,7 +130,7 @@ def train(
     """Fine-tune a LoRA on the release's ``train`` split and save the run.
 
     Writes ``adapter_config.json``, ``adapter_model.safetensors``, the processor
-    files and ``training_summary.json`` (schema ``cropmark-train/1``) to
+    files and ``training_summary.json`` (schema ``cropmark-train/2``) to
     ``config.output_dir``.
 
     Returns:
@@ -151,7 +151,9 @@ def train(
     out = Path(config.output_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} exists and is not empty; choose another output_dir or pass --overwrite")
-    examples = data.examples(data.resolve(release), "train")
+    folder = data.resolve(release)
+    examples = data.examples(folder, "train")
+    trained_on = release_record(release, folder)
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -221,7 +223,10 @@ def train(
     summary: dict[str, Any] = {
         "schema": TRAIN_SCHEMA,
         "base_model": config.base_model,
-        "dataset": str(release),
+        "dataset": describe_release(trained_on),
+        "release": trained_on,
+        # The released tiles are the Sentinel-2 half only: the context half is never published.
+        "halves": ["sentinel-2"],
         "lora": {
             "r": config.lora_r,
             "alpha": config.lora_alpha,
@@ -242,7 +247,8 @@ def train(
         "adapted_modules": len(adapted),
         "device": device,
         "versions": _versions(),
-        "config": dataclasses.asdict(config),
+        # Settings only: output_dir is a path of this machine and never leaves it.
+        "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "output_dir"},
     }
     check_training_summary(summary)
     (partial / "training_summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")

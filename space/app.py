@@ -8,11 +8,17 @@ The prompt, the scoring and the baseline are the project's own
 (``builder.model``): the same code as ``scripts/evaluate.py``, shipped beside
 this file when the Space is published.
 
+What it serves: ``cropmark_space.json`` beside this file, written by
+``scripts/publish.py space`` (base model, adapter and dataset ids, and the baseline
+file shipped beside it), so a published Space serves the model it was published
+for. Without that file (a checkout), the base model is LiquidAI/LFM2.5-VL-450M with
+no adapter and no dataset. Environment variables override either:
+
 Environment (all optional):
-    CROPMARK_BASE_MODEL  base model id or folder (default LiquidAI/LFM2.5-VL-450M);
-                         ``tiny`` serves the seeded tiny random test model
+    CROPMARK_BASE_MODEL  base model id or folder; ``tiny`` serves the seeded tiny
+                         random test model
     CROPMARK_ADAPTER     LoRA adapter id or folder ("" for none)
-    CROPMARK_BASELINE    baseline.json of the physics baseline (default: beside app.py)
+    CROPMARK_BASELINE    baseline.json of the physics baseline
     CROPMARK_EXAMPLES    folder of example tiles (default: examples/ beside app.py,
                          else a few eval tiles of CROPMARK_DATASET from the Hub)
     CROPMARK_DATASET     the dataset id the examples come from
@@ -23,6 +29,7 @@ Environment (all optional):
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sys
 import tempfile
@@ -45,11 +52,27 @@ from builder.model.scoring import VlmScorer, load_scorer  # noqa: E402
 from builder.model.tiny import is_tiny, write_tiny_lfm2_vl  # noqa: E402
 from builder.model.upload import UploadError, proxy_maps, read_upload  # noqa: E402
 
-BASE_MODEL = os.environ.get("CROPMARK_BASE_MODEL", "LiquidAI/LFM2.5-VL-450M")
-ADAPTER = os.environ.get("CROPMARK_ADAPTER", "cropmark-demo/cropmark-lfm2.5-vl-lora")
-BASELINE = Path(os.environ.get("CROPMARK_BASELINE", str(HERE / "baseline.json")))
+
+def published_config() -> dict[str, str]:
+    """Base model, adapter, dataset and baseline: ``cropmark_space.json``, then the environment."""
+    config = {
+        "base_model": "LiquidAI/LFM2.5-VL-450M",
+        "adapter": "",
+        "dataset": "",
+        "baseline": "baseline.json",
+    }
+    path = HERE / "cropmark_space.json"
+    if path.is_file():
+        config |= {k: str(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k in config}
+    config["baseline"] = str(HERE / config["baseline"])
+    names = {"base_model": "BASE_MODEL", "adapter": "ADAPTER", "dataset": "DATASET", "baseline": "BASELINE"}
+    return {key: os.environ.get(f"CROPMARK_{names[key]}", value) for key, value in config.items()}
+
+
+CONFIG = published_config()
+BASE_MODEL, ADAPTER, DATASET = CONFIG["base_model"], CONFIG["adapter"], CONFIG["dataset"]
+BASELINE = Path(CONFIG["baseline"])
 EXAMPLES = Path(os.environ.get("CROPMARK_EXAMPLES", str(HERE / "examples")))
-DATASET = os.environ.get("CROPMARK_DATASET", "cropmark-demo/cropmark-disambiguator-s2")
 CONCURRENCY = max(1, int(os.environ.get("CROPMARK_CONCURRENCY", "2")))
 MAX_BYTES = int(float(os.environ.get("CROPMARK_MAX_MB", "10")) * 2**20)
 LOAD_WAIT_S = 120.0

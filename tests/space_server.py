@@ -25,8 +25,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def run_space(env: dict[str, str], log: Path, timeout: float = 180.0) -> Iterator[str]:
-    """Launch the app with ``env`` added; yield its URL once the models are loaded."""
+def run_space(
+    env: dict[str, str],
+    log: Path,
+    timeout: float = 180.0,
+    app: Path = ROOT / "space" / "app.py",
+    offline: bool = True,
+) -> Iterator[str]:
+    """Launch ``app`` (the repository's by default) with ``env`` added; yield its URL once the
+    models are loaded. ``offline`` sets ``HF_HUB_OFFLINE=1`` (which blocks loopback too)."""
     from gradio_client import Client
 
     port = free_port()
@@ -35,13 +42,16 @@ def run_space(env: dict[str, str], log: Path, timeout: float = 180.0) -> Iterato
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_ANALYTICS_ENABLED": "False",
-        "HF_HUB_OFFLINE": "1",
         **env,
     }
+    if offline:
+        full["HF_HUB_OFFLINE"] = "1"
+    else:
+        full.pop("HF_HUB_OFFLINE", None)
     url = f"http://127.0.0.1:{port}/"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "space" / "app.py")], env=full, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, str(app)], env=full, cwd=app.parent, stdout=out, stderr=subprocess.STDOUT
         )
         try:
             deadline = time.monotonic() + timeout

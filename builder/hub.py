@@ -138,7 +138,7 @@ def server_says(response: Any) -> str:
             messages += [str(e) for e in error]
         elif error:
             messages.append(str(error))
-    elif "html" in content_type or (response.text or "").lstrip().startswith("<"):
+    elif "html" in content_type or re.match(r"\s*<(!doctype|html)", response.text or "", re.I):
         title = re.search(r"<title>(.*?)</title>", response.text or "", re.S | re.I)
         messages.append(f"an HTML error page ({_first(title.group(1)) if title else 'no title'})")
     elif response.text:

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 # Files the Hub writes into a new repo; a release does not own them and never deletes them.
 HUB_MANAGED = frozenset({".gitattributes"})
 SHOWN_PER_KIND = 20
+# The Hub's limit of entries (files and folders) per folder:
+# https://huggingface.co/docs/hub/repositories-recommendations
+FILES_PER_FOLDER = 10_000
 # git check-ref-format (https://git-scm.com/docs/git-check-ref-format) for refs/tags/<name>.
 _BAD_TAG = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^[-/.]|[/.]$|\.lock(/|$)|/\.")
 
@@ -135,6 +138,16 @@ def make_plan(
     return Plan(repo_id, kind, head, tuple(added), tuple(changed), deleted, unchanged)
 
 
+def crowded_folder(paths: Iterable[str]) -> tuple[str, int] | None:
+    """The first folder that would hold more than :data:`FILES_PER_FOLDER` entries, and how many."""
+    entries: dict[str, set[str]] = {}
+    for path in paths:
+        parts = path.split("/")
+        for depth in range(len(parts)):
+            entries.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
+    return next(((f, len(n)) for f, n in sorted(entries.items()) if len(n) > FILES_PER_FOLDER), None)
+
+
 # -- remote -----------------------------------------------------------------------------------
 
 
@@ -191,12 +204,14 @@ class _Progress:
     step: str = "reading"  # reading, uploading, committing, committed, tagging
     commit: str | None = None
     tag: str | None = None
+    created: bool = False  # this publish created the (empty) repo
 
     def state(self, repo_id: str, failure: hub.HubFailure | None = None) -> str:
         # A refusal (4xx) or a rate limit of the commit request means it was not applied.
         refused = failure is not None and failure.status is not None and failure.status < 500
         if self.step in ("reading", "uploading") or (self.step == "committing" and refused):
-            return f"nothing was committed: {repo_id} is as it was"
+            created = " (created empty by this publish)" if self.created else " is as it was"
+            return f"nothing was committed: {repo_id}{created}"
         if self.step == "committing":
             return (
                 f"the commit's reply never came: {repo_id} holds either its previous state or this "
@@ -256,6 +271,13 @@ def _publish_once(
     plan = make_plan(repo_id, bundle.kind, remote.head, bundle.files, remote.files)
     for line in plan.lines():
         say(line)
+    after = set(remote.files) - {f.path for f in plan.deleted} | {f.path for f in bundle.files}
+    if crowded := crowded_folder(after):
+        raise PublishError(
+            f"{repo_id} would hold {crowded[1]} entries in folder {crowded[0] or '/'!r}, more than the Hub's "
+            f"{FILES_PER_FOLDER} (https://huggingface.co/docs/hub/repositories-recommendations); "
+            f"split it into subfolders; {progress.state(repo_id)}"
+        )
     head = remote.head
     if head is None:
         api.create_repo(
@@ -265,6 +287,7 @@ def _publish_once(
             exist_ok=True,
             space_sdk="gradio" if bundle.kind == "space" else None,
         )
+        progress.created = True
         head = api.repo_info(repo_id, repo_type=bundle.kind).sha
         plan = make_plan(
             repo_id, bundle.kind, head, bundle.files, _tree(api, repo_id, bundle.kind, head or "main")

@@ -106,9 +106,10 @@ def _walk(root: Path, skip: Callable[[Path], bool] = lambda p: False) -> Iterato
 
 def absolute_paths(value: Any, where: str) -> Iterator[str]:
     """Every string in a JSON value that is an absolute path (or holds the home folder)."""
-    home = os.path.expanduser("~")
+    home = os.path.expanduser("~").rstrip("/")
+    inside = re.compile(r"(?:^|[\s'\"=:(,])" + re.escape(home) + r"/") if len(home) > 1 else None
     if isinstance(value, str):
-        if _ABSOLUTE.match(value) or (len(home) > 1 and home in value):
+        if _ABSOLUTE.match(value) or (inside is not None and inside.search(value)):
             yield f"{where} = {value!r}"
     elif isinstance(value, Mapping):
         for key, item in value.items():

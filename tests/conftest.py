@@ -77,10 +77,10 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFi
 
     At teardown, nothing the test printed holds the token.
     """
-    from tests.hub import ACCOUNTS, TOKEN
-    from tests.hub.server import serve
+    from tests.hub import ORG, TOKEN
+    from tests.hub.server import Account, serve
 
-    with serve(ACCOUNTS) as server:
+    with serve({TOKEN: Account("tester", orgs=(ORG,))}) as server:
         monkeypatch.setenv("HF_ENDPOINT", server.url)
         monkeypatch.setenv("HF_TOKEN", TOKEN)
         monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))

@@ -108,7 +108,13 @@ def test_a_published_space_serves_the_published_adapter_and_baseline(
     folder = Path(api.snapshot_download(SPACE, repo_type="space", local_dir=tmp_path / "downloaded"))
     assert json.loads((folder / "cropmark_space.json").read_text())["base_model"] == TINY
     with run_space(
-        {k: env[k] for k in ("HF_ENDPOINT", "HF_HOME")} | {"HF_TOKEN": "", "CROPMARK_DEVICE": "cpu"},
+        # A fresh cache and no token: the Space downloads everything it serves, as on the Hub.
+        {
+            "HF_ENDPOINT": hub.url,
+            "HF_HOME": str(tmp_path / "hf-home-space"),
+            "HF_TOKEN": "",
+            "CROPMARK_DEVICE": "cpu",
+        },
         tmp_path / "space.log",
         app=folder / "app.py",
         offline=False,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from tests.hub.server import Account
-
-# A write token of the user "tester", member of the org the tests publish under.
+# A write token of the user "tester", member of the org the tests publish under
+# (``tests/conftest.py``'s ``hub`` fixture gives the server this account).
 TOKEN = "hf_" + "TopSecretTokenForTests0123456789"
 ORG = "cropmark-org"
-ACCOUNTS = {TOKEN: Account("tester", orgs=(ORG,))}

@@ -497,9 +497,14 @@ def check_space_sources(
         if dry_run:
             say(f"cannot read {model_id} and {dataset_id} from the Hub ({message}); not checked in a dry run")
             return base_model or BASE_MODEL
+        advice = (
+            "check the network and HF_ENDPOINT, and run again"
+            if failure.kind == "transient"
+            else "publish them first (or check the ids and the token)"
+        )
         raise PublishError(
             f"cannot read the Space's model {model_id} and dataset {dataset_id} from the Hub ({message}): "
-            "publish them first; nothing was published"
+            f"{advice}; nothing was published"
         ) from None
     published_base = adapter.get("base_model_name_or_path")
     if base_model is not None and base_model != published_base:

@@ -199,28 +199,29 @@ class Outcome:
 
 @dataclass
 class _Progress:
-    """How far a publish got: what the remote holds if it stops now."""
+    """How far a publish got, over all its attempts: what the remote holds if it stops now."""
 
-    step: str = "reading"  # reading, uploading, committing, committed, tagging
-    commit: str | None = None
+    step: str = "reading"  # of the current attempt: reading, uploading, committing, tagging, done
+    commit: str | None = None  # the commit that holds this release on main, once known
+    sent_commit: bool = False  # a commit request went out (its reply may have been lost)
     tag: str | None = None
     created: bool = False  # this publish created the (empty) repo
 
     def state(self, repo_id: str, failure: hub.HubFailure | None = None) -> str:
+        if self.commit is not None:
+            held = f"{repo_id} main holds this release as commit {self.commit[:12]}"
+            if self.tag and self.step != "done":
+                return f"{held}, not yet tagged {self.tag}; run publish again to add the tag"
+            return held
         # A refusal (4xx) or a rate limit of the commit request means it was not applied.
         refused = failure is not None and failure.status is not None and failure.status < 500
-        if self.step in ("reading", "uploading") or (self.step == "committing" and refused):
-            created = " (created empty by this publish)" if self.created else " is as it was"
-            return f"nothing was committed: {repo_id}{created}"
-        if self.step == "committing":
+        if self.sent_commit and not (self.step == "committing" and refused):
             return (
                 f"the commit's reply never came: {repo_id} holds either its previous state or this "
                 "release, never a mix; run publish again to finish (it finds the commit)"
             )
-        held = f"{repo_id} main holds this release as commit {(self.commit or '')[:12]}"
-        if self.tag:
-            return f"{held}, not yet tagged {self.tag}; run publish again to add the tag"
-        return held
+        created = " (created empty by this publish)" if self.created else " is as it was"
+        return f"nothing was committed: {repo_id}{created}"
 
 
 def _release_notes(bundle: Bundle, plan: Plan, tag: str | None) -> str:
@@ -300,7 +301,7 @@ def _publish_once(
         progress.step = "uploading"
         additions, deletions = _operations(plan)
         api.preupload_lfs_files(repo_id, additions, repo_type=bundle.kind, free_memory=False)
-        progress.step = "committing"
+        progress.step, progress.sent_commit = "committing", True
         title = f"Release {tag}" if tag else "Release"
         info = api.create_commit(
             repo_id,
@@ -311,10 +312,10 @@ def _publish_once(
             parent_commit=head,
         )
         commit = info.oid
-        progress.step, progress.commit = "committed", commit
+        progress.commit = commit
         say(f"committed {commit[:12]} to {repo_id}: {plan.summary()}")
     else:
-        progress.step, progress.commit = "committed", head
+        progress.commit = head
         say(f"{repo_id} already holds this release (commit {(head or '')[:12]}): nothing to commit")
     made_tag = None
     if tag and tag not in remote.tags:

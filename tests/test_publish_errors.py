@@ -194,6 +194,21 @@ def test_persistent_html_5xx_ends_in_one_line_that_says_the_remote_may_hold_the_
     assert _cli("dataset", str(released.release), "--repo-id", REPO) == 0
 
 
+def test_a_lost_commit_reply_is_remembered_by_later_attempts(
+    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str]
+) -> None:
+    hub.inject(Fault("POST", r"/commit/", status=502, lost_reply=True))  # committed, reply lost
+    hub.inject(Fault("GET", r"/refs$", status=500))  # the second attempt fails while reading
+    assert _cli("dataset", str(released.release), "--repo-id", REPO, "--attempts", "2") == 2
+    line = _one_line_error(capfd)
+    assert "failed after 2 attempt(s): HTTP 500: " in line and "the commit's reply never came" in line
+    assert hub.stats.commits == 1 and hub.repo("dataset", REPO).tags == {}
+    assert _cli("dataset", str(released.release), "--repo-id", REPO) == 0
+    head = hub.repo("dataset", REPO).branches["main"]
+    assert "nothing to commit" in capfd.readouterr().out and hub.stats.commits == 1
+    assert hub.repo("dataset", REPO).tags == {"v1.0.0": head}
+
+
 def test_429_waits_as_long_as_retry_after_says(
     hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,7 +17,18 @@ import numpy as np
 
 from builder.raster import BANDS
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "eolearn-s2"
+
+def _find_data() -> Path:
+    """``shared/data/eolearn-s2`` beside the checkout, or beside any folder above it (a worktree)."""
+    checkout = Path(__file__).resolve().parents[2]
+    for parent in checkout.parents:
+        candidate = parent / "shared" / "data" / "eolearn-s2"
+        if (candidate / "REFERENCE_SCENES.npy").is_file():
+            return candidate
+    return checkout.parent / "shared" / "data" / "eolearn-s2"
+
+
+DATA = _find_data()
 # Scene k of REFERENCE_SCENES is acquisition ORDER[k] of NDVI, CLM, CLOUD_COVERAGE.
 ORDER = (2, 1, 4, 3, 0)
 NATIVE = {"B01": 60, "B05": 20, "B06": 20, "B07": 20, "B8A": 20, "B09": 60, "B10": 60, "B11": 20, "B12": 20}

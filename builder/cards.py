@@ -28,6 +28,7 @@ from huggingface_hub import (
     SpaceCardData,
 )
 
+from builder import gates, thresholds
 from builder.model.prompt import LABELS, PROMPT, SYSTEM_PROMPT
 from builder.records import SPLITS, Reason
 
@@ -53,12 +54,24 @@ REASON_TEXT = {
     Reason.BAD_PIXEL_FORMAT: "composite not 8-bit RGB",
     Reason.DECOMPRESSION_BOMB: "composite header promises too many pixels",
     Reason.BAD_ORIENTATION: "composite EXIF orientation outside 1-8 (how it displays is unknown)",
-    Reason.BAD_BANDS: "raw Sentinel-2 bands beside the composite unreadable",
-    Reason.GATE_S2_BLANK: "gate 1: Sentinel-2 half blank (file <= 5 KiB or <= 50 % non-zero pixels)",
-    Reason.GATE_S2_CLOUDY: "gate 2: cloud > 30 %, mean reflectance >= 4000, NDVI <= 0.1 or >= 20 % saturated",
-    Reason.GATE_NO_CONTEXT: "gate 3: context half missing or blank",
-    Reason.GATE_NOT_AGRICULTURAL: "gate 4: not agricultural land cover (forest, water, urban, rock)",
+    Reason.SIDE_CONFLICT: "copies of one composite name different raw bands, land cover, cloud mask or site",
+    Reason.BAD_BANDS: "raw Sentinel-2 bands beside the composite unusable (unreadable, implausible, small)",
+    Reason.BAD_SIDE_RASTER: "cloud mask or land-cover raster unusable (unreadable, not covering the scene)",
     Reason.NEAR_DUPLICATE: "train tile a near-duplicate of an eval tile (perceptual hash), dropped",
+    Reason.SITE_LEAK: "train tile of the same site as an eval tile (source record or distance), dropped",
+}
+
+
+# What a report from before the same-site check holds: the check was not evaluated.
+NO_SITE_CHECK: dict[str, Any] = {
+    "evaluated": False,
+    "train_tiles": 0,
+    "same_record": 0,
+    "dropped": 0,
+    "distance_m": 0,
+    "closest_m": None,
+    "unchecked": {},
+    "pairs": [],
 }
 
 
@@ -154,8 +167,12 @@ def layout_configs(layout: str) -> list[dict[str, Any]]:
 def dataset_context(report: Mapping[str, Any], repo_id: str | None) -> dict[str, Any]:
     counts = report["counts"]
     rejected = counts["rejected"]
+    site = report.get("site_leakage") or NO_SITE_CHECK
+    # Gate rejections are described with the thresholds this build used (its report's config).
+    gate_text = thresholds.reason_texts(report["gates"]["config"])
+    texts = {**REASON_TEXT, **{reason: gate_text[gate] for gate, reason in gates.GATE_REASONS.items()}}
     rows = [
-        {"reason": reason.value, "text": REASON_TEXT[reason], **rejected[reason.value]}
+        {"reason": reason.value, "text": texts[reason], **rejected[reason.value]}
         for reason in Reason
         if reason.value in rejected
     ]
@@ -179,6 +196,15 @@ def dataset_context(report: Mapping[str, Any], repo_id: str | None) -> dict[str,
         "gates": report["gates"],
         "leakage": report["leakage"],
         "leak_outcome": _leak_outcome(report["leakage"]),
+        "site": site,
+        "site_outcome": _site_outcome(site),
+        "site_unchecked": sum(site["unchecked"].values()),
+        "gate_counts": _gate_counts,
+        "not_evaluated": [
+            {"number": number, "count": count, "reason": reason}
+            for number, gate in enumerate(gates.GATES, 1)
+            for reason, count in report["gates"][gate]["not_evaluated_reasons"].items()
+        ],
         "layout": report.get("layout", "imagefolder"),
         "layout_summary": report.get("layout_summary"),
         "pct": lambda share: f"{share * 100:g} %",
@@ -197,6 +223,24 @@ def _cut_other(reasons: Mapping[str, int]) -> str:
         f"{other} whose block layout does not allow a lossless cut" if other else "",
     ]
     return "; ".join(p for p in parts if p)
+
+
+def _gate_counts(gate: Mapping[str, Any]) -> str:
+    """The numeric cells of one row of the card's gate table."""
+    cells = ("evaluated", "passed", "failed", "not_evaluated", "rejected")
+    return " | ".join(str(gate[cell]) for cell in cells)
+
+
+def _site_outcome(site: Mapping[str, Any]) -> str:
+    if site["dropped"]:
+        return " and dropped from `train` (the `site_leak` row above)."
+    if site["train_tiles"]:
+        records = site["same_record"]
+        return (
+            f" and kept ({records} of them from the same record as an eval tile); "
+            "the private report lists them."
+        )
+    return "."
 
 
 def _leak_outcome(leaks: Mapping[str, Any]) -> str:
@@ -291,8 +335,12 @@ _SPLIT_ROW = re.compile(
     r"^\| (?P<split>train|eval) \| (?P<tiles>\d+) \| (?P<Yes>\d+) \| (?P<No>\d+) \|$", re.M
 )
 _GATE_ROW = re.compile(
-    r"^\| (?P<n>[1-4])\. [^|]+ \| [^|]+ \| (?P<evaluated>\d+) \| (?P<rejected>\d+) \|$", re.M
+    r"^\| (?P<n>[1-4])\. [^|]+ \| [^|]+ \| (?P<evaluated>\d+) \| (?P<passed>\d+) \| (?P<failed>\d+) "
+    r"\| (?P<not_evaluated>\d+) \| (?P<rejected>\d+) \|$",
+    re.M,
 )
+_GATE_CELLS = ("evaluated", "passed", "failed", "not_evaluated", "rejected")
+_SITE = re.compile(r"\*\*(?P<n>\d+)\*\* train tiles of an eval tile's site were found")
 _LEAK = re.compile(r"\*\*(?P<n>\d+)\*\* train tiles within \*\*(?P<threshold>\d+)\*\* bits of an eval tile")
 _LEAK_ROW = re.compile(
     r"^\| `(?P<train>d_tile_[a-p]{12}\.jpg)` \| `(?P<eval>d_tile_[a-p]{12}\.jpg)` \| (?P<d>\d+) \|$", re.M
@@ -343,15 +391,22 @@ def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | 
     sources = {m["name"]: int(m["n"]) for m in _SOURCE_ROW.finditer(body)}
     if sources != report.get("sources", {}):
         problems.append(f"source counts {sources} differ from the build report {report.get('sources')}")
-    gate_rows = {int(m["n"]): (int(m["evaluated"]), int(m["rejected"])) for m in _GATE_ROW.finditer(body)}
+    gate_rows = {int(m["n"]): tuple(int(m[c]) for c in _GATE_CELLS) for m in _GATE_ROW.finditer(body)}
     expected_gates = {
-        i: (report["gates"][gate]["evaluated"], report["gates"][gate]["rejected"])
-        for i, gate in enumerate(("s2_not_blank", "s2_not_cloudy", "context_available", "agricultural"), 1)
+        i: tuple(report["gates"][gate][c] for c in _GATE_CELLS) for i, gate in enumerate(gates.GATES, 1)
     }
     if gate_rows != expected_gates:
         problems.append(
-            f"gate table (evaluated, rejected) {gate_rows} differs from the build report {expected_gates}"
+            f"gate table {_GATE_CELLS} {gate_rows} differs from the build report {expected_gates}"
         )
+    site = report.get("site_leakage") or NO_SITE_CHECK
+    match = _SITE.search(body)
+    if site["evaluated"] and (match is None or int(match["n"]) != site["train_tiles"]):
+        problems.append(
+            f"same-site count {match and match['n']} differs from the build report {site['train_tiles']}"
+        )
+    if not site["evaluated"] and (match is not None or "same-site check was **not" not in body):
+        problems.append("the build did not check sites but the card does not say so")
     leaks = report.get("leakage")
     if leaks is not None:
         match = _LEAK.search(body)

@@ -31,16 +31,41 @@ def _print_summary(report: dict[str, Any], release: Path, private: Path) -> None
         print(f"  rejected       {reason:<21} {total:>5}  ({detail})")
     print("  cut            " + ", ".join(f"{m} {n}" for m, n in sorted(report["cut_modes"].items())))
     gates = report["gates"]
+    changed = gates["changed"]
+    print(
+        "  thresholds     "
+        + (
+            ", ".join(f"{k}={v}" for k, v in changed.items()) + " (gates.json; others: the card's)"
+            if changed
+            else "the card's"
+        )
+    )
     for number, gate in enumerate(("s2_not_blank", "s2_not_cloudy", "context_available", "agricultural"), 1):
         g = gates[gate]
-        print(f"  gate {number}         {gate:<21} {g['evaluated']:>5} evaluated, {g['rejected']} rejected")
-    print(f"  all four gates {gates['published_full']} published tiles (the others have no raw bands)")
+        print(
+            f"  gate {number}         {gate:<21} {g['evaluated']:>5} evaluated, {g['passed']} passed, "
+            f"{g['rejected']} rejected, {g['not_evaluated']} not evaluated"
+        )
+    print(
+        f"  all four gates {gates['published_full']} of {gates['published']} published tiles "
+        "(the others have gates not evaluated)"
+    )
     leaks = report["leakage"]
     kept = "dropped" if leaks["dropped"] else ("kept" if leaks["train_tiles"] else "none")
     print(
         f"  near-dups      {leaks['train_tiles']} train tiles within {leaks['threshold']} bits "
         f"of an eval tile ({kept}; closest pair {leaks['closest']} bits)"
     )
+    site = report["site_leakage"]
+    if site["evaluated"]:
+        kept = "dropped" if site["dropped"] else ("kept" if site["train_tiles"] else "none")
+        unchecked = sum(site["unchecked"].values())
+        print(
+            f"  same site      {site['train_tiles']} train tiles of an eval tile's site (same record or "
+            f"< {site['distance_m']:g} m; {kept}; {unchecked} tiles without a site unchecked)"
+        )
+    else:
+        print("  same site      not evaluated (no sites.csv)")
     if report.get("layout", "imagefolder") != "imagefolder":
         summary = report["layout_summary"]
         splits = ", ".join(
@@ -75,6 +100,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         args.repo_id,
         leak_threshold=args.leak_threshold,
         drop_near_duplicates=args.drop_near_duplicates,
+        site_distance=args.site_distance,
+        drop_site_leaks=args.drop_site_leaks,
         layout=args.layout,
         layout_options=options,
         policy=policy.load(args.policy),
@@ -158,8 +185,18 @@ def cmd_composite(args: argparse.Namespace) -> int:
 
     from builder import gates, indices, raster
     from builder.composite import encode_jpeg
+    from builder.thresholds import changed_settings, load_config
 
-    bands = raster.read_bands(args.scene, bounds=args.bounds, box=args.box, offset=args.boa_offset)
+    config = load_config(args.gates) if args.gates is not None else gates.GateConfig()
+    if args.cropland_classes:
+        config = config.replace(cropland_classes=tuple(args.cropland_classes))
+    bands = raster.read_bands(
+        args.scene,
+        bounds=args.bounds,
+        box=args.box,
+        offset=args.boa_offset,
+        min_window=1 if args.allow_small_window else raster.MIN_WINDOW_PX,
+    )
     rgb = raster.false_colour(bands)
     half = raster.s2_half(rgb)
     context = None
@@ -184,11 +221,9 @@ def cmd_composite(args: argparse.Namespace) -> int:
         raise CropmarkError(f"{args.out}: write .jpg or .png")
     tile = encode_jpeg(half)
     right = np.asarray(image)[:, half.width :] if context is not None else None
-    mask = raster.read_aligned(args.cloud_mask, bands, "cloud mask") if args.cloud_mask else None
-    cover = raster.read_aligned(args.landcover, bands, "land-cover raster") if args.landcover else None
-    config = gates.GateConfig()
-    if args.cropland_classes:
-        config = config.replace(cropland_classes=tuple(args.cropland_classes))
+    coverage = config.min_side_coverage
+    mask = raster.read_side(args.cloud_mask, "cloud mask", bands, coverage) if args.cloud_mask else None
+    cover = raster.read_side(args.landcover, "land-cover raster", bands, coverage) if args.landcover else None
     results = gates.evaluate(
         s2_jpeg_bytes=len(tile),
         s2_rgb=np.asarray(half),
@@ -206,7 +241,7 @@ def cmd_composite(args: argparse.Namespace) -> int:
         f"  read {info.level}, {info.shape[1]}x{info.shape[0]} px at 10 m, "
         f"offset {info.offset} ({info.offset_from})"
     )
-    if rgb.shape[1] * 2 != rgb.shape[0]:
+    if (rgb.shape[1], rgb.shape[0]) != half.size:  # the window was not 256x512 px at 10 m
         print(
             f"  resized from {rgb.shape[1]}x{rgb.shape[0]} px (a 256x512 px window at 10 m needs no resizing)"
         )
@@ -216,6 +251,15 @@ def cmd_composite(args: argparse.Namespace) -> int:
         stats = indices.summary(values)
         if stats["mean"] is not None:
             print(f"  {name:<10} mean {stats['mean']:.3f}  p05 {stats['p05']:.3f}  p95 {stats['p95']:.3f}")
+    changed = changed_settings(config)
+    print(
+        "  thresholds     "
+        + (
+            ", ".join(f"{k}={v}" for k, v in changed.items()) + " (others: the card's)"
+            if changed
+            else "the card's"
+        )
+    )
     for result in results:
         verdict = "not evaluated" if not result.evaluated else ("pass" if result.passed else "FAIL")
         print(f"  gate {result.gate:<18} {verdict}{': ' + result.reason if result.reason else ''}")
@@ -317,6 +361,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
+    from builder.leakage import DEFAULT_SITE_DISTANCE_M
+    from builder.raster import MIN_WINDOW_PX
+
     top = _Parser(prog="cropmark", description=__doc__.splitlines()[0] if __doc__ else None)
     top.add_argument("--debug", action="store_true", help="show tracebacks (accepted anywhere on the line)")
     sub = top.add_subparsers(dest="command", required=True)
@@ -344,6 +391,18 @@ def parser() -> argparse.ArgumentParser:
         "--drop-near-duplicates",
         action="store_true",
         help="drop train tiles that near-duplicate an eval tile",
+    )
+    b.add_argument(
+        "--site-distance",
+        type=float,
+        default=DEFAULT_SITE_DISTANCE_M,
+        help="metres under which a train site and an eval site (sites.csv) are one site "
+        f"(default {DEFAULT_SITE_DISTANCE_M:g}: one tile width)",
+    )
+    b.add_argument(
+        "--drop-site-leaks",
+        action="store_true",
+        help="drop train tiles of the same site as an eval tile (same record or closer than --site-distance)",
     )
     b.add_argument("--shard-mb", type=float, default=500.0, help="parquet: largest shard in MiB")
     b.add_argument(
@@ -406,11 +465,20 @@ def parser() -> argparse.ArgumentParser:
         "--context", type=Path, help="a context image: write the 512x512 private composite instead"
     )
     k.add_argument(
-        "--cloud-mask", type=Path, help="a cloud-mask raster (1 = cloud) when the scene has no SCL"
+        "--cloud-mask",
+        type=Path,
+        help="a cloud-mask raster (0 = clear, other values = cloud or shadow) when the scene has no SCL; "
+        "without either, s2cloudless runs on L1C bands",
     )
     k.add_argument("--landcover", type=Path, help="a land-cover raster; its cropland fraction decides gate 4")
     k.add_argument(
         "--cropland-classes", type=int, nargs="+", help="land-cover classes that are cropland (default 40)"
+    )
+    k.add_argument("--gates", type=Path, help="a gates.json of thresholds other than the card's")
+    k.add_argument(
+        "--allow-small-window",
+        action="store_true",
+        help=f"accept a window under {MIN_WINDOW_PX} px on a side (it is enlarged to the 256x512 tile)",
     )
     k.add_argument("--report", type=Path, help="write what was read and the gate values as JSON (private)")
     k.set_defaults(func=cmd_composite)

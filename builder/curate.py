@@ -1,71 +1,127 @@
 """Curate: from readable rows to unique, label-consistent composites.
 
+**Identity is content.** A composite is the SHA-256 of its decoded Sentinel-2 half
+(the left 256x512 pixels, RGB, as the cut sees them), not of its file: copies
+that differ only in a JPEG comment, an EXIF block, a trailing byte or the container
+(a PNG of the same pixels) are one composite, and every rule below applies to all
+of them. A file that cannot be decoded falls back to the SHA-256 of its bytes (the
+cut then rejects it with its reason).
+
 Rules (each dropped row is counted under its reason):
 
 1. A path that is unsafe (absolute, leaves the corpus root) or missing is dropped.
-2. A composite inside ``rejected_composites/``, or byte-identical to one there,
-   is quarantined.
-3. Rows are grouped by composite: the same resolved file or the same content
-   hash (SHA-256 of the bytes) is one composite.
+2. A composite inside ``rejected_composites/``, or with the same content (or the
+   same bytes) as a file there, is quarantined.
+3. Rows are grouped by composite identity.
 4. A composite whose rows disagree on the label is dropped whole, in every split.
 5. A composite never lands in two splits: when it appears in ``eval`` and in
    ``train``, ``eval`` keeps it and its ``train`` rows are dropped. Eval is the
    held-out set the published metrics were measured on; keeping it unchanged
    keeps those metrics comparable, and removing the tile from train removes the
    leak.
-6. Of the remaining rows of a composite, the first (manifest order) stands for
-   it; the others are sibling duplicates.
+6. One tile per composite: the other rows are sibling duplicates. The copy that is
+   cut is chosen by content, never by manifest order: a JPEG before other formats
+   (its cut is lossless), then the smallest file hash.
+7. A composite's side files (raw bands, land cover, cloud mask; :mod:`builder.sides`)
+   and its ``sites.csv`` row are found from **any** of its names. Copies that name
+   different side files or different sites, and a side file that two different
+   composites name (one stem in two folders), are ``side_conflict`` rejections.
+
+Every rule depends on the set of rows, not on their order: a shuffled manifest
+gives the same candidates, the same counts and so the same release.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import Any
 
-from builder.corpus import QUARANTINE_DIR, resolve_image
+import numpy as np
+
+from builder.composite import HALF_SIZE, Rejected, open_checked, read_composite
+from builder.corpus import QUARANTINE_DIR, Site, resolve_image
 from builder.records import Candidate, Reason, Rejection, SftRow, Split
+from builder.sides import SideRejected, find_sides
 
-_CHUNK = 1 << 20
+Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What a composite file is: its bytes' hash and its decoded Sentinel-2 half's hash."""
+
+    path: str
+    sha256: str
+    content: str | None  # None when the file does not decode as a composite
+    jpeg: bool  # a JPEG shown as stored: its cut can be lossless
+
+    @property
+    def key(self) -> str:
+        return self.content if self.content is not None else f"bytes:{self.sha256}"
+
+
+def content_hash(pixels: np.ndarray) -> str:
+    """SHA-256 of a decoded Sentinel-2 half (shape and RGB bytes)."""
+    digest = hashlib.sha256(repr(pixels.shape).encode())
+    digest.update(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
     return digest.hexdigest()
+
+
+def identify(path: str) -> Identity:
+    """The identity of the composite file at ``path`` (a pure function, mapped over a pool).
+
+    The Sentinel-2 half is taken from the composite as displayed (its EXIF orientation
+    applied), decoded strictly: the pixels the cut publishes.
+    """
+    try:
+        data = read_composite(Path(path))
+    except Rejected:  # not a regular, readable file: the cut says why
+        return Identity(path, f"unreadable:{path}", None, False)
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        opened = open_checked(data)
+    except Rejected:
+        return Identity(path, sha, None, False)
+    half = np.asarray(opened.displayed().convert("RGB").crop((0, 0, *HALF_SIZE)))
+    lossless = opened.image.format == "JPEG" and opened.orientation == 1
+    return Identity(path, sha, content_hash(half), lossless)
 
 
 @dataclass(frozen=True, slots=True)
 class Curated:
-    """Unique composites to cut, and every row curation dropped."""
+    """Unique composites to cut, every row curation dropped, and the site of each candidate."""
 
     candidates: tuple[Candidate, ...]
     rejections: tuple[Rejection, ...]
+    sites: dict[str, Site]  # keyed by Candidate.source
 
 
-def quarantine_hashes(corpus: Path) -> frozenset[str]:
-    """Hashes of every file in ``rejected_composites/`` (a copy elsewhere is still quarantined)."""
-    folder = corpus / QUARANTINE_DIR
-    if not folder.is_dir():
-        return frozenset()
-    return frozenset(sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file())
+def _row_order(row: SftRow) -> tuple[str, int]:
+    manifest, _, line = row.where.rpartition(":")
+    return manifest, int(line) if line.isdigit() else 0
 
 
-def curate(corpus: Path, rows: Iterable[SftRow]) -> Curated:
-    """Apply the curation rules of this module to ``rows`` of ``corpus``."""
+def curate(
+    corpus: Path, rows: Iterable[SftRow], map_: Mapper = map, sites: dict[str, Site] | None = None
+) -> Curated:
+    """Apply the curation rules of this module to ``rows`` of ``corpus``.
+
+    Args:
+        corpus: the corpus root.
+        rows: readable manifest rows.
+        map_: an ordered ``map`` (a process pool's) for decoding the composites.
+        sites: ``sites.csv`` rows by corpus-relative composite path.
+    """
+    sites = sites or {}
     root = corpus.resolve()
     quarantine_root = root / QUARANTINE_DIR
-    quarantined = quarantine_hashes(corpus)
     rejections: list[Rejection] = []
-    hashes: dict[Path, str] = {}
-    groups: dict[str, list[tuple[SftRow, Path]]] = defaultdict(list)
-
-    for row in rows:
+    located: list[tuple[SftRow, Path]] = []
+    for row in sorted(rows, key=_row_order):
         resolved = resolve_image(corpus, row.image)
         if isinstance(resolved, str):
             rejections.append(Rejection(Reason.UNSAFE_PATH, row.where, resolved, row.split))
@@ -79,66 +135,150 @@ def curate(corpus: Path, rows: Iterable[SftRow]) -> Curated:
                 Rejection(Reason.QUARANTINED, row.where, f"{shown} is in {QUARANTINE_DIR}/", row.split)
             )
             continue
-        if resolved not in hashes:
-            hashes[resolved] = sha256_file(resolved)
-        digest = hashes[resolved]
-        if digest in quarantined:
+        located.append((row, resolved))
+
+    quarantine_files = (
+        sorted(p for p in quarantine_root.rglob("*") if p.is_file()) if quarantine_root.is_dir() else []
+    )
+    files = sorted({path for _, path in located} | set(quarantine_files))
+    identities = dict(zip(files, map_(identify, [str(p) for p in files]), strict=True))
+    held = [identities[p] for p in quarantine_files]
+    held_bytes = {i.sha256 for i in held}
+    held_content = {i.content for i in held if i.content is not None}
+
+    groups: dict[str, list[tuple[SftRow, Path]]] = defaultdict(list)
+    for row, path in located:
+        identity = identities[path]
+        shown = path.relative_to(root).as_posix()
+        if identity.sha256 in held_bytes or identity.content in held_content:
+            same = "bytes" if identity.sha256 in held_bytes else "Sentinel-2 half"
             rejections.append(
                 Rejection(
                     Reason.QUARANTINED,
                     row.where,
-                    f"{shown} is byte-identical to a file in {QUARANTINE_DIR}/",
+                    f"{shown} has the same {same} as a file in {QUARANTINE_DIR}/",
                     row.split,
                 )
             )
             continue
-        groups[digest].append((row, resolved))
+        groups[identity.key].append((row, path))
 
     candidates: list[Candidate] = []
-    for digest, members in groups.items():
-        labels = {row.label for row, _ in members}
-        if len(labels) > 1:
-            detail = (
-                "rows of this composite disagree ("
-                + ", ".join(f"{row.where}={row.label}" for row, _ in members[:4])
-                + ("" if len(members) <= 4 else ", ...")
-                + "); dropped whole"
-            )
-            rejections.extend(
-                Rejection(Reason.LABEL_CONFLICT, row.where, detail, row.split) for row, _ in members
-            )
-            continue
-        splits = {row.split for row, _ in members}
-        keep: Split = "eval" if "eval" in splits else "train"
-        for row, _ in members:
-            if row.split != keep:
-                rejections.append(
-                    Rejection(
-                        Reason.CROSS_SPLIT,
-                        row.where,
-                        "composite is also in eval; eval keeps it, its train rows are dropped",
-                        row.split,
-                    )
-                )
-        kept = [(row, path) for row, path in members if row.split == keep]
-        first_row, first_path = kept[0]
-        for row, _ in kept[1:]:
+    candidate_sites: dict[str, Site] = {}
+    for key in sorted(groups):
+        members = groups[key]
+        made = _candidate(root, key, members, identities, sites, rejections)
+        if made is not None:
+            candidate, site = made
+            candidates.append(candidate)
+            if site is not None:
+                candidate_sites[candidate.source] = site
+    kept = _one_composite_per_side_file(candidates, rejections)
+    kept.sort(key=lambda c: (c.split, c.content))
+    kept_sites = {c.source: candidate_sites[c.source] for c in kept if c.source in candidate_sites}
+    return Curated(tuple(kept), tuple(rejections), kept_sites)
+
+
+def _candidate(
+    root: Path,
+    key: str,
+    members: list[tuple[SftRow, Path]],
+    identities: dict[Path, Identity],
+    sites: dict[str, Site],
+    rejections: list[Rejection],
+) -> tuple[Candidate, Site | None] | None:
+    """Rules 4 to 7 for the rows of one composite: a candidate, or None when it is dropped."""
+    labels = {row.label for row, _ in members}
+    if len(labels) > 1:
+        detail = (
+            "rows of this composite disagree ("
+            + ", ".join(f"{row.where}={row.label}" for row, _ in members[:4])
+            + ("" if len(members) <= 4 else ", ...")
+            + "); dropped whole"
+        )
+        rejections.extend(
+            Rejection(Reason.LABEL_CONFLICT, row.where, detail, row.split) for row, _ in members
+        )
+        return None
+    keep: Split = "eval" if any(row.split == "eval" for row, _ in members) else "train"
+    for row, _ in members:
+        if row.split != keep:
             rejections.append(
                 Rejection(
-                    Reason.SIBLING_DUPLICATE,
+                    Reason.CROSS_SPLIT,
                     row.where,
-                    f"repeats the composite of {first_row.where} with the same label",
+                    "composite is also in eval; eval keeps it, its train rows are dropped",
                     row.split,
                 )
             )
-        candidates.append(
-            Candidate(
-                split=keep,
-                source=first_path.relative_to(root).as_posix(),
-                sha256=digest,
-                label=first_row.label,
-                rows=tuple(row.where for row, _ in kept),
+    kept = [(row, path) for row, path in members if row.split == keep]
+    first = kept[0][0]
+    for row, _ in kept[1:]:
+        rejections.append(
+            Rejection(
+                Reason.SIBLING_DUPLICATE,
+                row.where,
+                f"repeats the composite of {first.where} with the same label",
+                row.split,
             )
         )
-    candidates.sort(key=lambda c: (c.split, c.sha256))
-    return Curated(tuple(candidates), tuple(rejections))
+    paths = sorted({path for _, path in members})
+    best = min(paths, key=lambda p: (not identities[p].jpeg, identities[p].sha256, p))
+    source = best.relative_to(root).as_posix()
+    copies = tuple(p.relative_to(root).as_posix() for p in paths)
+    try:
+        sides = find_sides(root, copies)
+        site = _site(copies, sites)
+    except SideRejected as exc:
+        rejections.append(Rejection(exc.reason, source, exc.detail, keep))
+        return None
+    candidate = Candidate(
+        split=keep,
+        source=source,
+        sha256=identities[best].sha256,
+        label=first.label,
+        rows=tuple(row.where for row, _ in kept),
+        content=key,
+        copies=copies,
+        bands=sides.bands,
+        landcover=sides.landcover,
+        clouds=sides.clouds,
+    )
+    return candidate, site
+
+
+def _site(copies: tuple[str, ...], sites: dict[str, Site]) -> Site | None:
+    """The one site of a composite's copies; different sites are a conflict."""
+    found = {copy: sites[copy] for copy in copies if copy in sites}
+    distinct = {astuple(site)[1:] for site in found.values()}  # all but the composite path
+    if len(distinct) > 1:
+        raise SideRejected(
+            Reason.SIDE_CONFLICT,
+            f"copies of this composite have different sites.csv rows ({', '.join(sorted(found))}); keep one",
+        )
+    return next(iter(found.values()), None)
+
+
+def _one_composite_per_side_file(candidates: list[Candidate], rejections: list[Rejection]) -> list[Candidate]:
+    """Drop composites whose side file another composite also names (one stem in two folders)."""
+    owners: dict[str, list[Candidate]] = defaultdict(list)
+    for candidate in candidates:
+        for side in (candidate.bands, candidate.landcover, candidate.clouds):
+            if side is not None:
+                owners[side].append(candidate)
+    dropped: dict[str, str] = {}
+    for side, named_by in sorted(owners.items()):
+        if len(named_by) > 1:
+            names = ", ".join(sorted(c.source for c in named_by))
+            for candidate in named_by:
+                dropped.setdefault(
+                    candidate.content,
+                    f"{side} is named by {len(named_by)} different composites ({names}); "
+                    "give each composite its own stem",
+                )
+    for candidate in candidates:
+        if candidate.content in dropped:
+            rejections.append(
+                Rejection(Reason.SIDE_CONFLICT, candidate.source, dropped[candidate.content], candidate.split)
+            )
+    return [c for c in candidates if c.content not in dropped]

@@ -2,18 +2,30 @@
 
 1. **S2 not blank** (the published half): file size > 5 KiB and > 50 % of pixels
    non-zero (any channel above 0).
-2. **S2 not cloudy** (reflectance): cloud cover ≤ 30 % (SCL classes 8, 9, 10 over
-   valid SCL pixels when SCL is present, else a cloud mask, else the scene's
-   ``CLOUDY_PIXEL_PERCENTAGE``/``CLOUD_COVERAGE_ASSESSMENT`` tag), mean reflectance
-   of B02/B03/B04 (B08/B04/B05 when the blue and green bands are absent) below
-   4000 in DN units (0.4), mean NDVI above 0.1, and under 20 % saturated pixels
-   (SCL class 1, or reflectance ≥ 1.0 in B08, B04 or B05).
+2. **S2 not cloudy** (reflectance): cloud cover ≤ 30 %, mean reflectance of
+   B02/B03/B04 (B08/B04/B05 when the blue and green bands are absent) below 4000 in
+   DN units (0.4), mean NDVI above 0.1, and under 20 % saturated pixels (SCL class 1,
+   or reflectance ≥ 1.0 in B08, B04 or B05). Cloud cover is the share of valid pixels
+   that are cloud **or cloud shadow**, measured by, in this order:
+
+   - the scene's SCL band: classes 3 (cloud shadow), 8, 9 (cloud) and 10 (thin
+     cirrus) over the pixels that are not class 0 (no data);
+   - a cloud mask raster: any value other than 0 is cloud or shadow, its declared
+     no-data and anything outside its footprint are not counted;
+   - s2cloudless (:mod:`builder.clouds`) on Level-1C bands that have the detector's
+     ten bands; it finds clouds, not shadows.
+
+   The granule's ``CLOUDY_PIXEL_PERCENTAGE`` tag describes a 110 km product, not the
+   tile's window: it is recorded, never used as the tile's cloud cover. When cloud
+   cover cannot be measured, gate 2 can still reject a tile on a measured failure
+   (bright, no vegetation signal, saturated); otherwise it is **not evaluated**,
+   never passed.
 3. **Context available** (collection time only, never published): the composite's
    right half exists and is not blank (> 50 % non-zero pixels, standard deviation
    above 2 grey levels, so a flat fill fails).
 4. **Agricultural land cover**. With a land-cover raster, its cropland fraction
-   decides (≥ 30 % of the valid pixels in ``cropland_classes``). Without one, the
-   *green-edge density* check on reflectance:
+   decides (≥ 30 % of the valid pixels in ``cropland_classes``; 0 and the declared
+   no-data are not valid). Without one, the *green-edge density* check on reflectance:
 
    - *vegetated fraction*: share of valid pixels with NDVI ≥ 0.3; at least 40 %
      (water, urban, rock and bare land fail here);
@@ -28,50 +40,37 @@
 A gate that cannot be evaluated for a tile (a composite-only tile has no
 reflectance for gates 2 and 4) is recorded as not evaluated, with the reason;
 it neither passes nor rejects the tile.
+
+Every threshold lives in :class:`~builder.thresholds.GateConfig`, the one source of
+the numbers that the report, the card and the CLI quote.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from builder import indices
 from builder.raster import Bands
+from builder.records import Reason
+from builder.thresholds import GATES, GateConfig
 
-GATES = ("s2_not_blank", "s2_not_cloudy", "context_available", "agricultural")
-SCL_CLOUD = (8, 9, 10)  # cloud medium, cloud high, thin cirrus
+__all__ = ["GATES", "GATE_REASONS", "GateConfig", "GateResult", "evaluate", "first_failure"]
+
+GATE_REASONS = {  # the counted reason of a tile that a gate rejects
+    "s2_not_blank": Reason.GATE_S2_BLANK,
+    "s2_not_cloudy": Reason.GATE_S2_CLOUDY,
+    "context_available": Reason.GATE_NO_CONTEXT,
+    "agricultural": Reason.GATE_NOT_AGRICULTURAL,
+}
+
+DEFAULT_CONFIG = GateConfig()  # the card's thresholds
+SCL_CLOUD = (3, 8, 9, 10)  # cloud shadow, cloud medium, cloud high, thin cirrus
 SCL_SATURATED = 1
 SCL_NODATA = 0
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    """Every threshold of the four gates; the defaults are the dataset card's."""
-
-    min_file_bytes: int = 5 * 1024
-    min_nonzero: float = 0.5
-    max_cloud: float = 0.30
-    max_mean_reflectance: float = 4000.0  # DN units (reflectance x 10000)
-    min_ndvi: float = 0.1
-    max_saturated: float = 0.20
-    min_context_nonzero: float = 0.5
-    min_context_std: float = 2.0
-    min_vegetated: float = 0.40
-    vegetated_ndvi: float = 0.3
-    max_canopy: float = 0.50
-    canopy_ndvi: float = 0.6
-    canopy_red: float = 0.045
-    min_green_edge_density: float = 0.02
-    edge_step: float = 0.03
-    min_cropland: float = 0.30
-    cropland_classes: tuple[int, ...] = (40,)  # ESA WorldCover "cropland"; eo-learn's LULC uses 1
-
-    def replace(self, **changes: Any) -> GateConfig:
-        return GateConfig(**{**asdict(self), **changes})
+SCENE_CLOUD_TAGS = ("CLOUDY_PIXEL_PERCENTAGE", "CLOUD_COVERAGE_ASSESSMENT", "CLOUD_COVER")
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,13 @@ class GateResult:
         return asdict(self)
 
 
-def _not_evaluated(gate: str, why: str) -> GateResult:
-    return GateResult(gate, False, None, reason=why)
+def _not_evaluated(
+    gate: str,
+    why: str,
+    values: dict[str, Any] | None = None,
+    thresholds: dict[str, Any] | None = None,
+) -> GateResult:
+    return GateResult(gate, False, None, values or {}, thresholds or {}, reason=why)
 
 
 def _verdict(
@@ -108,7 +112,7 @@ def nonzero_fraction(rgb: np.ndarray) -> float:
     return float(np.count_nonzero(any_channel) / any_channel.size)
 
 
-def not_blank(jpeg_bytes: int, rgb: np.ndarray, config: GateConfig = GateConfig()) -> GateResult:
+def not_blank(jpeg_bytes: int, rgb: np.ndarray, config: GateConfig = DEFAULT_CONFIG) -> GateResult:
     """Gate 1 on the published half: its file size and its share of non-zero pixels."""
     nonzero = nonzero_fraction(rgb)
     values = {"file_bytes": float(jpeg_bytes), "nonzero_fraction": nonzero}
@@ -129,31 +133,91 @@ def _mean(values: np.ndarray) -> float | None:
     return float(finite.mean()) if finite.size else None
 
 
-def cloud_cover(bands: Bands, cloud_mask: np.ndarray | None = None) -> tuple[float | None, str]:
-    """The cloud fraction and where it came from: SCL, a cloud mask, the scene's tags, or nothing."""
-    if "SCL" in bands:
+def _masked_share(mask: np.ndarray, positive: np.ndarray) -> float | None:
+    """Share of the valid (unmasked) pixels of ``mask`` where ``positive`` holds."""
+    valid = ~np.ma.getmaskarray(mask)
+    return float(positive[valid].mean()) if valid.any() else None
+
+
+def cloud_cover(bands: Bands | None, cloud_mask: np.ndarray | None = None) -> tuple[float | None, str]:
+    """The share of cloud and cloud shadow, and what measured it (or why nothing could).
+
+    In order: the SCL band, a cloud mask (0 = clear, masked = no data), s2cloudless on
+    Level-1C bands. The second item is ``"SCL"``, ``"cloud mask"``, ``"s2cloudless"``, or
+    a sentence saying why cloud cover is unknown (then the first item is None).
+    """
+    from builder import clouds
+
+    if bands is not None and "SCL" in bands:
         scl = bands["SCL"]
         valid = scl != SCL_NODATA
         if valid.any():
             return float(np.isin(scl[valid], SCL_CLOUD).mean()), "SCL"
     if cloud_mask is not None:
-        return float(np.asarray(cloud_mask, dtype=bool).mean()), "cloud mask"
-    for key in ("CLOUDY_PIXEL_PERCENTAGE", "CLOUD_COVERAGE_ASSESSMENT", "CLOUD_COVER"):
+        share = _masked_share(cloud_mask, np.ma.getdata(cloud_mask) != 0)
+        if share is not None:
+            return share, "cloud mask"
+    if bands is None:
+        return None, "no SCL, no cloud mask and no bands for s2cloudless"
+    why = clouds.unavailable(bands)
+    if why is None:
+        share = _masked_share(mask := clouds.detect(bands), np.ma.getdata(mask))
+        if share is not None:
+            return share, clouds.DETECTOR
+        why = f"{clouds.DETECTOR} found no pixel with all its bands"
+    return None, f"no SCL and no cloud mask; {why}"
+
+
+def scene_cloud_tag(bands: Bands) -> float | None:
+    """The product's own cloud percentage tag as a share (recorded; it is not the window's)."""
+    for key in SCENE_CLOUD_TAGS:
         if key in bands.info.tags:
             try:
-                return float(bands.info.tags[key]) / 100.0, f"metadata {key}"
+                return float(bands.info.tags[key]) / 100.0
             except ValueError:
                 continue
-    return None, "none"
+    return None
 
 
 def not_cloudy(
-    bands: Bands | None, config: GateConfig = GateConfig(), cloud_mask: np.ndarray | None = None
+    bands: Bands | None, config: GateConfig = DEFAULT_CONFIG, cloud_mask: np.ndarray | None = None
 ) -> GateResult:
-    """Gate 2 on reflectance: cloud cover, brightness, NDVI and saturation."""
-    if bands is None:
-        return _not_evaluated("s2_not_cloudy", "no reflectance: a composite-only tile")
+    """Gate 2 on reflectance: cloud and shadow cover, brightness, NDVI and saturation.
+
+    Passes only when every measure was taken and is within its threshold; a measured
+    failure rejects; an unmeasured cloud cover with no failure is "not evaluated".
+    """
+    gate = "s2_not_cloudy"
     cover, source = cloud_cover(bands, cloud_mask)
+    thresholds: dict[str, float | str] = {
+        "max_cloud": config.max_cloud,
+        "max_mean_reflectance": config.max_mean_reflectance,
+        "min_ndvi": config.min_ndvi,
+        "max_saturated": config.max_saturated,
+    }
+    measured = cover is not None
+    values: dict[str, Any] = {"cloud_cover": cover, "cloud_source": source if measured else None}
+    checks: list[tuple[str, bool, str]] = []
+    if cover is not None:
+        checks.append(
+            (
+                "cloud",
+                cover <= config.max_cloud,
+                f"cloud and shadow {cover:.1%} > {config.max_cloud:.0%} ({source})",
+            )
+        )
+    if bands is None:
+        failed = [text for _, ok, text in checks if not ok]
+        if failed:
+            return GateResult(gate, True, False, values, thresholds, "; ".join(failed))
+        return _not_evaluated(
+            gate,
+            "no reflectance: a composite-only tile"
+            if cover is None
+            else "no reflectance: brightness, NDVI and saturation not measured",
+            values,
+            thresholds,
+        )
     visible = ["B02", "B03", "B04"]
     bright = visible if all(b in bands for b in visible) else ["B08", "B04", "B05"]
     stack = np.stack([bands[b] for b in bright])
@@ -167,25 +231,13 @@ def not_cloudy(
         saturated_px |= bands["SCL"] == SCL_SATURATED
         valid |= bands["SCL"] == SCL_SATURATED
     saturated = float(saturated_px[valid].mean()) if valid.any() else None
-    values: dict[str, Any] = {
-        "cloud_cover": cover,
-        "cloud_source": source,
+    values |= {
         "mean_reflectance_dn": mean_dn,
         "brightness_bands": "/".join(bright),
         "mean_ndvi": ndvi,
         "saturated_fraction": saturated,
+        "scene_cloud_tag": scene_cloud_tag(bands),
     }
-    thresholds = {
-        "max_cloud": config.max_cloud,
-        "max_mean_reflectance": config.max_mean_reflectance,
-        "min_ndvi": config.min_ndvi,
-        "max_saturated": config.max_saturated,
-    }
-    checks: list[tuple[str, bool, str]] = []
-    if cover is not None:
-        checks.append(
-            ("cloud", cover <= config.max_cloud, f"cloud cover {cover:.1%} > {config.max_cloud:.0%}")
-        )
     if mean_dn is None or ndvi is None or saturated is None:
         checks.append(("valid", False, "no valid reflectance in the window"))
     else:
@@ -202,10 +254,13 @@ def not_cloudy(
                 f"saturated {saturated:.1%} >= {config.max_saturated:.0%}",
             ),
         ]
-    return _verdict("s2_not_cloudy", checks, values, thresholds)
+    result = _verdict(gate, checks, values, thresholds)
+    if result.passed and not measured:
+        return _not_evaluated(gate, f"cloud cover not measured: {source}", values, thresholds)
+    return result
 
 
-def context_available(right: np.ndarray | None, config: GateConfig = GateConfig()) -> GateResult:
+def context_available(right: np.ndarray | None, config: GateConfig = DEFAULT_CONFIG) -> GateResult:
     """Gate 3 on the composite's right half (collection time only)."""
     if right is None:
         return _not_evaluated("context_available", "no composite: raw bands only")
@@ -239,7 +294,7 @@ def _smooth3(values: np.ndarray) -> np.ndarray:
     return indices.safe_divide(total, count)
 
 
-def green_edge(bands: Bands, config: GateConfig = GateConfig()) -> dict[str, float]:
+def green_edge(bands: Bands, config: GateConfig = DEFAULT_CONFIG) -> dict[str, float]:
     """The three measures of the green-edge density check (see the module docstring)."""
     ndvi = indices.ndvi(bands["B08"], bands["B04"])
     valid = np.isfinite(ndvi)
@@ -263,13 +318,13 @@ def green_edge(bands: Bands, config: GateConfig = GateConfig()) -> dict[str, flo
 
 
 def agricultural(
-    bands: Bands | None, config: GateConfig = GateConfig(), landcover: np.ndarray | None = None
+    bands: Bands | None, config: GateConfig = DEFAULT_CONFIG, landcover: np.ndarray | None = None
 ) -> GateResult:
     """Gate 4: a land-cover raster's cropland fraction, else the green-edge density check."""
     thresholds: dict[str, float | str]
     if landcover is not None:
-        classes = np.asarray(landcover)
-        valid = classes != 0
+        classes = np.ma.getdata(landcover)
+        valid = (classes != 0) & ~np.ma.getmaskarray(landcover)  # 0: no data in WorldCover and LULC
         crop = float(np.isin(classes[valid], config.cropland_classes).mean()) if valid.any() else 0.0
         values: dict[str, Any] = {"method": "land cover", "cropland_fraction": crop}
         thresholds = {
@@ -320,7 +375,7 @@ def evaluate(
     s2_rgb: np.ndarray,
     right: np.ndarray | None,
     bands: Bands | None,
-    config: GateConfig = GateConfig(),
+    config: GateConfig = DEFAULT_CONFIG,
     cloud_mask: np.ndarray | None = None,
     landcover: np.ndarray | None = None,
 ) -> list[GateResult]:
@@ -335,129 +390,3 @@ def evaluate(
 
 def first_failure(results: list[GateResult]) -> GateResult | None:
     return next((r for r in results if r.evaluated and not r.passed), None)
-
-
-def config_from(mapping: Mapping[str, Any]) -> GateConfig:
-    """A config from a mapping (a JSON file's content); unknown keys are an error."""
-    from builder.errors import ConfigError
-
-    known = set(GateConfig.__dataclass_fields__)
-    unknown = sorted(set(mapping) - known)
-    if unknown:
-        raise ConfigError(f"unknown gate setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    values = dict(mapping)
-    for key, value in values.items():
-        # JSON numbers only (a bool is not a number); cropland classes a list of integers.
-        if key == "cropland_classes":
-            ok = isinstance(value, list) and all(type(v) is int for v in value)
-        else:
-            ok = type(value) in ((int,) if key == "min_file_bytes" else (int, float))
-        if not ok:
-            wanted = "a list of integers" if key == "cropland_classes" else "a number"
-            raise ConfigError(f"gate setting {key}: {str(value)[:20]!r} is not {wanted}")
-    if "cropland_classes" in values:
-        values["cropland_classes"] = tuple(values["cropland_classes"])
-    return GateConfig().replace(**values)
-
-
-BANDS_DIR = "bands"  # corpus/bands/<composite stem>.tif, or a folder of per-band files
-LANDCOVER_DIR = "landcover"  # corpus/landcover/<composite stem>.tif (optional)
-CONFIG_FILE = "gates.json"  # corpus/gates.json: thresholds other than the card's (optional)
-
-
-def bands_for(root: Path, source: str) -> Path | None:
-    """The raw bands of the composite ``source`` in the corpus, if any."""
-    from builder.corpus import special_kind
-    from builder.raster import RasterError
-
-    stem = Path(source).stem
-    for candidate in (
-        root / BANDS_DIR / f"{stem}.tif",
-        root / BANDS_DIR / f"{stem}.tiff",
-        root / BANDS_DIR / stem,
-    ):
-        if candidate.exists():
-            # A FIFO or a device would block the raster reader forever: refused by type.
-            kind = special_kind(candidate)
-            if kind not in (None, "folder"):
-                raise RasterError(
-                    f"{BANDS_DIR}/{candidate.name} is a {kind}, not a GeoTIFF or a folder of bands"
-                )
-            if kind == "folder":
-                for inner in sorted(candidate.iterdir()):
-                    inner_kind = special_kind(inner)
-                    if inner_kind not in (None, "folder"):
-                        raise RasterError(
-                            f"{BANDS_DIR}/{stem}/{inner.name} is a {inner_kind}, not a band file"
-                        )
-            return candidate
-    return None
-
-
-@dataclass(frozen=True)
-class TileGates:
-    results: tuple[GateResult, ...]
-    read: dict[str, Any] | None  # what reading the raw bands did, if there were any
-
-
-def evaluate_corpus_tile(
-    root: Path, source: str, s2_jpeg: bytes, config: GateConfig, composite: Any = None
-) -> TileGates:
-    """The four gates for a composite of the corpus: gate 1 on the published half's bytes,
-    gate 3 on the composite's right half, gates 2 and 4 on the raw bands when the corpus has them.
-
-    Args:
-        composite: the composite as displayed (``builder.composite.open_displayed``), if the
-            caller has it; otherwise it is opened here the same way.
-
-    Raises:
-        RasterError: the raw bands exist but cannot be read (counted as ``bad_bands``).
-    """
-    import io
-
-    from PIL import Image
-
-    from builder.composite import open_displayed
-    from builder.raster import read_aligned, read_bands
-
-    with Image.open(io.BytesIO(s2_jpeg)) as tile:
-        s2_rgb = np.asarray(tile.convert("RGB"))
-    image = composite if composite is not None else open_displayed(root / source)
-    width, height = image.size
-    right = np.asarray(image.convert("RGB").crop((width // 2, 0, width, height)))
-    bands = read = cover = None
-    band_path = bands_for(root, source)
-    if band_path is not None:
-        bands = read_bands(band_path)
-        info = bands.info
-        read = {
-            "level": info.level,
-            "offset": info.offset,
-            "offset_from": info.offset_from,
-            "shape": list(info.shape),
-        }
-        landcover = root / LANDCOVER_DIR / f"{Path(source).stem}.tif"
-        if landcover.is_file():
-            cover = read_aligned(landcover, bands, "land-cover raster")
-    results = evaluate(
-        s2_jpeg_bytes=len(s2_jpeg), s2_rgb=s2_rgb, right=right, bands=bands, config=config, landcover=cover
-    )
-    return TileGates(tuple(results), read)
-
-
-def load_config(root: Path) -> GateConfig:
-    """The corpus's ``gates.json`` thresholds, or the card's."""
-    import json
-
-    from builder.errors import ConfigError
-
-    path = root / CONFIG_FILE
-    if not path.is_file():
-        return GateConfig()
-    try:
-        mapping = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not JSON ({exc}); write an object of gate thresholds") from None
-    if not isinstance(mapping, dict):
-        raise ConfigError(f"{path}: expected an object of gate thresholds")
-    return config_from(mapping)

@@ -1,8 +1,10 @@
-"""Train/eval leakage: perceptual hashes of published tiles and near-duplicates across splits.
+"""Train/eval leakage: near-duplicate pixels (pHash) and shared sites across splits.
 
-Exact copies are caught earlier by content hash (curation); this catches the
-same place published twice: a re-encoded, slightly shifted or brightened copy of
-an eval tile in train. Each tile gets a 64-bit DCT perceptual hash (pHash, as
+Exact copies are caught earlier by content identity (curation); this module
+catches the same place published twice, in two ways.
+
+**Pixels.** A re-encoded, slightly shifted or brightened copy of an eval tile in
+train. Each tile gets a 64-bit DCT perceptual hash (pHash, as
 ``imagehash.phash``: grey 32x32, 2-D DCT-II, the 8x8 lowest frequencies compared
 with their median); a train tile within ``threshold`` bits (Hamming distance) of
 an eval tile is reported with its distance, and can be dropped from train.
@@ -12,22 +14,41 @@ average. On the sample corpora, seeded re-encoded, shifted and brightened copies
 landed 0-4 bits from their originals and the closest unrelated train/eval pair
 was 14 bits apart, so the default of 10 separates them. The build report keeps
 the smallest cross-split distance it saw, so a corpus whose unrelated tiles
-crowd the threshold shows it.
+crowd the threshold shows it. What pHash cannot see, measured on the sample tiles
+in the tests (``tests/test_leakage.py``): a mirrored or rotated copy, and a window
+moved by a tenth of the tile or more, land as far from the original as unrelated
+tiles do.
+
+**Sites.** With the private ``sites.csv``, a train tile and an eval tile are one
+site when they come from the same source record (``source_db`` and ``source_id``)
+or their points are closer than ``site_distance`` metres (great-circle distance on
+the mean Earth sphere, radius 6,371,008.8 m). The default, 2,560 m, is the width of
+a published tile (256 px at 10 m): two north-up tiles of 2.56 km x 5.12 km whose
+centres are closer than that always share ground, whatever the direction. Tiles
+further apart can still overlap along the long side (up to 5.12 km north-south);
+raise ``site_distance`` to catch those too. A revisit of a site (another date, a
+window moved by 16-32 px, a flipped copy) is found here whatever pHash says;
+tiles without a ``sites.csv`` row are not checked, and the report counts them.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 from PIL import Image
 
+from builder.corpus import Site
+
 HASH_SIZE = 8  # 8x8 low frequencies -> 64 bits
 SCALE = 4  # the grey image is HASH_SIZE * SCALE = 32 px square before the DCT
 DEFAULT_THRESHOLD = 10
+EARTH_RADIUS_M = 6_371_008.8  # IUGG mean radius
+DEFAULT_SITE_DISTANCE_M = 2_560.0  # one tile width: 256 px at 10 m
+MAX_SITE_DISTANCE_M = 100_000.0
 
 
 @cache
@@ -94,3 +115,59 @@ def near_duplicates(
     pairs = [Pair(names_t[r], names_e[c], int(d[r, c])) for r, c in zip(rows, cols, strict=True)]
     pairs.sort(key=lambda p: (p.distance, p.train, p.eval))
     return pairs, int(d.min())
+
+
+@dataclass(frozen=True, slots=True)
+class SitePair:
+    """A train tile of the same site as an eval tile."""
+
+    train: str
+    eval: str
+    metres: float
+    same_record: bool
+
+
+def great_circle_m(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+    """Haversine distance in metres between points given in degrees (broadcasting)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(lon2) - np.radians(lon1)
+    h = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    metres: np.ndarray = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return metres
+
+
+def same_sites(
+    train: Mapping[str, Site], eval_: Mapping[str, Site], distance_m: float = DEFAULT_SITE_DISTANCE_M
+) -> tuple[list[SitePair], float | None]:
+    """Every (train, eval) pair of one site, and the smallest train/eval distance seen (metres).
+
+    One site: the same ``(source_db, source_id)``, or points closer than ``distance_m``.
+
+    Args:
+        train: published train file name -> its site.
+        eval_: published eval file name -> its site.
+    """
+    if not train or not eval_:
+        return [], None
+    names_t, names_e = sorted(train), sorted(eval_)
+    lat_e = np.array([eval_[n].lat for n in names_e])[None, :]
+    lon_e = np.array([eval_[n].lon for n in names_e])[None, :]
+    records_e: dict[tuple[str, str], list[int]] = {}
+    for j, name in enumerate(names_e):
+        records_e.setdefault((eval_[name].source_db, eval_[name].source_id), []).append(j)
+    pairs: list[SitePair] = []
+    closest = np.inf
+    for start in range(0, len(names_t), 1024):  # bounded memory: 1024 x n_eval distances at a time
+        block = names_t[start : start + 1024]
+        lat_t = np.array([train[n].lat for n in block])[:, None]
+        lon_t = np.array([train[n].lon for n in block])[:, None]
+        d = great_circle_m(lat_t, lon_t, lat_e, lon_e)
+        closest = min(closest, float(d.min()))
+        near = d < distance_m
+        for i, name in enumerate(block):
+            site = train[name]
+            same = set(records_e.get((site.source_db, site.source_id), []))
+            for j in sorted(same | set(np.flatnonzero(near[i]).tolist())):
+                pairs.append(SitePair(name, names_e[j], round(float(d[i, j]), 1), j in same))
+    pairs.sort(key=lambda p: (p.metres, p.train, p.eval))
+    return pairs, round(closest, 1)

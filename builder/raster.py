@@ -7,11 +7,31 @@ whose names contain the band name (``B04.tif``, ``T33TWM_20200611_B05_20m.tif``)
 Reading puts every band on the 10 m grid of the scene's reference band (B04, else
 B08, else the finest band): continuous bands through a bilinear warp
 (:class:`rasterio.vrt.WarpedVRT`), categorical ones (``SCL``) with nearest
-neighbour only. DN 0 is no-data. Integer DNs become reflectance as
-``(DN + offset) / 10000``; the offset (``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET``,
--1000 from processing baseline 04.00) comes from the scene's tags or an explicit
-option, and what was done is returned in :class:`ReadInfo` for the private report.
-Float input is taken as reflectance already.
+neighbour only. DN 0 and a band's declared no-data value (65535, -9999, ...) are
+no-data. Integer DNs become reflectance as ``(DN + offset) / 10000``; the offset
+(``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET``, -1000 from processing baseline 04.00)
+comes from the scene's tags or an explicit option, and what was done is returned in
+:class:`ReadInfo` for the private report. Float input is taken as reflectance
+already.
+
+Reading refuses, with one line naming the likely cause and the fix:
+
+- a window with a negative or zero size, inverted or non-finite bounds, or a window
+  outside the raster;
+- a window smaller than :data:`MIN_WINDOW_PX` pixels on a side (the 256x512 tile
+  would enlarge it more than 4x across and 8x down, and the gates would measure a
+  handful of pixels), unless the caller allows it;
+- implausible reflectance: a median of B08, B04 or B05 outside
+  :data:`PLAUSIBLE_MEDIAN` after the offset. A negative median is the mark of DNs
+  already harmonised but still tagged with ``BOA_ADD_OFFSET`` (the offset applied
+  twice: every red value negative, NDVI above 1); a median above 1.5 is the mark of
+  float DNs (0..10000) written as if they were reflectance.
+
+Side rasters (a cloud mask, a land-cover map) are warped onto the bands' grid with
+nearest neighbour only (:func:`read_side`); the share of the window they cover with
+valid pixels (inside their footprint, not their declared no-data) is measured, and a
+raster that covers less than the caller's minimum share is refused: a mask of another
+place must not read as "0 % cloud".
 
 The composite is RGB = B08/B04/B05 with a per-band 2-98 % percentile stretch over
 the valid pixels (:func:`stretch`), resized to the 256x512 Sentinel-2 half.
@@ -39,6 +59,13 @@ STRETCH_PERCENTILES = (2.0, 98.0)
 SCALE = 10_000.0
 NEW_BASELINE_OFFSET = -1000  # BOA_ADD_OFFSET / RADIO_ADD_OFFSET from processing baseline 04.00
 INTEGER_DN = (np.dtype("uint16"), np.dtype("int16"), np.dtype("uint32"), np.dtype("int32"))
+# The smallest window (pixels on each side at 10 m) that becomes a tile without an explicit
+# allowance: 64 px is a quarter of the tile's width; smaller windows are enlarged beyond 4x / 8x.
+MIN_WINDOW_PX = 64
+# Median reflectance of each composite band must lie in here (after the offset): below 0 means
+# the offset was applied to DNs already harmonised; above 1.5 means DNs taken as reflectance
+# (top-of-atmosphere reflectance of bright cloud and snow stays near or below 1.0).
+PLAUSIBLE_MEDIAN = (0.0, 1.5)
 _BAND_IN_NAME = re.compile(r"(?<![A-Za-z0-9])(B0[1-9]|B1[0-2]|B8A|SCL)(?![A-Za-z0-9])", re.I)
 
 
@@ -159,6 +186,7 @@ def read_bands(
     box: tuple[int, int, int, int] | None = None,
     offset: int | None = None,
     required: Sequence[str] = COMPOSITE_BANDS,
+    min_window: int = MIN_WINDOW_PX,
 ) -> Bands:
     """Read ``bands`` (those present) of the scene at ``path`` onto its 10 m grid.
 
@@ -168,11 +196,14 @@ def read_bands(
         bounds: window in the scene's CRS (left, bottom, right, top); or
         box: window in pixels of the 10 m grid (col_off, row_off, width, height).
         offset: DN offset to apply; ``None`` reads it from the scene's tags.
+        min_window: the smallest width and height in pixels accepted (1 allows any).
+
+    Raises:
+        RasterError: the scene, the window or its values cannot make a tile (one line).
     """
-    import rasterio
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
-    from rasterio.windows import Window, from_bounds
+    from rasterio.windows import transform as window_transform
 
     if not path.exists():
         raise RasterError(f"{path} does not exist; pass a GeoTIFF or a folder of per-band files")
@@ -222,28 +253,8 @@ def read_bands(
                     f"{file}: {band}'s grid does not line up with {ref_band}'s "
                     f"(bounds {tuple(src.bounds)} vs {tuple(ref.bounds)}); use bands of one tile"
                 )
-        if box is not None and bounds is not None:
-            raise RasterError("pass a window by bounds or by pixel box, not both")
-        if bounds is not None:
-            window = from_bounds(*bounds, transform=ref.transform).round_offsets().round_lengths()
-        elif box is not None:
-            window = Window(*box)
-        else:
-            window = Window(0, 0, ref.width, ref.height)
-        full = Window(0, 0, ref.width, ref.height)
-        if (
-            window.width <= 0
-            or window.height <= 0
-            or window.col_off < 0
-            or window.row_off < 0
-            or window.col_off + window.width > full.width
-            or window.row_off + window.height > full.height
-        ):
-            raise RasterError(
-                f"{path}: window {_box(window)} lies (partly) outside the raster "
-                f"(0, 0, {ref.width}, {ref.height}); choose a window inside it"
-            )
-        transform = rasterio.windows.transform(window, ref.transform)
+        window = _window(path, ref, bounds, box, min_window)
+        transform = window_transform(window, ref.transform)
         height, width = int(window.height), int(window.width)
         dtypes = {np.dtype(opened[f].dtypes[i - 1]) for b, (f, i) in sources.items() if b not in CATEGORICAL}
         floats = all(d.kind == "f" for d in dtypes)
@@ -266,11 +277,14 @@ def read_bands(
             file, index = sources[band]
             src = opened[file]
             categorical = band in CATEGORICAL
+            declared = src.nodatavals[index - 1]
+            nodata = None if declared is None or np.isnan(declared) else float(declared)
             if src.res == ref.res and src.transform == ref.transform:
                 raw = src.read(index, window=window)
             else:
                 resampled.append(band)
                 method = Resampling.nearest if categorical else Resampling.bilinear
+                fill = nodata if nodata is not None else (None if floats else 0)
                 with WarpedVRT(
                     src,
                     crs=ref.crs,
@@ -278,8 +292,8 @@ def read_bands(
                     width=width,
                     height=height,
                     resampling=method,
-                    src_nodata=0 if not floats else None,
-                    nodata=0 if not floats else None,
+                    src_nodata=fill,
+                    nodata=fill,
                 ) as vrt:
                     raw = vrt.read(index)
             if categorical:
@@ -292,16 +306,111 @@ def read_bands(
             else:
                 values = (raw.astype(np.float32) + add) / SCALE
                 values[raw == 0] = np.nan
+            if nodata is not None:
+                values[raw == nodata] = np.nan
             data[band] = values
     finally:
         for src in opened.values():
             src.close()
     if all(np.isnan(data[b]).all() for b in required):
         raise RasterError(
-            f"{path}: every pixel of {', '.join(required)} in the window is no-data (DN 0 or NaN)"
+            f"{path}: every pixel of {', '.join(required)} in the window is no-data "
+            "(DN 0, the declared no-data value or NaN)"
         )
+    _check_plausible(path, data, required, add, offset_from, floats)
     info = ReadInfo(str(path), level, add, offset_from, str(ref.crs), (height, width), tuple(resampled), tags)
     return Bands(data, transform, ref.crs, info)
+
+
+def _window(
+    path: Path,
+    ref: Any,
+    bounds: tuple[float, float, float, float] | None,
+    box: tuple[int, int, int, int] | None,
+    min_window: int,
+) -> Any:
+    """The pixel window of the reference grid, or a one-line error that says how to fix it."""
+    from rasterio.errors import WindowError
+    from rasterio.windows import Window, from_bounds
+
+    if box is not None and bounds is not None:
+        raise RasterError("pass a window by bounds or by pixel box, not both")
+    if bounds is not None:
+        left, bottom, right, top = bounds
+        if not all(np.isfinite(v) for v in bounds):
+            raise RasterError(f"bounds {tuple(bounds)} hold a non-finite number; pass LEFT BOTTOM RIGHT TOP")
+        if left >= right or bottom >= top:
+            raise RasterError(
+                f"bounds {tuple(bounds)} are inverted or empty: LEFT must be less than RIGHT and BOTTOM "
+                "less than TOP (the order is LEFT BOTTOM RIGHT TOP, in the scene's CRS)"
+            )
+        try:
+            window = from_bounds(*bounds, transform=ref.transform).round_offsets().round_lengths()
+        except WindowError as exc:
+            raise RasterError(f"bounds {tuple(bounds)}: {exc}; pass LEFT BOTTOM RIGHT TOP") from None
+    elif box is not None:
+        col, row, width, height = box
+        if width <= 0 or height <= 0 or col < 0 or row < 0:
+            raise RasterError(
+                f"box {tuple(box)}: WIDTH and HEIGHT must be positive and COL, ROW 0 or more "
+                "(the order is COL ROW WIDTH HEIGHT, in pixels of the 10 m grid)"
+            )
+        window = Window(col, row, width, height)
+    else:
+        window = Window(0, 0, ref.width, ref.height)
+    if (
+        window.width <= 0
+        or window.height <= 0
+        or window.col_off < 0
+        or window.row_off < 0
+        or window.col_off + window.width > ref.width
+        or window.row_off + window.height > ref.height
+    ):
+        raise RasterError(
+            f"{path}: window {_box(window)} lies (partly) outside the raster "
+            f"(0, 0, {ref.width}, {ref.height}); choose a window inside it"
+        )
+    if min(window.width, window.height) < min_window:
+        raise RasterError(
+            f"{path}: window {int(window.width)}x{int(window.height)} px is smaller than the minimum "
+            f"{min_window}x{min_window} px (the 256x512 tile would enlarge it "
+            f"{max(256 / window.width, 512 / window.height):.0f}x); read a larger window, or pass "
+            "--allow-small-window to `cropmark composite`"
+        )
+    return window
+
+
+def _check_plausible(
+    path: Path, data: dict[str, np.ndarray], required: Sequence[str], add: int, offset_from: str, floats: bool
+) -> None:
+    """Refuse reflectance whose median says the scale or the offset is wrong (see PLAUSIBLE_MEDIAN)."""
+    low, high = PLAUSIBLE_MEDIAN
+    for band in required:
+        finite = data[band][np.isfinite(data[band])]
+        if finite.size == 0:
+            continue
+        median = float(np.median(finite))
+        if median < low and not floats:
+            raise RasterError(
+                f"{path}: median {band} reflectance is {median:.3f} after adding the offset {add} "
+                f"({offset_from}): the DNs look already harmonised (offset applied twice); "
+                "pass --boa-offset 0, or set the scene's BOA_ADD_OFFSET tag to 0"
+            )
+        if median < low:
+            raise RasterError(
+                f"{path}: median {band} value is {median:.3f}: negative, not reflectance; "
+                "write reflectance 0..1 as float, or DNs as uint16"
+            )
+        if median > high and floats:
+            raise RasterError(
+                f"{path}: median {band} value is {median:.1f}: float DNs (0..10000), not reflectance "
+                "(0..1); divide by 10000, or write the DNs as uint16 with their offset tag"
+            )
+        if median > high:
+            raise RasterError(
+                f"{path}: median {band} reflectance is {median:.2f} after (DN + {add}) / 10000: "
+                "not Sentinel-2 DNs (reflectance x 10000); write the product's DNs unscaled"
+            )
 
 
 def _box(window: Any) -> tuple[int, ...]:
@@ -359,24 +468,56 @@ def composite(s2: Image.Image, context: Image.Image | None) -> Image.Image:
     return out
 
 
-def read_aligned(path: Path, like: Bands, what: str) -> np.ndarray:
-    """A categorical raster (cloud mask, land cover) warped onto ``like``'s grid, nearest neighbour only."""
+def read_side(
+    path: Path, what: str, like: Bands | None = None, min_coverage: float = 0.0
+) -> np.ma.MaskedArray:
+    """A categorical raster (cloud mask, land cover): its classes, masked where there is no data.
+
+    With ``like``, the raster is warped onto the bands' grid with nearest neighbour only;
+    pixels outside its footprint and pixels of its declared no-data value are masked.
+    Without, it is read on its own grid (the composite's footprint), declared no-data masked.
+
+    Raises:
+        RasterError: unreadable, not georeferenced, not one band of integer classes, or
+            valid over less than ``min_coverage`` of the window (one line, naming the file).
+    """
     from rasterio.enums import Resampling
+    from rasterio.errors import RasterioError
     from rasterio.vrt import WarpedVRT
 
     if not path.is_file():
         raise RasterError(f"{path} does not exist; pass the {what} as a GeoTIFF")
     with _open(path) as src:
         _check_georef(src, path)
+        if src.count != 1:
+            raise RasterError(f"{path}: the {what} has {src.count} bands; it must have one band of classes")
         if np.dtype(src.dtypes[0]).kind == "f":
             raise RasterError(f"{path}: the {what} holds floats; it must hold integer classes")
-        height, width = like.info.shape
-        with WarpedVRT(
-            src,
-            crs=like.crs,
-            transform=like.transform,
-            width=width,
-            height=height,
-            resampling=Resampling.nearest,
-        ) as vrt:
-            return np.asarray(vrt.read(1))
+        try:
+            if like is None:
+                values, valid = src.read(1), src.read_masks(1) > 0
+            else:
+                height, width = like.info.shape
+                # The alpha band is 0 outside the raster's footprint and on its declared no-data.
+                with WarpedVRT(
+                    src,
+                    crs=like.crs,
+                    transform=like.transform,
+                    width=width,
+                    height=height,
+                    resampling=Resampling.nearest,
+                    add_alpha=True,
+                ) as vrt:
+                    values, valid = vrt.read(1), vrt.read(vrt.count) > 0
+        except RasterioError as exc:
+            raise RasterError(
+                f"{path}: the {what} cannot be put on the bands' grid ({str(exc).splitlines()[0]})"
+            ) from None
+    coverage = float(valid.mean()) if valid.size else 0.0
+    if coverage < min_coverage:
+        where = "does not overlap the scene" if coverage == 0 else "covers only part of the scene"
+        raise RasterError(
+            f"{path}: the {what} {where}: {coverage:.0%} of the window has valid pixels, at least "
+            f"{min_coverage:.0%} needed; use the {what} of this scene (same place and extent)"
+        )
+    return np.ma.MaskedArray(np.asarray(values), mask=~valid)

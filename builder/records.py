@@ -34,12 +34,15 @@ class Reason(StrEnum):
     BAD_PIXEL_FORMAT = "bad_pixel_format"  # not 8-bit RGB (greyscale, CMYK, 16-bit, alpha)
     DECOMPRESSION_BOMB = "decompression_bomb"  # header promises too many pixels
     BAD_ORIENTATION = "bad_orientation"  # EXIF orientation outside 1-8: how it displays is unknown
+    SIDE_CONFLICT = "side_conflict"  # copies name different bands/land cover/cloud mask/site
     BAD_BANDS = "bad_bands"  # raw bands beside the composite cannot be read as a scene
+    BAD_SIDE_RASTER = "bad_side_raster"  # cloud mask or land cover unusable (unreadable, off the scene)
     GATE_S2_BLANK = "gate_s2_blank"  # gate 1: the Sentinel-2 half is (nearly) empty
     GATE_S2_CLOUDY = "gate_s2_cloudy"  # gate 2: cloud, haze, saturation or no vegetation signal
     GATE_NO_CONTEXT = "gate_no_context"  # gate 3: the context half is missing or blank
     GATE_NOT_AGRICULTURAL = "gate_not_agricultural"  # gate 4: forest, water, urban, rock
     NEAR_DUPLICATE = "near_duplicate"  # train tile perceptually close to an eval tile (when dropped)
+    SITE_LEAK = "site_leak"  # train tile of the same site as an eval tile (when dropped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +78,13 @@ class Candidate:
 
     Attributes:
         split: where it will be published.
-        source: corpus-relative POSIX path of the composite (private).
-        sha256: hash of the composite's bytes (private).
+        source: corpus-relative POSIX path of the copy that is cut (private).
+        sha256: hash of that copy's bytes (private).
         label: the agreed label of all its rows.
-        rows: ``manifest:line`` of every row that referenced it.
+        rows: ``manifest:line`` of every row that referenced it, sorted.
+        content: SHA-256 of its decoded Sentinel-2 half: its identity, and its tile name.
+        copies: every corpus-relative path it was listed under, sorted (``source`` among them).
+        bands, landcover, clouds: its side files, found from any of its copies' names.
     """
 
     split: Split
@@ -86,6 +92,11 @@ class Candidate:
     sha256: str
     label: Literal["No", "Yes"]
     rows: tuple[str, ...]
+    content: str = ""
+    copies: tuple[str, ...] = ()
+    bands: str | None = None
+    landcover: str | None = None
+    clouds: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +123,5 @@ class PrivateTile:
     gates: tuple[dict[str, Any], ...] = ()  # each gate's values, thresholds and verdict
     bands: dict[str, Any] | None = None  # what reading the raw bands did (level, offset), if any
     cut_detail: str = ""  # why the tile was re-encoded (orientation, colour space, format)
+    content_sha256: str = ""  # the composite's identity: hash of its decoded Sentinel-2 half
+    copies: tuple[str, ...] = ()  # every corpus path the composite was listed under

@@ -38,6 +38,7 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -52,23 +53,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from builder import audit, cards, gates, leakage, licenses
+from builder import audit, cards, gates, leakage, licenses, sides, thresholds
 from builder.composite import Cut, Rejected, cut_opened, open_checked, read_composite
 from builder.corpus import Ingested, Site, read_manifests, read_sites
 from builder.curate import curate
 from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyReleaseError
-from builder.gates import GateConfig
 from builder.model.prompt import LABELS
 from builder.policy import CROPMARK, Policy
-from builder.raster import RasterError
 from builder.records import SPLITS, Candidate, PrivateTile, PublicTile, Reason, Rejection
+from builder.thresholds import GateConfig
 
 DEFAULT_NAME = "cropmark-disambiguator-s2"
 TILE_PREFIX = "d_tile_"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,95}$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?$")
-# Opaque names carry 48 bits of the source hash written in the letters a-p only:
+# Opaque names carry 48 bits of the content hash written in the letters a-p only:
 # no digit can ever make a name look like a date, a coordinate or a record number.
 _NIBBLE_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 
@@ -87,6 +87,9 @@ class BuildConfig:
         leak_threshold: Hamming distance (of 64 pHash bits) at or under which a train
             tile counts as a near-duplicate of an eval tile.
         drop_near_duplicates: drop such train tiles (counted) instead of only reporting them.
+        site_distance: metres under which a train site and an eval site are one site.
+        drop_site_leaks: drop train tiles of an eval tile's site (counted) instead of only
+            reporting them.
         layout: ``imagefolder`` (the cropmark release) or a sibling layout of
             :mod:`builder.formats`.
         layout_options: options of that layout (:class:`builder.formats.LayoutOptions`).
@@ -104,6 +107,8 @@ class BuildConfig:
     layout: str = "imagefolder"
     layout_options: Any = None
     policy: Policy = CROPMARK
+    site_distance: float = leakage.DEFAULT_SITE_DISTANCE_M
+    drop_site_leaks: bool = False
 
     def check(self) -> None:
         if not _VERSION_RE.match(self.version):
@@ -116,6 +121,10 @@ class BuildConfig:
             raise ConfigError(f"workers={self.workers}; use 1 or more")
         if not 0 <= self.leak_threshold < 64:
             raise ConfigError(f"leak threshold {self.leak_threshold}: use 0 to 63 bits of the 64-bit pHash")
+        if not (math.isfinite(self.site_distance) and 0 <= self.site_distance <= leakage.MAX_SITE_DISTANCE_M):
+            raise ConfigError(
+                f"site distance {self.site_distance} m: use 0 to {leakage.MAX_SITE_DISTANCE_M:g} metres"
+            )
         self.policy.check()
         from builder import formats
 
@@ -129,26 +138,19 @@ class BuildResult:
     report: dict[str, Any]
 
 
-def tile_name(source_sha256: str) -> str:
-    """Opaque, stable file name of a tile: from its composite's content hash.
+def tile_name(content_sha256: str) -> str:
+    """Opaque, stable file name of a tile: from its composite's identity (see :mod:`builder.curate`),
+    the hash of its decoded Sentinel-2 half, so every copy of one composite has one name.
 
     Content-derived names stay the same when other tiles are added or removed,
     so an incremental publish uploads only what changed.
     """
-    return f"{TILE_PREFIX}{source_sha256[:12].translate(_NIBBLE_LETTERS)}.jpg"
+    return f"{TILE_PREFIX}{content_sha256[:12].translate(_NIBBLE_LETTERS)}.jpg"
 
 
 def private_dir(release: Path) -> Path:
     """Where the private report of ``release`` lives: a sibling, never inside it."""
     return release.with_name(release.name + ".private")
-
-
-GATE_REASONS = {
-    "s2_not_blank": Reason.GATE_S2_BLANK,
-    "s2_not_cloudy": Reason.GATE_S2_CLOUDY,
-    "context_available": Reason.GATE_NO_CONTEXT,
-    "agricultural": Reason.GATE_NOT_AGRICULTURAL,
-}
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,9 @@ class TileOutcome:
     phash: int | None = None
 
 
-def _tile_task(task: tuple[str, str, GateConfig]) -> TileOutcome:
-    """Worker: cut one composite (as displayed) and run the four gates on it."""
-    root, source, config = task
+def _tile_task(task: tuple[str, str, GateConfig, sides.Sides]) -> TileOutcome:
+    """Worker: cut one composite (as displayed) and run the four gates on it with its side files."""
+    root, source, config, side_files = task
     path = Path(root) / source
     try:
         opened = open_checked(read_composite(path))
@@ -173,13 +175,17 @@ def _tile_task(task: tuple[str, str, GateConfig]) -> TileOutcome:
     except Rejected as exc:
         return TileOutcome(None, exc.reason.value, exc.detail, (), None)
     try:
-        tile_gates = gates.evaluate_corpus_tile(Path(root), source, cut.data, config, opened.displayed())
-    except RasterError as exc:
-        return TileOutcome(None, Reason.BAD_BANDS.value, str(exc), (), None)
+        tile_gates = sides.evaluate_corpus_tile(
+            Path(root), source, cut.data, config, side_files, opened.displayed()
+        )
+    except sides.SideRejected as exc:
+        return TileOutcome(None, exc.reason.value, exc.detail, (), None)
     results = tuple(r.as_dict() for r in tile_gates.results)
     failed = gates.first_failure(list(tile_gates.results))
     if failed is not None:
-        return TileOutcome(None, GATE_REASONS[failed.gate].value, failed.reason, results, tile_gates.read)
+        return TileOutcome(
+            None, gates.GATE_REASONS[failed.gate].value, failed.reason, results, tile_gates.read
+        )
     return TileOutcome(cut, None, "", results, tile_gates.read, leakage.phash(cut.data))
 
 
@@ -408,10 +414,8 @@ def build(config: BuildConfig) -> BuildResult:
     config.check()
     corpus = config.corpus
     ingested = read_manifests(corpus)
-    sites = read_sites(corpus)
-    gate_config = gates.load_config(corpus)  # before anything is written: a bad gates.json is one line
-    curated = curate(corpus, ingested.rows)
-    rejections = [*ingested.rejections, *curated.rejections]
+    all_sites = read_sites(corpus)
+    gate_config = sides.load_config(corpus)  # before anything is written: a bad gates.json is one line
 
     parent = config.out / config.name
     parent.mkdir(parents=True, exist_ok=True)
@@ -419,7 +423,7 @@ def build(config: BuildConfig) -> BuildResult:
     with build_lock(final):
         _recover(final)
         _clean_stale(parent, config.version)
-        report = _build_locked(config, final, ingested, sites, curated.candidates, rejections, gate_config)
+        report = _build_locked(config, final, ingested, all_sites, gate_config)
     return BuildResult(final, private_dir(final), report)
 
 
@@ -427,9 +431,7 @@ def _build_locked(
     config: BuildConfig,
     final: Path,
     ingested: Ingested,
-    sites: dict[str, Site],
-    candidates: Sequence[Candidate],
-    rejections: list[Rejection],
+    all_sites: dict[str, Site],
     gate_config: GateConfig,
 ) -> dict[str, Any]:
     parent = final.parent
@@ -437,6 +439,11 @@ def _build_locked(
     staged_private = parent / f".{config.version}.private.tmp-{os.getpid()}"
     try:
         with worker_map(config.workers) as map_:
+            # Identity decodes every composite: in the pool, like the cut.
+            curated = curate(config.corpus, ingested.rows, map_, all_sites)
+            sites = curated.sites
+            rejections = [*ingested.rejections, *curated.rejections]
+            candidates = curated.candidates
             report = _stage(config, staged, ingested, sites, candidates, rejections, map_, gate_config)
         findings = report["audit"]["findings"]
         if findings:
@@ -469,9 +476,16 @@ def _stage(
     gate_config: GateConfig,
 ) -> dict[str, Any]:
     """Write the whole release into ``staged``, audit it, and return the private report."""
-    tiles, private, gate_stats, leaks = _write_tiles(
-        staged, config, candidates, rejections, map_, gate_config
-    )
+    tiles, private, gate_log, hashes = _write_tiles(staged, config, candidates, rejections, map_, gate_config)
+    site_leaks = _site_leakage(staged, config, hashes, tiles, private, rejections, sites)
+    leaks = _leakage(staged, config, hashes, tiles, private, rejections)
+    if leaks["dropped"] and not site_leaks["dropped"]:  # what the pHash step dropped is no longer kept
+        published = {p.file_name for p in private if p.split == "train"}
+        site_leaks["pairs"] = [pair for pair in site_leaks["pairs"] if pair["train"] in published]
+        site_leaks["train_tiles"] = len({pair["train"] for pair in site_leaks["pairs"]})
+    for split in SPLITS:
+        _write_csv(staged / "data" / split / "metadata.csv", [t for t in tiles if t.split == split])
+    gate_stats = gate_summary(gate_config, gate_log, private)
     for split in SPLITS:
         if not any(t.split == split for t in tiles):
             by_reason = Counter(r.reason.value for r in rejections if r.split == split)
@@ -485,11 +499,9 @@ def _stage(
     (staged / "LICENSE").write_text(licenses.license_text(), encoding="utf-8")
     (staged / "NOTICE.md").write_text(licenses.notice_text(used_sites), encoding="utf-8")
     report = _report(config, ingested.manifests, counts, rejections, private, sites)
-    gate_stats["published_full"] = sum(
-        all(g["evaluated"] for g in p.gates) and len(p.gates) == 4 for p in private
-    )
     report["gates"] = gate_stats
     report["leakage"] = leaks
+    report["site_leakage"] = site_leaks
     report["layout"] = "imagefolder"
     report["policy"] = config.policy.as_dict()
     card = cards.dataset_card(report, config.repo_id)
@@ -514,14 +526,16 @@ def _write_tiles(
     rejections: list[Rejection],
     map_: Mapper,
     config: GateConfig,
-) -> tuple[list[PublicTile], list[PrivateTile], dict[str, Any], dict[str, Any]]:
+) -> tuple[list[PublicTile], list[PrivateTile], list[tuple[dict[str, Any], ...]], dict[str, dict[str, int]]]:
+    """Cut and gate every candidate in the pool; write the tiles that pass into ``staged``."""
     corpus = build.corpus
     for split in SPLITS:
         (staged / "data" / split).mkdir(parents=True)
     tiles: list[PublicTile] = []
     private: list[PrivateTile] = []
     seen: dict[str, str] = {}
-    tasks = [(str(corpus.resolve()), c.source, config) for c in candidates]
+    root = str(corpus.resolve())
+    tasks = [(root, c.source, config, sides.Sides(c.bands, c.landcover, c.clouds)) for c in candidates]
     gate_log: list[tuple[dict[str, Any], ...]] = []
     hashes: dict[str, dict[str, int]] = {split: {} for split in SPLITS}
     for candidate, outcome in zip(candidates, map_(_tile_task, tasks), strict=True):
@@ -534,7 +548,7 @@ def _write_tiles(
             )
             continue
         result = outcome.cut
-        name = tile_name(candidate.sha256)
+        name = tile_name(candidate.content)
         if name in seen:  # 48-bit prefix collision: never silently overwrite a tile
             raise ConfigError(f"tile name {name} collides for {seen[name]} and {candidate.source}")
         seen[name] = candidate.source
@@ -555,12 +569,11 @@ def _write_tiles(
                 outcome.gates,
                 outcome.bands,
                 result.detail,
+                candidate.content,
+                candidate.copies,
             )
         )
-    leaks = _leakage(staged, build, hashes, tiles, private, rejections)
-    for split in SPLITS:
-        _write_csv(staged / "data" / split / "metadata.csv", [t for t in tiles if t.split == split])
-    return tiles, private, gate_summary(config, gate_log), leaks
+    return tiles, private, gate_log, hashes
 
 
 def _leakage(
@@ -577,21 +590,11 @@ def _leakage(
     dropped: list[str] = []
     if build.drop_near_duplicates and involved:
         nearest = {p.train: p for p in reversed(pairs)}  # pairs are sorted: keep the closest
-        by_name = {p.file_name: p for p in private if p.split == "train"}
-        for name in involved:
-            (staged / "data" / "train" / name).unlink()
-            pair = nearest[name]
-            rejections.append(
-                Rejection(
-                    Reason.NEAR_DUPLICATE,
-                    by_name[name].source,
-                    f"pHash distance {pair.distance} <= {build.leak_threshold} to eval tile {pair.eval}",
-                    "train",
-                )
-            )
-        gone = set(involved)
-        tiles[:] = [t for t in tiles if not (t.split == "train" and t.file_name in gone)]
-        private[:] = [p for p in private if not (p.split == "train" and p.file_name in gone)]
+        details = {
+            name: f"pHash distance {pair.distance} <= {build.leak_threshold} to eval tile {pair.eval}"
+            for name, pair in nearest.items()
+        }
+        _drop_train(staged, involved, Reason.NEAR_DUPLICATE, details, hashes, tiles, private, rejections)
         dropped = involved
     return {
         "method": "pHash (64-bit DCT); Hamming distance between every train and eval tile",
@@ -601,32 +604,112 @@ def _leakage(
         "eval_tiles": len({p.eval for p in pairs}),
         "closest": closest,
         "dropped": len(dropped),
-        "hashes": {
-            split: {n: f"{h:016x}" for n, h in sorted(hashes[split].items()) if n not in dropped}
-            for split in SPLITS
-        },
+        "hashes": {split: {n: f"{h:016x}" for n, h in sorted(hashes[split].items())} for split in SPLITS},
     }
 
 
-def gate_summary(config: GateConfig, log: Sequence[tuple[dict[str, Any], ...]]) -> dict[str, Any]:
-    """Per gate: on how many tiles it could be evaluated, and how many it passed and rejected.
+def _drop_train(
+    staged: Path,
+    names: Sequence[str],
+    reason: Reason,
+    details: dict[str, str],
+    hashes: dict[str, dict[str, int]],
+    tiles: list[PublicTile],
+    private: list[PrivateTile],
+    rejections: list[Rejection],
+) -> None:
+    """Remove train tiles from the staged release, counted as ``reason``."""
+    by_name = {p.file_name: p for p in private if p.split == "train"}
+    for name in names:
+        (staged / "data" / "train" / name).unlink()
+        rejections.append(Rejection(reason, by_name[name].source, details[name], "train"))
+        hashes["train"].pop(name, None)
+    gone = set(names)
+    tiles[:] = [t for t in tiles if not (t.split == "train" and t.file_name in gone)]
+    private[:] = [p for p in private if not (p.split == "train" and p.file_name in gone)]
 
-    A tile stops at its first failing gate, so ``rejected`` counts first failures only
-    (the counts of the rejection table); ``failed`` counts every failure.
+
+def _site_leakage(
+    staged: Path,
+    build: BuildConfig,
+    hashes: dict[str, dict[str, int]],
+    tiles: list[PublicTile],
+    private: list[PrivateTile],
+    rejections: list[Rejection],
+    sites: dict[str, Site],
+) -> dict[str, Any]:
+    """Find train tiles of an eval tile's site (same record, or closer than the distance); drop if asked."""
+    by_split = {
+        split: {p.file_name: sites[p.source] for p in private if p.split == split and p.source in sites}
+        for split in SPLITS
+    }
+    unchecked = {split: sum(p.split == split and p.source not in sites for p in private) for split in SPLITS}
+    pairs, closest = leakage.same_sites(by_split["train"], by_split["eval"], build.site_distance)
+    involved = sorted({p.train for p in pairs})
+    if build.drop_site_leaks and involved:
+        nearest = {p.train: p for p in reversed(pairs)}  # pairs are sorted by distance: keep the closest
+        details = {
+            name: (
+                f"same source record as eval tile {pair.eval}"
+                if pair.same_record
+                else f"{pair.metres:.0f} m from the site of eval tile {pair.eval} "
+                f"(< {build.site_distance:g} m)"
+            )
+            for name, pair in nearest.items()
+        }
+        _drop_train(staged, involved, Reason.SITE_LEAK, details, hashes, tiles, private, rejections)
+    return {
+        "method": "same source record, or great-circle distance between sites.csv points",
+        "evaluated": bool(sites),
+        "distance_m": build.site_distance,
+        "pairs": [
+            {"train": p.train, "eval": p.eval, "metres": p.metres, "same_record": p.same_record}
+            for p in pairs
+        ],
+        "train_tiles": len(involved),
+        "same_record": len({p.train for p in pairs if p.same_record}),
+        "closest_m": closest,
+        "dropped": len(involved) if build.drop_site_leaks else 0,
+        "unchecked": unchecked,
+    }
+
+
+def gate_summary(
+    config: GateConfig, log: Sequence[tuple[dict[str, Any], ...]], published: Sequence[PrivateTile] = ()
+) -> dict[str, Any]:
+    """Per gate: on how many tiles it was evaluated, passed, failed, rejected, or not evaluated (and why).
+
+    ``log`` holds the gate results of every tile that was cut; a tile stops at its first
+    failing gate, so ``rejected`` counts first failures only (the counts of the rejection
+    table) and ``failed`` every failure. ``published_*`` count the same over the published
+    tiles only.
     """
-    summary: dict[str, Any] = {"config": asdict(config), "tiles": len(log)}
+    summary: dict[str, Any] = {
+        "config": asdict(config),
+        "changed": thresholds.changed_settings(config),
+        "tiles": len(log),
+        "published": len(published),
+    }
     first = Counter(
         next((r["gate"] for r in results if r["evaluated"] and not r["passed"]), None) for results in log
     )
     for gate in gates.GATES:
         rows = [r for results in log for r in results if r["gate"] == gate]
+        reasons = Counter(r["reason"] for r in rows if not r["evaluated"])
+        shown = [r for p in published for r in p.gates if r["gate"] == gate]
         summary[gate] = {
             "evaluated": sum(r["evaluated"] for r in rows),
             "passed": sum(bool(r["passed"]) for r in rows),
             "failed": sum(r["evaluated"] and not r["passed"] for r in rows),
             "rejected": first.get(gate, 0),
-            "not_evaluated": sorted({r["reason"] for r in rows if not r["evaluated"]}),
+            "not_evaluated": sum(reasons.values()),
+            "not_evaluated_reasons": dict(sorted(reasons.items())),
+            "published_passed": sum(bool(r["passed"]) for r in shown),
+            "published_not_evaluated": sum(not r["evaluated"] for r in shown),
         }
+    summary["published_full"] = sum(
+        len(p.gates) == len(gates.GATES) and all(g["evaluated"] for g in p.gates) for p in published
+    )
     return summary
 
 

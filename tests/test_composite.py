@@ -135,14 +135,14 @@ def test_corrupt_scan_data_is_refused_not_published(tmp_path: Path) -> None:
 
 def test_gates_see_the_displayed_context_half(tmp_path: Path) -> None:
     """A composite whose displayed right half is black fails gate 3, whatever its raw order."""
-    from builder import gates
+    from builder import gates, sides
 
     truth = composite_pixels(85)
     truth[:, 256:] = 0
     path = tmp_path / "c.jpg"
     path.write_bytes(oriented_jpeg(truth, 3))  # raw order: the black half is on the left
     cut = cut_s2_half(path)
-    result = gates.evaluate_corpus_tile(tmp_path, "c.jpg", cut.data, gates.GateConfig())
+    result = sides.evaluate_corpus_tile(tmp_path, "c.jpg", cut.data, gates.GateConfig(), sides.Sides())
     context = next(r for r in result.results if r.gate == "context_available")
     assert context.evaluated and context.passed is False
 

@@ -33,7 +33,12 @@ def test_every_gate_rejects_its_sample_scene_and_counts_it(small_corpus: Path, t
     cut = gates["tiles"]
     assert gates["s2_not_blank"]["evaluated"] == gates["context_available"]["evaluated"] == cut
     assert 0 < gates["s2_not_cloudy"]["evaluated"] == gates["agricultural"]["evaluated"] < cut
-    assert gates["s2_not_cloudy"]["not_evaluated"] == ["no reflectance: a composite-only tile"]
+    for gate in ("s2_not_cloudy", "agricultural"):
+        g = gates[gate]
+        assert g["evaluated"] + g["not_evaluated"] == cut and g["passed"] + g["failed"] == g["evaluated"]
+    assert gates["s2_not_cloudy"]["not_evaluated_reasons"] == {
+        "no reflectance: a composite-only tile": gates["s2_not_cloudy"]["not_evaluated"]
+    }
 
 
 def test_each_published_tile_records_its_gate_values_thresholds_and_verdicts(
@@ -90,11 +95,14 @@ def test_the_card_quotes_the_gate_table_and_validation_catches_a_wrong_figure(
 ) -> None:
     result = build(BuildConfig(small_corpus, tmp_path / "out", "1.0.0"))
     text = (result.release / "README.md").read_text(encoding="utf-8")
-    gates = result.report["gates"]
-    row = f"| {gates['agricultural']['evaluated']} | {gates['agricultural']['rejected']} |"
+    g = result.report["gates"]["agricultural"]
+    row = f"| {g['evaluated']} | {g['passed']} | {g['failed']} | {g['not_evaluated']} | {g['rejected']} |"
     assert row in text
     assert cards.validate_dataset_card(text, result.report, result.release) == []
-    wrong = text.replace(
-        row, f"| {gates['agricultural']['evaluated']} | {gates['agricultural']['rejected'] + 1} |"
-    )
-    assert any("gate table" in p for p in cards.validate_dataset_card(wrong, result.report, result.release))
+    for cell in range(5):  # every figure of the row is checked
+        cells = [g["evaluated"], g["passed"], g["failed"], g["not_evaluated"], g["rejected"]]
+        cells[cell] += 1
+        wrong = text.replace(row, "| " + " | ".join(map(str, cells)) + " |")
+        assert any(
+            "gate table" in p for p in cards.validate_dataset_card(wrong, result.report, result.release)
+        )

@@ -15,6 +15,7 @@ from builder import leakage
 from builder.audit import audit_release
 from builder.cards import validate_dataset_card
 from builder.cli import main
+from builder.corpus import Site
 from builder.release import BuildConfig, build
 
 KINDS = ("reencoded", "shifted", "brightened")
@@ -173,3 +174,172 @@ def test_cli_leak_options(small_corpus: Path, tmp_path: Path, capsys: pytest.Cap
     assert not (tmp_path / "cropmark-disambiguator-s2" / "1.0.0").exists()
     assert main(["build", "--corpus", str(small_corpus), "--out", str(tmp_path), "--version", "1.0.0"]) == 0
     assert "near-dups      0 train tiles within 10 bits of an eval tile (none" in capsys.readouterr().out
+
+
+# -- what pHash cannot see, and the site check that covers it ------------------------------------
+
+
+def _train_tiles(release: Path) -> list[np.ndarray]:
+    tiles = []
+    for path in sorted((release / "data" / "train").glob("*.jpg")):
+        pixels = np.asarray(Image.open(path).convert("RGB"))
+        if pixels.std() > 10:  # leave out near-uniform tiles: any hash of a flat image is noise
+            tiles.append(pixels)
+    return tiles
+
+
+def _phash_of(pixels: np.ndarray) -> int:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="JPEG", quality=95)
+    return leakage.phash(buffer.getvalue())
+
+
+def _moved(pixels: np.ndarray, k: int) -> np.ndarray:
+    """The window moved ``k`` px east: the tile's columns shifted, the new edge repeated."""
+    return np.concatenate([pixels[:, k:], np.repeat(pixels[:, -1:], k, axis=1)], axis=1)
+
+
+def test_what_phash_sees_and_what_it_cannot(small_release: Path) -> None:
+    """The card's sentence: pHash finds copies moved by a few pixels, not mirrored or rotated copies,
+    nor reliably a window moved by 16 px or more."""
+    tiles = _train_tiles(small_release)
+    assert len(tiles) >= 15
+    t = leakage.DEFAULT_THRESHOLD
+
+    def distance(a: np.ndarray, b: np.ndarray) -> int:
+        return bin(_phash_of(a) ^ _phash_of(b)).count("1")
+
+    assert all(distance(p, _moved(p, 4)) <= t for p in tiles)
+    for flip in (lambda p: p[:, ::-1], lambda p: p[::-1], lambda p: p[::-1, ::-1]):
+        assert all(distance(p, flip(p)) > t for p in tiles)
+    far = [distance(p, _moved(p, 16)) for p in tiles]
+    assert sum(d > t for d in far) > len(far) / 2
+
+
+def test_same_sites_by_record_or_distance() -> None:
+    def site(lat: float, lon: float, record: str) -> Site:
+        return Site("x", lat, lon, "Historic England AIM", record, "2020-06-01")
+
+    train = {
+        "revisit": site(52.0, -1.0, "AIM1"),  # same record, 5 km away: still the same site
+        "near": site(52.5 + 0.015, 0.0, "AIM7"),  # 1.67 km north of an eval site
+        "far": site(52.5 + 0.03, 0.0, "AIM8"),  # 3.34 km: not the same site
+    }
+    eval_ = {"a": site(52.045, -1.0, "AIM1"), "b": site(52.5, 0.0, "AIM2")}
+    pairs, closest = leakage.same_sites(train, eval_)
+    assert [(p.train, p.eval, p.same_record) for p in pairs] == [("near", "b", False), ("revisit", "a", True)]
+    assert pairs[0].metres == pytest.approx(1668, abs=2) and pairs[1].metres == pytest.approx(5004, abs=5)
+    assert closest == pytest.approx(1668, abs=2)
+    assert [p.train for p in leakage.same_sites(train, eval_, distance_m=4000)[0]] == [
+        "near",
+        "far",
+        "revisit",
+    ]
+    assert leakage.same_sites({}, eval_) == ([], None)
+
+
+def _add_revisits(corpus: Path, eval_sources: list[str]) -> dict[str, str]:
+    """Train revisits of eval sites: the window moved 24 px and mirrored, as another pass would give.
+    One keeps the eval site's record; one is another record 400 m away."""
+    with (corpus / "sites.csv").open(newline="") as handle:
+        sites = {r["composite"]: r for r in csv.DictReader(handle)}
+    labels = {}
+    for line in (corpus / "sft" / "eval.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        labels[row["messages"][1]["content"][0]["image"]] = row["messages"][2]["content"][0]["text"]
+    made: dict[str, str] = {}
+    rows, site_rows = [], []
+    for n, source in enumerate(eval_sources):
+        pixels = np.asarray(Image.open(corpus / source).convert("RGB")).copy()
+        left = _moved(pixels[:, :256], 24)[:, ::-1]
+        revisit = np.concatenate([left, pixels[:, 256:]], axis=1)
+        rel = f"composites/revisit_{n}.jpg"
+        buffer = io.BytesIO()
+        Image.fromarray(revisit).save(buffer, format="JPEG", quality=92)
+        (corpus / rel).write_bytes(buffer.getvalue())
+        made[rel] = source
+        turns = [
+            {"role": "user", "content": [{"type": "image", "image": rel}, {"type": "text", "text": "?"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": labels[source]}]},
+        ]
+        rows.append(json.dumps({"messages": turns}))
+        site = dict(sites[source], composite=rel, date="2024-07-01")
+        if n == 1:  # another record of the same place
+            site.update(source_id=site["source_id"] + "9", lat=f"{float(site['lat']) + 0.0036:.6f}")
+        site_rows.append(site)
+    with (corpus / "sft" / "train.jsonl").open("a") as handle:
+        handle.write("\n".join(rows) + "\n")
+    with (corpus / "sites.csv").open("a", newline="") as handle:
+        csv.DictWriter(handle, fieldnames=list(site_rows[0])).writerows(site_rows)
+    return made
+
+
+def test_revisits_of_eval_sites_are_found_listed_counted_and_droppable(
+    small_corpus: Path, small_release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    made = _add_revisits(small_corpus, eval_sources(small_release, 2))
+    result = build(BuildConfig(small_corpus, tmp_path / "kept", "1.0.0"))
+    by_source = {t["source"]: t["file_name"] for t in result.report["tiles"]}
+    expected = {(by_source[revisit], by_source[original]) for revisit, original in made.items()}
+    assert result.report["leakage"]["train_tiles"] == 0  # pHash does not see them
+    site = result.report["site_leakage"]
+    assert {(p["train"], p["eval"]) for p in site["pairs"]} == expected  # the private report lists them
+    assert site["train_tiles"] == 2 and site["same_record"] == 1 and site["dropped"] == 0
+    other = next(p for p in site["pairs"] if not p["same_record"])
+    assert other["metres"] == pytest.approx(400, abs=5)
+    card = (result.release / "README.md").read_text()
+    assert (
+        "**2** train tiles of an eval tile's site were found and kept (1 of them from the same record" in card
+    )
+    assert validate_dataset_card(card, result.report, result.release) == []
+    wrong = card.replace(
+        "**2** train tiles of an eval tile's site", "**0** train tiles of an eval tile's site"
+    )
+    assert any("same-site count" in p for p in validate_dataset_card(wrong, result.report, result.release))
+    for name in (n for pair in expected for n in pair):  # no private site value in the card
+        assert name not in card
+
+    out = tmp_path / "dropped"
+    argv = [
+        "build",
+        "--corpus",
+        str(small_corpus),
+        "--out",
+        str(out),
+        "--version",
+        "1.0.0",
+        "--drop-site-leaks",
+    ]
+    assert main(argv) == 0
+    assert "same site      2 train tiles of an eval tile's site (same record or < 2560 m; dropped" in (
+        capsys.readouterr().out
+    )
+    release = out / "cropmark-disambiguator-s2" / "1.0.0"
+    report = json.loads((release.with_name("1.0.0.private") / "report.json").read_text())
+    assert report["counts"]["rejected"]["site_leak"] == {"train": 2, "eval": 0}
+    assert not {t for t, _ in expected} & {p.name for p in (release / "data" / "train").iterdir()}
+    card = (release / "README.md").read_text()
+    assert (
+        "were found and dropped from `train` (the `site_leak` row above)" in card
+        and "| `site_leak` |" in card
+    )
+
+
+def test_without_a_site_list_the_site_check_is_not_evaluated(small_corpus: Path, tmp_path: Path) -> None:
+    (small_corpus / "sites.csv").unlink()
+    result = build(BuildConfig(small_corpus, tmp_path / "out", "1.0.0"))
+    assert result.report["site_leakage"]["evaluated"] is False
+    card = (result.release / "README.md").read_text()
+    assert "the same-site check was **not\nevaluated**" in card
+    assert validate_dataset_card(card, result.report, result.release) == []
+
+
+def test_a_bad_site_distance_is_one_line(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for bad in ("-5", "nan", "1e9"):
+        argv = ["build", "--corpus", str(small_corpus), "--out", str(tmp_path), "--version", "1.0.0"]
+        assert main([*argv, "--site-distance", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "site distance" in err
+    assert not (tmp_path / "cropmark-disambiguator-s2").exists()

@@ -12,7 +12,7 @@ import rasterio
 from PIL import Image
 from rasterio.transform import from_origin
 
-from builder import gates, indices, raster
+from builder import gates, indices, raster, thresholds
 from builder.cli import main
 from builder.composite import encode_jpeg
 from builder.gates import GateConfig
@@ -32,6 +32,7 @@ def write_scene(
     origin: tuple[float, float] = (500_000.0, 5_000_000.0),
     tags: dict[str, str] | None = None,
     describe: bool = True,
+    nodata: float | None = None,
 ) -> Path:
     first = next(iter(bands.values()))
     profile: dict[str, Any] = {
@@ -43,6 +44,8 @@ def write_scene(
     }
     if crs is not None:
         profile |= {"crs": crs, "transform": from_origin(*origin, res, res)}
+    if nodata is not None:
+        profile["nodata"] = nodata
     with rasterio.open(path, "w", **profile) as dst:
         for i, (name, values) in enumerate(bands.items(), 1):
             dst.write(values, i)
@@ -54,7 +57,7 @@ def write_scene(
     return path
 
 
-def dn_scene(n: int = 32, value: int = 3000, **extra: np.ndarray) -> dict[str, np.ndarray]:
+def dn_scene(n: int = 64, value: int = 3000, **extra: np.ndarray) -> dict[str, np.ndarray]:
     base = {b: np.full((n, n), value, np.uint16) for b in ("B02", "B03", "B04", "B05", "B08")}
     return {**base, **extra}
 
@@ -142,8 +145,8 @@ def test_real_ndvi_matches_the_reference(real: Path, k: int) -> None:
 
 # What each gate says for each real scene, and why (see the gate reasons).
 REAL_VERDICTS = {
-    0: ("s2_not_cloudy", "cloud cover 100.0%"),  # the cloud mask covers the whole patch
-    1: ("s2_not_cloudy", "cloud cover 100.0%"),
+    0: ("s2_not_cloudy", "cloud and shadow 100.0% > 30% (cloud mask)"),  # the mask covers the patch
+    1: ("s2_not_cloudy", "cloud and shadow 100.0% > 30% (cloud mask)"),
     2: ("agricultural", "(forest)"),  # 75 % of the patch is forest in the reference land cover
     3: ("agricultural", "(forest)"),
     4: ("agricultural", "(forest)"),
@@ -200,9 +203,9 @@ def test_per_band_files_are_warped_onto_the_10m_grid(real: Path) -> None:
 @needs_real
 def test_window_by_bounds_and_by_box_agree(real: Path) -> None:
     x, y = eolearn.origin()
-    by_bounds = read_bands(real / "scene3.tif", bounds=(x + 100, y - 600, x + 400, y - 100))
-    by_box = read_bands(real / "scene3.tif", box=(10, 10, 30, 50))
-    assert by_bounds.info.shape == (50, 30)
+    by_bounds = read_bands(real / "scene3.tif", bounds=(x + 100, y - 900, x + 800, y - 100))
+    by_box = read_bands(real / "scene3.tif", box=(10, 10, 70, 80))
+    assert by_bounds.info.shape == (80, 70)
     np.testing.assert_array_equal(by_bounds["B08"], by_box["B08"])
 
 
@@ -232,9 +235,9 @@ def test_l1c_without_scl_reads_and_gates_on_reflectance(tmp_path: Path) -> None:
     assert (bands.info.level, bands.info.offset, "SCL" in bands) == ("L1C", 0, False)
     assert float(bands["B08"][0, 0]) == pytest.approx(0.35)
     result = gates.not_cloudy(bands)
-    assert (
-        result.evaluated and result.values["cloud_source"] == "none" and result.values["cloud_cover"] is None
-    )
+    # Five bands: no SCL, no mask, and not the ten bands s2cloudless needs. Unknown is not a pass.
+    assert not result.evaluated and result.passed is None and result.values["cloud_cover"] is None
+    assert "cloud cover not measured" in result.reason and "s2cloudless needs B01, B8A, B09" in result.reason
     assert result.values["mean_ndvi"] == pytest.approx((0.35 - 0.05) / 0.40)
 
 
@@ -247,11 +250,11 @@ def test_an_unknown_offset_is_a_clear_error(tmp_path: Path) -> None:
 def test_scl_is_resampled_nearest_only_and_makes_it_l2a(tmp_path: Path) -> None:
     folder = tmp_path / "bands"
     folder.mkdir()
-    n = 32
+    n = 64
     for band, values in dn_scene(n).items():
         res = 20.0 if band == "B05" else 10.0
         write_scene(folder / f"{band}.tif", {band: values[: int(n * 10 / res), : int(n * 10 / res)]}, res=res)
-    scl = np.where(np.indices((16, 16)).sum(axis=0) % 2 == 0, 4, 9).astype(np.uint8)  # vegetation / cloud
+    scl = np.where(np.indices((32, 32)).sum(axis=0) % 2 == 0, 4, 9).astype(np.uint8)  # vegetation / cloud
     write_scene(folder / "SCL_20m.tif", {"SCL": scl}, res=20.0)
     bands = read_bands(folder)
     assert bands.info.level == "L2A" and "SCL" in bands.info.resampled
@@ -264,7 +267,7 @@ def test_scl_is_resampled_nearest_only_and_makes_it_l2a(tmp_path: Path) -> None:
 
 
 def _bad(tmp_path: Path, case: str) -> Path:
-    n = 16
+    n = 64
     if case == "missing band":
         scene = dn_scene(n)
         del scene["B05"]
@@ -293,6 +296,16 @@ def _bad(tmp_path: Path, case: str) -> Path:
         return folder
     if case == "all no-data":
         return write_scene(tmp_path / "x.tif", dn_scene(n, value=0))
+    if case == "declared no-data only":
+        return write_scene(tmp_path / "x.tif", dn_scene(n, value=65535), nodata=65535)
+    if case == "harmonised DNs tagged with the offset":  # red 0.03 already harmonised, tagged -1000
+        return write_scene(tmp_path / "x.tif", dn_scene(n, value=300), tags={"BOA_ADD_OFFSET": "-1000"})
+    if case == "float DNs":
+        return write_scene(tmp_path / "x.tif", {b: np.full((n, n), 2500.0, np.float32) for b in dn_scene(n)})
+    if case == "DNs scaled wrong":  # reflectance x 65535 instead of x 10000, no offset
+        return write_scene(tmp_path / "x.tif", dn_scene(n, value=30000), tags={"BOA_ADD_OFFSET": "0"})
+    if case == "window too small":
+        return write_scene(tmp_path / "x.tif", dn_scene(40))
     if case == "all NaN":
         return write_scene(tmp_path / "x.tif", {b: np.full((n, n), np.nan, np.float32) for b in dn_scene(n)})
     if case == "uint8 type":
@@ -316,6 +329,11 @@ BAD = {
     "transform disagrees": "does not line up",
     "all no-data": "every pixel of B08, B04, B05 in the window is no-data",
     "all NaN": "every pixel of B08, B04, B05 in the window is no-data",
+    "declared no-data only": "every pixel of B08, B04, B05 in the window is no-data",
+    "harmonised DNs tagged with the offset": "look already harmonised (offset applied twice); pass --boa-offset 0",
+    "float DNs": "float DNs (0..10000), not reflectance (0..1); divide by 10000",
+    "DNs scaled wrong": "not Sentinel-2 DNs (reflectance x 10000)",
+    "window too small": "window 40x40 px is smaller than the minimum 64x64 px",
     "uint8 type": "band type uint8 cannot hold Sentinel-2 reflectance",
     "no georeferencing": "no georeferencing",
     "corrupt tiff": "not a readable raster",
@@ -342,15 +360,15 @@ def test_bad_bands_give_one_line_naming_the_file(
 
 
 def test_a_window_outside_the_raster_is_refused(tmp_path: Path) -> None:
-    path = write_scene(tmp_path / "x.tif", dn_scene(16))
-    with pytest.raises(RasterError, match=r"window \(10, 10, 10, 10\) lies \(partly\) outside"):
-        read_bands(path, box=(10, 10, 10, 10))
+    path = write_scene(tmp_path / "x.tif", dn_scene(64))
+    with pytest.raises(RasterError, match=r"window \(60, 60, 10, 10\) lies \(partly\) outside"):
+        read_bands(path, box=(60, 60, 10, 10))
     with pytest.raises(RasterError, match="outside"):
         read_bands(path, bounds=(400_000, 4_000_000, 400_100, 4_000_100))
 
 
 def test_nan_in_float_input_is_no_data(tmp_path: Path) -> None:
-    scene = {b: np.full((8, 8), 0.2, np.float32) for b in dn_scene(8)}
+    scene = {b: np.full((64, 64), 0.2, np.float32) for b in dn_scene(64)}
     scene["B04"][0, 0] = np.nan
     bands = read_bands(write_scene(tmp_path / "f.tif", scene))
     assert bands.info.offset_from == "float reflectance" and np.isnan(bands["B04"][0, 0])
@@ -412,19 +430,48 @@ def test_gate2_each_threshold_flips_the_verdict_at_its_value(setting: str, measu
     assert at.passed is inclusive
 
 
+def _scl(n: int = 40, cls: int = 4) -> np.ndarray:
+    return np.full((n, n), cls, np.uint8)
+
+
 def test_gate2_card_defaults_on_made_scenes() -> None:
-    assert gates.not_cloudy(bands_of(_clear())).passed
+    assert gates.not_cloudy(bands_of(_clear() | {"SCL": _scl()})).passed
+    # A measured failure rejects even when cloud cover is unknown ...
     bright = gates.not_cloudy(bands_of(_clear(B02=0.5, B03=0.5, B04=0.45, B08=0.6)))
-    assert not bright.passed and "mean reflectance" in bright.reason
+    assert bright.evaluated and bright.passed is False and "mean reflectance" in bright.reason
     bare = gates.not_cloudy(bands_of(_clear(B08=0.055)))
-    assert not bare.passed and "mean NDVI" in bare.reason
-    assert gates.not_cloudy(bands_of(_clear()), cloud_mask=np.ones((40, 40))).reason.startswith(
-        "cloud cover 100.0%"
+    assert bare.evaluated and bare.passed is False and "mean NDVI" in bare.reason
+    # ... but a clear-looking scene whose cloud cover nobody measured is not passed.
+    unknown = gates.not_cloudy(bands_of(_clear()))
+    assert (unknown.evaluated, unknown.passed) == (False, None)
+    assert unknown.reason.startswith("cloud cover not measured: no SCL and no cloud mask")
+    assert unknown.values["mean_ndvi"] == pytest.approx((0.35 - 0.05) / 0.40)
+    assert gates.not_cloudy(bands_of(_clear()), cloud_mask=np.ones((40, 40))).reason == (
+        "cloud and shadow 100.0% > 30% (cloud mask)"
     )
-    tagged = bands_of(_clear(), tags={"CLOUDY_PIXEL_PERCENTAGE": "31.5"})
-    assert gates.not_cloudy(tagged).values["cloud_source"] == "metadata CLOUDY_PIXEL_PERCENTAGE"
-    assert not gates.not_cloudy(tagged).passed
     assert not gates.not_cloudy(None).evaluated
+
+
+def test_the_product_cloud_tag_is_recorded_never_taken_for_the_window() -> None:
+    clear_window = bands_of(_clear() | {"SCL": _scl()}, tags={"CLOUDY_PIXEL_PERCENTAGE": "91.5"})
+    result = gates.not_cloudy(clear_window)
+    assert result.passed and result.values["scene_cloud_tag"] == pytest.approx(0.915)
+    assert result.values["cloud_source"] == "SCL" and result.values["cloud_cover"] == 0.0
+    untagged_window = gates.not_cloudy(bands_of(_clear(), tags={"CLOUDY_PIXEL_PERCENTAGE": "2"}))
+    assert not untagged_window.evaluated  # 2 % of a 110 km product says nothing about this window
+
+
+def test_cloud_shadow_counts_as_cloud() -> None:
+    scl = _scl()
+    scl[:13] = 3  # cloud shadow over 32.5 %
+    result = gates.not_cloudy(bands_of(_clear() | {"SCL": scl}))
+    assert result.values["cloud_cover"] == pytest.approx(13 / 40) and not result.passed
+    assert "cloud and shadow 32.5% > 30% (SCL)" in result.reason
+    mask = np.ma.MaskedArray(np.zeros((40, 40), np.uint8), mask=np.zeros((40, 40), bool))
+    mask[:10] = 2  # a mask's shadow class (any value but 0)
+    mask[30:] = np.ma.masked  # its no-data: not counted either way
+    cover, source = gates.cloud_cover(bands_of(_clear()), mask)
+    assert (cover, source) == (pytest.approx(10 / 30), "cloud mask")
 
 
 def test_gate3_context_thresholds() -> None:
@@ -515,8 +562,54 @@ def test_gate4_land_cover_decides_when_given() -> None:
 
 
 def test_gate_config_from_json_refuses_unknown_keys() -> None:
-    assert gates.config_from({"max_cloud": 0.2, "cropland_classes": [1, 2]}) == GateConfig(
+    assert thresholds.config_from({"max_cloud": 0.2, "cropland_classes": [1, 2]}) == GateConfig(
         max_cloud=0.2, cropland_classes=(1, 2)
     )
     with pytest.raises(ValueError, match="unknown gate setting"):
-        gates.config_from({"max_clouds": 0.2})
+        thresholds.config_from({"max_clouds": 0.2})
+
+
+WINDOW_ERRORS = {
+    "negative size": (
+        ["--box", "0", "0", "-5", "70"],
+        "box (0, 0, -5, 70): WIDTH and HEIGHT must be positive",
+    ),
+    "negative offset": (["--box", "-1", "0", "70", "70"], "COL, ROW 0 or more"),
+    "inverted bounds": (
+        ["--bounds", "500640", "4999360", "500000", "5000000"],
+        "are inverted or empty: LEFT must be less than RIGHT",
+    ),
+    "empty bounds": (["--bounds", "500000", "4999360", "500000", "5000000"], "are inverted or empty"),
+    "non-finite bounds": (["--bounds", "nan", "4999360", "500640", "5000000"], "hold a non-finite number"),
+    "outside": (["--box", "30", "30", "70", "70"], "lies (partly) outside the raster"),
+    "too small": (["--box", "0", "0", "2", "1"], "window 2x1 px is smaller than the minimum 64x64 px"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WINDOW_ERRORS))
+def test_every_window_error_is_one_line_and_writes_nothing(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_scene(tmp_path / "x.tif", dn_scene(64))
+    argv, message = WINDOW_ERRORS[case]
+    out = tmp_path / "tile.jpg"
+    assert main(["composite", str(path), "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+    assert not out.exists()
+
+
+def test_a_small_window_needs_the_explicit_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_scene(tmp_path / "x.tif", dn_scene(64))
+    out = tmp_path / "tile.jpg"
+    assert main(["composite", str(path), "--out", str(out), "--box", "0", "0", "16", "32"]) == 2
+    assert "--allow-small-window" in capsys.readouterr().err
+    assert (
+        main(
+            ["composite", str(path), "--out", str(out), "--box", "0", "0", "16", "32", "--allow-small-window"]
+        )
+        == 0
+    )
+    assert "resized from 16x32 px" in capsys.readouterr().out
+    with Image.open(out) as tile:
+        assert tile.size == (256, 512)

@@ -718,7 +718,7 @@ FATAL: list[tuple[str, Callable[[Path], None], str]] = [
     (
         "gates.json threshold a string",
         _write("gates.json", b'{"max_cloud": "0.3"}'),
-        "gate setting max_cloud: '0.3' is not a number",
+        "gate setting max_cloud = '0.3': expected a number",
     ),
     (
         "gates.json classes not integers",

@@ -107,3 +107,20 @@ def write_band_folder(k: int, folder: Path) -> Path:
             dst.write(dn(values), 1)
             dst.update_tags(**TAGS)
     return folder
+
+
+def write_l2a_copy(k: int, path: Path) -> Path:
+    """Scene ``k`` as a Level-2A product would store it from processing baseline 04.00: DN =
+    reflectance x 10000 + 1000 with ``BOA_ADD_OFFSET=-1000``, no B10 (L2A has no cirrus band) and
+    no SCL. (The values are the L1C reflectance: what matters here is the offset and the bands.)"""
+    import rasterio
+
+    scene = scenes()[k]
+    height, width, _ = scene.shape
+    bands = [b for b in BANDS if b != "B10"]
+    with rasterio.open(path, "w", **_profile(width, height, 10.0, len(bands))) as dst:
+        for i, band in enumerate(bands, 1):
+            dst.write(dn(scene[..., BANDS.index(band)] + 0.1), i)
+            dst.set_band_description(i, band)
+        dst.update_tags(PROCESSING_LEVEL="Level-2A", PROCESSING_BASELINE="05.10", BOA_ADD_OFFSET="-1000")
+    return path

@@ -9,8 +9,10 @@ and 2 worker processes; peak resident memory of a whole build (one process) at
     python benchmarks/bench_build.py [--tiles 1000] [--memory 1000,10000] [--write]
 
 Tile corpora are made from a seeded base corpus; extra tiles are copies of base
-composites with a distinct comment segment (distinct bytes, so distinct tiles,
-and the scrub has work to do).
+composites with a distinct pattern of black and white pixels in the first row of
+the Sentinel-2 half (distinct pixels, so distinct composites: a copy that differed
+only in metadata would be the same composite) and a comment segment (so the scrub
+has work to do).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,9 +62,14 @@ def tile_corpus(root: Path, base: list[Path], n: int) -> Path:
     (root / "composites").mkdir(parents=True)
     (root / "sft").mkdir()
     rows: dict[str, list[str]] = {"train": [], "eval": []}
-    blobs = [p.read_bytes() for p in base]
+    pixels = [np.asarray(Image.open(p).convert("RGB")) for p in base]
     for i in range(n):
-        data = blobs[i % len(blobs)]
+        marked = pixels[i % len(pixels)].copy()
+        bits = np.array([(i >> b) & 1 for b in range(24)], dtype=np.uint8)
+        marked[0:8, 0:192] = np.repeat(np.repeat(bits * 255, 8)[None, :, None], 8, axis=0)
+        buffer = io.BytesIO()
+        Image.fromarray(marked).save(buffer, format="JPEG", quality=95)  # 4:2:0, as the corpus's
+        data = buffer.getvalue()
         tag = f"copy {i}".encode()
         data = data[:2] + b"\xff\xfe" + (len(tag) + 2).to_bytes(2, "big") + tag + data[2:]
         rel = f"composites/c{i:06d}.jpg"

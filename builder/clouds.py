@@ -72,7 +72,8 @@ def detect(bands: Bands) -> np.ma.MaskedArray:
     stack = np.stack([bands[b] for b in DETECTOR_BANDS], axis=-1).astype(np.float32)
     valid = np.isfinite(stack).all(axis=-1)
     # LightGBM reads NaN as a missing value; those pixels are masked out of the result anyway.
-    mask = _detector().get_cloud_masks(stack[np.newaxis])[0].astype(bool)
+    # One thread: the build already runs one worker process per core.
+    mask = _detector().get_cloud_masks(stack[np.newaxis], num_threads=1)[0].astype(bool)
     return np.ma.MaskedArray(mask, mask=~valid)
 
 
@@ -82,5 +83,5 @@ def probability(bands: Bands) -> np.ndarray:
     if why is not None:
         raise ValueError(why)
     stack = np.stack([bands[b] for b in DETECTOR_BANDS], axis=-1).astype(np.float32)
-    result: np.ndarray = _detector().get_cloud_probability_maps(stack[np.newaxis])[0]
+    result: np.ndarray = _detector().get_cloud_probability_maps(stack[np.newaxis], num_threads=1)[0]
     return result

@@ -155,6 +155,8 @@ def load_config(path: Path) -> GateConfig:
         ConfigError: not JSON, not an object, an unknown key, a wrong type or a value out of
             range; one line naming the file.
     """
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; pass a JSON object of gate thresholds")
     try:
         mapping = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -102,3 +102,17 @@ def test_card_cli_and_report_quote_the_thresholds_the_build_used(
     assert "gate 2: cloud or shadow > 20 %" in card
     assert "cloud or shadow > 30 %" not in card and "<= 50 % non-zero" not in card
     assert validate_dataset_card(card, report, release) == []
+
+
+def test_composite_takes_the_same_gates_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_raster import dn_scene, write_scene
+
+    scene = write_scene(tmp_path / "scene.tif", dn_scene(64))
+    out = tmp_path / "tile.jpg"
+    assert main(["composite", str(scene), "--out", str(out), "--gates", str(tmp_path / "none.json")]) == 2
+    assert "none.json does not exist" in capsys.readouterr().err and not out.exists()
+    (tmp_path / "gates.json").write_text('{"max_mean_reflectance": 1000}')
+    assert main(["composite", str(scene), "--out", str(out), "--gates", str(tmp_path / "gates.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "thresholds     max_mean_reflectance=1000 (others: the card's)" in printed
+    assert "FAIL: mean reflectance 2000 >= 1000" in printed

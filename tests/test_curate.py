@@ -283,3 +283,20 @@ def test_a_shuffled_manifest_gives_the_identical_release_and_gate_verdicts(
     assert verdicts == {t["file_name"]: (t["source"], t["gates"], t["site"]) for t in second.report["tiles"]}
     assert first.report["gates"] == second.report["gates"]
     assert first.report["counts"] == second.report["counts"]
+
+
+def test_a_copy_stored_rotated_with_its_exif_orientation_is_the_same_composite(tmp_path: Path) -> None:
+    """Identity is the composite as displayed: raw pixel order and orientation tag do not matter."""
+    from tests.data.adversarial import oriented_png
+
+    corpus = TinyCorpus(tmp_path, train=1, eval_=1)
+    truth = composite_pixels(11)
+    plain = io.BytesIO()
+    Image.fromarray(truth).save(plain, format="PNG")
+    corpus.add_file("composites/upright.png", plain.getvalue(), split="eval", label="Yes")
+    corpus.add_file("composites/turned.png", oriented_png(truth, 6), split="train", label="Yes")
+    root = corpus.write()
+    curated = curate(root, read_manifests(root).rows)
+    (held_out,) = [c for c in curated.candidates if c.split == "eval" and c.label == "Yes"]
+    assert held_out.copies == ("composites/turned.png", "composites/upright.png")
+    assert [r.reason.value for r in curated.rejections] == ["cross_split"]

@@ -20,7 +20,6 @@ from tests.data import eolearn
 from tests.data.factory import TinyCorpus
 from tests.test_raster import bands_of
 
-needs_real = pytest.mark.skipif(not eolearn.available(), reason="../shared/data/eolearn-s2 is not present")
 CLOUDY, CLEAR = (0, 1), (2, 3, 4)
 
 WRITERS: dict[str, Callable[[int, Path], Path]] = {
@@ -36,7 +35,6 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], Path
     return {(form, k): write(k, root) for form, write in WRITERS.items() for k in range(5)}
 
 
-@needs_real
 def test_s2cloudless_agrees_with_the_reference_masks_on_every_real_scene(
     real: dict[tuple[str, int], Path],
 ) -> None:
@@ -58,7 +56,6 @@ def _composite(path: Path, out: Path, *extra: str) -> dict[str, dict[str, object
     return {g["gate"]: g for g in json.loads(report.read_text())["gates"]}
 
 
-@needs_real
 @pytest.mark.parametrize("form", sorted(WRITERS))
 def test_composite_never_passes_a_cloudy_scene_and_rejects_the_forest(
     form: str, real: dict[tuple[str, int], Path], tmp_path: Path
@@ -79,7 +76,6 @@ def test_composite_never_passes_a_cloudy_scene_and_rejects_the_forest(
             assert cloud["evaluated"] is False and "cloud cover not measured" in cloud["reason"]
 
 
-@needs_real
 def test_composite_prints_the_cloud_verdict(
     real: dict[tuple[str, int], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -89,7 +85,6 @@ def test_composite_prints_the_cloud_verdict(
     assert "thresholds     the card's" in out
 
 
-@needs_real
 @pytest.mark.parametrize("form", sorted(WRITERS))
 def test_build_never_publishes_a_cloudy_scene_as_passed_and_rejects_the_forest(
     form: str, real: dict[tuple[str, int], Path], tmp_path: Path

@@ -19,7 +19,6 @@ from builder.gates import GateConfig
 from builder.raster import Bands, RasterError, ReadInfo, read_bands
 from tests.data import eolearn
 
-needs_real = pytest.mark.skipif(not eolearn.available(), reason="../shared/data/eolearn-s2 is not present")
 UTM33 = "EPSG:32633"
 
 
@@ -132,7 +131,6 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@needs_real
 @pytest.mark.parametrize("k", range(5))
 def test_real_ndvi_matches_the_reference(real: Path, k: int) -> None:
     bands = read_bands(real / f"scene{k}.tif")
@@ -153,7 +151,6 @@ REAL_VERDICTS = {
 }
 
 
-@needs_real
 @pytest.mark.parametrize("k", range(5))
 def test_real_scenes_through_the_gates(real: Path, k: int) -> None:
     bands = read_bands(real / f"scene{k}.tif")
@@ -180,7 +177,6 @@ def test_real_scenes_through_the_gates(real: Path, k: int) -> None:
     assert lc.values["cropland_fraction"] == pytest.approx(11 / (cover != 0).sum()) and not lc.passed
 
 
-@needs_real
 def test_real_composite_looks_like_nir_false_colour(real: Path, tmp_path: Path) -> None:
     out = tmp_path / "scene2.png"
     assert main(["composite", str(real / "scene2.tif"), "--out", str(out)]) == 0
@@ -190,7 +186,6 @@ def test_real_composite_looks_like_nir_false_colour(real: Path, tmp_path: Path) 
     assert image[..., 0].mean() > image[..., 1].mean() + 20
 
 
-@needs_real
 def test_per_band_files_are_warped_onto_the_10m_grid(real: Path) -> None:
     folder = read_bands(real / "scene2-bands")
     multi = read_bands(real / "scene2.tif")
@@ -200,7 +195,6 @@ def test_per_band_files_are_warped_onto_the_10m_grid(real: Path) -> None:
     assert np.nanmean(np.abs(folder["B05"] - multi["B05"])) < 0.01  # 20 m -> 10 m bilinear
 
 
-@needs_real
 def test_window_by_bounds_and_by_box_agree(real: Path) -> None:
     x, y = eolearn.origin()
     by_bounds = read_bands(real / "scene3.tif", bounds=(x + 100, y - 900, x + 800, y - 100))

@@ -1,4 +1,4 @@
-"""Real Sentinel-2 scenes (eo-learn example data, ../shared/data/eolearn-s2) as GeoTIFFs.
+"""Real Sentinel-2 scenes (eo-learn example data) as GeoTIFFs.
 
 Five L1C scenes over 1 km x 1 km in Slovenia (EPSG:32633, 10 m pixels, 101 rows x
 100 columns), top-of-atmosphere reflectance 0..1 in the arrays. They are written as
@@ -6,50 +6,67 @@ uint16 DNs (reflectance x 10000, processing baseline 02.01: no offset), either a
 13-band GeoTIFF with ESA band names as descriptions, or as a folder of per-band files
 with the 20 m and 60 m bands aggregated to their native resolution (mean of 2x2 or
 6x6 blocks), the way ESA ships them.
+
+The arrays ship with the tests in ``tests/data/eolearn-s2/eolearn-s2.npz`` (1.2 MB; its
+README names the source commit, the licence and the Copernicus notice), so the real-scene
+tests run on every checkout and in CI, never skipped for want of data.
 """
 
 from __future__ import annotations
 
-import json
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from builder.raster import BANDS
 
-
-def _find_data() -> Path:
-    """``shared/data/eolearn-s2`` beside the checkout, or beside any folder above it (a worktree)."""
-    checkout = Path(__file__).resolve().parents[2]
-    for parent in checkout.parents:
-        candidate = parent / "shared" / "data" / "eolearn-s2"
-        if (candidate / "REFERENCE_SCENES.npy").is_file():
-            return candidate
-    return checkout.parent / "shared" / "data" / "eolearn-s2"
-
-
-DATA = _find_data()
-# Scene k of REFERENCE_SCENES is acquisition ORDER[k] of NDVI, CLM, CLOUD_COVERAGE.
+DATA = Path(__file__).resolve().parent / "eolearn-s2" / "eolearn-s2.npz"
+# Scene k of REFERENCE_SCENES is acquisition ORDER[k] of eo-learn's 68 acquisitions (NDVI, CLM,
+# CLP, CLOUD_COVERAGE); only those five acquisitions are kept, in scene order.
 ORDER = (2, 1, 4, 3, 0)
 NATIVE = {"B01": 60, "B05": 20, "B06": 20, "B07": 20, "B8A": 20, "B09": 60, "B10": 60, "B11": 20, "B12": 20}
 TAGS = {"PROCESSING_LEVEL": "Level-1C", "PROCESSING_BASELINE": "02.01"}
+PER_ACQUISITION = ("NDVI", "CLM", "CLP", "CLOUD_COVERAGE")
 
 
-def available() -> bool:
-    return (DATA / "REFERENCE_SCENES.npy").is_file()
+@cache
+def _arrays() -> dict[str, np.ndarray]:
+    with np.load(DATA) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    for array in arrays.values():
+        array.setflags(write=False)
+    return arrays
+
+
+class _Acquisitions:
+    """eo-learn's per-acquisition arrays, indexed by acquisition number as in the original
+    (``reference("CLM")[ORDER[k], ..., 0]``); only the five acquisitions of the scenes exist."""
+
+    def __init__(self, name: str, rows: np.ndarray) -> None:
+        self._name, self._rows = name, rows
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if not isinstance(first, int) or first not in ORDER:
+            raise KeyError(f"{self._name}: only acquisitions {ORDER} are kept, not {first!r}")
+        return self._rows[ORDER.index(first)][rest]
 
 
 def scenes() -> np.ndarray:
-    return np.load(DATA / "REFERENCE_SCENES.npy")
+    return _arrays()["scenes"]
 
 
-def reference(name: str) -> np.ndarray:
-    return np.load(DATA / f"{name}.npy")
+def reference(name: str) -> np.ndarray | _Acquisitions:
+    if name in PER_ACQUISITION:
+        return _Acquisitions(name, _arrays()[name])
+    return _arrays()[name]
 
 
 def origin() -> tuple[float, float]:
-    ring = json.loads((DATA / "bbox.geojson").read_text())["coordinates"][0]
-    return min(x for x, _ in ring), max(y for _, y in ring)
+    """Upper-left corner (minimum x, maximum y) of the patch's bounding box in EPSG:32633."""
+    x, y = _arrays()["origin"]
+    return float(x), float(y)
 
 
 def _profile(width: int, height: int, res: float, count: int) -> dict[str, object]:

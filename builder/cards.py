@@ -207,7 +207,8 @@ def dataset_context(report: Mapping[str, Any], repo_id: str | None) -> dict[str,
         ],
         "layout": report.get("layout", "imagefolder"),
         "layout_summary": report.get("layout_summary"),
-        "pct": lambda share: f"{share * 100:g} %",
+        "pct": thresholds.pct,  # thresholds quoted exactly as the build used them
+        "num": thresholds.number,
     }
 
 

@@ -55,7 +55,13 @@ import numpy as np
 from builder import indices
 from builder.raster import Bands
 from builder.records import Reason
-from builder.thresholds import GATES, GateConfig
+from builder.thresholds import GATES, GateConfig, number, pct
+
+
+def _share(value: float) -> str:
+    """A threshold share exactly as configured, in the style of the measured value (``30%``)."""
+    return pct(value).replace(" ", "")
+
 
 __all__ = ["GATES", "GATE_REASONS", "GateConfig", "GateResult", "evaluate", "first_failure"]
 
@@ -122,7 +128,7 @@ def not_blank(jpeg_bytes: int, rgb: np.ndarray, config: GateConfig = DEFAULT_CON
         (
             "nonzero",
             nonzero > config.min_nonzero,
-            f"non-zero pixels {nonzero:.1%} <= {config.min_nonzero:.0%}",
+            f"non-zero pixels {nonzero:.1%} <= {_share(config.min_nonzero)}",
         ),
     ]
     return _verdict("s2_not_blank", checks, values, thresholds)
@@ -203,7 +209,7 @@ def not_cloudy(
             (
                 "cloud",
                 cover <= config.max_cloud,
-                f"cloud and shadow {cover:.1%} > {config.max_cloud:.0%} ({source})",
+                f"cloud and shadow {cover:.1%} > {_share(config.max_cloud)} ({source})",
             )
         )
     if bands is None:
@@ -245,13 +251,13 @@ def not_cloudy(
             (
                 "bright",
                 mean_dn < config.max_mean_reflectance,
-                f"mean reflectance {mean_dn:.0f} >= {config.max_mean_reflectance:.0f}",
+                f"mean reflectance {mean_dn:.0f} >= {number(config.max_mean_reflectance)}",
             ),
-            ("ndvi", ndvi > config.min_ndvi, f"mean NDVI {ndvi:.3f} <= {config.min_ndvi}"),
+            ("ndvi", ndvi > config.min_ndvi, f"mean NDVI {ndvi:.3f} <= {number(config.min_ndvi)}"),
             (
                 "saturated",
                 saturated < config.max_saturated,
-                f"saturated {saturated:.1%} >= {config.max_saturated:.0%}",
+                f"saturated {saturated:.1%} >= {_share(config.max_saturated)}",
             ),
         ]
     result = _verdict(gate, checks, values, thresholds)
@@ -272,12 +278,12 @@ def context_available(right: np.ndarray | None, config: GateConfig = DEFAULT_CON
         (
             "nonzero",
             nonzero > config.min_context_nonzero,
-            f"context non-zero {nonzero:.1%} <= {config.min_context_nonzero:.0%}",
+            f"context non-zero {nonzero:.1%} <= {_share(config.min_context_nonzero)}",
         ),
         (
             "std",
             std > config.min_context_std,
-            f"context std {std:.2f} <= {config.min_context_std} (a flat fill)",
+            f"context std {std:.2f} <= {number(config.min_context_std)} (a flat fill)",
         ),
     ]
     return _verdict("context_available", checks, values, thresholds)
@@ -320,18 +326,26 @@ def green_edge(bands: Bands, config: GateConfig = DEFAULT_CONFIG) -> dict[str, f
 def agricultural(
     bands: Bands | None, config: GateConfig = DEFAULT_CONFIG, landcover: np.ndarray | None = None
 ) -> GateResult:
-    """Gate 4: a land-cover raster's cropland fraction, else the green-edge density check."""
+    """Gate 4: a land-cover raster's cropland fraction, else the green-edge density check.
+
+    A land-cover raster with no valid pixel in the window (all class 0 or no data) measures
+    nothing: the green-edge check decides, or the gate is not evaluated; never "0 % cropland".
+    """
     thresholds: dict[str, float | str]
+    classes = valid = None
     if landcover is not None:
         classes = np.ma.getdata(landcover)
         valid = (classes != 0) & ~np.ma.getmaskarray(landcover)  # 0: no data in WorldCover and LULC
-        crop = float(np.isin(classes[valid], config.cropland_classes).mean()) if valid.any() else 0.0
+    if classes is not None and valid is not None and valid.any():
+        crop = float(np.isin(classes[valid], config.cropland_classes).mean())
         values: dict[str, Any] = {"method": "land cover", "cropland_fraction": crop}
         thresholds = {
             "min_cropland": config.min_cropland,
             "cropland_classes": ",".join(map(str, config.cropland_classes)),
         }
-        checks = [("crop", crop >= config.min_cropland, f"cropland {crop:.1%} < {config.min_cropland:.0%}")]
+        checks = [
+            ("crop", crop >= config.min_cropland, f"cropland {crop:.1%} < {_share(config.min_cropland)}")
+        ]
         return _verdict("agricultural", checks, values, thresholds)
     if bands is None:
         return _not_evaluated(
@@ -353,17 +367,17 @@ def agricultural(
         (
             "vegetated",
             veg >= config.min_vegetated,
-            f"vegetated {veg:.1%} < {config.min_vegetated:.0%} (water, urban, rock or bare)",
+            f"vegetated {veg:.1%} < {_share(config.min_vegetated)} (water, urban, rock or bare)",
         ),
         (
             "canopy",
             canopy <= config.max_canopy,
-            f"closed canopy {canopy:.1%} > {config.max_canopy:.0%} (forest)",
+            f"closed canopy {canopy:.1%} > {_share(config.max_canopy)} (forest)",
         ),
         (
             "edges",
             ged >= config.min_green_edge_density,
-            f"green-edge density {ged:.1%} < {config.min_green_edge_density:.0%} (no field mosaic)",
+            f"green-edge density {ged:.1%} < {_share(config.min_green_edge_density)} (no field mosaic)",
         ),
     ]
     return _verdict("agricultural", checks, values, thresholds)

@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,9 @@ class GateConfig:
                 ok = _is_number(value) and low <= value <= high
                 allowed = f"a number from {low:g} to {high:g} ({what})"
             if not ok:
-                raise ConfigError(f"gate setting {name} = {value!r}: expected {allowed}")
+                raise ConfigError(f"gate setting {name} = {_shown(value)}: expected {allowed}")
+            if isinstance(value, float) and value == 0:
+                object.__setattr__(self, name, 0.0)  # -0.0 is 0: quoted "0", never "-0"
 
     def replace(self, **changes: Any) -> GateConfig:
         return GateConfig(**{**asdict(self), **changes})
@@ -101,7 +104,17 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, int | float) and not isinstance(value, bool)) and math.isfinite(value)
+    """A finite int or float (not a bool). Ints are finite however large: ``math.isfinite``
+    would convert them to float and overflow on a 400-digit number."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so that an error stays one short line."""
+    text = repr(value) if not (isinstance(value, int) and value.bit_length() > 200) else "<a huge number>"
+    return text if len(text) <= limit else f"{text[: limit - 5]}... ({len(text)} characters)"
 
 
 def config_from(mapping: Mapping[str, Any]) -> GateConfig:
@@ -113,7 +126,9 @@ def config_from(mapping: Mapping[str, Any]) -> GateConfig:
     known = [f.name for f in fields(GateConfig)]
     unknown = sorted(set(mapping) - set(known))
     if unknown:
-        raise ConfigError(f"unknown gate setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        shown = ", ".join(_shown(k, 40) if not k.isidentifier() else k for k in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise ConfigError(f"unknown gate setting(s) {shown}{more}; known: {', '.join(sorted(known))}")
     values = dict(mapping)
     if isinstance(values.get("cropland_classes"), list):
         values["cropland_classes"] = tuple(values["cropland_classes"])
@@ -126,8 +141,31 @@ def changed_settings(config: GateConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(config).items() if default[k] != v}
 
 
-def _pct(share: float) -> str:
-    return f"{share * 100:g} %"
+def number(value: float) -> str:
+    """A threshold as written in a card, a report detail or the CLI: exactly the value used.
+
+    The shortest decimal that reads back as the same float (``repr``), without a
+    trailing ``.0`` (``4000``, ``0.045``, ``0.123456789012``); very small or large
+    values in exponent form (``1e-300``). Rounding (``:g``, ``:.0%``) would quote a
+    threshold other than the one that decided.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _decimal(Decimal(repr(float(value) + 0.0)))  # + 0.0: -0.0 is quoted "0"
+
+
+def pct(share: float) -> str:
+    """A share as an exact percentage: ``0.3`` -> ``30 %``, ``0.123456789`` -> ``12.3456789 %``."""
+    return f"{_decimal(Decimal(repr(float(share) + 0.0)).scaleb(2))} %"
+
+
+def _decimal(value: Decimal) -> str:
+    value = value.normalize()
+    if value.is_zero():
+        return "0"
+    if -7 <= value.adjusted() <= 15:
+        return format(value, "f")
+    return f"{float(value)!r}"
 
 
 def reason_texts(config: Mapping[str, Any]) -> dict[str, str]:
@@ -136,31 +174,76 @@ def reason_texts(config: Mapping[str, Any]) -> dict[str, str]:
     return {
         "s2_not_blank": (
             f"gate 1: Sentinel-2 half blank (file <= {c['min_file_bytes']} bytes or "
-            f"<= {_pct(c['min_nonzero'])} non-zero pixels)"
+            f"<= {pct(c['min_nonzero'])} non-zero pixels)"
         ),
         "s2_not_cloudy": (
-            f"gate 2: cloud or shadow > {_pct(c['max_cloud'])}, mean reflectance >= "
-            f"{c['max_mean_reflectance']:g}, NDVI <= {c['min_ndvi']:g} "
-            f"or >= {_pct(c['max_saturated'])} saturated"
+            f"gate 2: cloud or shadow > {pct(c['max_cloud'])}, mean reflectance >= "
+            f"{number(c['max_mean_reflectance'])}, NDVI <= {number(c['min_ndvi'])} "
+            f"or >= {pct(c['max_saturated'])} saturated"
         ),
         "context_available": "gate 3: context half missing or blank",
         "agricultural": "gate 4: not agricultural land cover (forest, water, urban, rock)",
     }
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a key given twice is an error (``json`` would keep the last silently)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
+def _whole_number(text: str) -> int:
+    """``parse_int``: Python refuses to parse an int of more than 4300 digits with a ValueError;
+    no setting needs more than 20, so longer ones are refused here by name."""
+    if len(text.lstrip("-")) > 20:
+        raise ValueError(f"a whole number of {len(text.lstrip('-'))} digits")
+    return int(text)
+
+
 def load_config(path: Path) -> GateConfig:
     """The thresholds of a ``gates.json`` file (an object of :class:`GateConfig` settings).
 
+    The file must be a regular file of UTF-8 JSON (a byte-order mark is ignored) with
+    each key once; NaN, Infinity and numbers out of range are refused by the settings'
+    ranges.
+
     Raises:
-        ConfigError: not JSON, not an object, an unknown key, a wrong type or a value out of
-            range; one line naming the file.
+        ConfigError: missing, not a regular file (a folder, a FIFO: refused by type, never
+            opened), not JSON, nested too deeply, a key given twice, not an object, an
+            unknown key, a wrong type or a value out of range; one line naming the file.
     """
+    from builder.corpus import read_regular, special_kind
+
+    if (kind := special_kind(path)) is not None:
+        raise ConfigError(f"{path} is a {kind}, not a file; write a JSON object of gate thresholds")
     if not path.is_file():
-        raise ConfigError(f"{path} does not exist; pass a JSON object of gate thresholds")
+        what = "is a symbolic link to nothing" if path.is_symlink() else "does not exist"
+        raise ConfigError(f"{path} {what}; pass a JSON object of gate thresholds")
     try:
-        mapping = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = read_regular(path).decode("utf-8-sig")
+        mapping = json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_whole_number)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not JSON ({exc}); write an object of gate thresholds") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: JSON nested too deeply; write a flat object of gate thresholds") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: setting {_shown(exc.key, 40)} is given twice; keep one") from None
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path}: {exc} is not a gate threshold; write an object of gate thresholds"
+        ) from None
     if not isinstance(mapping, dict):
         raise ConfigError(f"{path}: expected an object of gate thresholds, found {type(mapping).__name__}")
     try:

@@ -116,3 +116,123 @@ def test_composite_takes_the_same_gates_json(tmp_path: Path, capsys: pytest.Capt
     printed = capsys.readouterr().out
     assert "thresholds     max_mean_reflectance=1000 (others: the card's)" in printed
     assert "FAIL: mean reflectance 2000 >= 1000" in printed
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"max_cloud": NaN}', "gate setting max_cloud = nan: expected a number from 0 to 1"),
+        ('{"max_cloud": Infinity}', "gate setting max_cloud = inf: expected a number from 0 to 1"),
+        ('{"min_ndvi": -Infinity}', "gate setting min_ndvi = -inf: expected a number from -1 to 1"),
+        ('{"max_cloud": 1e400}', "gate setting max_cloud = inf"),
+        ('{"canopy_red": -0.01}', "gate setting canopy_red = -0.01: expected a number from 0 to 1"),
+        ('{"min_file_bytes": 1000000001}', "min_file_bytes = 1000000001: expected a whole number from 0"),
+        ('{"max_cloud": 0.2, "max_cloud": 0.9}', "setting 'max_cloud' is given twice; keep one"),
+        ("[" * 100_000 + "]" * 100_000, "JSON nested too deeply"),
+        ('{"max_cloud": ' + "[" * 100_000 + "]" * 100_000 + "}", "JSON nested too deeply"),
+        ('{"max_cloud": true}', "gate setting max_cloud = True: expected a number"),
+        ('{"min_file_bytes": false}', "gate setting min_file_bytes = False: expected a whole number"),
+        ('{"cropland_classes": [true]}', "gate setting cropland_classes = (True,)"),
+        ('{"max_cloud": ' + "9" * 400 + "}", "a whole number of 400 digits is not a gate threshold"),
+        ('{"min_file_bytes": ' + "9" * 5000 + "}", "a whole number of 5000 digits is not a gate threshold"),
+        ('{"cropland_classes": "' + "x" * 100_000 + '"}', "... (100002 characters): expected a non-empty"),
+        ('{"max\\ncloud": 0.2}', "unknown gate setting(s) 'max\\ncloud'; known:"),
+        ("", "not JSON"),
+        ("null", "expected an object of gate thresholds, found NoneType"),
+    ],
+)
+def test_hostile_gates_json_is_one_short_line(text: str, message: str, tmp_path: Path) -> None:
+    """Values JSON allows (NaN, Infinity, a key twice, any depth, any length of digits) are refused
+    by name; nothing escapes as a RecursionError, an OverflowError or a ValueError."""
+    path = tmp_path / "gates.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        thresholds.load_config(path)
+    error = str(caught.value)
+    assert message in error and error.startswith(str(path)) and "\n" not in error and len(error) < 400
+
+
+def test_a_byte_order_mark_is_ignored_as_in_the_manifests(tmp_path: Path) -> None:
+    path = tmp_path / "gates.json"
+    path.write_bytes(b'\xef\xbb\xbf{"max_cloud": 0.25}')
+    assert thresholds.load_config(path).max_cloud == 0.25
+    path.write_bytes(b'{"max_cloud": 0.2, "x\xe9": 1}')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        thresholds.load_config(path)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "dangling symlink"])
+def test_a_gates_json_that_is_not_a_file_is_one_line_never_the_defaults(
+    kind: str, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder, a FIFO (never opened: it would block) or a broken link named gates.json is an
+    error, not silently "no gates.json": the user meant to give thresholds."""
+    import os
+
+    path = small_corpus / "gates.json"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(tmp_path / "nowhere.json")
+    code = main(["build", "--corpus", str(small_corpus), "--out", str(tmp_path / "o"), "--version", "1.0.0"])
+    err = capsys.readouterr().err
+    expected = {"folder": "is a folder", "fifo": "is a FIFO", "dangling symlink": "symbolic link to nothing"}
+    assert code == 2 and err.count("\n") == 1 and expected[kind] in err and "gates.json" in err
+    assert not (tmp_path / "o" / "cropmark-disambiguator-s2" / "1.0.0").exists()
+
+
+def test_thresholds_are_quoted_exactly_and_the_audit_accepts_them(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Many decimals, a tiny value and -0.0: the card, the rejection details and the CLI quote the
+    value that decided (no rounding to 6 digits or whole percents), and the card still passes the
+    audit's coordinate-like-number scan."""
+    settings = {
+        "max_cloud": 0.123456789012345,
+        "min_ndvi": 0.1234567891,
+        "max_mean_reflectance": 4000.75,
+        "min_context_std": 2.125,
+        "canopy_red": 1e-300,
+        "min_cropland": -0.0,
+    }
+    (small_corpus / "gates.json").write_text(json.dumps(settings))
+    out = tmp_path / "out"
+    args = ["build", "--corpus", str(small_corpus), "--out", str(out), "--version", "1.0.0"]
+    assert main([*args, "--site-distance", "2560.5"]) == 0
+    printed = capsys.readouterr().out
+    assert "max_cloud=0.123456789012345" in printed and "min_ndvi=0.1234567891" in printed
+    release = out / "cropmark-disambiguator-s2" / "1.0.0"
+    report = json.loads((release.with_name("1.0.0.private") / "report.json").read_text())
+    assert report["audit"]["passed"] and report["gates"]["config"]["min_cropland"] == 0.0
+    card = (release / "README.md").read_text()
+    assert "cloud and cloud shadow <= 12.3456789012345 %" in card
+    assert "mean reflectance < 4000.75 (x 10^-4), mean NDVI > 0.1234567891, < 20 % saturated" in card
+    assert "cropland fraction >= 0 %, else" in card
+    assert (
+        "gate 2: cloud or shadow > 12.3456789012345 %, mean reflectance >= 4000.75, NDVI <= 0.1234567891"
+        in card
+    )
+    assert "standard deviation > 2.125 grey levels" in card
+    assert "2560.5 m to one" in card  # the --site-distance used, not "2560"
+    assert "-0 %" not in card and "12.3457" not in card and "0.123457" not in card
+    assert validate_dataset_card(card, report, release) == []
+    cloudy = [r["detail"] for r in report["rejections"] if r["reason"] == "gate_s2_cloudy"]
+    assert cloudy and all("> 12.3456789012345% (" in d for d in cloudy)  # not "> 12%"
+    no_context = [r["detail"] for r in report["rejections"] if r["reason"] == "gate_no_context"]
+    assert no_context and all("<= 2.125 (a flat fill)" in d for d in no_context)
+
+
+def test_number_and_pct_round_trip_to_the_value_used() -> None:
+    for value in (0.3, 0.07, 0.123456789012345, 4000.0, 4000.75, 1e-300, 0.045, 1 / 3):
+        assert float(thresholds.number(value)) == value
+        assert float(thresholds.pct(value).removesuffix(" %")) / 100 == pytest.approx(value, rel=1e-15)
+    assert (
+        thresholds.pct(0.07) == "7 %"
+        and thresholds.pct(0.3) == "30 %"
+        and thresholds.number(4000.0) == "4000"
+    )
+    assert (
+        thresholds.number(-0.0) == "0" and thresholds.pct(-0.0) == "0 %" and thresholds.number(5120) == "5120"
+    )

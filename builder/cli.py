@@ -223,7 +223,11 @@ def cmd_composite(args: argparse.Namespace) -> int:
     right = np.asarray(image)[:, half.width :] if context is not None else None
     coverage = config.min_side_coverage
     mask = raster.read_side(args.cloud_mask, "cloud mask", bands, coverage) if args.cloud_mask else None
-    cover = raster.read_side(args.landcover, "land-cover raster", bands, coverage) if args.landcover else None
+    cover = (
+        raster.read_side(args.landcover, "land-cover raster", bands, coverage, raster.LANDCOVER_NODATA)
+        if args.landcover
+        else None
+    )
     results = gates.evaluate(
         s2_jpeg_bytes=len(tile),
         s2_rgb=np.asarray(half),

@@ -39,6 +39,7 @@ the valid pixels (:func:`stretch`), resized to the 256x512 Sentinel-2 half.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,6 +59,9 @@ COMPOSITE_BANDS = ("B08", "B04", "B05")  # R, G, B of the published false colour
 STRETCH_PERCENTILES = (2.0, 98.0)
 SCALE = 10_000.0
 NEW_BASELINE_OFFSET = -1000  # BOA_ADD_OFFSET / RADIO_ADD_OFFSET from processing baseline 04.00
+# An offset outside this range cannot be Sentinel-2's: DNs are 0..65535 for reflectance x 10000, and
+# ESA's offsets are 0 and -1000. A larger one (a tag "1e300") would turn every value into no data.
+OFFSET_RANGE = (-10_000, 10_000)
 INTEGER_DN = (np.dtype("uint16"), np.dtype("int16"), np.dtype("uint32"), np.dtype("int32"))
 # The smallest window (pixels on each side at 10 m) that becomes a tile without an explicit
 # allowance: 64 px is a quarter of the tile's width; smaller windows are enlarged beyond 4x / 8x.
@@ -66,6 +70,9 @@ MIN_WINDOW_PX = 64
 # the offset was applied to DNs already harmonised; above 1.5 means DNs taken as reflectance
 # (top-of-atmosphere reflectance of bright cloud and snow stays near or below 1.0).
 PLAUSIBLE_MEDIAN = (0.0, 1.5)
+# Class 0 is "no data" in ESA WorldCover and in eo-learn's LULC: a land-cover raster whose window
+# holds it is missing land cover there, not a class (a map of zeros must not read as "0 % cropland").
+LANDCOVER_NODATA = (0,)
 _BAND_IN_NAME = re.compile(r"(?<![A-Za-z0-9])(B0[1-9]|B1[0-2]|B8A|SCL)(?![A-Za-z0-9])", re.I)
 
 
@@ -143,17 +150,31 @@ def _check_georef(src: Any, path: Path) -> None:
 
 
 def _offset(tags: Mapping[str, str], level: str, option: int | None, path: Path) -> tuple[int, str]:
+    low, high = OFFSET_RANGE
     if option is not None:
+        if not low <= option <= high:
+            raise RasterError(
+                f"offset {option}: a Sentinel-2 DN offset lies from {low} to {high} "
+                "(-1000 from processing baseline 04.00, else 0); pass --boa-offset -1000 or 0"
+            )
         return option, "option"
     for key in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET"):
         if key in tags:
             try:
-                return int(float(tags[key])), f"metadata {key}"
+                value = float(tags[key])
             except ValueError:
-                raise RasterError(f"{path}: {key}={tags[key]!r} is not a number; pass --boa-offset") from None
+                value = math.nan
+            if not (math.isfinite(value) and value == int(value) and low <= value <= high):
+                raise RasterError(
+                    f"{path}: {key}={tags[key][:40]!r} is not a whole number from {low} to {high}; "
+                    "pass --boa-offset -1000 (processing baseline 04.00 or later) or --boa-offset 0"
+                )
+            return int(value), f"metadata {key}"
     if "PROCESSING_BASELINE" in tags:
         try:
             baseline = float(tags["PROCESSING_BASELINE"])
+            if not math.isfinite(baseline):
+                raise ValueError(baseline)
         except ValueError:
             raise RasterError(
                 f"{path}: PROCESSING_BASELINE={tags['PROCESSING_BASELINE']!r} is not a number; "
@@ -348,6 +369,12 @@ def _window(
             window = from_bounds(*bounds, transform=ref.transform).round_offsets().round_lengths()
         except WindowError as exc:
             raise RasterError(f"bounds {tuple(bounds)}: {exc}; pass LEFT BOTTOM RIGHT TOP") from None
+        if window.width < 1 or window.height < 1:
+            res = abs(ref.res[0])
+            raise RasterError(
+                f"bounds {tuple(bounds)} are {right - left:g} x {top - bottom:g} in the scene's units: less "
+                f"than one {res:g}-unit pixel across, so no pixel can be read; pass a larger window"
+            )
     elif box is not None:
         col, row, width, height = box
         if width <= 0 or height <= 0 or col < 0 or row < 0:
@@ -469,13 +496,19 @@ def composite(s2: Image.Image, context: Image.Image | None) -> Image.Image:
 
 
 def read_side(
-    path: Path, what: str, like: Bands | None = None, min_coverage: float = 0.0
+    path: Path,
+    what: str,
+    like: Bands | None = None,
+    min_coverage: float = 0.0,
+    nodata_classes: tuple[int, ...] = (),
 ) -> np.ma.MaskedArray:
     """A categorical raster (cloud mask, land cover): its classes, masked where there is no data.
 
     With ``like``, the raster is warped onto the bands' grid with nearest neighbour only;
     pixels outside its footprint and pixels of its declared no-data value are masked.
     Without, it is read on its own grid (the composite's footprint), declared no-data masked.
+    Pixels of ``nodata_classes`` are no data too (land cover: :data:`LANDCOVER_NODATA`), and
+    count against the coverage like pixels outside the footprint.
 
     Raises:
         RasterError: unreadable, not georeferenced, not one band of integer classes, or
@@ -491,8 +524,10 @@ def read_side(
         _check_georef(src, path)
         if src.count != 1:
             raise RasterError(f"{path}: the {what} has {src.count} bands; it must have one band of classes")
-        if np.dtype(src.dtypes[0]).kind == "f":
-            raise RasterError(f"{path}: the {what} holds floats; it must hold integer classes")
+        if np.dtype(src.dtypes[0]).kind not in "iu":
+            raise RasterError(
+                f"{path}: the {what} holds {src.dtypes[0]} values; it must hold integer classes"
+            )
         try:
             if like is None:
                 values, valid = src.read(1), src.read_masks(1) > 0
@@ -513,9 +548,16 @@ def read_side(
             raise RasterError(
                 f"{path}: the {what} cannot be put on the bands' grid ({str(exc).splitlines()[0]})"
             ) from None
+    if nodata_classes:
+        valid &= ~np.isin(values, nodata_classes)
     coverage = float(valid.mean()) if valid.size else 0.0
     if coverage < min_coverage:
-        where = "does not overlap the scene" if coverage == 0 else "covers only part of the scene"
+        where = (
+            "has no valid pixel over the scene (it does not overlap the scene, or holds only its "
+            f"no-data value{' or class 0' if nodata_classes else ''} there)"
+            if coverage == 0
+            else "covers only part of the scene"
+        )
         raise RasterError(
             f"{path}: the {what} {where}: {coverage:.0%} of the window has valid pixels, at least "
             f"{min_coverage:.0%} needed; use the {what} of this scene (same place and extent)"

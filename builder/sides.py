@@ -130,7 +130,7 @@ def evaluate_corpus_tile(
     from PIL import Image
 
     from builder.composite import open_displayed
-    from builder.raster import RasterError, read_bands, read_side
+    from builder.raster import LANDCOVER_NODATA, RasterError, read_bands, read_side
 
     with Image.open(io.BytesIO(s2_jpeg)) as tile:
         s2_rgb = np.asarray(tile.convert("RGB"))
@@ -154,7 +154,9 @@ def evaluate_corpus_tile(
         if sides.clouds is not None:
             mask = read_side(root / sides.clouds, "cloud mask", bands, config.min_side_coverage)
         if sides.landcover is not None:
-            cover = read_side(root / sides.landcover, "land-cover raster", bands, config.min_side_coverage)
+            cover = read_side(
+                root / sides.landcover, "land-cover raster", bands, config.min_side_coverage, LANDCOVER_NODATA
+            )
     except RasterError as exc:
         raise SideRejected(Reason.BAD_SIDE_RASTER, str(exc)) from None
     results = gates.evaluate(
@@ -170,8 +172,14 @@ def evaluate_corpus_tile(
 
 
 def load_config(root: Path) -> GateConfig:
-    """The corpus's ``gates.json`` thresholds, or the card's."""
+    """The corpus's ``gates.json`` thresholds, or the card's when there is none.
+
+    Anything at that name is read as thresholds: a folder, a FIFO or a dangling
+    symlink named ``gates.json`` is a one-line error, never silently the card's defaults.
+    """
+    import os
+
     from builder.thresholds import load_config as load
 
     path = root / CONFIG_FILE
-    return load(path) if path.is_file() else GateConfig()
+    return load(path) if os.path.lexists(path) else GateConfig()

@@ -10,11 +10,12 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from builder import raster
+from builder import gates, raster
 from builder.cli import main
 from builder.raster import RasterError
 from builder.release import BuildConfig, build
 from builder.sample import s2_reflectance
+from builder.thresholds import GateConfig
 from tests.data.factory import TinyCorpus
 
 UTM33 = "EPSG:32633"
@@ -72,7 +73,11 @@ def test_a_mask_of_another_place_is_refused_not_read_as_clear(scene: Path, tmp_p
     away = write_raster(
         tmp_path / "away.tif", np.zeros((512, 256), np.uint8), origin=(510_000.0, 5_000_000.0)
     )
-    with pytest.raises(RasterError, match=r"the cloud mask does not overlap the scene: 0% of the window"):
+    with pytest.raises(
+        RasterError,
+        match=r"the cloud mask has no valid pixel over the scene \(it does not overlap the scene, or holds "
+        r"only its no-data value there\): 0% of the window",
+    ):
         raster.read_side(away, "cloud mask", bands, 0.9)
     half = write_raster(
         tmp_path / "half.tif", np.zeros((512, 256), np.uint8), origin=(501_280.0, 5_000_000.0)
@@ -193,3 +198,82 @@ def test_implausible_bands_are_a_counted_rejection_in_the_build(tmp_path: Path) 
     bad = {r["where"]: r["detail"] for r in report["rejections"] if r["reason"] == "bad_bands"}
     assert "offset applied twice" in bad["composites/site_train_1.jpg"]
     assert "window 40x40 px is smaller than the minimum 64x64 px" in bad["composites/site_train_2.jpg"]
+
+
+def test_a_land_cover_of_class_0_is_no_data_not_zero_cropland(scene: Path, tmp_path: Path) -> None:
+    """Class 0 is "no data" in WorldCover and eo-learn's LULC: a map of zeros without a declared
+    no-data value covers nothing, so it is refused by the coverage rule (in the build: a counted
+    bad_side_raster), never measured as "0 % cropland"."""
+    bands = raster.read_bands(scene)
+    zeros = write_raster(tmp_path / "zeros.tif", np.zeros((512, 256), np.uint8))
+    with pytest.raises(
+        RasterError, match=r"holds only its no-data value or class 0 there\): 0% of the window"
+    ):
+        raster.read_side(zeros, "land-cover raster", bands, 0.9, raster.LANDCOVER_NODATA)
+    assert raster.read_side(zeros, "cloud mask", bands, 0.9).count() == 512 * 256  # 0 is "clear" there
+    # With the coverage rule switched off, the gate still measures nothing from it: green-edge decides.
+    read = raster.read_side(zeros, "land-cover raster", bands, 0.0, raster.LANDCOVER_NODATA)
+    result = gates.agricultural(bands, GateConfig(), read)
+    assert result.values["method"] == "green-edge density" and result.evaluated
+    assert gates.agricultural(None, GateConfig(), read).evaluated is False
+    root = tmp_path / "corpus"
+    corpus, stem = _corpus_with_side_files(root)
+    write_raster(root / "landcover" / f"{stem}.tif", np.zeros((512, 256), np.uint8))
+    report = build(BuildConfig(corpus.write(), tmp_path / "out", "1.0.0")).report
+    bad = next(r for r in report["rejections"] if r["where"] == f"composites/{stem}.jpg")
+    assert bad["reason"] == "bad_side_raster" and "or class 0 there" in bad["detail"]
+
+
+def test_a_side_raster_of_complex_values_is_refused(scene: Path, tmp_path: Path) -> None:
+    bands = raster.read_bands(scene)
+    path = write_raster(tmp_path / "c.tif", np.full((512, 256), 40, np.complex64))
+    with pytest.raises(RasterError, match="holds complex64 values; it must hold integer classes"):
+        raster.read_side(path, "land-cover raster", bands, 0.9)
+
+
+@pytest.mark.parametrize(
+    ("tags", "option", "message"),
+    [
+        (
+            {"BOA_ADD_OFFSET": "1e300"},
+            None,
+            "BOA_ADD_OFFSET='1e300' is not a whole number from -10000 to 10000",
+        ),
+        ({"BOA_ADD_OFFSET": "inf"}, None, "BOA_ADD_OFFSET='inf' is not a whole number"),
+        ({"RADIO_ADD_OFFSET": "-1000.5"}, None, "RADIO_ADD_OFFSET='-1000.5' is not a whole number"),
+        ({"PROCESSING_BASELINE": "nan"}, None, "PROCESSING_BASELINE='nan' is not a number"),
+        (
+            {"BOA_ADD_OFFSET": "0"},
+            str(10**30),
+            "offset 1000000000000000000000000000000: a Sentinel-2 DN offset",
+        ),
+    ],
+)
+def test_an_offset_sentinel2_cannot_have_is_one_line(
+    tags: dict[str, str],
+    option: str | None,
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A tag of 1e300 or inf once made every value no data (and the tile "published") or an
+    OverflowError traceback; NaN as a processing baseline read as "before 04.00"."""
+    dn = np.full((5, 64, 64), 3000, np.uint16)
+    path = write_raster(tmp_path / "s.tif", dn, names=("B02", "B03", "B04", "B05", "B08"), tags=tags)
+    out = tmp_path / "t.jpg"
+    extra = ["--boa-offset", option] if option is not None else []
+    assert main(["composite", str(path), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and not out.exists()
+
+
+def test_bounds_smaller_than_a_pixel_say_so(
+    scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "t.jpg"
+    left, top = ORIGIN
+    args = ["composite", str(scene), "--out", str(out), "--allow-small-window", "--bounds"]
+    assert main([*args, str(left), str(top - 0.5), str(left + 0.4), str(top)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "less than one 10-unit pixel across" in err and "outside" not in err
+    assert main([*args, str(left), str(top - 10), str(left + 10), str(top)]) == 0  # one pixel, allowed

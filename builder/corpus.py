@@ -357,7 +357,9 @@ def read_sites(corpus: Path) -> dict[str, Site]:
                     f"{where}: fewer fields than columns; expected {', '.join(SITE_COLUMNS)}"
                 )
             site = Site(
-                row["composite"],
+                # The key curation looks up: the corpus-relative POSIX path, as a manifest's
+                # "./composites/a.jpg" or "composites\\a.jpg" resolves (else the row is never used).
+                PurePosixPath(row["composite"].replace("\\", "/")).as_posix(),
                 _degrees(row["lat"], 90.0, where, "latitude"),
                 _degrees(row["lon"], 180.0, where, "longitude"),
                 row["source_db"],

@@ -343,3 +343,23 @@ def test_a_bad_site_distance_is_one_line(
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "site distance" in err
     assert not (tmp_path / "cropmark-disambiguator-s2").exists()
+
+
+def test_sites_csv_paths_are_matched_as_the_manifests_resolve_them(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    """A sites.csv written with "./composites/a.jpg" or "composites\\a.jpg" names the same files as
+    the manifests' "composites/a.jpg": its rows were once silently unused, and the card said the
+    same-site check was not evaluated although the site list was given."""
+    sites = small_corpus / "sites.csv"
+    plain = build(BuildConfig(small_corpus, tmp_path / "plain", "1.0.0")).report["site_leakage"]
+    lines = sites.read_text(encoding="utf-8").splitlines()
+    rewritten = [lines[0]] + [
+        ("./" if i % 2 else "") + (line.replace("/", "\\", 1) if i % 3 == 0 else line)
+        for i, line in enumerate(lines[1:])
+    ]
+    assert any(line.startswith("./") for line in rewritten) and any("\\" in line for line in rewritten)
+    sites.write_text("\n".join(rewritten) + "\n", encoding="utf-8")
+    site = build(BuildConfig(small_corpus, tmp_path / "prefixed", "1.0.0")).report["site_leakage"]
+    assert site["evaluated"] and site["unchecked"] == plain["unchecked"] == {"train": 0, "eval": 0}
+    assert site["pairs"] == plain["pairs"]

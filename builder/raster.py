@@ -51,6 +51,7 @@ import numpy as np
 from PIL import Image
 
 from builder.errors import CropmarkError
+from builder.thresholds import pct
 
 BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 CATEGORICAL = frozenset({"SCL"})
@@ -440,6 +441,13 @@ def _check_plausible(
             )
 
 
+def _below(share: float) -> str:
+    """A measured share rounded down to 0.1 %, so that a share just under a threshold never
+    reads as the threshold itself (89.96 % is "89.9%", not "90%")."""
+    tenths = math.floor(share * 1000 + 1e-9) / 10
+    return f"{tenths:g}%"
+
+
 def _box(window: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in (window.col_off, window.row_off, window.width, window.height))
 
@@ -559,7 +567,8 @@ def read_side(
             else "covers only part of the scene"
         )
         raise RasterError(
-            f"{path}: the {what} {where}: {coverage:.0%} of the window has valid pixels, at least "
-            f"{min_coverage:.0%} needed; use the {what} of this scene (same place and extent)"
+            f"{path}: the {what} {where}: {_below(coverage)} of the window has valid pixels, at least "
+            f"{pct(min_coverage).replace(' ', '')} needed; "
+            f"use the {what} of this scene (same place and extent)"
         )
     return np.ma.MaskedArray(np.asarray(values), mask=~valid)

@@ -96,7 +96,7 @@ def test_declared_no_data_of_a_side_raster_is_not_counted(scene: Path, tmp_path:
     path = write_raster(tmp_path / "lc.tif", cover, nodata=255)
     read = raster.read_side(path, "land-cover raster", bands, 0.5)
     assert read.count() == 412 * 256 and set(np.unique(read.compressed())) == {40}
-    with pytest.raises(RasterError, match="80% of the window has valid pixels, at least 90% needed"):
+    with pytest.raises(RasterError, match=r"80\.4% of the window has valid pixels, at least 90% needed"):
         raster.read_side(path, "land-cover raster", bands, 0.9)
 
 
@@ -170,7 +170,8 @@ def test_build_uses_clouds_beside_bands_and_rejects_side_rasters_that_do_not_fit
     write_raster(root / "landcover" / f"{stem}.tif", cover, nodata=0)
     report = build(BuildConfig(root, tmp_path / "d", "1.0.0")).report
     assert any(
-        r["reason"] == "bad_side_raster" and "41% of the window" in r["detail"] for r in report["rejections"]
+        r["reason"] == "bad_side_raster" and "41.4% of the window" in r["detail"]
+        for r in report["rejections"]
     )
     (root / "gates.json").write_text(json.dumps({"min_side_coverage": 0.4}))
     report = build(BuildConfig(root, tmp_path / "e", "1.0.0")).report
@@ -277,3 +278,23 @@ def test_bounds_smaller_than_a_pixel_say_so(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "less than one 10-unit pixel across" in err and "outside" not in err
     assert main([*args, str(left), str(top - 10), str(left + 10), str(top)]) == 0  # one pixel, allowed
+
+
+@pytest.mark.parametrize(("shift_px", "refused"), [(25, False), (26, True)])
+def test_a_mask_just_under_the_minimum_share_is_refused_and_says_by_how_much(
+    shift_px: int, refused: bool, scene: Path, tmp_path: Path
+) -> None:
+    """256 px wide: shifted 25 px the mask covers 90.2 % (kept), 26 px 89.8 % (refused); the
+    message once read "90% of the window has valid pixels, at least 90% needed"."""
+    bands = raster.read_bands(scene)
+    left, top = ORIGIN
+    mask = write_raster(
+        tmp_path / "m.tif", np.zeros((512, 256), np.uint8), origin=(left + 10 * shift_px, top)
+    )
+    if not refused:
+        assert raster.read_side(mask, "cloud mask", bands, 0.9).count() == 512 * (256 - shift_px)
+        return
+    with pytest.raises(RasterError, match=r": 89\.8% of the window has valid pixels, at least 90% needed"):
+        raster.read_side(mask, "cloud mask", bands, 0.9)
+    with pytest.raises(RasterError, match=r"at least 89\.85% needed"):
+        raster.read_side(mask, "cloud mask", bands, 0.8985)

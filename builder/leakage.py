@@ -20,7 +20,7 @@ moved by a tenth of the tile or more, land as far from the original as unrelated
 tiles do.
 
 **Sites.** With the private ``sites.csv``, a train tile and an eval tile are one
-site when they come from the same source record (``source_db`` and ``source_id``)
+site when they come from the same source record (``source_db`` and a non-empty ``source_id``)
 or their points are closer than ``site_distance`` metres (great-circle distance on
 the mean Earth sphere, radius 6,371,008.8 m). The default, 2,560 m, is the width of
 a published tile (256 px at 10 m): two north-up tiles of 2.56 km x 5.12 km whose
@@ -136,12 +136,20 @@ def great_circle_m(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: n
     return metres
 
 
+def _record(site: Site) -> tuple[str, str] | None:
+    """The source record of a site (surrounding spaces ignored), or None without an id: two sites
+    with an empty ``source_id`` are not one record (they would pair every such tile)."""
+    source_id = site.source_id.strip()
+    return (site.source_db.strip(), source_id) if source_id else None
+
+
 def same_sites(
     train: Mapping[str, Site], eval_: Mapping[str, Site], distance_m: float = DEFAULT_SITE_DISTANCE_M
 ) -> tuple[list[SitePair], float | None]:
     """Every (train, eval) pair of one site, and the smallest train/eval distance seen (metres).
 
-    One site: the same ``(source_db, source_id)``, or points closer than ``distance_m``.
+    One site: the same ``(source_db, source_id)`` (a non-empty id; spaces around either are
+    ignored), or points closer than ``distance_m``.
 
     Args:
         train: published train file name -> its site.
@@ -154,7 +162,8 @@ def same_sites(
     lon_e = np.array([eval_[n].lon for n in names_e])[None, :]
     records_e: dict[tuple[str, str], list[int]] = {}
     for j, name in enumerate(names_e):
-        records_e.setdefault((eval_[name].source_db, eval_[name].source_id), []).append(j)
+        if (key := _record(eval_[name])) is not None:
+            records_e.setdefault(key, []).append(j)
     pairs: list[SitePair] = []
     closest = np.inf
     for start in range(0, len(names_t), 1024):  # bounded memory: 1024 x n_eval distances at a time
@@ -165,8 +174,8 @@ def same_sites(
         closest = min(closest, float(d.min()))
         near = d < distance_m
         for i, name in enumerate(block):
-            site = train[name]
-            same = set(records_e.get((site.source_db, site.source_id), []))
+            key = _record(train[name])
+            same = set(records_e.get(key, [])) if key is not None else set()
             for j in sorted(same | set(np.flatnonzero(near[i]).tolist())):
                 pairs.append(SitePair(name, names_e[j], round(float(d[i, j]), 1), j in same))
     pairs.sort(key=lambda p: (p.metres, p.train, p.eval))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -363,3 +364,32 @@ def test_sites_csv_paths_are_matched_as_the_manifests_resolve_them(
     site = build(BuildConfig(small_corpus, tmp_path / "prefixed", "1.0.0")).report["site_leakage"]
     assert site["evaluated"] and site["unchecked"] == plain["unchecked"] == {"train": 0, "eval": 0}
     assert site["pairs"] == plain["pairs"]
+
+
+def test_an_empty_record_id_is_no_record_and_the_distance_is_strict() -> None:
+    """Sites known only by their point (empty source_id) once all paired as "the same record",
+    3,000 km apart; an id with a stray space did not match its record. 2559.9 m is one site,
+    2560.1 m is not ("closer than" the tile width)."""
+    metre = 180 / math.pi / leakage.EARTH_RADIUS_M  # degrees of latitude per metre
+
+    def site(lat: float, db: str, record: str) -> Site:
+        return Site("x", lat, 0.0, db, record, "2020-06-01")
+
+    train = {
+        "no id": site(10.0, "DB", ""),
+        "blank id": site(20.0, "DB", "  "),
+        "spaced": site(30.0, "DB ", " R1 "),
+        "just under": site(52.0 + 2559.9 * metre, "DB", "A"),
+        "just over": site(52.0 + 2560.1 * metre, "DB", "B"),
+    }
+    eval_ = {
+        "e no id": site(-10.0, "DB", ""),
+        "e blank": site(-20.0, "DB", " "),
+        "e1": site(-30.0, "DB", "R1"),
+    }
+    eval_["near"] = site(52.0, "DB", "C")
+    pairs, _ = leakage.same_sites(train, eval_)
+    assert [(p.train, p.eval, p.same_record) for p in pairs] == [
+        ("just under", "near", False),
+        ("spaced", "e1", True),
+    ]

@@ -14,10 +14,12 @@ average. On the sample corpora, seeded re-encoded, shifted and brightened copies
 landed 0-4 bits from their originals and the closest unrelated train/eval pair
 was 14 bits apart, so the default of 10 separates them. The build report keeps
 the smallest cross-split distance it saw, so a corpus whose unrelated tiles
-crowd the threshold shows it. What pHash cannot see, measured on the sample tiles
-in the tests (``tests/test_leakage.py``): a mirrored or rotated copy, and a window
-moved by a tenth of the tile or more, land as far from the original as unrelated
-tiles do.
+crowd the threshold shows it. pHash alone does not see a mirrored or upside-down
+copy (it lands as far from the original as unrelated tiles do), so every train tile
+is compared with each eval tile in the four :data:`VIEWS` (as stored, mirrored,
+upside down, turned half a turn) and the smallest distance counts. What it still
+cannot see, measured on the sample tiles in the tests (``tests/test_leakage.py``):
+a window moved by a tenth of the tile or more.
 
 **Sites.** With the private ``sites.csv``, a train tile and an eval tile are one
 site when they come from the same source record (``source_db`` and a non-empty ``source_id``)
@@ -46,6 +48,9 @@ from builder.corpus import Site
 HASH_SIZE = 8  # 8x8 low frequencies -> 64 bits
 SCALE = 4  # the grey image is HASH_SIZE * SCALE = 32 px square before the DCT
 DEFAULT_THRESHOLD = 10
+# The ways a copy of a 256x512 tile can come back as another 256x512 tile without new pixels;
+# a quarter turn would make it 512x256.
+VIEWS = ("as stored", "mirrored", "upside down", "turned half a turn")
 EARTH_RADIUS_M = 6_371_008.8  # IUGG mean radius
 DEFAULT_SITE_DISTANCE_M = 2_560.0  # one tile width: 256 px at 10 m
 MAX_SITE_DISTANCE_M = 100_000.0
@@ -72,13 +77,24 @@ def phash_pixels(grey: np.ndarray) -> int:
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
-def phash(data: bytes) -> int:
-    """pHash of an encoded image (JPEG decoding uses DCT scaling: cheap)."""
+def _grey(data: bytes) -> np.ndarray:
     size = HASH_SIZE * SCALE
     with Image.open(io.BytesIO(data)) as image:
         image.draft("L", (size, size))
         grey = image.convert("L").resize((size, size), Image.Resampling.LANCZOS)
-    return phash_pixels(np.asarray(grey))
+    return np.asarray(grey)
+
+
+def phash(data: bytes) -> int:
+    """pHash of an encoded image (JPEG decoding uses DCT scaling: cheap)."""
+    return phash_pixels(_grey(data))
+
+
+def phash_views(data: bytes) -> tuple[int, ...]:
+    """pHash of an encoded image in each of :data:`VIEWS`: as stored, mirrored, upside down,
+    and turned half a turn (the flips of its 32x32 grey image; one decode)."""
+    grey = _grey(data)
+    return tuple(phash_pixels(view) for view in (grey, grey[:, ::-1], grey[::-1], grey[::-1, ::-1]))
 
 
 def distances(a: Sequence[int], b: Sequence[int]) -> np.ndarray:
@@ -91,28 +107,39 @@ def distances(a: Sequence[int], b: Sequence[int]) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class Pair:
-    """A train tile within the threshold of an eval tile."""
+    """A train tile within the threshold of an eval tile (seen as the eval tile's ``view``)."""
 
     train: str
     eval: str
     distance: int
+    view: str = VIEWS[0]
 
 
 def near_duplicates(
-    train: dict[str, int], eval_: dict[str, int], threshold: int = DEFAULT_THRESHOLD
+    train: Mapping[str, int],
+    eval_: Mapping[str, int | Sequence[int]],
+    threshold: int = DEFAULT_THRESHOLD,
 ) -> tuple[list[Pair], int | None]:
     """Every (train, eval) pair at Hamming distance <= ``threshold``, and the smallest distance seen.
 
     Args:
         train: published train file name -> pHash.
-        eval_: published eval file name -> pHash.
+        eval_: published eval file name -> pHash, or its pHashes in the :data:`VIEWS`
+            (:func:`phash_views`): then a train tile's distance to an eval tile is the smallest
+            over the views, so a mirrored or upside-down copy is found like a re-encoded one.
     """
     if not train or not eval_:
         return [], None
     names_t, names_e = sorted(train), sorted(eval_)
-    d = distances([train[n] for n in names_t], [eval_[n] for n in names_e])
+    views = [(h,) if isinstance(h, int) else tuple(h) for h in (eval_[n] for n in names_e)]
+    count = min(len(v) for v in views)
+    stack = np.stack([distances([train[n] for n in names_t], [v[k] for v in views]) for k in range(count)])
+    d, which = stack.min(axis=0), stack.argmin(axis=0)
     rows, cols = np.nonzero(d <= threshold)
-    pairs = [Pair(names_t[r], names_e[c], int(d[r, c])) for r, c in zip(rows, cols, strict=True)]
+    pairs = [
+        Pair(names_t[r], names_e[c], int(d[r, c]), VIEWS[int(which[r, c])])
+        for r, c in zip(rows, cols, strict=True)
+    ]
     pairs.sort(key=lambda p: (p.distance, p.train, p.eval))
     return pairs, int(d.min())
 

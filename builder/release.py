@@ -162,7 +162,7 @@ class TileOutcome:
     detail: str
     gates: tuple[dict[str, Any], ...]
     bands: dict[str, Any] | None
-    phash: int | None = None
+    phash: tuple[int, ...] = ()  # pHash in each of leakage.VIEWS; the first is the tile as stored
 
 
 def _tile_task(task: tuple[str, str, GateConfig, sides.Sides]) -> TileOutcome:
@@ -186,7 +186,7 @@ def _tile_task(task: tuple[str, str, GateConfig, sides.Sides]) -> TileOutcome:
         return TileOutcome(
             None, gates.GATE_REASONS[failed.gate].value, failed.reason, results, tile_gates.read
         )
-    return TileOutcome(cut, None, "", results, tile_gates.read, leakage.phash(cut.data))
+    return TileOutcome(cut, None, "", results, tile_gates.read, leakage.phash_views(cut.data))
 
 
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
@@ -476,9 +476,11 @@ def _stage(
     gate_config: GateConfig,
 ) -> dict[str, Any]:
     """Write the whole release into ``staged``, audit it, and return the private report."""
-    tiles, private, gate_log, hashes = _write_tiles(staged, config, candidates, rejections, map_, gate_config)
+    tiles, private, gate_log, hashes, views = _write_tiles(
+        staged, config, candidates, rejections, map_, gate_config
+    )
     site_leaks = _site_leakage(staged, config, hashes, tiles, private, rejections, sites)
-    leaks = _leakage(staged, config, hashes, tiles, private, rejections)
+    leaks = _leakage(staged, config, hashes, views, tiles, private, rejections)
     if leaks["dropped"] and not site_leaks["dropped"]:  # what the pHash step dropped is no longer kept
         published = {p.file_name for p in private if p.split == "train"}
         site_leaks["pairs"] = [pair for pair in site_leaks["pairs"] if pair["train"] in published]
@@ -526,7 +528,13 @@ def _write_tiles(
     rejections: list[Rejection],
     map_: Mapper,
     config: GateConfig,
-) -> tuple[list[PublicTile], list[PrivateTile], list[tuple[dict[str, Any], ...]], dict[str, dict[str, int]]]:
+) -> tuple[
+    list[PublicTile],
+    list[PrivateTile],
+    list[tuple[dict[str, Any], ...]],
+    dict[str, dict[str, int]],
+    dict[str, tuple[int, ...]],
+]:
     """Cut and gate every candidate in the pool; write the tiles that pass into ``staged``."""
     corpus = build.corpus
     for split in SPLITS:
@@ -538,6 +546,7 @@ def _write_tiles(
     tasks = [(root, c.source, config, sides.Sides(c.bands, c.landcover, c.clouds)) for c in candidates]
     gate_log: list[tuple[dict[str, Any], ...]] = []
     hashes: dict[str, dict[str, int]] = {split: {} for split in SPLITS}
+    views: dict[str, tuple[int, ...]] = {}  # every tile's pHash in each of leakage.VIEWS
     for candidate, outcome in zip(candidates, map_(_tile_task, tasks), strict=True):
         if outcome.gates:
             gate_log.append(outcome.gates)
@@ -553,8 +562,9 @@ def _write_tiles(
             raise ConfigError(f"tile name {name} collides for {seen[name]} and {candidate.source}")
         seen[name] = candidate.source
         (staged / "data" / candidate.split / name).write_bytes(result.data)
-        assert outcome.phash is not None
-        hashes[candidate.split][name] = outcome.phash
+        assert outcome.phash
+        hashes[candidate.split][name] = outcome.phash[0]
+        views[name] = outcome.phash
         tiles.append(PublicTile(candidate.split, name, candidate.label))
         private.append(
             PrivateTile(
@@ -573,33 +583,40 @@ def _write_tiles(
                 candidate.copies,
             )
         )
-    return tiles, private, gate_log, hashes
+    return tiles, private, gate_log, hashes, views
 
 
 def _leakage(
     staged: Path,
     build: BuildConfig,
     hashes: dict[str, dict[str, int]],
+    views: dict[str, tuple[int, ...]],
     tiles: list[PublicTile],
     private: list[PrivateTile],
     rejections: list[Rejection],
 ) -> dict[str, Any]:
-    """Find train tiles that near-duplicate an eval tile; drop them (counted) if asked."""
-    pairs, closest = leakage.near_duplicates(hashes["train"], hashes["eval"], build.leak_threshold)
+    """Find train tiles that near-duplicate an eval tile (as stored, mirrored, upside down or
+    turned half a turn); drop them (counted) if asked."""
+    eval_views = {name: views[name] for name in hashes["eval"]}
+    pairs, closest = leakage.near_duplicates(hashes["train"], eval_views, build.leak_threshold)
     involved = sorted({p.train for p in pairs})
     dropped: list[str] = []
     if build.drop_near_duplicates and involved:
         nearest = {p.train: p for p in reversed(pairs)}  # pairs are sorted: keep the closest
         details = {
             name: f"pHash distance {pair.distance} <= {build.leak_threshold} to eval tile {pair.eval}"
+            + ("" if pair.view == leakage.VIEWS[0] else f" {pair.view}")
             for name, pair in nearest.items()
         }
         _drop_train(staged, involved, Reason.NEAR_DUPLICATE, details, hashes, tiles, private, rejections)
         dropped = involved
     return {
-        "method": "pHash (64-bit DCT); Hamming distance between every train and eval tile",
+        "method": (
+            "pHash (64-bit DCT); Hamming distance between every train tile and every eval tile "
+            f"{', '.join(leakage.VIEWS[:-1])} or {leakage.VIEWS[-1]} (the smallest)"
+        ),
         "threshold": build.leak_threshold,
-        "pairs": [{"train": p.train, "eval": p.eval, "distance": p.distance} for p in pairs],
+        "pairs": [{"train": p.train, "eval": p.eval, "distance": p.distance, "view": p.view} for p in pairs],
         "train_tiles": len(involved),
         "eval_tiles": len({p.eval for p in pairs}),
         "closest": closest,

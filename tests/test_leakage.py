@@ -200,9 +200,16 @@ def _moved(pixels: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate([pixels[:, k:], np.repeat(pixels[:, -1:], k, axis=1)], axis=1)
 
 
+def _encoded(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
 def test_what_phash_sees_and_what_it_cannot(small_release: Path) -> None:
-    """The card's sentence: pHash finds copies moved by a few pixels, not mirrored or rotated copies,
-    nor reliably a window moved by 16 px or more."""
+    """The card's sentence: the check finds copies moved by a few pixels, mirrored, upside down or
+    turned half a turn (pHash alone does not: the eval tile's views do), but not reliably a window
+    moved by 16 px or more."""
     tiles = _train_tiles(small_release)
     assert len(tiles) >= 15
     t = leakage.DEFAULT_THRESHOLD
@@ -210,11 +217,64 @@ def test_what_phash_sees_and_what_it_cannot(small_release: Path) -> None:
     def distance(a: np.ndarray, b: np.ndarray) -> int:
         return bin(_phash_of(a) ^ _phash_of(b)).count("1")
 
+    def checked(train: np.ndarray, eval_: np.ndarray) -> list[leakage.Pair]:
+        views = {"e": leakage.phash_views(_encoded(eval_))}
+        return leakage.near_duplicates({"t": _phash_of(train)}, views, t)[0]
+
     assert all(distance(p, _moved(p, 4)) <= t for p in tiles)
-    for flip in (lambda p: p[:, ::-1], lambda p: p[::-1], lambda p: p[::-1, ::-1]):
-        assert all(distance(p, flip(p)) > t for p in tiles)
+    flips = {
+        "mirrored": lambda p: p[:, ::-1],
+        "upside down": lambda p: p[::-1],
+        "turned half a turn": lambda p: p[::-1, ::-1],
+    }
+    for view, flip in flips.items():
+        assert all(distance(p, flip(p)) > t for p in tiles)  # pHash alone: as far as unrelated tiles
+        found = [checked(flip(p), p) for p in tiles]
+        assert all(len(pairs) == 1 and pairs[0].view == view for pairs in found), view
     far = [distance(p, _moved(p, 16)) for p in tiles]
     assert sum(d > t for d in far) > len(far) / 2
+    assert sum(not checked(_moved(p, 16), p) for p in tiles) > len(tiles) / 2
+    # Views do not bring unrelated tiles closer than the threshold.
+    hashes = {f"t{i}": _phash_of(p) for i, p in enumerate(tiles[::2])}
+    views = {f"e{i}": leakage.phash_views(_encoded(p)) for i, p in enumerate(tiles[1::2])}
+    assert leakage.near_duplicates(hashes, views, t)[0] == []
+
+
+def test_a_mirrored_eval_composite_in_train_is_found_without_a_site_list(
+    small_corpus: Path, small_release: Path, tmp_path: Path
+) -> None:
+    """An eval composite flipped upside down (the whole composite) and one whose Sentinel-2 half
+    is mirrored, added to train with no sites.csv row: both once published silently (closest
+    pHash distance 22 bits); they are near-duplicates of the eval tile, and droppable."""
+    source = eval_sources(small_release, 1)[0]
+    with Image.open(small_corpus / source) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    mirrored = pixels.copy()
+    mirrored[:, :256] = pixels[:, 255::-1]
+    labels = {}
+    for line in (small_corpus / "sft" / "eval.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        labels[row["messages"][1]["content"][0]["image"]] = row["messages"][2]["content"][0]["text"]
+    rows = []
+    for name, copy in (("upside_down.png", pixels[::-1]), ("mirrored.png", mirrored)):
+        Image.fromarray(np.ascontiguousarray(copy)).save(small_corpus / "composites" / name)
+        turns = [
+            {"role": "user", "content": [{"type": "image", "image": f"composites/{name}"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": labels[source]}]},
+        ]
+        rows.append(json.dumps({"messages": turns}))
+    with (small_corpus / "sft" / "train.jsonl").open("a") as handle:
+        handle.write("\n".join(rows) + "\n")
+    report = build(BuildConfig(small_corpus, tmp_path / "kept", "1.0.0")).report
+    by_source = {t["source"]: t["file_name"] for t in report["tiles"]}
+    pairs = {(p["train"], p["eval"]): p["view"] for p in report["leakage"]["pairs"]}
+    eval_name = by_source[source]
+    assert pairs[by_source["composites/upside_down.png"], eval_name] == "upside down"
+    assert pairs[by_source["composites/mirrored.png"], eval_name] == "mirrored"
+    dropped = build(BuildConfig(small_corpus, tmp_path / "dropped", "1.0.0", drop_near_duplicates=True))
+    gone = {r["where"]: r["detail"] for r in dropped.report["rejections"] if r["reason"] == "near_duplicate"}
+    assert gone["composites/upside_down.png"].endswith(f"to eval tile {eval_name} upside down")
+    assert gone["composites/mirrored.png"].endswith(f"to eval tile {eval_name} mirrored")
 
 
 def test_same_sites_by_record_or_distance() -> None:

@@ -223,6 +223,15 @@ def test_a_land_cover_of_class_0_is_no_data_not_zero_cropland(scene: Path, tmp_p
     report = build(BuildConfig(corpus.write(), tmp_path / "out", "1.0.0")).report
     bad = next(r for r in report["rejections"] if r["where"] == f"composites/{stem}.jpg")
     assert bad["reason"] == "bad_side_raster" and "or class 0 there" in bad["detail"]
+    # The card's gate counts are over the tiles the gates ran on: this one was cut, never gated.
+    gated = sum(report["counts"]["tiles"].values()) + sum(
+        sum(per_split.values())
+        for reason, per_split in report["counts"]["rejected"].items()
+        if reason.startswith("gate_")
+    )
+    assert report["gates"]["tiles"] == gated
+    card = (tmp_path / "out" / "cropmark-disambiguator-s2" / "1.0.0" / "README.md").read_text()
+    assert f"Counts are over the {gated} tiles the gates ran on" in card
 
 
 def test_a_side_raster_of_complex_values_is_refused(scene: Path, tmp_path: Path) -> None:

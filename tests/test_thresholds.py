@@ -196,6 +196,7 @@ def test_thresholds_are_quoted_exactly_and_the_audit_accepts_them(
         "min_context_std": 2.125,
         "canopy_red": 1e-300,
         "min_cropland": -0.0,
+        "cropland_classes": [1, 40],
     }
     (small_corpus / "gates.json").write_text(json.dumps(settings))
     out = tmp_path / "out"
@@ -209,7 +210,7 @@ def test_thresholds_are_quoted_exactly_and_the_audit_accepts_them(
     card = (release / "README.md").read_text()
     assert "cloud and cloud shadow <= 12.3456789012345 %" in card
     assert "mean reflectance < 4000.75 (x 10^-4), mean NDVI > 0.1234567891, < 20 % saturated" in card
-    assert "cropland fraction >= 0 %, else" in card
+    assert "cropland fraction (classes 1, 40) >= 0 %, else" in card
     assert (
         "gate 2: cloud or shadow > 12.3456789012345 %, mean reflectance >= 4000.75, NDVI <= 0.1234567891"
         in card

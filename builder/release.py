@@ -125,6 +125,11 @@ class BuildConfig:
             raise ConfigError(
                 f"site distance {self.site_distance} m: use 0 to {leakage.MAX_SITE_DISTANCE_M:g} metres"
             )
+        if round(self.site_distance, 3) != self.site_distance:
+            # The card quotes the distance as given; five decimals would read as a coordinate there.
+            raise ConfigError(
+                f"site distance {self.site_distance!r} m: give it to the millimetre at most (3 decimals)"
+            )
         self.policy.check()
         from builder import formats
 

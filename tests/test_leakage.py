@@ -398,7 +398,7 @@ def test_without_a_site_list_the_site_check_is_not_evaluated(small_corpus: Path,
 def test_a_bad_site_distance_is_one_line(
     small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for bad in ("-5", "nan", "1e9"):
+    for bad in ("-5", "nan", "1e9", "100.123456"):  # the last once made the audit refuse the card
         argv = ["build", "--corpus", str(small_corpus), "--out", str(tmp_path), "--version", "1.0.0"]
         assert main([*argv, "--site-distance", bad]) == 2
         err = capsys.readouterr().err

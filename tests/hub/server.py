@@ -50,13 +50,18 @@ tree listings                    modelled: paginated with a ``Link: <...>; rel="
 downloads                        modelled: ``resolve`` with ``X-Repo-Commit``, ``ETag``,
                                  ``X-Linked-Size``, ranges.
 5xx bodies                       injected faults answer 5xx with an HTML page (as the Hub's
-                                 CDN does); ``Fault(html=False)`` gives a JSON body.
+                                 CDN does), the CDN's own 520-524 too (Cloudflare's reason
+                                 phrases); ``Fault(html=False)`` gives a JSON body.
+gated repos                      modelled: ``add_repo(..., gated="auto")``; the repo's info
+                                 says ``gated``; its files need a token (else 401 with
+                                 ``X-Error-Code: GatedRepo``). Access requests are not
+                                 modelled: any known token may read.
 rate limits                      injected: ``Fault(status=429, retry_after=N)`` sends
                                  ``Retry-After`` and the ``RateLimit`` header the Hub sends.
 git over HTTP/SSH, pull          not modelled.
 requests, discussions, Space
-runtime and variables, gated
-repos, webhooks, quotas
+runtime and variables, access
+requests, webhooks, quotas
 ===============================  ===============================================================
 
 Faults are injected per request: ``server.inject(Fault(...))`` makes the Nth request
@@ -118,6 +123,15 @@ GITATTRIBUTES = (
 ).encode()
 TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+# Reason phrases of a CDN's own status codes, which http.HTTPStatus does not know:
+# https://developers.cloudflare.com/support/troubleshooting/http-status-codes/cloudflare-5xx-errors/
+CDN_REASONS = {
+    520: "Web server is returning an unknown error",
+    521: "Web server is down",
+    522: "Connection timed out",
+    523: "Origin is unreachable",
+    524: "A timeout occurred",
+}
 HTML_5XX = (
     "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
     "<center><h1>{status} {reason}</h1></center>\r\n</body>\r\n</html>\r\n"
@@ -126,6 +140,18 @@ HTML_5XX = (
 
 def git_blob_oid(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def reason_phrase(status: int) -> str:
+    """The reason phrase of a status code, the CDN's 52x included."""
+    from http import HTTPStatus
+
+    if status in CDN_REASONS:
+        return CDN_REASONS[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown Error"
 
 
 def lfs_pointer(sha256: str, size: int) -> bytes:
@@ -220,6 +246,7 @@ class Repo:
     private: bool
     sdk: str | None
     commits: dict[str, Commit] = field(default_factory=dict)
+    gated: bool | str = False  # False, or the Hub's "auto"/"manual": files need a token
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -269,9 +296,7 @@ class Fault:
         if self.body is not None:
             return status, self.body, headers
         if self.html if self.html is not None else status >= 500:
-            from http import HTTPStatus
-
-            reason = HTTPStatus(status).phrase
+            reason = reason_phrase(status)
             body = HTML_5XX.format(status=status, reason=reason).encode()
             return status, body, {**headers, "Content-Type": "text/html"}
         error = {"error": f"injected fault {status}"}
@@ -351,6 +376,10 @@ class HubState:
         return self.store(self.read_blob(sha), lfs=False)
 
 
+class Aborted(Exception):
+    """A request whose body ended before its Content-Length: the client gave up on it."""
+
+
 class HubError(Exception):
     def __init__(
         self, status: int, message: str, code: str | None = None, body: dict[str, Any] | None = None
@@ -401,7 +430,11 @@ class Handler(BaseHTTPRequestHandler):
         if getattr(self, "consumed", False):
             return b""
         self.consumed = True
-        return b"".join(self._chunks())
+        data = b"".join(self._chunks())
+        chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        if not chunked and len(data) < int(self.headers.get("Content-Length") or 0):
+            raise Aborted  # a server never acts on half a request
+        return data
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         if (override := getattr(self, "override", None)) is not None:
@@ -460,6 +493,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             self._route()
+        except Aborted:
+            self.close_connection = True
+            self.server.state.stats.requests.append((self.command, self.path, 0))
         except HubError as exc:
             headers = {"X-Error-Code": exc.code} if exc.code else {}
             headers["X-Error-Message"] = str(exc).splitlines()[0]
@@ -645,7 +681,7 @@ class Handler(BaseHTTPRequestHandler):
                 "author": repo.id.split("/")[0],
                 "sha": commit.oid,
                 "private": repo.private,
-                "gated": False,
+                "gated": repo.gated,
                 "disabled": False,
                 "lastModified": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(commit.created)),
                 "siblings": [{"rfilename": path} for path in sorted(commit.files)],
@@ -909,6 +945,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def resolve(self, id: str, rev: str, path: str, p: str | None = None) -> None:
         repo = self._repo(None, id, p or "")
+        if repo.gated and self._account() is None:
+            raise HubError(
+                401,
+                f"Access to {repo.type} {repo.id} is restricted. You must have access to it and be "
+                "authenticated to access it. Please log in.",
+                "GatedRepo",
+            )
         commit = self._commit(repo, rev)
         path = unquote(path)
         info = commit.files.get(path)
@@ -993,6 +1036,25 @@ class HubServer(ThreadingHTTPServer):
 
     def repo(self, repo_type: str, repo_id: str) -> Repo:
         return self.state.repos[(repo_type, repo_id)]
+
+    def add_repo(
+        self,
+        repo_type: str,
+        repo_id: str,
+        files: Mapping[str, bytes],
+        *,
+        private: bool = False,
+        gated: bool | str = False,
+    ) -> Repo:
+        """A repo of any namespace (someone else's: a base model), with ``files`` on main."""
+        with self.state.lock:
+            repo = Repo(repo_type, repo_id, private, "gradio" if repo_type == "space" else None, gated=gated)
+            stored = {".gitattributes": self.state.store(GITATTRIBUTES, lfs=False)}
+            for path, data in files.items():
+                stored[path] = self.state.store(data, lfs=path.endswith((".safetensors", ".bin", ".jpg")))
+            repo.branches["main"] = self.state.new_commit(repo, None, stored, "initial commit", "").oid
+            self.state.repos[(repo_type, repo_id)] = repo
+            return repo
 
     def commit_file(self, repo_type: str, repo_id: str, path: str, data: bytes) -> str:
         """Another client's commit on ``main`` (to make a plan stale)."""

@@ -59,6 +59,7 @@ from builder.corpus import Ingested, Site, read_manifests, read_sites
 from builder.curate import curate
 from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyReleaseError
 from builder.model.prompt import LABELS
+from builder.model.schema import hub_id_problem
 from builder.policy import CROPMARK, Policy
 from builder.records import SPLITS, Candidate, PrivateTile, PublicTile, Reason, Rejection
 from builder.thresholds import GateConfig
@@ -66,7 +67,6 @@ from builder.thresholds import GateConfig
 DEFAULT_NAME = "cropmark-disambiguator-s2"
 TILE_PREFIX = "d_tile_"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,95}$")
-_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?$")
 # Opaque names carry 48 bits of the content hash written in the letters a-p only:
 # no digit can ever make a name look like a date, a coordinate or a record number.
@@ -115,8 +115,8 @@ class BuildConfig:
             raise ConfigError(f"version {self.version!r} is not semantic (MAJOR.MINOR.PATCH, e.g. 1.0.0)")
         if not _NAME_RE.match(self.name):
             raise ConfigError(f"name {self.name!r}: use lowercase letters, digits and '-' only")
-        if self.repo_id is not None and not _REPO_RE.match(self.repo_id):
-            raise ConfigError(f"repo id {self.repo_id!r}: expected ORG/NAME (letters, digits, '-', '_', '.')")
+        if self.repo_id is not None and (problem := hub_id_problem(self.repo_id)) is not None:
+            raise ConfigError(problem)
         if self.workers < 1:
             raise ConfigError(f"workers={self.workers}; use 1 or more")
         if not 0 <= self.leak_threshold < 64:

@@ -190,7 +190,7 @@ def test_a_release_that_is_neither_folder_nor_hub_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["sft", str(tmp_path / "nothing" / "here"), "--out", str(tmp_path / "o")]) == 2
-    assert "is not a folder; give a built release or ORG/NAME" in capsys.readouterr().err
+    assert "is not a folder nor a Hub dataset id; give a built release or ORG/NAME" in capsys.readouterr().err
 
 
 def test_baseline_command_trains_saves_and_evaluates(small_release: Path, tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,7 @@ from PIL import Image
 
 from builder.errors import ReleaseLayoutError, ReleaseNotFoundError
 from builder.model.prompt import LABELS, Label, is_label, sft_row
-
-_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+from builder.model.schema import hub_id_problem
 
 
 @dataclass(frozen=True)
@@ -51,8 +49,10 @@ def resolve(release: str | Path, revision: str | None = None) -> Path:
     path = Path(release)
     if path.is_dir():
         return path
-    if not _REPO_ID.match(str(release)) or path.exists():
-        raise ReleaseNotFoundError(f"release {release} is not a folder; give a built release or ORG/NAME")
+    if path.exists() or hub_id_problem(str(release)) is not None:
+        raise ReleaseNotFoundError(
+            f"release {release} is not a folder nor a Hub dataset id; give a built release or ORG/NAME"
+        )
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 

@@ -53,8 +53,12 @@ from builder.errors import ConfigError
 TRAIN_SCHEMA = "cropmark-train/2"
 EVAL_SCHEMA = "cropmark-eval/2"
 HALVES = ("sentinel-2", "context")
-# A Hub repo id, ORG/NAME (https://huggingface.co/docs/hub/repositories-getting-started).
-HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+# A Hub repo id, ORG/NAME, by huggingface_hub's own rules (``utils/_validators.py``,
+# ``validate_repo_id``, which every HfApi call applies): each part 1-96 ASCII letters,
+# digits, '_', '-' or '.', starting and ending with a letter, digit or '_'; no '--' or
+# '..' anywhere; not ending in '.git'.
+_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
+HUB_ID = re.compile(rf"(?!.*(?:--|\.\.))(?!.*\.git$){_PART}/{_PART}")
 METRICS = ("accuracy", "precision", "recall", "f1", "balanced_accuracy", "roc_auc")
 CONFUSION = ("tn", "fp", "fn", "tp")
 _TRAIN_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -116,6 +120,24 @@ def check_release(record: Mapping[str, Any], where: str) -> None:
     digest = record.get("train_metadata_sha256")
     if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise ConfigError(f"{where}: 'train_metadata_sha256' must be a SHA-256 hex digest")
+
+
+def hub_id_problem(value: object, what: str = "repo id") -> str | None:
+    """Why ``value`` is not a Hub repo id ORG/NAME that huggingface_hub accepts, or None."""
+    if isinstance(value, str) and HUB_ID.fullmatch(value):
+        return None
+    return (
+        f"{what} {value!r} is not a Hub id ORG/NAME (each part 1-96 ASCII letters, digits, '_', '-' or '.', "
+        "starting and ending with a letter, digit or '_'; no '--' or '..'; not ending in '.git')"
+    )
+
+
+def check_hub_id(value: str, what: str = "repo id") -> str:
+    """``value`` if it is a Hub repo id (:func:`hub_id_problem`), else a :class:`ConfigError`."""
+    problem = hub_id_problem(value, what)
+    if problem is not None:
+        raise ConfigError(problem)
+    return value
 
 
 def release_record(release: str | Path, folder: Path) -> dict[str, Any]:

@@ -53,7 +53,8 @@ from builder.records import SPLITS
 from builder.scrub import metadata_segments
 
 TOP_LEVEL = frozenset({"README.md", "LICENSE", "NOTICE.md", "data"})
-MAX_FILES_PER_FOLDER = 10_000  # Hub hard limit per folder (FACTS.md, Hub limits)
+# Hub hard limit per folder: https://huggingface.co/docs/hub/repositories-recommendations
+MAX_FILES_PER_FOLDER = 10_000
 NAME_RE = re.compile(r"^d_tile_[a-p]{12}\.jpg$")
 # The half check compares 16x16-pixel blocks (mean absolute difference over the
 # block's 768 values, 0-255) with the composite's left half. Measured on the sample

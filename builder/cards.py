@@ -96,7 +96,8 @@ def features_yaml() -> list[dict[str, Any]]:
     """``image`` + ``label`` as ClassLabel, in the YAML form datasets reads inside ``configs``.
 
     datasets ignores ``dataset_info.features`` for imagefolder; ``features`` inside
-    the configs entry is what gives ``ClassLabel(names=["No", "Yes"])`` (FACTS.md).
+    the configs entry is what gives ``ClassLabel(names=["No", "Yes"])``
+    (https://huggingface.co/docs/hub/datasets-manual-configuration).
     """
     names = {str(i): name for i, name in enumerate(LABELS)}
     return [

@@ -75,3 +75,20 @@ def test_sample_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "x").write_text("x")
     proc = _run("sample", str(tmp_path))
     assert proc.returncode == 2 and "exists and is not empty" in proc.stderr
+
+
+def test_no_file_of_the_repository_points_at_notes_its_users_do_not_have() -> None:
+    """Comments and docs cite public sources, never the maintainers' own notes folder."""
+    root = Path(__file__).resolve().parent.parent
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=False)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: the tracked files are unknown")
+    private = ("FACTS" + ".md", "STYLE" + ".md", "../" + "shared", "/work/" + "shared")
+    found = []
+    for name in listed.stdout.decode().split("\0"):
+        path = root / name
+        if not name or not path.is_file() or path.suffix in {".jpg", ".png", ".parquet", ".safetensors"}:
+            continue
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        found += [f"{name}: {word}" for word in private if word in text]
+    assert found == []

@@ -104,7 +104,7 @@ def test_batched_scores_equal_one_by_one_scores(tiny_model: Path, small_release:
 
 
 def test_a_list_of_names_adapts_the_vision_tower_and_the_regex_does_not(tiny_model: Path) -> None:
-    """FACTS.md: q_proj... exist in the SigLIP2 tower too."""
+    """q_proj... exist in the SigLIP2 tower too (transformers' Siglip2Attention)."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 

@@ -33,7 +33,8 @@ from builder.policy import Policy, require
 
 LAYOUTS = ("imagefolder", "parquet", "sft-jsonl", "hdf5")
 SFT_SPLITS = ("train", "validation", "test")
-MAX_HUB_FILES_PER_FOLDER = 10_000  # the Hub refuses more (FACTS.md, Hub limits)
+# The Hub refuses more: https://huggingface.co/docs/hub/repositories-recommendations
+MAX_HUB_FILES_PER_FOLDER = 10_000
 
 
 @dataclass(frozen=True, slots=True)

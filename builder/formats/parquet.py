@@ -8,7 +8,8 @@
     README.md (configs: data/{split}-*.parquet)  LICENSE  NOTICE.md
 
 Images are embedded as bytes (``Dataset.to_parquet`` alone would store paths:
-FACTS.md); ``path`` holds only the opaque tile name, as ``push_to_hub`` keeps the
+datasets' ``Image`` feature encodes a file by its path unless given its bytes);
+``path`` holds only the opaque tile name, as ``push_to_hub`` keeps the
 base name. The ``huggingface`` schema metadata carries the features, so
 ``ClassLabel(names=["No", "Yes"])`` survives without the README. Shards are cut
 so that no shard's image bytes exceed ``shard_mb``; row groups hold 100 images,

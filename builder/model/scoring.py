@@ -6,7 +6,7 @@ score is ``P(Yes) / (P(Yes) + P(No))`` of the first answer token after the
 prompt, not free generation: it gives a ranking (ROC-AUC) and never an answer
 outside the label set.
 
-torch, transformers and peft are imported lazily (STYLE.md 10): importing this
+torch, transformers and peft are imported lazily: importing this
 module costs nothing until a model is loaded.
 """
 

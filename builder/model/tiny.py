@@ -7,7 +7,8 @@ projector, LFM2 language model with ``conv`` and ``full_attention`` layers), a
 tokenizer with the model's special tokens and chat template, and the real
 ``Lfm2VlImageProcessor`` settings — so the real ``AutoProcessor`` /
 ``AutoModelForImageTextToText`` / PEFT code paths run on it on a CPU in seconds
-(FACTS.md, "LFM2.5-VL-450M"). Its answers are random until it is trained.
+(the module names of LiquidAI/LFM2.5-VL-450M's ``config.json`` on the Hub). Its
+answers are random until it is trained.
 
 The weights are random but seeded: the same seed gives the same bytes.
 """

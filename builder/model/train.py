@@ -2,8 +2,8 @@
 
 The adapter covers the language model's linear layers and the multi-modal
 projector, never the vision tower. The attention names ``q_proj``… exist in the
-SigLIP2 tower too, so the targets are one regex that PEFT full-matches against
-module names (FACTS.md, "LFM2.5-VL-450M"); after wrapping, the run refuses to go
+SigLIP2 tower too (transformers' ``Siglip2Attention``), so the targets are one regex
+that PEFT full-matches against module names; after wrapping, the run refuses to go
 on if any adapted module sits in the vision tower.
 
 The loop is plain PyTorch (AdamW, linear warm-up and decay, gradient

@@ -293,3 +293,24 @@ def test_train_script_runs_from_a_fresh_interpreter(
     assert "trained 2 steps" in done.stdout
     assert "train: 100%" in done.stderr  # the progress bar
     assert (tmp_path / "run" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{bad", "is not JSON"),
+        (b"\xff{}", "is not JSON"),
+        (b"[1]", "is not a PEFT adapter config"),
+        (b'{"base_model_name_or_path": 5}', "is not a PEFT adapter config"),
+    ],
+)
+def test_a_damaged_adapter_config_is_one_line_before_peft_reads_it(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    """What the Space meets when the adapter on the Hub holds a bad adapter_config.json."""
+    from builder.model.scoring import attach_adapter
+
+    (tmp_path / "adapter_config.json").write_bytes(content)
+    with pytest.raises(ModelLoadError, match=message) as caught:
+        attach_adapter(None, "LiquidAI/LFM2.5-VL-450M", tmp_path)
+    assert "\n" not in str(caught.value) and "the adapter is damaged" in str(caught.value)

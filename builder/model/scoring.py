@@ -190,6 +190,21 @@ def local_adapter(adapter: str | Path) -> Path:
         ) from None
 
 
+def _trained_on(config: Path) -> str:
+    """The base model an ``adapter_config.json`` names; a one-line error for a file PEFT cannot read."""
+    try:
+        value = json.loads(config.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{config} is not JSON ({_first_line(exc)}); the adapter is damaged") from None
+    base = value.get("base_model_name_or_path") if isinstance(value, dict) else None
+    if not isinstance(base, str) or not base:
+        raise ModelLoadError(
+            f"{config} is not a PEFT adapter config (a JSON object naming base_model_name_or_path); "
+            "the adapter is damaged"
+        )
+    return base
+
+
 def attach_adapter(model: Any, base: str, adapter: str | Path) -> Any:
     """``PeftModel.from_pretrained`` with a one-line error when the adapter does not fit."""
     from peft import PeftModel
@@ -198,6 +213,7 @@ def attach_adapter(model: Any, base: str, adapter: str | Path) -> Any:
     config = folder / "adapter_config.json"
     if not config.is_file():
         raise ModelLoadError(f"{config} does not exist; give the output folder of scripts/train_lora.py")
+    trained_on = _trained_on(config)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -208,7 +224,7 @@ def attach_adapter(model: Any, base: str, adapter: str | Path) -> Any:
             raise ModelLoadError(
                 f"adapter {folder} does not fit base model {base!r} "
                 f"({lines[0].rstrip('.') if lines else _first_line(exc)}); "
-                f"it was trained on {json.loads(config.read_text()).get('base_model_name_or_path')!r}"
+                f"it was trained on {trained_on!r}"
             ) from None
     for warning in caught:
         text = str(warning.message)

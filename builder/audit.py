@@ -350,7 +350,8 @@ def _check_split(
             tiles.append(f"data/{split}/{path.name}")
 
 
-def _check_image(data: bytes, where: str) -> Iterator[str]:
+def check_image(data: bytes, where: str) -> Iterator[str]:
+    """Findings of a published tile's bytes: an RGB JPEG of 256x512, no metadata, a clean decode."""
     import simplejpeg
 
     found = metadata_segments(data)
@@ -417,7 +418,7 @@ def audit_tile(task: tuple[str, str, str | None, str | None]) -> list[str]:
     release, rel, source, digest = task
     path = Path(release) / rel
     data = path.read_bytes()  # read once: metadata, decoding and the hash all use it
-    findings = list(_check_image(data, rel))
+    findings = list(check_image(data, rel))
     if digest is not None and hashlib.sha256(data).hexdigest() != digest:
         findings.append(f"{rel}: differs from the file the build wrote and audited")
     if source is not None and not findings:

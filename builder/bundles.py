@@ -1,18 +1,34 @@
 """What a publish sends, and the gate each kind must pass before anything is sent.
 
-- **dataset**: a release made by ``cropmark build`` (its private report beside it),
-  passing its audit and the offline card checks, with a card that names the target repo.
-- **model**: a LoRA run folder. Its base model must be a Hub id (a local folder is
-  refused: users could not load it, and the card would link to nothing); the adapter
-  must not touch the vision tower; ``evaluation.json``'s first model must be *this*
-  adapter (tied by the SHA-256 of ``adapter_model.safetensors``), not a baseline or an
-  earlier run; no published JSON may hold an absolute path; the card is rendered here,
-  after PEFT's save, from the training summary and the evaluation.
-- **space**: ``space/`` with pinned requirements covering every import, the project
-  modules ``app.py`` imports, the rendered README, ``baseline.json`` (the physics
-  baseline fitted on the release) and ``cropmark_space.json``, the ids the Space serves.
+Every kind ships an **allow-list** of files, never "whatever lies in the folder":
 
-Files are hashed as streams (1 MiB at a time) and sent from disk, never held in memory.
+- **dataset**: a release made by ``cropmark build`` (its private report beside it),
+  passing its audit and the offline card checks, with a card that names the target
+  repo; every file's SHA-256 must be the one the build recorded and the audit checked.
+- **model**: of a LoRA run folder, only ``adapter_config.json``,
+  ``adapter_model.safetensors``, ``training_summary.json`` and ``evaluation.json``,
+  and the model card rendered here (after PEFT's save). Its base model must be a Hub
+  id (a local folder is refused: users could not load it, and the card would link to
+  nothing); the adapter must not touch the vision tower and its rank, alpha, dropout
+  and targets must be the training summary's (the card states those);
+  ``evaluation.json``'s first model must be *this* adapter (tied by the SHA-256 of
+  ``adapter_model.safetensors``), not a baseline or an earlier run. Checkpoints,
+  logs, the processor, ``training_args.bin`` and the rest of the run stay home.
+- **space**: ``app.py``, ``requirements.txt`` (pinned, covering every import), the
+  modules ``app.py`` imports (beside it, or the project's), the rendered README,
+  ``baseline.json`` (the physics baseline fitted on the release),
+  ``cropmark_space.json`` (the ids and revisions the Space serves), and example tiles
+  under ``examples/`` only when each is byte for byte a tile of the published dataset
+  and passes the audit's image checks. Nothing else in ``space/`` is sent.
+
+Then every text the bundle would send (each file, a JSON file's keys and strings, the
+safetensors header, the rendered cards; a dataset's text was scanned by its audit) is
+scanned (:func:`scan`) with the audit's patterns (:data:`builder.audit.PATTERNS`), for
+paths of this machine (:data:`PATHS`), for the publisher's own token and for anything
+shaped like a Hub token. Any finding refuses the bundle.
+
+Files are hashed as streams (1 MiB at a time) and sent from disk; small files the gate
+parses are read once and sent from those very bytes.
 """
 
 from __future__ import annotations
@@ -21,31 +37,48 @@ import ast
 import hashlib
 import importlib.metadata
 import json
-import os
 import re
 import struct
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from builder.errors import PublishError
-from builder.model.schema import HUB_ID
+from builder.model.schema import hub_id_problem
 
 Kind = Literal["dataset", "model", "space"]
 KINDS: tuple[Kind, ...] = ("dataset", "model", "space")
 SPACE_CONFIG = "cropmark_space.json"
-SPACE_SCHEMA = "cropmark-space/1"
+SPACE_SCHEMA = "cropmark-space/2"
+SPACE_FILES = ("app.py", "requirements.txt")
+SPACE_EXAMPLES = "examples"
+MODEL_JSON = ("adapter_config.json", "training_summary.json", "evaluation.json")
+MODEL_FILES = (*MODEL_JSON, "adapter_model.safetensors")
 VISION_PROBES = (
     "model.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj",
     "model.vision_tower.vision_model.encoder.layers.0.mlp.fc1",
 )
-# A string that is a path on someone's machine: /x/..., ~/..., C:\..., \\server\...
-_ABSOLUTE = re.compile(r"^(?:/[^/\s]+/|~[\\/]|[A-Za-z]:[\\/]|\\\\[^\\\s]+\\)")
-# JSON files that are vocabularies, not settings: their tokens may start with '/'.
-_VOCABULARIES = frozenset({"tokenizer.json", "vocab.json"})
+# A path of someone's machine anywhere in a text: a file: URL; /a/b (two parts at least, not
+# inside a URL or a word); ~/x; ../x (it leaves the folder); C:\x or C:/x; \\server\share.
+PATHS = re.compile(
+    r"(?i:\bfile:/+)[^\s'\"]*"
+    r"|(?<![\w.:/~\\-])/[\w.@%+-]+/[\w.@%+/-]*"
+    r"|(?<![\w~])~[\\/]\S*"
+    r"|(?<![\w.])\.\.[\\/]\S*"
+    r"|(?<![A-Za-z0-9])[A-Za-z]:[\\/]\S*"
+    r"|(?<!\\)\\\\[\w.$-]+\\\S*"
+)
+# Commit ids and digests (hex words of 40 or 64 characters, or 12 to 64 with a letter: a short
+# commit id): hashes, whose digit runs would look like record numbers to the audit's patterns.
+# They are not scanned.
+_HEX = re.compile(
+    r"(?<![0-9A-Za-z])(?:[0-9a-f]{64}|[0-9a-f]{40}|(?=[0-9]*[a-f])[0-9a-f]{12,64})(?![0-9A-Za-z])"
+)
+_BINARY = frozenset({".jpg", ".jpeg", ".png", ".webp", ".parquet", ".arrow", ".h5", ".hdf5", ".npy"})
 _BLOCK = 1 << 20
+MAX_JSON_BYTES = 64 << 20  # a run's JSON is kilobytes; a bigger file is not one of ours
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -76,11 +109,31 @@ class LocalFile:
         size = source.stat().st_size
         sha256 = hashlib.sha256()
         sha1 = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+        read = 0
         with source.open("rb") as handle:
             while block := handle.read(_BLOCK):
                 sha256.update(block)
                 sha1.update(block)
+                read += len(block)
+        if read != size:
+            raise PublishError(f"{source} changed while it was hashed; run publish again")
         return cls(path, size, sha256.hexdigest(), sha1.hexdigest(), source)
+
+    def lines(self) -> Iterator[str]:
+        """The file's text, line by line, streamed; it must be the bytes that were hashed."""
+        if isinstance(self.source, bytes):
+            yield from self.source.decode("utf-8", errors="replace").splitlines()
+            return
+        digest, rest = hashlib.sha256(), b""
+        with self.source.open("rb") as handle:
+            while block := handle.read(_BLOCK):
+                digest.update(block)
+                *whole, rest = (rest + block).split(b"\n")
+                yield from (line.decode("utf-8", errors="replace") for line in whole)
+        if rest:
+            yield rest.decode("utf-8", errors="replace")
+        if digest.hexdigest() != self.sha256:
+            raise PublishError(f"{self.path} changed on disk after it was hashed; run publish again")
 
 
 @dataclass(frozen=True)
@@ -91,6 +144,8 @@ class Bundle:
     files: tuple[LocalFile, ...]
     notes: tuple[str, ...]  # release notes: what this release is (counts, metrics)
     version: str | None = None  # the release's version (datasets), which its tag must name
+    left_out: tuple[str, ...] = ()  # files of the source folder not on the allow-list
+    facts: Mapping[str, Any] = field(default_factory=dict)  # claims checked on the Hub later
 
 
 def _walk(root: Path, skip: Callable[[Path], bool] = lambda p: False) -> Iterator[Path]:
@@ -104,36 +159,109 @@ def _walk(root: Path, skip: Callable[[Path], bool] = lambda p: False) -> Iterato
             yield path
 
 
-def absolute_paths(value: Any, where: str) -> Iterator[str]:
-    """Every string in a JSON value that is an absolute path (or holds the home folder)."""
-    home = os.path.expanduser("~").rstrip("/")
-    inside = re.compile(r"(?:^|[\s'\"=:(,])" + re.escape(home) + r"/") if len(home) > 1 else None
+def _everything(root: Path) -> list[str]:
+    """Every entry under ``root`` that is not a folder (dotfiles, links and FIFOs too), relative."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_symlink() or not p.is_dir())
+
+
+def _regular(path: Path, what: str) -> Path:
+    if path.is_symlink() or not path.is_file():
+        raise PublishError(f"{path} is not a regular file ({what} are sent as files, never links)")
+    return path
+
+
+def _small(path: Path) -> bytes:
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise PublishError(f"{path} is over {MAX_JSON_BYTES >> 20} MiB; it is not a file publish writes")
+    return path.read_bytes()
+
+
+def json_object(data: bytes, where: str) -> dict[str, Any]:
+    """A JSON object from bytes, with a one-line error for anything else."""
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PublishError(f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise PublishError(f"{where} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(value, dict):
+        raise PublishError(f"{where} holds a JSON {type(value).__name__}; expected a JSON object")
+    return value
+
+
+# -- the text scan ----------------------------------------------------------------------------
+
+
+def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """(where, text) of every key and string in a JSON value."""
     if isinstance(value, str):
-        if _ABSOLUTE.match(value) or (inside is not None and inside.search(value)):
-            yield f"{where} = {value!r}"
+        yield where, value
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            yield from absolute_paths(item, f"{where}.{key}")
+            yield f"{where}.{key}", str(key)
+            yield from _strings(item, f"{where}.{key}")
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from absolute_paths(item, f"{where}[{i}]")
+            yield from _strings(item, f"{where}[{i}]")
 
 
-def _no_absolute_paths(files: list[LocalFile]) -> None:
-    found: list[str] = []
-    for f in files:
-        if not f.path.endswith(".json") or f.path.rsplit("/", 1)[-1] in _VOCABULARIES:
-            continue
-        raw = f.source if isinstance(f.source, bytes) else f.source.read_bytes()
+def _texts(f: LocalFile) -> Iterator[tuple[str, str]]:
+    """(where, text) of everything readable that ``f`` would publish."""
+    suffix = Path(f.path).suffix.lower()
+    if suffix in _BINARY:
+        return  # images and array files: the audit's image and layout checks are theirs
+    if suffix == ".safetensors":
+        source = f.source if isinstance(f.source, Path) else None
+        header = safetensors_header(source) if source else {}
+        yield from _strings(header, f"{f.path} header")
+        return
+    if suffix == ".json" and (isinstance(f.source, bytes) or f.size <= MAX_JSON_BYTES):
+        data = f.source if isinstance(f.source, bytes) else f.source.read_bytes()
+        if hashlib.sha256(data).hexdigest() != f.sha256:
+            raise PublishError(f"{f.path} changed on disk after it was hashed; run publish again")
         try:
-            found += absolute_paths(json.loads(raw), f.path)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise PublishError(f"{f.path} is not valid JSON; nothing was published") from None
-    if found:
-        shown = "; ".join(found[:3]) + (f" (and {len(found) - 3} more)" if len(found) > 3 else "")
+            yield from _strings(json.loads(data.decode("utf-8")), f.path)
+            return
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            pass  # scanned as text below
+    for number, line in enumerate(f.lines(), 1):
+        if "\0" in line:
+            return  # binary after all (a .bin, a pickle): nothing a text scan can read
+        yield f"{f.path}:{number}", line
+
+
+def scan(files: Iterable[LocalFile], *, patterns: bool = True) -> None:
+    """Refuse the files if any text in them holds a leak (see the module docstring).
+
+    Args:
+        files: what the bundle would send.
+        patterns: also apply the audit's place, time and record patterns (a dataset's
+            audit already did, with the card's own figures allowed).
+    """
+    from builder import hub
+    from builder.audit import mask, text_findings
+
+    token = hub.token()
+    findings: list[str] = []
+    for f in files:
+        for where, raw in _texts(f):
+            if token and token in raw:
+                findings.append(f"{where}: holds your Hub token")
+            if hub.TOKEN_SHAPED.search(raw):
+                findings.append(f"{where}: holds a Hub access token (hf_***)")
+            text = _HEX.sub("#", raw)
+            findings += [
+                f"{where}: a path of this machine ({mask(m.group(0))})" for m in PATHS.finditer(text)
+            ]
+            if patterns:
+                findings += text_findings(where, text, ())
+        if len(findings) > 100:
+            break
+    if findings:
+        shown = "; ".join(findings[:3]) + (f" (and {len(findings) - 3} more)" if len(findings) > 3 else "")
         raise PublishError(
-            f"published JSON would hold absolute paths of this machine: {shown}; "
-            "write Hub ids or paths relative to the run, and run again"
+            f"the files to publish hold what must never be published: {shown}; remove it (write Hub ids, "
+            "paths relative to the folder, no tokens) and run again; nothing was published"
         )
 
 
@@ -169,6 +297,14 @@ def dataset_bundle(release: Path, repo_id: str) -> Bundle:
     if problems:
         raise PublishError(f"dataset card refused: {'; '.join(problems)}; nothing was published")
     files = tuple(LocalFile.from_path(p.relative_to(release).as_posix(), p) for p in _walk(release))
+    audited: Mapping[str, str] = report.get("files", {})
+    differs = [f.path for f in files if audited.get(f.path) != f.sha256]
+    if differs:
+        raise PublishError(
+            f"{', '.join(differs[:3])}: not the file the build wrote and the audit checked (changed since?); "
+            "build the release again; nothing was published"
+        )
+    scan(files, patterns=False)  # the audit applied the patterns, with the card's figures allowed
     counts = report["counts"]["published"]
     notes = [f"{report['name']} {report['version']}: {sum(report['counts']['tiles'].values())} tiles"]
     notes += [
@@ -181,47 +317,93 @@ def dataset_bundle(release: Path, repo_id: str) -> Bundle:
 # -- model ------------------------------------------------------------------------------------
 
 
-def _safetensors_names(path: Path) -> list[str]:
-    """Tensor names from a safetensors header (8-byte little-endian length, then JSON)."""
+def safetensors_header(path: Path) -> dict[str, Any]:
+    """A safetensors header (8-byte little-endian length, then a JSON object of tensors)."""
+    problem = "it is not one"
     try:
         with path.open("rb") as fh:
             (length,) = struct.unpack("<Q", fh.read(8))
             if length > 100_000_000:
                 raise ValueError("header too large")
-            header = json.loads(fh.read(length))
-    except (struct.error, ValueError, UnicodeDecodeError) as exc:
-        raise PublishError(f"{path} is not a safetensors file ({exc}); save the adapter with PEFT") from None
-    return [name for name in header if name != "__metadata__"]
-
-
-def _check_targets(config: dict[str, Any], where: Path) -> None:
-    """The adapter must not touch the vision tower (the card says so)."""
-    targets, exclude = config.get("target_modules"), config.get("exclude_modules")
-    for probe in VISION_PROBES:
-        if isinstance(exclude, str) and re.fullmatch(exclude, probe):
-            continue
-        if isinstance(exclude, list) and any(probe.endswith(e) for e in exclude):
-            continue
-        hit = (
-            re.fullmatch(targets, probe) is not None
-            if isinstance(targets, str)
-            else any(probe == t or probe.endswith(f".{t}") for t in targets or [])
+            header: Any = json.loads(fh.read(length).decode("utf-8"))
+    except (struct.error, ValueError) as exc:
+        problem = str(exc)
+    else:
+        entries = (
+            {k: v for k, v in header.items() if k != "__metadata__"} if isinstance(header, dict) else None
         )
-        if hit:
+        if isinstance(header, dict) and entries and all(isinstance(v, dict) for v in entries.values()):
+            return header
+        problem = "its header is not an object of tensors"
+    raise PublishError(f"{path} is not a safetensors file ({problem}); save the adapter with PEFT")
+
+
+def _module_pattern(config: Mapping[str, Any], key: str, where: Path) -> str | list[str] | None:
+    """``target_modules``/``exclude_modules`` as PEFT reads them: a regex, or a list of names."""
+    value = config.get(key)
+    if value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return value
+    if not isinstance(value, str):
+        raise PublishError(f"{where}: {key} is {value!r}; PEFT takes a regex or a list of module names")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise PublishError(f"{where}: {key} {value!r} is not a regex PEFT can match ({exc})") from None
+    return value
+
+
+def _matches(pattern: str | list[str] | None, module: str) -> bool:
+    """PEFT's rule: a string full-matches as a regex; a list matches a name or a name's suffix."""
+    if pattern is None:
+        return False
+    if isinstance(pattern, str):
+        return re.fullmatch(pattern, module) is not None
+    return any(module == name or module.endswith(f".{name}") for name in pattern)
+
+
+def _check_targets(config: Mapping[str, Any], where: Path) -> None:
+    """The adapter must not touch the vision tower (the card says so)."""
+    targets = _module_pattern(config, "target_modules", where)
+    exclude = _module_pattern(config, "exclude_modules", where)
+    if not targets:
+        raise PublishError(f"{where}: no target_modules; the run did not adapt the language model")
+    for probe in VISION_PROBES:
+        if _matches(targets, probe) and not _matches(exclude, probe):
             raise PublishError(
                 f"{where}: target_modules would adapt the vision tower ({probe}); "
                 "target the language model and the projector only (a regex, or exclude_modules)"
             )
 
 
+def _check_lora_settings(config: Mapping[str, Any], lora: Mapping[str, Any], where: Path) -> None:
+    """The card states the summary's LoRA settings: they must be the adapter's own."""
+    pairs = (
+        ("r", "r"),
+        ("lora_alpha", "alpha"),
+        ("lora_dropout", "dropout"),
+        ("target_modules", "target_modules"),
+    )
+    for ours, theirs in pairs:
+        if ours in config and config[ours] != lora[theirs]:
+            raise PublishError(
+                f"{where}: {ours} is {config[ours]!r} but training_summary.json says "
+                f"{theirs} {lora[theirs]!r}; "
+                "the card would state settings the adapter does not have: publish the run that trained it"
+            )
+    missing = [ours for ours, _ in pairs[:2] if ours not in config]
+    if missing:
+        raise PublishError(f"{where}: {', '.join(missing)} missing; save the adapter with PEFT")
+
+
 def check_hub_base(base: object, where: Path) -> str:
     """The adapter's base model must be a Hub model id that users can load."""
-    if not isinstance(base, str) or not HUB_ID.fullmatch(base) or Path(base).expanduser().exists():
+    if hub_id_problem(base) is not None or Path(str(base)).expanduser().exists():
         raise PublishError(
             f"{where}: the adapter's base model {base!r} is not a Hub model id (a local folder?); "
             "users could not load it and the card would link to nothing: train on a Hub id "
             "such as LiquidAI/LFM2.5-VL-450M"
         )
+    assert isinstance(base, str)
     return base
 
 
@@ -229,21 +411,22 @@ def file_sha256(path: Path) -> str:
     return LocalFile.from_path(path.name, path).sha256
 
 
-def _check_evaluation_is_this_adapter(evaluation: Mapping[str, Any], adapter: Path, base: str) -> None:
+def _check_evaluation_is_this_adapter(
+    evaluation: Mapping[str, Any], adapter: LocalFile, where: Path, base: str
+) -> None:
     first = evaluation["models"][0]
-    where = adapter.with_name("evaluation.json")
     if first["kind"] != "vlm-lora":
         raise PublishError(
             f"{where}: its first model is {first['name']!r} (kind {first['kind']!r}), not the adapter; "
             "the model card would publish its figures as the LoRA's: evaluate the adapter "
             "(scripts/evaluate.py --adapter RUN) and publish again"
         )
-    digest = file_sha256(adapter)
     scored = first.get("adapter_sha256")
-    if scored != digest:
+    if scored != adapter.sha256:
         shown = scored[:12] if isinstance(scored, str) else repr(scored)
         raise PublishError(
-            f"{where} scored adapter {shown}, but this run's adapter_model.safetensors is {digest[:12]}: "
+            f"{where} scored adapter {shown}, but this run's adapter_model.safetensors is "
+            f"{adapter.sha256[:12]}: "
             "evaluate this adapter again (scripts/evaluate.py --adapter RUN) and publish"
         )
     if first.get("base_model") != base:
@@ -254,20 +437,25 @@ def _check_evaluation_is_this_adapter(evaluation: Mapping[str, Any], adapter: Pa
 
 
 def model_bundle(run: Path, repo_id: str, dataset_id: str) -> Bundle:
-    """The adapter files of a training run, with the model card written after PEFT's save."""
+    """The adapter files of a training run (an allow-list), with the model card written after PEFT's save."""
     from builder import cards
-    from builder.model.schema import check_evaluation, check_training_summary, load_json
+    from builder.errors import ConfigError
+    from builder.model.schema import check_evaluation, check_training_summary
 
     if not run.is_dir():
         raise PublishError(f"run folder {run} does not exist; train with scripts/train_lora.py first")
-    need = ("adapter_config.json", "adapter_model.safetensors", "training_summary.json", "evaluation.json")
-    missing = [name for name in need if not (run / name).is_file()]
+    missing = [name for name in MODEL_FILES if not (run / name).is_file()]
     if missing:
         raise PublishError(f"{run} lacks {', '.join(missing)}; a run folder holds the adapter and its JSON")
-    training, evaluation = load_json(run / "training_summary.json"), load_json(run / "evaluation.json")
-    check_training_summary(training, str(run / "training_summary.json"))
-    check_evaluation(evaluation, str(run / "evaluation.json"))
-    config = load_json(run / "adapter_config.json")
+    raw = {name: _small(_regular(run / name, "a model's files")) for name in MODEL_JSON}
+    training = json_object(raw["training_summary.json"], str(run / "training_summary.json"))
+    evaluation = json_object(raw["evaluation.json"], str(run / "evaluation.json"))
+    config = json_object(raw["adapter_config.json"], str(run / "adapter_config.json"))
+    try:
+        check_training_summary(training, str(run / "training_summary.json"))
+        check_evaluation(evaluation, str(run / "evaluation.json"))
+    except ConfigError as exc:
+        raise PublishError(str(exc)) from None
     if config.get("peft_type") != "LORA":
         raise PublishError(
             f"{run / 'adapter_config.json'}: peft_type {config.get('peft_type')!r}, expected LORA"
@@ -285,28 +473,26 @@ def model_bundle(run: Path, repo_id: str, dataset_id: str) -> Bundle:
             f"but the card would name {dataset_id}; pass --dataset-id {trained_on}"
         )
     _check_targets(config, run / "adapter_config.json")
-    names = _safetensors_names(run / "adapter_model.safetensors")
-    if not names or any("vision_tower" in n for n in names):
-        raise PublishError(
-            f"{run / 'adapter_model.safetensors'}: no LoRA weights, or weights of the vision tower"
-        )
-    _check_evaluation_is_this_adapter(evaluation, run / "adapter_model.safetensors", base)
+    _check_lora_settings(config, training["lora"], run / "adapter_config.json")
+    weights = _regular(run / "adapter_model.safetensors", "a model's files")
+    adapter = LocalFile.from_path(weights.name, weights)
+    names = [n for n in safetensors_header(weights) if n != "__metadata__"]
+    if any("vision_tower" in n for n in names):
+        raise PublishError(f"{weights}: weights of the vision tower; the adapter must not touch it")
+    _check_evaluation_is_this_adapter(evaluation, adapter, run / "evaluation.json", base)
     card = cards.model_card(training, evaluation, repo_id, dataset_id)
-    files = [
-        LocalFile.from_path(p.relative_to(run).as_posix(), p)
-        for p in _walk(
-            run, skip=lambda rel: rel.parts[0].startswith("checkpoint-") or rel.as_posix() == "README.md"
-        )
-    ]
-    _no_absolute_paths(files)
-    files.append(LocalFile.from_bytes("README.md", card.encode()))
+    files = [LocalFile.from_bytes(name, raw[name]) for name in MODEL_JSON]
+    files += [adapter, LocalFile.from_bytes("README.md", card.encode())]
+    scan(files)
     first = evaluation["models"][0]
     notes = (
         f"LoRA r={training['lora']['r']} on {training['base_model']}, {training['steps']} steps",
         f"eval ({evaluation['n']} tiles): accuracy {first['metrics']['accuracy']:.3f}, "
         f"F1 {first['metrics']['f1']:.3f}, ROC-AUC {first['metrics']['roc_auc']:.3f}",
     )
-    return Bundle("model", tuple(sorted(files, key=lambda f: f.path)), notes)
+    left_out = tuple(p for p in _everything(run) if p not in MODEL_FILES)
+    facts = {"base_model": base, "release": dict(training["release"])}
+    return Bundle("model", tuple(sorted(files, key=lambda f: f.path)), notes, None, left_out, facts)
 
 
 # -- space ------------------------------------------------------------------------------------
@@ -324,6 +510,8 @@ def _imports(source: Path) -> Iterator[tuple[str, int]]:
         tree = ast.parse(source.read_text(encoding="utf-8"), str(source))
     except SyntaxError as exc:
         raise PublishError(f"{source}: {exc.msg} at line {exc.lineno}; the Space would not start") from None
+    except UnicodeDecodeError:
+        raise PublishError(f"{source} is not UTF-8 text; the Space would not start") from None
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from ((alias.name, 0) for alias in node.names)
@@ -332,10 +520,22 @@ def _imports(source: Path) -> Iterator[tuple[str, int]]:
             yield from ((f"{node.module}.{alias.name}", node.level) for alias in node.names if node.module)
 
 
-def import_closure(entry: Path, root: Path) -> tuple[list[Path], set[str]]:
-    """The project modules ``entry`` imports, recursively and with their packages' ``__init__``,
-    found under ``root``; and the top-level names of the other imports (modules beside
-    ``entry`` excepted: they ship with it)."""
+def _module_files(module: str, root: Path) -> list[Path] | None:
+    """The files of ``module`` (and its packages' ``__init__``) under ``root``, or None if not there."""
+    parts = module.split(".")
+    if not (root / parts[0] / "__init__.py").is_file() and not (root / f"{parts[0]}.py").is_file():
+        return None
+    found = []
+    for i in range(1, len(parts) + 1):
+        base = root.joinpath(*parts[:i])
+        found += [c for c in (base / "__init__.py", base.with_suffix(".py")) if c.is_file()]
+    return found
+
+
+def import_closure(entry: Path, roots: Sequence[Path]) -> tuple[list[Path], set[str]]:
+    """The modules ``entry`` imports, recursively (with their packages' ``__init__``), found in
+    ``roots`` (the first root holding a module wins); and the top-level names of the other
+    imports, which requirements must cover."""
     found: list[Path] = []
     external: set[str] = set()
     queue = [entry]
@@ -349,15 +549,11 @@ def import_closure(entry: Path, root: Path) -> tuple[list[Path], set[str]]:
                 raise PublishError(
                     f"{current}: relative imports are not supported in a Space; import by full name"
                 )
-            parts = module.split(".")
-            if (entry.parent / f"{parts[0]}.py").is_file() or (entry.parent / parts[0]).is_dir():
-                continue
-            if not (root / parts[0] / "__init__.py").is_file() and not (root / f"{parts[0]}.py").is_file():
-                external.add(parts[0])
-                continue
-            for i in range(1, len(parts) + 1):
-                base = root.joinpath(*parts[:i])
-                queue += [c for c in (base / "__init__.py", base.with_suffix(".py")) if c.is_file()]
+            located = next((m for root in roots if (m := _module_files(module, root)) is not None), None)
+            if located is None:
+                external.add(module.split(".")[0])
+            else:
+                queue += located
     return sorted(found), external
 
 
@@ -385,7 +581,7 @@ def baseline_release(baseline: Path) -> dict[str, Any]:
         physics.load(baseline)
     except ModelLoadError as exc:
         raise PublishError(f"{exc}; nothing was published") from None
-    record = json.loads(baseline.read_text(encoding="utf-8")).get("release")
+    record = json_object(baseline.read_bytes(), str(baseline)).get("release")
     if not isinstance(record, dict) or not record.get("train_metadata_sha256"):
         raise PublishError(
             f"{baseline} does not say which release it was fitted on; fit it again with "
@@ -394,18 +590,52 @@ def baseline_release(baseline: Path) -> dict[str, Any]:
     return record
 
 
-def space_config(base_model: str, model_id: str, dataset_id: str) -> dict[str, Any]:
-    """``cropmark_space.json``: what the published Space serves (read by ``app.py``)."""
+def space_config(
+    base_model: str, model_id: str, dataset_id: str, adapter_revision: str, dataset_revision: str
+) -> dict[str, Any]:
+    """``cropmark_space.json``: what the published Space serves (read by ``app.py``), pinned."""
     for name, value in (("base model", base_model), ("model", model_id), ("dataset", dataset_id)):
-        if not HUB_ID.fullmatch(value):
-            raise PublishError(f"the Space's {name} {value!r} is not a Hub id ORG/NAME")
+        if (problem := hub_id_problem(value, f"the Space's {name}")) is not None:
+            raise PublishError(problem)
     return {
         "schema": SPACE_SCHEMA,
         "base_model": base_model,
         "adapter": model_id,
+        "adapter_revision": adapter_revision,
         "dataset": dataset_id,
+        "dataset_revision": dataset_revision,
         "baseline": "baseline.json",
     }
+
+
+def _examples(space: Path, published: frozenset[str] | None) -> list[LocalFile]:
+    """``examples/`` tiles: each must be a published tile of the dataset (by SHA-256) and pass
+    the audit's image checks; None for ``published`` (a dry run without the Hub) skips the first."""
+    from builder.audit import check_image
+
+    folder = space / SPACE_EXAMPLES
+    if not folder.is_dir():
+        return []
+    tiles, refused = [], []
+    for path in sorted(folder.iterdir()):
+        rel = f"{SPACE_EXAMPLES}/{path.name}"
+        if path.name.startswith(".") or path.is_symlink() or not path.is_file():
+            refused.append(f"{rel}: not a regular file")
+            continue
+        tile = LocalFile.from_bytes(rel, path.read_bytes())
+        assert isinstance(tile.source, bytes)
+        problems = list(check_image(tile.source, rel))
+        if published is not None and tile.sha256 not in published:
+            problems.append(f"{rel}: not a tile of the published dataset")
+        refused += problems
+        tiles.append(tile)
+    if refused:
+        raise PublishError(
+            f"example tiles refused: {'; '.join(refused[:3])}{' ...' if len(refused) > 3 else ''}; "
+            f"{SPACE_EXAMPLES}/ may hold only tiles of the published dataset, byte for byte (download them "
+            "from it); nothing was published"
+        )
+    return tiles
 
 
 def space_bundle(
@@ -414,8 +644,10 @@ def space_bundle(
     title: str,
     config: Mapping[str, Any],
     baseline: Path,
+    published_tiles: frozenset[str] | None = frozenset(),
 ) -> Bundle:
-    """``space/`` plus its README, the project modules ``app.py`` imports, the baseline and the config."""
+    """The Space's allow-list (module docstring): app, requirements, imported modules, README,
+    baseline, config, and example tiles of the published dataset (``published_tiles``: their SHA-256)."""
     from builder import cards
 
     app = space / "app.py"
@@ -430,19 +662,12 @@ def space_bundle(
             f"{baseline} was fitted on {record['hub_id']}, but the Space serves {config['dataset']}; "
             "fit the baseline on the Space's dataset"
         )
-    generated = {"README.md", SPACE_CONFIG, "baseline.json"}
-    files: dict[str, LocalFile] = {
-        p.relative_to(space).as_posix(): LocalFile.from_path(p.relative_to(space).as_posix(), p)
-        for p in _walk(space, skip=lambda rel: rel.as_posix() in generated)
-    }
-    external: set[str] = set()
-    for entry in [p for p in space.rglob("*.py") if "__pycache__" not in p.parts]:
-        modules, outside = import_closure(entry, repo_root)
-        external |= outside
-        for module in modules:
-            if module.is_relative_to(repo_root) and not module.is_relative_to(space):
-                rel = module.relative_to(repo_root).as_posix()
-                files[rel] = LocalFile.from_path(rel, module)
+    modules, external = import_closure(_regular(app, "a Space's files"), (space, repo_root))
+    files: dict[str, LocalFile] = {}
+    for path in [space / "requirements.txt", *modules]:
+        root = space if path.is_relative_to(space) else repo_root
+        rel = path.relative_to(root).as_posix()
+        files[rel] = LocalFile.from_bytes(rel, _small(_regular(path, "a Space's files")))
     local_names = {Path(p).parts[0].removesuffix(".py") for p in files}
     distributions = importlib.metadata.packages_distributions()
     unlisted = sorted(
@@ -455,15 +680,29 @@ def space_bundle(
             f"{space}: app imports {', '.join(unlisted)} but requirements.txt pins no distribution of it; "
             "the Space would not start"
         )
+    examples = _examples(space, published_tiles)
+    for tile in examples:
+        files[tile.path] = tile
     readme = cards.space_readme(
         title, config["adapter"], config["dataset"], pins["gradio"], base_model=config["base_model"]
     )
     files["README.md"] = LocalFile.from_bytes("README.md", readme.encode())
     files[SPACE_CONFIG] = LocalFile.from_bytes(SPACE_CONFIG, (json.dumps(config, indent=1) + "\n").encode())
-    files["baseline.json"] = LocalFile.from_path("baseline.json", baseline)
-    _no_absolute_paths(list(files.values()))
+    files["baseline.json"] = LocalFile.from_bytes("baseline.json", _small(_regular(baseline, "a baseline")))
+    scan(files.values())
+    from_space = {
+        p.relative_to(space).as_posix()
+        for p in [space / "requirements.txt", *modules]
+        if p.is_relative_to(space)
+    }
+    from_space |= {t.path for t in examples}
+    left_out = tuple(
+        p
+        for p in _everything(space)
+        if p not in from_space and "__pycache__" not in p.split("/") and not p.endswith(".pyc")
+    )
     notes = (
         f"Space for {config['adapter']} on {config['base_model']} (gradio {pins['gradio']}), "
         f"dataset {config['dataset']}, {len(files)} files",
     )
-    return Bundle("space", tuple(files[p] for p in sorted(files)), notes)
+    return Bundle("space", tuple(files[p] for p in sorted(files)), notes, None, left_out)

@@ -280,43 +280,77 @@ def _org(repo_id: str) -> str:
     return repo_id.split("/", 1)[0]
 
 
-def _hub_id(value: str, what: str) -> str:
-    from builder.model.schema import HUB_ID
+def hub_id(text: str) -> str:
+    """An argparse type: a Hub repo id ORG/NAME, by huggingface_hub's own rules."""
+    from builder.model.schema import hub_id_problem
 
-    if not HUB_ID.fullmatch(value):
-        raise CropmarkError(f"{what} {value!r}: expected ORG/NAME (letters, digits, '-', '_', '.')")
-    return value
+    problem = hub_id_problem(text, "")
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem.strip())
+    return text
+
+
+def _say_left_out(bundle: Any, source: Path) -> None:
+    if bundle.left_out:
+        shown = ", ".join(bundle.left_out[:8]) + (" ..." if len(bundle.left_out) > 8 else "")
+        print(
+            f"not sent ({len(bundle.left_out)} file(s) of {source} not on the {bundle.kind}'s "
+            f"allow-list): {shown}"
+        )
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from builder import bundles, publish
+    from builder.errors import Interrupted
 
-    repo_id = _hub_id(args.repo_id, "repo id")
-    dataset_id = _hub_id(args.dataset_id or f"{_org(repo_id)}/cropmark-disambiguator-s2", "dataset id")
+    repo_id: str = args.repo_id
+    dataset_id = args.dataset_id or f"{_org(repo_id)}/cropmark-disambiguator-s2"
     if args.tag is not None and args.no_tag:
         raise CropmarkError("--tag and --no-tag contradict each other; give one")
-    if args.kind == "dataset":
-        bundle = bundles.dataset_bundle(args.source, repo_id)
-    elif args.kind == "model":
-        bundle = bundles.model_bundle(args.source, repo_id, dataset_id)
-    else:
-        model_id = _hub_id(args.model_id or f"{_org(repo_id)}/cropmark-lfm2.5-vl-lora", "model id")
-        if args.baseline is None:
-            raise CropmarkError(
-                "publish space needs --baseline BASELINE.json (scripts/train_baseline.py on the dataset): "
-                "the Space shows the physics baseline beside the model"
+    retries = publish.Retries(args.attempts, args.backoff, args.max_wait)
+    try:
+        if args.kind == "dataset":
+            bundle = bundles.dataset_bundle(args.source, repo_id)
+        elif args.kind == "model":
+            bundle = bundles.model_bundle(args.source, repo_id, dataset_id)
+            publish.check_model_sources(
+                bundle.facts["base_model"], bundle.facts["release"], dataset_id, retries, dry_run=args.dry_run
             )
-        record = bundles.baseline_release(args.baseline)
-        base = publish.check_space_sources(
-            model_id, dataset_id, record, args.base_model, dry_run=args.dry_run, say=print
+        else:
+            model_id = args.model_id or f"{_org(repo_id)}/cropmark-lfm2.5-vl-lora"
+            if args.baseline is None:
+                raise CropmarkError(
+                    "publish space needs --baseline BASELINE.json (scripts/train_baseline.py on the "
+                    "dataset): the Space shows the physics baseline beside the model"
+                )
+            record = bundles.baseline_release(args.baseline)
+            sources = publish.check_space_sources(
+                model_id,
+                dataset_id,
+                record,
+                args.base_model,
+                retries,
+                private_sources=args.private_sources,
+                dry_run=args.dry_run,
+            )
+            config = bundles.space_config(
+                sources.base_model, model_id, dataset_id, sources.adapter_revision, sources.dataset_revision
+            )
+            repo_root = Path(__file__).resolve().parent.parent
+            bundle = bundles.space_bundle(
+                args.source, repo_root, args.title, config, args.baseline, sources.tiles
+            )
+        tag = (
+            None
+            if args.no_tag
+            else (args.tag if args.tag is not None else (f"v{bundle.version}" if bundle.version else None))
         )
-        config = bundles.space_config(base, model_id, dataset_id)
-        repo_root = Path(__file__).resolve().parent.parent
-        bundle = bundles.space_bundle(args.source, repo_root, args.title, config, args.baseline)
-    tag = None if args.no_tag else (args.tag or (f"v{bundle.version}" if bundle.version else None))
-    if tag is not None:
-        publish.check_tag(tag, bundle.version, args.other_tag)
+        if tag is not None:
+            publish.check_tag(tag, bundle.version, args.other_tag)
+    except KeyboardInterrupt:
+        raise Interrupted(f"nothing was published to {repo_id}") from None
     print(f"gate passed: {args.kind} {args.source} ({len(bundle.files)} files)")
+    _say_left_out(bundle, args.source)
     outcome = publish.publish(
         bundle,
         repo_id,
@@ -346,13 +380,15 @@ def _count(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds, 0 or more."""
+    """An argparse type: a number of seconds from 0 to a day."""
+    from builder.publish import MAX_SECONDS
+
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} seconds: give 0 or more")
+    if not 0 <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text} seconds: give 0 to {MAX_SECONDS:.0f} (a day)")
     return value
 
 
@@ -378,7 +414,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--version", required=True, help="release version, e.g. 1.0.0")
     b.add_argument("--name", default="cropmark-disambiguator-s2", help="dataset name")
     b.add_argument("--workers", type=int, default=1, help="processes that cut tiles")
-    b.add_argument("--repo-id", help="Hub id (ORG/NAME) for the card's loading example and citation")
+    b.add_argument(
+        "--repo-id", type=hub_id, help="Hub id (ORG/NAME) for the card's loading example and citation"
+    )
     b.add_argument(
         "--layout",
         default="imagefolder",
@@ -442,16 +480,16 @@ def parser() -> argparse.ArgumentParser:
     kinds = c.add_subparsers(dest="kind", required=True)
     cd = kinds.add_parser("dataset", help="from a build's private report")
     cd.add_argument("--report", type=Path, required=True, help="RELEASE.private/report.json")
-    cd.add_argument("--repo-id", help="dataset repo id ORG/NAME")
+    cd.add_argument("--repo-id", type=hub_id, help="dataset repo id ORG/NAME")
     cm = kinds.add_parser("model", help="from training_summary.json and evaluation.json")
     cm.add_argument("--training", type=Path, required=True)
     cm.add_argument("--evaluation", type=Path, required=True)
-    cm.add_argument("--repo-id", required=True, help="model repo id ORG/NAME")
-    cm.add_argument("--dataset-id", required=True, help="dataset repo id ORG/NAME")
+    cm.add_argument("--repo-id", type=hub_id, required=True, help="model repo id ORG/NAME")
+    cm.add_argument("--dataset-id", type=hub_id, required=True, help="dataset repo id ORG/NAME")
     cs = kinds.add_parser("space", help="the Space README (sdk gradio, pinned version)")
     cs.add_argument("--title", default="Cropmark Disambiguator")
-    cs.add_argument("--model-id", required=True)
-    cs.add_argument("--dataset-id", required=True)
+    cs.add_argument("--model-id", type=hub_id, required=True)
+    cs.add_argument("--dataset-id", type=hub_id, required=True)
     for p in (cd, cm, cs):
         p.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
     c.set_defaults(func=cmd_card)
@@ -492,7 +530,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("publish", help="push a release of the dataset, the model or the Space to the Hub")
     p.add_argument("kind", choices=("dataset", "model", "space"))
     p.add_argument("source", type=Path, help="release folder, training run folder, or space/")
-    p.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
+    p.add_argument("--repo-id", type=hub_id, required=True, help="ORG/NAME on the Hub")
     p.add_argument(
         "--tag",
         help="tag of the release commit (never moved); a dataset's default and only tag is v<version>",
@@ -502,14 +540,28 @@ def parser() -> argparse.ArgumentParser:
         "--other-tag", action="store_true", help="allow a --tag other than v<release version> (datasets)"
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
-    p.add_argument("--private", action="store_true", help="create the repo private if it does not exist")
+    p.add_argument(
+        "--private",
+        action="store_true",
+        help="create the repo private; an existing public repo is refused (visibility is never changed)",
+    )
     p.add_argument(
         "--dataset-id",
+        type=hub_id,
         help="the dataset the model card and Space name (default ORG/cropmark-disambiguator-s2)",
     )
-    p.add_argument("--model-id", help="the adapter the Space serves (default ORG/cropmark-lfm2.5-vl-lora)")
     p.add_argument(
-        "--base-model", help="space: the adapter's base model (default: read from the model on the Hub)"
+        "--model-id", type=hub_id, help="the adapter the Space serves (default ORG/cropmark-lfm2.5-vl-lora)"
+    )
+    p.add_argument(
+        "--base-model",
+        type=hub_id,
+        help="space: the adapter's base model (default: read from the model on the Hub)",
+    )
+    p.add_argument(
+        "--private-sources",
+        action="store_true",
+        help="space: publish although its model or dataset needs a token (set the Space secret HF_TOKEN)",
     )
     p.add_argument("--baseline", type=Path, help="space: baseline.json fitted on the dataset (shipped)")
     p.add_argument("--title", default="Cropmark Disambiguator", help="the Space's title")
@@ -517,16 +569,19 @@ def parser() -> argparse.ArgumentParser:
         "--attempts",
         type=_count,
         default=4,
-        help="tries on transient Hub errors (429, 5xx, dropped connections)",
+        help="tries in all on transient Hub errors (408, 429, 5xx but 501, dropped connections)",
     )
     p.add_argument(
-        "--backoff", type=_seconds, default=2.0, help="seconds before the first retry; doubles each time"
+        "--backoff",
+        type=_seconds,
+        default=2.0,
+        help="seconds before the first retry; doubles each time, up to --max-wait",
     )
     p.add_argument(
         "--max-wait",
         type=_seconds,
         default=60.0,
-        help="longest Retry-After wait to honour; a longer one stops the publish and says when to retry",
+        help="longest wait between tries; a longer Retry-After stops the publish and says when to retry",
     )
     p.set_defaults(func=cmd_publish)
 
@@ -559,8 +614,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: the previous release, if any, is untouched", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        from builder.errors import Interrupted
+
+        said = str(exc) if isinstance(exc, Interrupted) else "the previous release, if any, is untouched"
+        print(f"interrupted: {said}", file=sys.stderr)
         return 130
     return code
 

@@ -75,3 +75,7 @@ class PublishError(CropmarkError, RuntimeError):
 
 class PublishConflictError(PublishError):
     """The remote moved while publishing (HTTP 409/412); nothing was forced."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C while a command wrote somewhere: the message says what was left behind."""

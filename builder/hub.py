@@ -18,6 +18,24 @@ A publish here always uploads with **classic LFS** instead (:func:`classic_lfs`)
 call, so setting it for the duration of a publish chooses LFS whatever the
 environment says. Downloads (``load_dataset``, the Space) are not affected.
 
+**One retry loop.** huggingface_hub retries most requests itself
+(``huggingface_hub/utils/_http.py``, ``_http_backoff_base``: up to 5 retries of 408,
+429 and 5xx replies and dropped connections, sleeping ``Retry-After`` + 1 s uncapped,
+or 1, 2, 4, 8 s; ``file_download.http_get``: 5 resumes of a dropped download, 1 s
+apart). Inside :func:`single_tries` every request is tried once, so each failure
+comes back to the caller's own loop (``builder.publish``), which alone decides how
+often to try (``--attempts``) and how long to wait (``--backoff``, ``Retry-After`` up
+to ``--max-wait``).
+
+**The commit.** :func:`post_commit` sends the commit to the Hub's commit endpoint
+(``POST /api/{type}s/{id}/commit/{revision}``, the NDJSON body huggingface_hub's
+``_commit_api._prepare_commit_payload`` builds) as a stream with its exact
+``Content-Length``: huggingface_hub's ``create_commit`` joins the whole body, every
+regular file base64-encoded, in memory first. Every file is read through
+:class:`VerifiedFile`, which hashes the bytes it hands out and refuses to hand out the
+last ones unless their SHA-256 is the one planned: what reaches the Hub is exactly
+what the gate hashed, or the request is cut short and nothing is committed.
+
 **Failures.** :func:`classify` turns whatever the client raised (an ``HfHubHTTPError``,
 an ``httpx2`` transport error, the ``RuntimeError`` huggingface_hub wraps LFS upload
 failures in, the ``ValueError`` its README validation raises, a ``JSONDecodeError`` on
@@ -28,31 +46,87 @@ error messages on one line, and the wait the Hub asked for (``Retry-After`` or t
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import io
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from builder.errors import PublishError
+
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
 
-Kind = Literal["transient", "conflict", "credentials", "refused"]
-TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+Kind = Literal["transient", "conflict", "credentials", "refused", "offline"]
+# Retried: a request timeout, a rate limit, and the server errors a retry can cure:
+# 500/502/503/504 (RFC 9110 section 15.6; the codes huggingface_hub itself retries,
+# ``_DEFAULT_RETRY_ON_STATUS_CODES``) and a CDN's 520-524 (origin unreachable or timed
+# out: https://developers.cloudflare.com/support/troubleshooting/http-status-codes/cloudflare-5xx-errors/).
+# Not retried: 501 (not implemented), 505-511 (a retry gets the same answer).
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 CONFLICT_STATUS = frozenset({409, 412})
 CREDENTIALS_STATUS = frozenset({401, 403})
+# A Hub access token: "hf_" (or "api_org_") and 34 letters or digits, the rule secret
+# scanners use (gitleaks, cmd/generate/config/rules/huggingface.go: hf_(?i:[a-z]{34});
+# trufflehog allows digits too). Anything shorter, such as a repo named hf_cropmarks,
+# is not a token.
+TOKEN_SHAPED = re.compile(r"(?<![A-Za-z0-9_])(hf_|api_org_)[A-Za-z0-9]{34}(?![A-Za-z0-9])")
+_BLOCK = 3 << 18  # 768 KiB: a multiple of 3, so base64 of consecutive blocks concatenates
+
+
+class SourceChangedError(PublishError):
+    """A file changed on disk after the gate hashed it; nothing of it was committed."""
+
+
+def check_token(token: str | None) -> None:
+    """Refuse a token that cannot travel in an HTTP header (a pasted accent, a smart quote)."""
+    if not token:
+        return
+    bad = next((i for i, c in enumerate(token) if not (c.isascii() and c.isprintable()) or c.isspace()), None)
+    if bad is not None:
+        raise PublishError(
+            f"the Hub token (HF_TOKEN or `hf auth login`) holds a character that is not printable ASCII "
+            f"at position {bad + 1} of {len(token)}: Hub tokens are 'hf_' and letters and digits; "
+            "copy it again from https://huggingface.co/settings/tokens"
+        )
+
+
+def token() -> str | None:
+    """The user's token (``HF_TOKEN`` or ``hf auth login``), checked by :func:`check_token`."""
+    from huggingface_hub import get_token
+
+    found = get_token() or None
+    check_token(found)
+    return found
 
 
 def client() -> tuple[HfApi, str | None]:
     """An ``HfApi`` for ``HF_ENDPOINT`` (or the Hub) with the user's token, and the token."""
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import HfApi
 
-    token = get_token()
-    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token or None), token
+    found = token()
+    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=found), found
+
+
+def anonymous() -> HfApi:
+    """An ``HfApi`` that sends no token: what a reader without an account (a Space) sees."""
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=False)
+
+
+def offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` is on (huggingface_hub then sends no request at all)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 @contextlib.contextmanager
@@ -68,10 +142,32 @@ def classic_lfs() -> Iterator[None]:
         constants.HF_HUB_DISABLE_XET = before
 
 
+@contextlib.contextmanager
+def single_tries() -> Iterator[None]:
+    """Inside this block huggingface_hub tries each request once (see "One retry loop" above)."""
+    from huggingface_hub import file_download
+    from huggingface_hub.utils import _http
+
+    backoff, http_get = _http._http_backoff_base, file_download.http_get
+
+    def once(*args: Any, **kwargs: Any) -> Any:
+        return backoff(*args, **{**kwargs, "max_retries": 0})
+
+    def get_once(*args: Any, **kwargs: Any) -> Any:
+        return http_get(*args, **{"_nb_retries": 0, **kwargs})
+
+    _http._http_backoff_base, file_download.http_get = once, get_once
+    try:
+        yield
+    finally:
+        _http._http_backoff_base, file_download.http_get = backoff, http_get
+
+
 def redact(text: str, token: str | None) -> str:
-    """``text`` with the token, and anything shaped like a Hub token, replaced."""
-    text = re.sub(r"hf_[A-Za-z0-9]{6,}", "hf_***", text)
-    return text.replace(token, "***") if token else text
+    """``text`` with the token itself, and anything shaped like a Hub token, replaced."""
+    if token:
+        text = text.replace(token, "***")
+    return TOKEN_SHAPED.sub(lambda m: m.group(1) + "***", text)
 
 
 @dataclass(frozen=True)
@@ -94,6 +190,11 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         todo += [current.__cause__, current.__context__]
+
+
+def changed_source(exc: BaseException) -> SourceChangedError | None:
+    """The :class:`SourceChangedError` behind ``exc`` (huggingface_hub wraps upload errors), if any."""
+    return next((e for e in _chain(exc) if isinstance(e, SourceChangedError)), None)
 
 
 def retry_after(headers: Any) -> float | None:
@@ -150,9 +251,14 @@ def server_says(response: Any) -> str:
 def classify(exc: BaseException) -> HubFailure | None:
     """What a failure raised by huggingface_hub means; None when it is not a Hub failure."""
     import httpx2
+    from huggingface_hub.errors import OfflineModeIsEnabled
 
     where = ""
     for current in _chain(exc):
+        if isinstance(current, OfflineModeIsEnabled):
+            return HubFailure(
+                "offline", None, "HF_HUB_OFFLINE is set: huggingface_hub sends no request in offline mode"
+            )
         text = str(current).strip().splitlines()[0] if str(current).strip() else ""
         if isinstance(current, RuntimeError) and text.startswith("Error while uploading"):
             where = text.rstrip(".") + ": "  # huggingface_hub names the file it was uploading
@@ -196,3 +302,171 @@ def validate_readme(api: HfApi, source: Path | bytes, repo_type: str) -> None:
         headers=build_hf_headers(token=api.token),
     )
     hf_raise_for_status(response)
+
+
+# -- what is sent ----------------------------------------------------------------------------------
+
+
+class VerifiedFile(io.BufferedIOBase):
+    """A file read as the bytes a gate hashed, or not at all.
+
+    Reads never go past ``size``; the bytes handed out are hashed in order, and the read
+    that would hand out the last of them raises :class:`SourceChangedError` instead when
+    their SHA-256 is not ``sha256`` (or the file got shorter). Seeks (huggingface_hub
+    seeks to measure the length and to cut multipart slices) are free; a read that is
+    neither the next one in order nor from the start is refused, so no byte goes out
+    unhashed.
+    """
+
+    def __init__(self, path: Path, repo_path: str, size: int, sha256: str) -> None:
+        super().__init__()
+        self._path = path
+        self._file: io.BufferedReader | None = None  # opened at the first read: thousands may wait
+        self._where, self._size, self._sha256 = repo_path, size, sha256
+        self._pos = self._hashed = 0
+        self._hash = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def _changed(self, why: str) -> SourceChangedError:
+        return SourceChangedError(
+            f"{self._where} changed on disk while publishing ({why}): the Hub never got it whole; "
+            "nothing of it was committed"
+        )
+
+    def read(self, size: int | None = -1) -> bytes:
+        want = self._size - self._pos if size is None or size < 0 else min(size, self._size - self._pos)
+        if want <= 0:
+            return b""
+        if self._pos == 0 and self._hashed:
+            self._hash, self._hashed = hashlib.sha256(), 0  # read again from the start
+        if self._pos != self._hashed:
+            raise self._changed(f"a read at byte {self._pos} out of order")
+        handle = self._file = self._file or self._path.open("rb")
+        handle.seek(self._pos)
+        data = handle.read(want)
+        if len(data) < want:
+            raise self._changed(f"it is shorter than the {self._size} bytes planned")
+        self._hash.update(data)
+        self._pos = self._hashed = self._pos + len(data)
+        if self._pos == self._size:
+            handle.close()
+            self._file = None
+            if self._hash.hexdigest() != self._sha256:
+                raise self._changed("its SHA-256 is not the one the gate computed")
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        super().close()
+
+
+@dataclass(frozen=True)
+class Addition:
+    """A file of a commit: where it goes, and how huggingface_hub's preupload said to send it."""
+
+    path: str
+    size: int
+    sha256: str
+    source: Path | bytes
+    lfs: bool
+
+
+def _b64_length(size: int) -> int:
+    return 4 * -(-size // 3)
+
+
+def _stream_base64(addition: Addition) -> Iterator[bytes]:
+    if isinstance(addition.source, bytes):
+        yield base64.b64encode(addition.source)
+        return
+    with VerifiedFile(addition.source, addition.path, addition.size, addition.sha256) as handle:
+        while block := handle.read(_BLOCK):
+            yield base64.b64encode(block)
+
+
+def commit_body(
+    summary: str,
+    description: str,
+    parent_commit: str | None,
+    additions: Sequence[Addition],
+    deletions: Sequence[str],
+) -> tuple[int, Callable[[], Iterator[bytes]]]:
+    """The commit's NDJSON body: its length in bytes, and a function that streams it.
+
+    The lines are those of huggingface_hub's ``_prepare_commit_payload``: a header, then
+    ``file`` (base64 content), ``lfsFile`` (SHA-256 and size) or ``deletedFile``.
+    """
+    header: dict[str, str] = {"summary": summary, "description": description}
+    if parent_commit is not None:
+        header["parentCommit"] = parent_commit
+    parts: list[bytes | Addition] = [json.dumps({"key": "header", "value": header}).encode() + b"\n"]
+    for add in additions:
+        if add.lfs:
+            value = {"path": add.path, "algo": "sha256", "oid": add.sha256, "size": add.size}
+            parts.append(json.dumps({"key": "lfsFile", "value": value}).encode() + b"\n")
+        else:
+            name = json.dumps(add.path).encode()
+            parts += [b'{"key": "file", "value": {"path": ' + name + b', "encoding": "base64", "content": "']
+            parts += [add, b'"}}\n']
+    for deleted in deletions:
+        parts.append(json.dumps({"key": "deletedFile", "value": {"path": deleted}}).encode() + b"\n")
+    length = sum(len(p) if isinstance(p, bytes) else _b64_length(p.size) for p in parts)
+
+    def stream() -> Iterator[bytes]:
+        for part in parts:
+            if isinstance(part, bytes):
+                yield part
+            else:
+                yield from _stream_base64(part)
+
+    return length, stream
+
+
+def post_commit(
+    api: HfApi,
+    repo_id: str,
+    repo_type: str,
+    additions: Sequence[Addition],
+    deletions: Sequence[str],
+    *,
+    summary: str,
+    description: str,
+    parent_commit: str | None,
+) -> str:
+    """Make one commit on ``main``, its body streamed (see "The commit" above); its commit id."""
+    from urllib.parse import quote
+
+    from huggingface_hub import get_session, hf_raise_for_status
+    from huggingface_hub.utils._headers import build_hf_headers
+
+    length, stream = commit_body(summary, description, parent_commit, additions, deletions)
+    headers = {
+        **build_hf_headers(token=api.token),
+        "Content-Type": "application/x-ndjson",
+        "Content-Length": str(length),
+    }
+    url = f"{api.endpoint}/api/{repo_type}s/{repo_id}/commit/{quote('main', safe='')}"
+    response = get_session().post(url, headers=headers, content=stream())
+    hf_raise_for_status(response, endpoint_name="commit")
+    oid: str = response.json()["commitOid"]
+    return oid

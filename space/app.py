@@ -5,25 +5,34 @@ Sentinel-2 half) and get the fine-tuned model's Yes/No probability, the physics
 baseline's verdict, NDVI- and NDRE-like proxy maps and a short explanation.
 
 The prompt, the scoring and the baseline are the project's own
-(``builder.model``): the same code as ``scripts/evaluate.py``, shipped beside
-this file when the Space is published.
+(``builder.model``): the same code as ``scripts/evaluate.py``. ``scripts/publish.py
+space`` sends an allow-list, never this whole folder: this file, ``requirements.txt``,
+the project modules this file imports, the README, ``baseline.json``,
+``cropmark_space.json``, and tiles under ``examples/`` only when each is a tile of the
+published dataset; every text is scanned for leaks and tokens first.
 
 What it serves: ``cropmark_space.json`` beside this file, written by
-``scripts/publish.py space`` (base model, adapter and dataset ids, and the baseline
-file shipped beside it), so a published Space serves the model it was published
-for. Without that file (a checkout), the base model is LiquidAI/LFM2.5-VL-450M with
-no adapter and no dataset. Environment variables override either:
+``scripts/publish.py space`` (base model, adapter and dataset ids, the revisions the
+adapter and the dataset were published at, which are the ones loaded, and the baseline
+file shipped beside it), so a published Space serves the model it was published for.
+Without that file (a checkout), the base model is LiquidAI/LFM2.5-VL-450M with no
+adapter and no dataset; a file that cannot be read counts as absent, and the status
+line says so. Environment variables override either:
 
 Environment (all optional):
     CROPMARK_BASE_MODEL  base model id or folder; ``tiny`` serves the seeded tiny
                          random test model
     CROPMARK_ADAPTER     LoRA adapter id or folder ("" for none)
+    CROPMARK_ADAPTER_REVISION  the adapter's revision (commit or tag; "" for main)
     CROPMARK_BASELINE    baseline.json of the physics baseline
     CROPMARK_EXAMPLES    folder of example tiles (default: examples/ beside app.py,
                          else a few eval tiles of CROPMARK_DATASET from the Hub)
     CROPMARK_DATASET     the dataset id the examples come from
+    CROPMARK_DATASET_REVISION  the dataset's revision ("" for main)
     CROPMARK_CONCURRENCY requests scored at once (default 2; CPU Spaces have 2 cores)
     CROPMARK_MAX_MB      upload limit in MB (default 10)
+    HF_TOKEN             a read token, only if the adapter or the dataset is private or
+                         gated (set it as a Space secret)
 """
 
 from __future__ import annotations
@@ -54,23 +63,43 @@ from builder.model.upload import UploadError, proxy_maps, read_upload  # noqa: E
 
 
 def published_config() -> dict[str, str]:
-    """Base model, adapter, dataset and baseline: ``cropmark_space.json``, then the environment."""
+    """What to serve: ``cropmark_space.json``, then the environment (see the module docstring).
+
+    ``problem`` is empty, or says why ``cropmark_space.json`` could not be read (the Space
+    then starts on the defaults and its status line says so).
+    """
     config = {
         "base_model": "LiquidAI/LFM2.5-VL-450M",
         "adapter": "",
+        "adapter_revision": "",
         "dataset": "",
+        "dataset_revision": "",
         "baseline": "baseline.json",
     }
+    problem = ""
     path = HERE / "cropmark_space.json"
     if path.is_file():
-        config |= {k: str(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k in config}
+        try:
+            found = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(found, dict):
+                raise ValueError(f"it holds a JSON {type(found).__name__}, not an object")
+            values = {key: found[key] for key in config if key in found}
+            if not all(isinstance(value, str) for value in values.values()):
+                raise ValueError("a value is not a string")
+            config |= values
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            problem = (
+                f"cropmark_space.json could not be read ({str(exc)[:120]}), so this Space serves "
+                f"{config['base_model']} without the adapter it was published for; publish it again."
+            )
     config["baseline"] = str(HERE / config["baseline"])
-    names = {"base_model": "BASE_MODEL", "adapter": "ADAPTER", "dataset": "DATASET", "baseline": "BASELINE"}
-    return {key: os.environ.get(f"CROPMARK_{names[key]}", value) for key, value in config.items()}
+    served = {key: os.environ.get(f"CROPMARK_{key.upper()}", value) for key, value in config.items()}
+    return {**served, "problem": problem}
 
 
 CONFIG = published_config()
 BASE_MODEL, ADAPTER, DATASET = CONFIG["base_model"], CONFIG["adapter"], CONFIG["dataset"]
+ADAPTER_REVISION, DATASET_REVISION = CONFIG["adapter_revision"] or None, CONFIG["dataset_revision"] or None
 BASELINE = Path(CONFIG["baseline"])
 EXAMPLES = Path(os.environ.get("CROPMARK_EXAMPLES", str(HERE / "examples")))
 CONCURRENCY = max(1, int(os.environ.get("CROPMARK_CONCURRENCY", "2")))
@@ -85,6 +114,20 @@ DISCLAIMER = (
 )
 
 
+def pinned_adapter() -> str:
+    """The adapter to load: a Hub id is downloaded at the revision it was published at."""
+    if not ADAPTER or Path(ADAPTER).exists():
+        return ADAPTER
+    from huggingface_hub import snapshot_download
+
+    try:
+        return str(snapshot_download(ADAPTER, revision=ADAPTER_REVISION))
+    except Exception as exc:  # the Hub client raises many kinds; all mean "cannot load it"
+        at = f" at {ADAPTER_REVISION[:12]}" if ADAPTER_REVISION else ""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CropmarkError(f"adapter {ADAPTER}{at} could not be downloaded ({first})") from None
+
+
 class Models:
     """The VLM and the baseline, loaded once in a background thread."""
 
@@ -95,7 +138,7 @@ class Models:
         self.status = f"Loading {BASE_MODEL} and its adapter..."
 
     def load(self) -> None:
-        notes = []
+        notes = [CONFIG["problem"]] if CONFIG["problem"] else []
         try:
             self.baseline = physics.load(BASELINE)
         except CropmarkError as exc:
@@ -104,14 +147,15 @@ class Models:
             if BASE_MODEL == "tiny":
                 raise CropmarkError("the tiny test model was asked for")
             self.scorer = load_scorer(
-                BASE_MODEL, ADAPTER or None, device=os.environ.get("CROPMARK_DEVICE", "cpu")
+                BASE_MODEL, pinned_adapter() or None, device=os.environ.get("CROPMARK_DEVICE", "cpu")
             )
             if is_tiny(BASE_MODEL):
                 notes.insert(
                     0, "**Test mode**: the VLM is a tiny random test model; its verdicts mean nothing."
                 )
             else:
-                notes.insert(0, f"Model: {BASE_MODEL} + {ADAPTER or 'no adapter'}.")
+                pinned = f" at {ADAPTER_REVISION[:12]}" if ADAPTER and ADAPTER_REVISION else ""
+                notes.insert(0, f"Model: {BASE_MODEL} + {ADAPTER or 'no adapter'}{pinned}.")
         except CropmarkError as exc:
             tiny = write_tiny_lfm2_vl(Path(tempfile.gettempdir()) / "cropmark-tiny-lfm2-vl", seed=0)
             self.scorer = load_scorer(str(tiny), device="cpu")
@@ -138,11 +182,12 @@ def example_tiles() -> list[str]:
     try:
         from huggingface_hub import hf_hub_download
 
-        metadata = hf_hub_download(DATASET, "data/eval/metadata.csv", repo_type="dataset")
+        pinned = {"repo_type": "dataset", "revision": DATASET_REVISION}
+        metadata = hf_hub_download(DATASET, "data/eval/metadata.csv", **pinned)
         with open(metadata, encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
         picked = [r for r in rows if r["label"] == "Yes"][:3] + [r for r in rows if r["label"] == "No"][:3]
-        return [hf_hub_download(DATASET, f"data/eval/{r['file_name']}", repo_type="dataset") for r in picked]
+        return [hf_hub_download(DATASET, f"data/eval/{r['file_name']}", **pinned) for r in picked]
     except Exception:  # offline or no such dataset: the page works without examples
         return []
 

@@ -122,18 +122,21 @@ def test_a_refused_lfs_upload_is_one_line_naming_the_file_and_the_remote_state(
     assert hub.stats.commits == 0 and _remote(hub) == {}
 
 
-@pytest.mark.slow
-def test_a_persistent_5xx_on_an_upload_is_retried_then_one_line(
-    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_a_persistent_5xx_on_an_upload_is_tried_attempts_times_in_all_then_one_line(
+    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str], attempts: int
 ) -> None:
-    """huggingface_hub retries the PUT itself (5 times, about 23 s), then wraps it in a RuntimeError."""
+    """huggingface_hub would retry the PUT 5 times itself (about 23 s) on each attempt; its own
+    retries are off while publishing, so --attempts counts every try."""
     path, oid = _a_tile(released.release)
     hub.inject(Fault("PUT", f"/lfs/upload/{oid}", status=503, times=99))
-    assert _cli("dataset", str(released.release), "--repo-id", REPO, "--attempts", "1") == 2
+    assert _cli("dataset", str(released.release), "--repo-id", REPO, "--attempts", str(attempts)) == 2
     line = _one_line_error(capfd)
-    assert f"failed after 1 attempt(s): Error while uploading '{path}' to the Hub: HTTP 503: " in line
+    assert (
+        f"failed after {attempts} attempt(s): Error while uploading '{path}' to the Hub: HTTP 503: " in line
+    )
     assert "an HTML error page (503 Service Unavailable)" in line and "nothing was committed" in line
-    assert [r[2] for r in hub.stats.requests if oid in r[1] and r[0] == "PUT"] == [503] * 6
+    assert [r[2] for r in hub.stats.requests if oid in r[1] and r[0] == "PUT"] == [503] * attempts
 
 
 # -- refusals with the Hub's own messages ---------------------------------------------------------
@@ -152,8 +155,9 @@ def test_a_readme_the_hub_refuses_is_refused_with_its_errors_before_any_upload(
     assert message.startswith(f"the Hub refused the publish of {ORG}/m (HTTP 400: Invalid metadata; ")
     assert "\"license\" must be one of the Hub's licence identifiers, got 'lfm1.0'" in message
     assert "\"pipeline_tag\" must be one of the Hub's task categories, got 'image-to-caption'" in message
-    assert message.endswith("nothing was committed: cropmark-org/m (created empty by this publish)")
+    assert message.endswith("nothing was committed: cropmark-org/m is as it was")
     assert hub.stats.uploaded_bytes == 0 and hub.stats.commits == 0
+    assert not hub.state.repos  # validated before the repo was created: no empty repo is left
 
 
 def test_a_validate_yaml_refusal_of_the_hub_is_one_line_with_its_list(
@@ -243,14 +247,25 @@ def test_a_retry_after_beyond_max_wait_stops_and_says_when_to_retry(
     [
         (["--attempts", "0"], "argument --attempts: 0 is below 1"),
         (["--attempts", "two"], "argument --attempts: 'two' is not a whole number"),
-        (["--backoff", "-1"], "argument --backoff: -1 seconds: give 0 or more"),
-        (["--max-wait", "nan"], "argument --max-wait: nan seconds: give 0 or more"),
+        (["--backoff", "-1"], "argument --backoff: -1 seconds: give 0 to 86400 (a day)"),
+        (["--backoff", "1e308"], "argument --backoff: 1e308 seconds: give 0 to 86400 (a day)"),
+        (["--max-wait", "nan"], "argument --max-wait: nan seconds: give 0 to 86400 (a day)"),
+        (["--max-wait", "inf"], "argument --max-wait: inf seconds: give 0 to 86400 (a day)"),
+        (["--tag", ""], "tag '' is not a valid git tag name"),
+        (["--tag", "main", "--other-tag"], "tag 'main' would be read as a branch, HEAD"),
+        (["--tag", "HEAD", "--other-tag"], "tag 'HEAD' would be read as a branch, HEAD"),
+        (["--tag", "0123456789abcdef0123456789abcdef01234567", "--other-tag"], "or a commit id on the Hub"),
+        (["--tag", "refs/pr/1", "--other-tag"], "a pull request"),
+        (["--repo-id", f"{ORG}/lora-"], f"argument --repo-id: '{ORG}/lora-' is not a Hub id ORG/NAME"),
+        (["--repo-id", f"{ORG}/a--b"], "is not a Hub id ORG/NAME"),
+        (["--repo-id", f"{ORG}/a..b"], "is not a Hub id ORG/NAME"),
+        (["--repo-id", f"{ORG}/" + "x" * 97], "is not a Hub id ORG/NAME"),
         (["--tag", "v1..0"], "tag 'v1..0' is not a valid git tag name"),
         (["--tag", "v 1.0.0"], "tag 'v 1.0.0' is not a valid git tag name"),
         (["--tag=-v1"], "tag '-v1' is not a valid git tag name"),
         (["--tag", "v1.0.1"], "tag v1.0.1 does not name this release's version 1.0.0 (expected v1.0.0)"),
         (["--tag", "v1.0.0", "--no-tag"], "--tag and --no-tag contradict each other"),
-        (["--repo-id", "bad id"], "repo id 'bad id': expected ORG/NAME"),
+        (["--repo-id", "bad id"], "argument --repo-id: 'bad id' is not a Hub id ORG/NAME"),
     ],
 )
 def test_bad_option_values_are_one_line_before_any_request(

@@ -226,16 +226,34 @@ def test_429_waits_as_long_as_retry_after_says(
     assert hub.stats.commits == 1
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("POST", r"/commit/", status=429, retry_after=3600),
+        # requests huggingface_hub used to retry itself, sleeping Retry-After + 1 s uncapped
+        Fault("GET", r"/tree/", status=429, retry_after=3600),
+        Fault("PUT", r"/lfs/upload/", status=429, retry_after=3600),
+    ],
+    ids=["commit", "tree listing", "lfs upload"],
+)
 def test_a_retry_after_beyond_max_wait_stops_and_says_when_to_retry(
-    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str]
+    hub: HubServer,
+    released: BuildResult,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    fault: Fault,
 ) -> None:
-    hub.inject(Fault("POST", r"/commit/", status=429, retry_after=3600))
+    import time
+
+    def no_long_sleep(seconds: float) -> None:
+        assert seconds <= 60, f"slept {seconds} s, beyond --max-wait 60"
+
+    monkeypatch.setattr(time, "sleep", no_long_sleep)
+    hub.inject(fault)
     assert _cli("dataset", str(released.release), "--repo-id", REPO, "--max-wait", "60") == 2
     line = _one_line_error(capfd)
-    assert (
-        "the Hub asks to wait 3600 s before retrying (HTTP 429: injected fault 429), more than --max-wait 60 s"
-        in line
-    )
+    assert "the Hub asks to wait 3600 s before retrying (" in line
+    assert "injected fault 429), more than --max-wait 60 s" in line
     assert "run publish again in 3600 s; nothing was committed" in line
 
 
@@ -425,3 +443,165 @@ def test_files_are_streamed_from_disk(hub: HubServer, tmp_path: Path) -> None:
     assert hub.files("dataset", REPO)[big.name] == big.read_bytes()
     assert any("/lfs/part/" in r[1] for r in hub.stats.requests)  # the multipart transfer
     assert peak < 16 << 20, f"peak {peak / 2**20:.1f} MiB"
+
+
+# -- visibility, races, interruptions, offline ------------------------------------------------------
+
+
+def test_private_on_an_existing_public_repo_is_refused_and_nothing_changes(
+    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str]
+) -> None:
+    hub.add_repo("dataset", REPO, {"NOTES.md": b"an earlier public release\n"})
+    before = hub.repo("dataset", REPO).branches["main"]
+    assert _cli("dataset", str(released.release), "--repo-id", REPO, "--private") == 2
+    line = _one_line_error(capfd)
+    assert f"--private, but {REPO} exists and is public" in line and "never changes" in line
+    repo = hub.repo("dataset", REPO)
+    assert repo.private is False and repo.branches["main"] == before and hub.stats.uploaded_bytes == 0
+    assert _cli("dataset", str(released.release), "--repo-id", REPO, "--private", "--dry-run") == 0
+    assert "a publish would refuse it" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["shard.parquet", "notes.txt"])  # sent by LFS / inline in the commit
+def test_a_file_changed_after_the_gate_is_never_committed(hub: HubServer, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"audited content\n" * 4096)
+    bundle = Bundle("dataset", (LocalFile.from_path(name, path),), ())
+    path.write_bytes(b"AUDITED CONTENT\n" * 4096)  # same size, other bytes: after the gate, before the upload
+    with pytest.raises(
+        PublishError, match=rf"{name} changed on disk while publishing .*nothing was committed"
+    ):
+        publish(bundle, REPO, say=lambda line: None)
+    assert hub.stats.commits == 0 and _remote(hub) == {} and hub.stats.uploaded_bytes == 0
+
+
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        (
+            "builder.publish._upload",
+            "interrupted: nothing was committed: {repo} (created empty by this publish)",
+        ),
+        ("builder.hub.post_commit", "interrupted: the commit's reply never came: {repo} holds either"),
+        ("huggingface_hub.HfApi.create_tag", "interrupted: {repo} main holds this release as commit "),
+    ],
+)
+def test_ctrl_c_while_publishing_says_what_the_hub_may_hold_in_one_line(
+    hub: HubServer,
+    released: BuildResult,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+    said: str,
+) -> None:
+    def stop(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(where, stop)
+    assert _cli("dataset", str(released.release), "--repo-id", REPO) == 130
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("interrupted: ")]
+    assert len(lines) == 1 and lines[0].startswith(said.format(repo=REPO)), err
+    assert "Traceback" not in err
+
+
+def test_hf_hub_offline_is_one_line_at_once_never_retried(
+    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert main(["publish", "dataset", str(released.release), "--repo-id", REPO, "--backoff", "60"]) == 2
+    line = _one_line_error(capfd)
+    assert line.startswith("error: HF_HUB_OFFLINE is set: huggingface_hub sends no request in offline mode")
+    assert "unset HF_HUB_OFFLINE" in line and hub.stats.requests == []
+
+
+def test_a_token_with_a_character_outside_ascii_is_one_line(
+    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_Secr\u00e9tToken")
+    assert _cli("dataset", str(released.release), "--repo-id", REPO) == 2
+    line = _one_line_error(capfd)
+    assert "holds a character that is not printable ASCII at position 8 of 14" in line
+    assert "Secr" not in line and hub.stats.requests == []
+
+
+@pytest.mark.parametrize("status", [520, 521, 522, 523, 524, 501])
+def test_a_cdns_52x_is_retried_and_501_is_not(
+    hub: HubServer, released: BuildResult, capfd: pytest.CaptureFixture[str], status: int
+) -> None:
+    hub.inject(Fault("POST", r"/commit/", status=status))
+    code = _cli("dataset", str(released.release), "--repo-id", REPO)
+    commits = [r for r in hub.stats.requests if r[0] == "POST" and "/commit/" in r[1]]
+    if status == 501:
+        assert code == 2 and len(commits) == 1
+        assert "HTTP 501" in _one_line_error(capfd) and hub.stats.commits == 0
+    else:
+        assert code == 0 and [r[2] for r in commits] == [status, 200]
+        assert f"attempt 1 failed (HTTP {status}: " in capfd.readouterr().out
+
+
+def test_many_small_regular_files_are_streamed_into_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """huggingface_hub's create_commit base64-encodes every regular file into one body in memory.
+
+    The local Hub runs in its own process here, so that only the publisher's memory is traced.
+    """
+    from huggingface_hub import HfApi
+
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for i in range(400):
+        (folder / f"part-{i:03d}.txt").write_bytes(os.urandom(24 << 10).hex().encode())  # 48 KiB each
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.hub.server",
+            "--root",
+            str(tmp_path / "hub"),
+            "--token",
+            f"{TOKEN}:t:{ORG}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+        files = tuple(LocalFile.from_path(p.name, p) for p in sorted(folder.iterdir()))
+        total = sum(f.size for f in files)
+        tracemalloc.start()
+        try:
+            publish(Bundle("dataset", files, ()), REPO, say=lambda line: None)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        api = HfApi(endpoint=url, token=TOKEN)
+        remote = [f for f in api.list_repo_tree(REPO, repo_type="dataset") if f.path.endswith(".txt")]
+        assert len(remote) == 400 and all(getattr(f, "lfs", None) is None for f in remote)  # sent inline
+        got = api.hf_hub_download(REPO, "part-007.txt", repo_type="dataset", cache_dir=str(tmp_path / "c"))
+        assert Path(got).read_bytes() == (folder / "part-007.txt").read_bytes()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        if server.stdout is not None:
+            server.stdout.close()
+    assert peak < total / 3, f"peak {peak / 2**20:.1f} MiB for {total / 2**20:.1f} MiB of files"
+
+
+def test_redaction_hides_tokens_and_nothing_else() -> None:
+    from builder.hub import redact
+
+    shaped = "hf_" + "Ab1" * 11 + "Z"  # 34 letters and digits: the shape of an access token
+    org = "api_org_" + "x" * 34
+    text = f"hf_cropmarks hf_hub_download hf_transfer myorg/hf_dataset_v2 {shaped} {org} mine"
+    assert redact(text, "mine") == (
+        "hf_cropmarks hf_hub_download hf_transfer myorg/hf_dataset_v2 hf_*** api_org_*** ***"
+    )

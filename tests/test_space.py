@@ -241,3 +241,27 @@ def test_an_unreachable_model_falls_back_to_the_tiny_model_and_says_so(
     vlm, baseline, _maps, text = app.predict(str(tmp_path / "tile.png"))
     assert set(vlm) == {"Yes", "No"} and baseline is None
     assert "physics baseline" not in text
+
+
+@pytest.mark.parametrize("content", [b"{bad", b"[1]", b'{"adapter": 5}', b"\xff\xfe{}"])
+def test_a_corrupt_cropmark_space_json_is_said_on_the_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes
+) -> None:
+    import importlib.util
+
+    folder = tmp_path / "space"
+    folder.mkdir()
+    shutil.copy(ROOT / "space" / "app.py", folder / "app.py")
+    (folder / "cropmark_space.json").write_bytes(content)
+    monkeypatch.setenv("CROPMARK_BASE_MODEL", str(tmp_path / "no-such-model"))
+    monkeypatch.setenv("CROPMARK_BASELINE", str(tmp_path / "no-baseline.json"))
+    monkeypatch.setenv("CROPMARK_EXAMPLES", str(tmp_path / "examples"))
+    spec = importlib.util.spec_from_file_location("space_app_corrupt", folder / "app.py")
+    assert spec is not None and spec.loader is not None
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)  # starts, on the defaults
+    assert app.CONFIG["problem"].startswith("cropmark_space.json could not be read (")
+    assert app.ADAPTER == "" and app.ADAPTER_REVISION is None
+    app.MODELS.load()
+    assert "cropmark_space.json could not be read" in app.MODELS.status
+    assert "publish it again" in app.MODELS.status

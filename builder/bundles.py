@@ -239,11 +239,13 @@ def scan(files: Iterable[LocalFile], *, patterns: bool = True) -> None:
             audit already did, with the card's own figures allowed).
     """
     from builder import hub
-    from builder.audit import mask, text_findings
+    from builder.audit import mask, masked_path, text_findings
 
     token = hub.token()
     findings: list[str] = []
     for f in files:
+        if patterns:  # a name is published too (a Space's example tile named after its site)
+            findings += text_findings(f"the name {masked_path(f.path)}", f.path, ())
         for where, raw in _texts(f):
             if token and token in raw:
                 findings.append(f"{where}: holds your Hub token")
@@ -611,7 +613,7 @@ def space_config(
 def _examples(space: Path, published: frozenset[str] | None) -> list[LocalFile]:
     """``examples/`` tiles: each must be a published tile of the dataset (by SHA-256) and pass
     the audit's image checks; None for ``published`` (a dry run without the Hub) skips the first."""
-    from builder.audit import check_image
+    from builder.audit import check_image, masked_path
 
     folder = space / SPACE_EXAMPLES
     if not folder.is_dir():
@@ -619,19 +621,20 @@ def _examples(space: Path, published: frozenset[str] | None) -> list[LocalFile]:
     tiles, refused = [], []
     for path in sorted(folder.iterdir()):
         rel = f"{SPACE_EXAMPLES}/{path.name}"
+        shown = masked_path(rel)  # a name may hold a site's coordinates: never printed in full
         if path.name.startswith(".") or path.is_symlink() or not path.is_file():
-            refused.append(f"{rel}: not a regular file")
+            refused.append(f"{shown}: not a regular file")
             continue
         tile = LocalFile.from_bytes(rel, path.read_bytes())
         assert isinstance(tile.source, bytes)
-        problems = list(check_image(tile.source, rel))
+        problems = list(check_image(tile.source, shown))
         if published is not None and tile.sha256 not in published:
-            problems.append(f"{rel}: not a tile of the published dataset")
+            problems.append(f"{shown}: not a tile of the published dataset")
         refused += problems
         tiles.append(tile)
     if refused:
         raise PublishError(
-            f"example tiles refused: {'; '.join(refused[:3])}{' ...' if len(refused) > 3 else ''}; "
+            f"example tiles refused: {'; '.join(refused[:6])}{' ...' if len(refused) > 6 else ''}; "
             f"{SPACE_EXAMPLES}/ may hold only tiles of the published dataset, byte for byte (download them "
             "from it); nothing was published"
         )

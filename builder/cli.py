@@ -291,8 +291,11 @@ def hub_id(text: str) -> str:
 
 
 def _say_left_out(bundle: Any, source: Path) -> None:
+    from builder.audit import masked_path
+
     if bundle.left_out:
-        shown = ", ".join(bundle.left_out[:8]) + (" ..." if len(bundle.left_out) > 8 else "")
+        names = [masked_path(p) for p in bundle.left_out[:8]]  # a name may hold a site's coordinates
+        shown = ", ".join(names) + (" ..." if len(bundle.left_out) > 8 else "")
         print(
             f"not sent ({len(bundle.left_out)} file(s) of {source} not on the {bundle.kind}'s "
             f"allow-list): {shown}"

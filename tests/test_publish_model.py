@@ -611,7 +611,9 @@ def test_space_publish_sends_an_allow_list_never_the_folder(
     args = ("space", str(space), "--repo-id", SPACE, "--baseline", str(published["baseline"]))
     assert _cli(*args) == 2
     line = _one_line_error(capfd)
-    assert "example tiles refused: examples/site_2021-06-14_51.50740_-0.12780.png: PNG" in line
+    assert "example tiles refused: examples/site_2021…_51.5…_-0.….png: metadata in image" in line
+    assert "examples/site_2021…_51.5…_-0.….png: PNG RGB 512x512; expected an RGB JPEG" in line
+    assert "51.50740" not in line  # a name that holds a site is never printed in full
     assert "examples/tile.jpg: metadata in image" in line and "not a tile of the published dataset" in line
     assert ("space", SPACE) not in hub.state.repos
     shutil.rmtree(space / "examples")
@@ -620,6 +622,13 @@ def test_space_publish_sends_an_allow_list_never_the_folder(
     tiles = sorted((published["release"].release / "data" / "eval").glob("*.jpg"))[:2]
     for tile in tiles:
         shutil.copy(tile, space / "examples" / tile.name)
+    # A published tile under a name that holds a place or a date is refused: names are published too.
+    shutil.copy(tiles[0], space / "examples" / "site_51.50740_-0.12780.jpg")
+    assert _cli(*args) == 2
+    line = _one_line_error(capfd)
+    assert "the name examples/site_51.5…_-0.….jpg: coordinate pair-like string 51.5…" in line
+    assert "51.50740" not in line and ("space", SPACE) not in hub.state.repos
+    (space / "examples" / "site_51.50740_-0.12780.jpg").unlink()
     assert _cli(*args) == 0
     out = capfd.readouterr().out
     remote = _remote(hub, "space", SPACE)

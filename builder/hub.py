@@ -22,10 +22,11 @@ environment says. Downloads (``load_dataset``, the Space) are not affected.
 (``huggingface_hub/utils/_http.py``, ``_http_backoff_base``: up to 5 retries of 408,
 429 and 5xx replies and dropped connections, sleeping ``Retry-After`` + 1 s uncapped,
 or 1, 2, 4, 8 s; ``file_download.http_get``: 5 resumes of a dropped download, 1 s
-apart). Inside :func:`single_tries` every request is tried once, so each failure
-comes back to the caller's own loop (``builder.publish``), which alone decides how
-often to try (``--attempts``) and how long to wait (``--backoff``, ``Retry-After`` up
-to ``--max-wait``).
+apart). Inside :func:`single_tries` every request is tried once (``hf_hub_download``
+still asks again at once, once, when the HEAD of a file it has not cached fails: no
+wait), so each failure comes back to the caller's own loop (``builder.publish``),
+which alone decides how often to try (``--attempts``) and how long to wait
+(``--backoff``, ``Retry-After`` up to ``--max-wait``).
 
 **The commit.** :func:`post_commit` sends the commit to the Hub's commit endpoint
 (``POST /api/{type}s/{id}/commit/{revision}``, the NDJSON body huggingface_hub's

@@ -704,7 +704,8 @@ def check_model_sources(
         with tempfile.TemporaryDirectory(prefix="cropmark-model-check-") as cache:
             return public, _metadata_digest(api, dataset_id, revision, cache)
 
-    what = f"the base model {base_model} and dataset {dataset_id}"
+    at = f" at the revision it was trained on, {revision[:12]}," if revision != "main" else ""
+    what = f"the base model {base_model} and dataset {dataset_id}{at}"
     found = _read_sources(what, read, retries or Retries(), dry_run=dry_run, say=say)
     if found is None:
         return

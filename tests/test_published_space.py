@@ -106,7 +106,15 @@ def test_a_published_space_serves_the_published_adapter_and_baseline(
 
     # 5. Download the Space into an empty folder and run its app.py in a fresh process.
     folder = Path(api.snapshot_download(SPACE, repo_type="space", local_dir=tmp_path / "downloaded"))
-    assert json.loads((folder / "cropmark_space.json").read_text())["base_model"] == TINY
+    pinned = api.model_info(MODEL).sha
+    assert pinned is not None
+    config = json.loads((folder / "cropmark_space.json").read_text())
+    assert config["base_model"] == TINY and config["adapter_revision"] == pinned
+    # The model moves on after the Space was published: the Space still serves the pinned commit.
+    moved = hub.commit_file(
+        "model", MODEL, "adapter_config.json", b'{"base_model_name_or_path": "other/model"}'
+    )
+    assert moved != pinned
     with run_space(
         # A fresh cache and no token: the Space downloads everything it serves, as on the Hub.
         {
@@ -121,7 +129,7 @@ def test_a_published_space_serves_the_published_adapter_and_baseline(
     ) as url:
         client = Client(url, verbose=False)
         status = client.predict(api_name="/status")
-        assert f"Model: {TINY} + {MODEL}." in status and "test mode" not in status.lower()
+        assert f"Model: {TINY} + {MODEL} at {pinned[:12]}." in status and "test mode" not in status.lower()
         scorer = load_scorer(str(tiny_model), run, device="cpu")
         fitted = physics.load(bl / "baseline.json")
         examples = data.examples(release, "eval")

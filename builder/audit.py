@@ -35,11 +35,14 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import html
 import io
 import math
 import os
 import re
 import stat
+import unicodedata
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -71,34 +74,63 @@ _MONTH = (
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?"
 _YEAR = r"(?:19|20)\d{2}"
 _NUM_END = r"(?!\.?\d)"  # not followed by more digits (a full stop may end a sentence)
-# Things that look like a place, a time or a record identifier; see the README for examples.
+_GEOHASH = "0-9b-hjkmnp-z"  # the geohash base-32 alphabet (no a, i, l, o)
+# Things that look like a place, a time or a record identifier; see the README for
+# examples. Every pattern runs on normalised text (:func:`normalise`: entities
+# unescaped, NFKC, every decimal digit as ASCII, invisible characters removed,
+# whitespace runs as one space), and no two adjacent parts of a pattern can both
+# match the same run of characters, so matching stays linear in the line's length.
 PATTERNS: dict[str, re.Pattern[str]] = {
-    "coordinate pair": re.compile(r"(?<![\d.])-?\d{1,3}\.\d{3,}\s*[,;/ _]\s*-?\d{1,3}\.\d{3,}" + _NUM_END),
+    "coordinate pair": re.compile(
+        r"(?<![\d.])-?\d{1,3}\.\d{3,}(?: ?[,;/_] ?| )-?\d{1,3}\.\d{3,}"
+        + _NUM_END
+        + r"|(?<![\d.,])-?\d{1,3},\d{3,}(?: ?[;/_] ?| )-?\d{1,3},\d{3,}(?![\d,])"
+    ),
     "hemisphere coordinate": re.compile(
-        r"(?<![A-Za-z0-9])[NSEW]\s?\d{1,3}\.\d{2,}"
-        r"|(?<![\d.])\d{1,3}\.\d{2,}\s?°?\s?[NSEW](?![A-Za-z])"
+        r"(?<![A-Za-z0-9])[NSEW] ?\d{1,3}[.,]\d{2,}"
+        r"|(?<![\d.,])\d{1,3}[.,]\d{2,} ?°? ?[NSEW](?![A-Za-z])"
     ),
-    "latitude/longitude label": re.compile(r"(?i)\b(?:lat(?:itude)?|lon(?:gitude)?|lng)\b\s*[:=]?\s*-?\d"),
-    "degrees": re.compile(r"\d{1,3}(?:\.\d+)?\s*°"),
-    "high-precision decimal": re.compile(r"(?<![\d.])-?\d{1,3}\.\d{5,}" + _NUM_END),
-    "UTM coordinate": re.compile(
-        r"(?<![\d.])\d{6,7}(?:\.\d+)?(?:\s*[,;]\s*|\s+)\d{6,7}(?:\.\d+)?" + _NUM_END
+    "latitude/longitude label": re.compile(
+        r"(?i)(?<![a-z])(?:lat(?:itude)?|lon(?:g(?:itude)?)?|lng)(?![a-z]) ?(?:[:=] ?)?-?\d+(?:[.,]\d+)?"
     ),
-    "CRS code": re.compile(r"(?i)\bepsg\s*:?\s*\d{4,5}\b"),
+    "degrees": re.compile(r"\d{1,3}(?:\.\d+)? ?°"),
+    "degrees, minutes, seconds": re.compile(
+        r"(?i)(?<![\d.])\d{1,3} ?[d°] ?\d{1,2} ?['m\u2032] ?\d{1,2}(?:\.\d+)?"
+        r"|(?<![\d.:])\d{1,3}:[0-5]\d:[0-5]\d(?:\.\d+)?(?![\d:])"
+        r"|(?<![\d.])\d{1,3} [0-5]?\d [0-5]?\d(?:\.\d+)? ?[NSEW](?![A-Za-z])"
+    ),
+    "high-precision decimal": re.compile(r"(?<![\d.])-?\d{1,3}\.\d{4,}" + _NUM_END),
+    "decimal-comma decimal": re.compile(r"(?<![\d.,])-?\d{1,3},\d{4,}(?![\d,])"),
+    "UTM coordinate": re.compile(r"(?<![\d.])\d{6,7}(?:\.\d+)?(?: ?[,;] ?| )\d{6,7}(?:\.\d+)?" + _NUM_END),
+    "CRS code": re.compile(r"(?i)(?<![a-z])epsg ?:? ?\d{4,5}(?!\d)"),
     "British National Grid reference": re.compile(
-        r"(?<![A-Za-z0-9])[HJNOST][A-HJ-Z]\s?"
-        r"(?:\d{2}\s?\d{2}|\d{3}\s?\d{3}|\d{4}\s?\d{4}|\d{5}\s?\d{5})(?![\d])"
+        r"(?<![A-Za-z0-9])[HJNOST][A-HJ-Z] ?"
+        r"(?:\d{2} ?\d{2}|\d{3} ?\d{3}|\d{4} ?\d{4}|\d{5} ?\d{5})(?!\d)"
+        r"|(?i:(?<![a-z0-9])[hjnost][a-hj-z] ?(?:\d{3} ?\d{3}|\d{4} ?\d{4}|\d{5} ?\d{5})(?!\d))"
     ),
-    "MGRS reference": re.compile(r"(?<![A-Za-z0-9])T?\d{2}[C-HJ-NP-X][A-HJ-NP-Z]{2}(?![A-Za-z])"),
+    "MGRS reference": re.compile(r"(?i)(?<![a-z0-9])t?\d{2}[c-hj-np-x][a-hj-np-z]{2}(?![a-z])"),
+    "Maidenhead locator": re.compile(r"(?<![A-Za-z0-9])[A-R]{2}\d{2}[A-Xa-x]{2}(?:\d{2})?(?![A-Za-z0-9])"),
+    "geohash": re.compile(rf"(?<![A-Za-z0-9_])[{_GEOHASH}]{{7,12}}(?![A-Za-z0-9_])"),
     "plus code": re.compile(r"(?<![A-Z0-9])[23456789CFGHJMPQRVWX]{4,8}\+[23456789CFGHJMPQRVWX]{2,3}"),
     "what3words address": re.compile(r"///[a-z]+\.[a-z]+\.[a-z]+"),
     "date": re.compile(
         r"(?<!\d)" + _YEAR + r"[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])(?!\d)"
         r"|(?<!\d)\d{1,2}[-/.]\d{1,2}[-/.]" + _YEAR + r"(?!\d)"
+        r"|(?<![\d.:/-])\d{1,2}([-/.])\d{1,2}\1\d{2}(?![\d.:/-])"
+    ),
+    "week or ordinal date": re.compile(
+        r"(?i)(?<!\d)" + _YEAR + r"-?w(?:0[1-9]|[1-4]\d|5[0-3])(?:-?[1-7])?(?![\d])"
+        r"|(?<![\d.-])" + _YEAR + r"-(?:00[1-9]|0[1-9]\d|[12]\d{2}|3[0-5]\d|36[0-6])(?![\d-])"
+    ),
+    "month and year": re.compile(
+        r"(?<![\d/.-])(?:(?:0?[1-9]|1[0-2])/|(?:0[1-9]|1[0-2])[.-])" + _YEAR + r"(?![\d/.-])"
+        r"|(?<!\d)" + _YEAR + r"[/-](?:0[1-9]|1[0-2])(?![\d/-])"
     ),
     "date with a month name": re.compile(
-        r"(?i)(?<![a-z0-9])" + _DAY + r"[\s-]+" + _MONTH + r"\.?,?[\s-]+'?(?:" + _YEAR + r"|\d{2})(?!\d)"
-        r"|(?<![a-z])" + _MONTH + r"\.?\s+" + _DAY + r",?\s+" + _YEAR + r"(?!\d)"
+        r"(?i)(?<![a-z0-9])" + _DAY + r"[ -]+" + _MONTH + r"\.?,?[ -]+'?(?:" + _YEAR + r"|\d{2})(?!\d)"
+        r"|(?<![a-z])" + _MONTH + r"\.? " + _DAY + r",? " + _YEAR + r"(?!\d)"
+        r"|(?<![a-z])" + _MONTH + r"\.?,? '?" + _YEAR + r"(?!\d)"
+        r"|(?<!\d)" + _YEAR + r" " + _MONTH + r"(?![a-z])"
     ),
     "compact date": re.compile(r"(?<!\d)" + _YEAR + r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)"),
     "Sentinel-2 product id": re.compile(r"S2[ABC]_MSI|_N0\d{3}_R\d{3}_"),
@@ -121,6 +153,41 @@ TEXT_SUFFIXES = {".md", ".txt", ".csv", ".json", ".jsonl", ".yaml", ".yml", ""}
 _WORD = "A-Za-z0-9"
 
 
+# A match of these patterns is a finding only when its characters pass the test too.
+_CHECKS: dict[str, Callable[[str], bool]] = {
+    # A geohash mixes digits and letters; an ordinary word or number is not one.
+    "geohash": lambda found: sum(c.isdigit() for c in found) >= 2 and sum(c.isalpha() for c in found) >= 2,
+}
+_INVISIBLE = re.compile(r"[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(line: str) -> str:
+    """``line`` as the patterns read it, so that no spelling hides a value from them.
+
+    HTML entities are unescaped (``&#52;`` is ``4``, repeatedly for ``&amp;#52;``),
+    the text is NFKC-normalised (fullwidth digits U+FF10-FF19 become ``0``-``9``),
+    every other decimal digit (Arabic-Indic U+0660-0669) becomes its ASCII digit, invisible
+    format characters (zero-width space and joiners, soft hyphen, bidi controls)
+    are removed, and every run of whitespace becomes one space (which also bounds
+    the work of every pattern on long runs of spaces).
+    """
+    if line.isascii() and "&" not in line:
+        return _SPACE.sub(" ", line)
+    for _ in range(3):
+        unescaped = html.unescape(line)
+        if unescaped == line:
+            break
+        line = unescaped
+    line = unicodedata.normalize("NFKC", line)
+    line = "".join(
+        str(unicodedata.decimal(c)) if not c.isascii() and unicodedata.decimal(c, None) is not None else c
+        for c in line
+        if unicodedata.category(c) != "Cf"
+    )
+    return _SPACE.sub(" ", _INVISIBLE.sub("", line))
+
+
 def mask(value: str) -> str:
     """A value shortened so that it can be recognised but never read in full: ``51.5…``."""
     value = value.strip()
@@ -133,22 +200,28 @@ def text_findings(
 ) -> Iterator[str]:
     """Findings of :data:`PATTERNS` and private values in ``text``, one per line and kind.
 
+    Each line is read :func:`normalise`-d.
+
     Args:
         where: the file (``README.md``) or a description (``path data/x``) named in findings.
         text: the text to scan.
-        secrets: private values of the report (matched as whole words, any case).
+        secrets: private values of the report (see :func:`secret_re`, any case).
         allowed: the card's own figures; a number-only pattern matching one is not a finding.
     """
-    lowered = text.lower()
-    needles = [(s, _word_re(s)) for s in secrets if s.lower() in lowered]  # substring first: fast
+    lines = [normalise(line) for line in text.splitlines() or [""]]
+    lowered = "\n".join(lines).lower()
+    needles = [(s, secret_re(s)) for s in secrets if s.lower() in lowered]  # substring first: fast
     fixed = fixed_text()
-    for number, line in enumerate(text.splitlines() or [""], start=1):
+    for number, line in enumerate(lines, start=1):
         at = f"{where}:{number}" if "\n" in text else where
         for label, pattern in PATTERNS.items():
+            check = _CHECKS.get(label)
             for match in pattern.finditer(line):
                 found = match.group(0)
                 if found.lower() in fixed or (label in NUMBER_PATTERNS and _is_allowed(found, allowed)):
                     continue  # the project's own template or licence text, or the card's own figure
+                if check is not None and not check(found):
+                    continue
                 yield f"{at}: {label}-like string {mask(found)}"
                 break
         for secret, needle in needles:
@@ -159,6 +232,20 @@ def text_findings(
 @functools.lru_cache(maxsize=65536)
 def _word_re(secret: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![{_WORD}]){re.escape(secret)}(?![{_WORD}])", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=65536)
+def secret_re(secret: str) -> re.Pattern[str]:
+    """How a private value is found in text, in any case.
+
+    A value with a digit (a record ID, a coordinate, a date, a hash) is found
+    wherever it is not part of a longer number, glued to letters too
+    (``lat41.2733``, ``idAIM0012345x``); a value of letters only (a source file
+    stem) as a whole word, so that a stem does not match inside ordinary words.
+    """
+    if any(c.isdigit() for c in secret):
+        return re.compile(rf"(?<!\d){re.escape(secret)}(?!\d)", re.IGNORECASE)
+    return _word_re(secret)
 
 
 def _is_allowed(text: str, allowed: frozenset[float]) -> bool:
@@ -198,15 +285,17 @@ def card_numbers(report: Mapping[str, Any]) -> frozenset[float]:
 
 @functools.lru_cache(maxsize=1)
 def fixed_text() -> str:
-    """The project's own fixed text (card templates and licences), lower case.
+    """The project's own fixed text (card templates, licences, the source registry), lower case.
 
     It is written by the project, not taken from any corpus: a pattern match that
     is part of it (a link in the Copernicus notice) is allowed, and a source file
     named after one of its words ("image", "cloudy") is not a leak.
     """
     from builder.cards import CARDS_DIR
+    from builder.sources import SOURCES, UNRECORDED
 
     parts = [p.read_text(encoding="utf-8") for p in sorted(CARDS_DIR.rglob("*")) if p.is_file()]
+    parts += [f"{s.name}\n{s.licence}\n{s.attribution}" for s in (*SOURCES.values(), UNRECORDED)]
     return "\n".join(parts).lower()
 
 
@@ -227,7 +316,7 @@ def private_values(report: dict[str, Any]) -> set[str]:
                     values.add(f"{site[key]:.{decimals}f}")
                     values.add(f"{abs(site[key]):.{decimals}f}")
     fixed = fixed_text()
-    return {v for v in values if len(v) >= 5 and not (v.lower() in fixed and _word_re(v).search(fixed))}
+    return {v for v in values if len(v) >= 5 and not (v.lower() in fixed and secret_re(v).search(fixed))}
 
 
 def _entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
@@ -239,13 +328,28 @@ def _entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
             yield path.relative_to(root).as_posix(), path.lstat()
 
 
+def read_file(path: Path) -> bytes | None:
+    """The bytes of a release file, or ``None`` when it is not a regular file or cannot be read.
+
+    Read with :func:`builder.corpus.read_regular`: a FIFO, a device or a folder in a
+    file's place is refused by type, never opened for a blocking read, so nothing
+    in a release can hang the audit.
+    """
+    from builder.corpus import read_regular
+
+    try:
+        return read_regular(path)
+    except OSError:
+        return None
+
+
 def _check_layout(release: Path) -> Iterator[str]:
     for entry in sorted(release.iterdir()):
         if entry.name not in TOP_LEVEL:
             allowed = ", ".join(sorted(TOP_LEVEL))
             yield f"{masked_path(entry.name)}: not part of a release (allowed: {allowed})"
     for required in ("README.md", "LICENSE", "NOTICE.md"):
-        if not (release / required).is_file():
+        if not os.path.lexists(release / required):
             yield f"{required}: missing"
     data = release / "data"
     if not data.is_dir():
@@ -268,25 +372,42 @@ def masked_path(rel: str) -> str:
 
 
 def _mask_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each span masked; overlapping or touching spans are masked as one."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
     out, last = [], 0
-    for start, end in spans:
-        if end <= last:
-            continue
-        start = max(start, last)
+    for start, end in merged:
         out += [text[last:start], mask(text[start:end])]
         last = end
     return "".join(out) + text[last:]
 
 
 def redact(findings: Iterable[str], secrets: Iterable[str]) -> list[str]:
-    """``findings`` with every private value that a finding quotes masked (a last safety net)."""
+    """``findings`` with every private value that a finding quotes masked (a last safety net).
+
+    A value is masked wherever it occurs, inside a word or a longer number too: a
+    finding never prints a private value in full.
+    """
     secrets = sorted(secrets, key=len, reverse=True)
     out = []
     for finding in findings:
         lowered = finding.lower()
-        spans = [m.span() for s in secrets if s.lower() in lowered for m in _word_re(s).finditer(finding)]
+        spans = [
+            (i, i + len(s)) for s in secrets if s.lower() in lowered for i in _occurrences(lowered, s.lower())
+        ]
         out.append(_mask_spans(finding, sorted(spans)))
     return out
+
+
+def _occurrences(text: str, needle: str) -> Iterator[int]:
+    start = text.find(needle)
+    while start >= 0:
+        yield start
+        start = text.find(needle, start + 1)
 
 
 def crowded_folders(root: Path) -> Iterator[str]:
@@ -308,10 +429,18 @@ def _check_split(
         return
     meta = folder / "metadata.csv"
     where = f"data/{split}/metadata.csv"
-    if not meta.is_file():
+    if not os.path.lexists(meta):
         yield f"{where}: missing"
         return
-    rows = list(csv.reader(io.StringIO(meta.read_text(encoding="utf-8", errors="replace"))))
+    raw = read_file(meta)
+    if raw is None:
+        yield f"{where}: not a regular file"
+        return
+    try:
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8", errors="replace"))))
+    except csv.Error as exc:  # a field over the csv module's limit, a NUL byte
+        yield f"{where}: not CSV ({str(exc)[:60]})"
+        return
     if not rows or rows[0] != ["file_name", "label"]:
         shown = [masked_path(c[:40]) for c in (rows[0] if rows else [])]
         yield f"{where}: columns {shown}; allowed: file_name,label"
@@ -358,17 +487,19 @@ def check_image(data: bytes, where: str) -> Iterator[str]:
     if found:
         yield f"{where}: metadata in image ({', '.join(found[:4])})"
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format != "JPEG" or image.size != HALF_SIZE or image.mode != "RGB":
-                yield (
-                    f"{where}: {image.format} {image.mode} {image.size[0]}x{image.size[1]}; "
-                    "expected an RGB JPEG of 256x512 (w x h)"
-                )
-                return
-            image.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a decoder warning (a bomb, a broken chunk) is a finding
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format != "JPEG" or image.size != HALF_SIZE or image.mode != "RGB":
+                    yield (
+                        f"{where}: {image.format} {image.mode} {image.size[0]}x{image.size[1]}; "
+                        "expected an RGB JPEG of 256x512 (w x h)"
+                    )
+                    return
+                image.load()
         simplejpeg.decode_jpeg(data, colorspace="rgb", strict=True, min_factor=8)
-    except (OSError, SyntaxError, ValueError) as exc:
-        yield f"{where}: does not decode cleanly ({str(exc)[:80]})"
+    except (OSError, SyntaxError, ValueError, Warning, Image.DecompressionBombError) as exc:
+        yield f"{where}: does not decode cleanly ({type(exc).__name__}: {str(exc)[:80]})"
 
 
 def _check_text(release: Path, secrets: set[str], allowed: frozenset[float]) -> Iterator[str]:
@@ -379,7 +510,10 @@ def _check_text(release: Path, secrets: set[str], allowed: frozenset[float]) -> 
         structural = NAME_RE.match(path.name) or rel in STRUCTURAL
         yield from text_findings(f"path {masked_path(rel)}", rel, () if structural else secrets)
         if stat.S_ISREG(info.st_mode) and path.suffix.lower() in TEXT_SUFFIXES:
-            text = path.read_bytes().decode("utf-8", errors="replace")
+            raw = read_file(path)
+            if raw is None:
+                continue  # replaced by a special file since the walk: the layout check says so
+            text = raw.decode("utf-8", errors="replace")
             # metadata.csv rows are checked field by field (opaque names, Yes/No).
             where = masked_path(rel)
             yield from text_findings(
@@ -400,7 +534,10 @@ def _check_files(release: Path, report: dict[str, Any]) -> Iterator[str]:
     for rel, digest in sorted(files.items()):
         path = release / rel
         tile = NAME_RE.match(path.name)  # tiles are hashed in audit_tile, in parallel
-        if rel in present and not tile and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        if rel not in present or tile:
+            continue
+        raw = read_file(path)
+        if raw is None or hashlib.sha256(raw).hexdigest() != digest:
             yield f"{rel}: differs from the file the build wrote and audited"
     if "release_digest" in report:
         from builder.release import files_digest
@@ -417,7 +554,9 @@ def audit_tile(task: tuple[str, str, str | None, str | None]) -> list[str]:
     """
     release, rel, source, digest = task
     path = Path(release) / rel
-    data = path.read_bytes()  # read once: metadata, decoding and the hash all use it
+    data = read_file(path)  # read once: metadata, decoding and the hash all use it
+    if data is None:
+        return [f"{rel}: not a regular file, or cannot be read"]
     findings = list(check_image(data, rel))
     if digest is not None and hashlib.sha256(data).hexdigest() != digest:
         findings.append(f"{rel}: differs from the file the build wrote and audited")
@@ -471,10 +610,59 @@ def _block_means(diff: np.ndarray) -> np.ndarray:
     return means
 
 
-def _journal(release: Path) -> Path:
+_TILE_FIELDS = ("split", "file_name", "label", "source", "source_sha256")
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    """The private report of a build at ``path``, checked for the fields the audit reads.
+
+    Raises:
+        ConfigError: not a regular file, not JSON, nested too deeply, not an object, or
+            without the ``tiles`` and ``files`` of a report that ``cropmark build`` writes;
+            one line naming the file (never a value of it: the report is private).
+    """
+    from builder.errors import ConfigError
+    from builder.model.schema import load_json
+
+    report = load_json(path, "private report of `cropmark build`")
+    problem = _report_problem(report)
+    if problem:
+        raise ConfigError(f"{path} is not a private report of `cropmark build`: {problem}")
+    return report
+
+
+def _report_problem(report: Mapping[str, Any]) -> str | None:
+    tiles, files = report.get("tiles"), report.get("files")
+    if not isinstance(tiles, list):
+        return "no list of tiles"
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        return "no file digests"
+    for i, tile in enumerate(tiles):
+        if not isinstance(tile, dict):
+            return f"tile {i} is not an object"
+        missing = [k for k in _TILE_FIELDS if not isinstance(tile.get(k), str)]
+        if missing:
+            return f"tile {i} has no text field {missing[0]!r}"
+        site = tile.get("site")
+        if site is not None and not (
+            isinstance(site, dict)
+            and all(isinstance(site.get(k), int | float) for k in ("lat", "lon"))
+            and all(isinstance(site.get(k), str) for k in ("source_id", "date"))
+        ):
+            return f"tile {i} has a malformed site"
+    return None
+
+
+def journal_findings(release: Path) -> list[str]:
+    """A finding when the journal of an unfinished commit lies beside ``release``."""
     from builder.release import journal_path
 
-    return journal_path(release)
+    if os.path.lexists(journal_path(release)):
+        return [
+            f"{release.name}: a build was killed while putting this release and its report in place; "
+            "run the build again to finish it"
+        ]
+    return []
 
 
 def audit_release(
@@ -489,14 +677,12 @@ def audit_release(
         map_: how to map :func:`audit_tile` over the tiles (``map``, or a process
             pool's ``map`` to spread the image checks over cores).
     """
+    if release.is_symlink():
+        return [f"{release.name}: a symbolic link; a release is a folder of regular files"]
     if not release.is_dir():
         return [f"{release}: not a folder"]
     findings = list(_check_layout(release))
-    if _journal(release).exists():
-        findings.append(
-            f"{release.name}: a build was killed while putting this release and its report in place; "
-            "run the build again to finish it"
-        )
+    findings += journal_findings(release)
     tiles: list[str] = []
     known: dict[str, dict[str, str]] = {split: {} for split in SPLITS}
     for tile in (report or {}).get("tiles", []):

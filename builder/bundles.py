@@ -273,9 +273,8 @@ def scan(files: Iterable[LocalFile], *, patterns: bool = True) -> None:
 def dataset_bundle(release: Path, repo_id: str) -> Bundle:
     """The release folder, after the audit and the offline card checks passed."""
     from builder import cards
-    from builder.audit import audit_any
+    from builder.audit import audit_any, load_report, private_values, redact
     from builder.errors import AuditError, ReleaseNotFoundError
-    from builder.model.schema import load_json
     from builder.release import private_dir
 
     if not release.is_dir():
@@ -286,7 +285,7 @@ def dataset_bundle(release: Path, repo_id: str) -> Bundle:
             f"{report_path} not found: only releases made by `cropmark build` "
             "(with their private report) are published"
         )
-    report = load_json(report_path)
+    report = load_report(report_path)
     findings = audit_any(release, report)
     if findings:
         raise AuditError(str(release), findings)
@@ -297,7 +296,8 @@ def dataset_bundle(release: Path, repo_id: str) -> Bundle:
             f"the card does not name {repo_id}; rebuild with `cropmark build --repo-id {repo_id}`"
         )
     if problems:
-        raise PublishError(f"dataset card refused: {'; '.join(problems)}; nothing was published")
+        shown = "; ".join(redact(problems, private_values(report)))
+        raise PublishError(f"dataset card refused: {shown}; nothing was published")
     files = tuple(LocalFile.from_path(p.relative_to(release).as_posix(), p) for p in _walk(release))
     audited: Mapping[str, str] = report.get("files", {})
     differs = [f.path for f in files if audited.get(f.path) != f.sha256]

@@ -57,6 +57,7 @@ REASON_TEXT = {
     Reason.SIDE_CONFLICT: "copies of one composite name different raw bands, land cover, cloud mask or site",
     Reason.BAD_BANDS: "raw Sentinel-2 bands beside the composite unusable (unreadable, implausible, small)",
     Reason.BAD_SIDE_RASTER: "cloud mask or land-cover raster unusable (unreadable, not covering the scene)",
+    Reason.SWAPPED_HALVES: "composite halves swapped (false colour on the right, context on the left)",
     Reason.NEAR_DUPLICATE: "train tile a near-duplicate of an eval tile (perceptual hash), dropped",
     Reason.SITE_LEAK: "train tile of the same site as an eval tile (source record or distance), dropped",
 }
@@ -195,6 +196,7 @@ def dataset_context(report: Mapping[str, Any], repo_id: str | None) -> dict[str,
         "doi": PAPER_DOI,
         "base_model": BASE_MODEL,
         "gates": report["gates"],
+        "halves": report.get("halves"),
         "leakage": report["leakage"],
         "leak_outcome": _leak_outcome(report["leakage"]),
         "site": site,
@@ -221,7 +223,7 @@ def _cut_other(reasons: Mapping[str, int]) -> str:
     other = sum(reasons.values()) - oriented - colour - formats
     parts = [
         f"{oriented} with an EXIF orientation, cut as a viewer shows them" if oriented else "",
-        f"{colour} in RGB rather than YCbCr colour" if colour else "",
+        f"{colour} whose colour space is not plainly YCbCr (RGB, or signalled ambiguously)" if colour else "",
         f"{other} whose block layout does not allow a lossless cut" if other else "",
     ]
     return "; ".join(p for p in parts if p)
@@ -342,12 +344,17 @@ _GATE_ROW = re.compile(
     re.M,
 )
 _GATE_CELLS = ("evaluated", "passed", "failed", "not_evaluated", "rejected")
+_HALVES = re.compile(
+    r"\*\*(?P<in_order>\d+)\*\* published tiles were found in order, \*\*(?P<swapped>\d+)\*\* "
+    r"composites were rejected with swapped halves, and the check was \*\*not evaluated\*\* on "
+    r"\*\*(?P<not_evaluated>\d+)\*\* published tiles"
+)
 _SITE = re.compile(r"\*\*(?P<n>\d+)\*\* train tiles of an eval tile's site were found")
 _LEAK = re.compile(r"\*\*(?P<n>\d+)\*\* train tiles within \*\*(?P<threshold>\d+)\*\* bits of an eval tile")
 _LEAK_ROW = re.compile(
     r"^\| `(?P<train>d_tile_[a-p]{12}\.jpg)` \| `(?P<eval>d_tile_[a-p]{12}\.jpg)` \| (?P<d>\d+) \|$", re.M
 )
-_SOURCE_ROW = re.compile(r"^- (?P<name>[^:\n]+): (?P<n>\d+) tiles$", re.M)
+_SOURCE_ROW = re.compile(r"^- (?P<name>.+): (?P<n>\d+) tiles$", re.M)
 
 
 def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | None = None) -> list[str]:
@@ -356,8 +363,15 @@ def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | 
     Required keys present; the YAML parses back through ``DatasetCard`` to the
     same data; ``size_categories`` agrees with the counts; every ``configs`` path
     matches files of ``release``; the counts quoted in the body (summary, rows and
-    the curation table) equal the build report's.
+    the curation table) equal the build report's. A problem that quotes a value
+    of the private report shows it masked (:func:`builder.audit.redact`).
     """
+    from builder.audit import private_values, redact
+
+    return redact(_card_problems(text, report, release), private_values(dict(report)))
+
+
+def _card_problems(text: str, report: Mapping[str, Any], release: Path | None) -> list[str]:
     problems: list[str] = []
     card = DatasetCard(text)
     data: dict[str, Any] = card.data.to_dict()  # type: ignore[no-untyped-call]
@@ -401,6 +415,15 @@ def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | 
         problems.append(
             f"gate table {_GATE_CELLS} {gate_rows} differs from the build report {expected_gates}"
         )
+    order = report.get("halves")
+    if order is not None:
+        match = _HALVES.search(body)
+        found_order = {k: int(v) for k, v in match.groupdict().items()} if match else None
+        expected_order = {k: order[k] for k in ("in_order", "swapped", "not_evaluated")}
+        if found_order != expected_order:
+            problems.append(
+                f"halves-order counts {found_order} differ from the build report {expected_order}"
+            )
     site = report.get("site_leakage") or NO_SITE_CHECK
     match = _SITE.search(body)
     if site["evaluated"] and (match is None or int(match["n"]) != site["train_tiles"]):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from builder.errors import CropmarkError, ReleaseNotFoundError
+from builder.errors import ConfigError, CropmarkError, ReleaseNotFoundError
 from builder.model.commands import register as register_model_commands
 
 
@@ -49,6 +50,11 @@ def _print_summary(report: dict[str, Any], release: Path, private: Path) -> None
     print(
         f"  all four gates {gates['published_full']} of {gates['published']} published tiles "
         "(the others have gates not evaluated)"
+    )
+    order = report["halves"]
+    print(
+        f"  halves         {order['in_order']} in order, {order['swapped']} swapped (rejected), "
+        f"{order['not_evaluated']} not evaluated"
     )
     leaks = report["leakage"]
     kept = "dropped" if leaks["dropped"] else ("kept" if leaks["train_tiles"] else "none")
@@ -112,14 +118,17 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from builder.audit import audit_any
+    from builder.audit import audit_any, load_report
     from builder.release import private_dir
 
     release: Path = args.release
     if not release.is_dir():
         raise ReleaseNotFoundError(f"release folder {release} does not exist; build it with `cropmark build`")
     report_path: Path = args.report or private_dir(release) / "report.json"
-    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
+    if args.report is not None and not os.path.lexists(args.report):
+        raise ConfigError(f"private report {args.report} does not exist")
+    # The default report may be absent (that is a finding); one that is there must be whole.
+    report = load_report(report_path) if os.path.lexists(report_path) else None
     findings = audit_any(release, report)
     for finding in findings:
         print(f"FINDING {finding}")

@@ -22,9 +22,10 @@ published pixels are bit-identical to the left half the model trained on. With
 upsampling at the new edge. Everything else is decoded, oriented, and encoded
 once as JPEG quality 95 with 4:4:4 chroma (Pillow's default 4:2:0 would halve
 the colour resolution of a false-colour image): PNG sources, JPEGs with an
-orientation other than 1, and JPEGs whose colour space is not YCbCr (an Adobe
-``transform 0`` RGB JPEG: its meaning lives in the APP14 segment that the scrub
-removes, so a lossless crop would be decoded as YCbCr and mis-coloured).
+orientation other than 1, and JPEGs whose colour space is not plainly YCbCr
+(:func:`colour_signal`: an Adobe APP14 segment, or component IDs other than
+1, 2, 3 without a JFIF marker; an RGB JPEG's meaning lives in segments that the
+scrub removes, so a lossless crop would be decoded as YCbCr and mis-coloured).
 
 **Decoding is strict.** A JPEG is entropy-decoded by libjpeg-turbo with warnings
 as errors (``simplejpeg`` ``strict=True``: "Corrupt JPEG data: ...", premature
@@ -46,6 +47,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from builder.errors import FileTooLargeError
 from builder.records import Reason
 from builder.scrub import strip_jpeg
 
@@ -55,6 +57,11 @@ JPEG_QUALITY = 95
 # A composite is 512x512; a header that promises more than 16x that is refused
 # before any pixel is decoded (a decompression bomb costs nothing to send).
 MAX_PIXELS = COMPOSITE_SIZE[0] * COMPOSITE_SIZE[1] * 16
+# A composite file is at most 16 MiB: an uncompressed 512x512 RGB image is 0.75 MiB,
+# so this leaves 20x room for PNG overhead and metadata, and a file padded with a
+# gigabyte of trailing bytes is refused before it is read (it would cost its size
+# in memory, twice).
+MAX_COMPOSITE_BYTES = 16 * 1024 * 1024
 _JPEGLIB_VERSION = "turbo210"
 ORIENTATION_TAG = 0x0112  # EXIF Orientation (TIFF 6.0 tag 274)
 # EXIF orientation -> the transpose that shows the image as displayed (the table of
@@ -178,6 +185,12 @@ def open_checked(data: bytes, reduced: bool = False, strict: bool = True) -> Ope
                 raise Rejected(Reason.UNREADABLE_IMAGE, f"{image.format} file; expected JPEG or PNG")
             if image.mode != "RGB":
                 raise Rejected(Reason.BAD_PIXEL_FORMAT, f"mode {image.mode}; expected 8-bit RGB")
+            frames = getattr(image, "n_frames", 1)
+            if frames != 1:  # an animated PNG: viewers and loaders disagree on which frame is "the" image
+                raise Rejected(
+                    Reason.UNREADABLE_IMAGE,
+                    f"{image.format} file with {frames} frames; a composite is one image",
+                )
             if image.format == "JPEG":
                 if strict:
                     _strict_jpeg(data)
@@ -212,13 +225,54 @@ def open_displayed(path: Path, strict: bool = True) -> Image.Image:
 
 
 def read_composite(path: Path) -> bytes:
-    """A composite's bytes; a special file or an unreadable path is a counted rejection."""
+    """A composite's bytes; a special file, a file over :data:`MAX_COMPOSITE_BYTES` or an
+    unreadable path is a counted rejection (``unreadable_image``)."""
     from builder.corpus import read_regular
 
     try:
-        return read_regular(path)
+        return read_regular(path, MAX_COMPOSITE_BYTES)
+    except FileTooLargeError as exc:
+        raise Rejected(Reason.UNREADABLE_IMAGE, f"file too large for a composite: {exc}") from None
     except OSError as exc:
         raise Rejected(Reason.UNREADABLE_IMAGE, f"cannot read: {exc.strerror or exc}") from None
+
+
+def colour_signal(data: bytes) -> str | None:
+    """Why a JPEG's colour space is not plainly YCbCr to every decoder, or ``None`` when it is.
+
+    The published tile keeps only the segments a decoder needs, and a decoder
+    reads a 3-component JPEG without JFIF or Adobe markers as YCbCr when its
+    component IDs are 1, 2, 3. A source whose meaning rests on anything else (an
+    Adobe APP14 transform other than 1, YCbCr; component IDs other than 1, 2, 3
+    without a JFIF marker, such as ``R``, ``G``, ``B`` or 0, 1, 2) is read
+    differently by different libjpeg versions (libjpeg-turbo's
+    ``default_decompress_parms`` and IJG libjpeg 9 order these rules
+    differently), so it is decoded once, as displayed, and re-encoded.
+    """
+    from builder.scrub import JpegFormatError, segments
+
+    jfif = False
+    transform: int | None = None
+    ids: tuple[int, ...] = ()
+    try:
+        for seg in segments(data):
+            body = data[seg.start + 4 : seg.end]
+            if seg.marker == 0xE0 and body.startswith(b"JFIF\x00"):
+                jfif = True
+            elif seg.marker == 0xEE and body.startswith(b"Adobe"):
+                transform = body[11] if len(body) > 11 else -1
+            elif seg.name.startswith("SOF") and len(body) >= 6:
+                count = body[5]
+                ids = tuple(body[6 + 3 * k] for k in range(count) if 6 + 3 * k < len(body))
+            elif seg.name == "SOS":
+                break
+    except JpegFormatError:
+        return "malformed marker segments"
+    if transform not in (None, 1):  # 1 is YCbCr; 0 RGB, 2 YCCK
+        return f"Adobe APP14 transform {transform}"
+    if not jfif and ids != (1, 2, 3):
+        return f"component IDs {ids} without a JFIF marker"
+    return None
 
 
 def _lossless_left_half(path: Path) -> bytes | str:
@@ -270,6 +324,8 @@ def cut_opened(opened: Opened, path: Path) -> Cut:
         detail = f"{opened.image.format} source"
     elif opened.orientation != 1:
         detail = f"EXIF orientation {opened.orientation} applied"
+    elif (signal := colour_signal(opened.data)) is not None:
+        detail = f"colour space signalled by {signal}, not plainly YCbCr"  # the card counts "colour space"
     else:
         try:
             lossless = _lossless_left_half(path)

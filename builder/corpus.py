@@ -12,24 +12,30 @@ number; it never stops the build.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import math
 import os
+import posixpath
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from builder.errors import CorpusLayoutError, CorpusNotFoundError, SpecialFileError
+from builder.errors import CorpusLayoutError, CorpusNotFoundError, FileTooLargeError, SpecialFileError
 from builder.model.prompt import is_label
 from builder.records import SPLITS, Reason, Rejection, SftRow, Split
+from builder.sources import SOURCES, known_source
 
 MANIFEST_DIR = "sft"
 QUARANTINE_DIR = "rejected_composites"
 SITES_FILE = "sites.csv"
 SITE_COLUMNS = ("composite", "lat", "lon", "source_db", "source_id", "date")
+SENTINEL2_START = datetime.date(2015, 6, 23)  # launch of Sentinel-2A (ESA)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _KINDS = {
     stat.S_IFDIR: "folder",
     stat.S_IFIFO: "FIFO",
@@ -52,22 +58,26 @@ def special_kind(path: Path) -> str | None:
     return None if stat.S_ISREG(mode) else _KINDS.get(stat.S_IFMT(mode), "special file")
 
 
-def read_regular(path: Path) -> bytes:
+def read_regular(path: Path, limit: int | None = None) -> bytes:
     """The bytes of a corpus file that must be a regular file; every other kind is refused.
 
     The file is opened non-blocking and checked with ``fstat`` before any read, so
-    a FIFO, a device or a folder in its place is an error, never a hang.
+    a FIFO, a device or a folder in its place is an error, never a hang; a file
+    over ``limit`` bytes is refused before any byte is read.
 
     Raises:
         SpecialFileError: ``path`` is a FIFO, a device, a socket or a folder.
+        FileTooLargeError: ``path`` holds more than ``limit`` bytes.
         OSError: ``path`` cannot be opened.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = _KINDS.get(stat.S_IFMT(mode), "special file")
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "special file")
             raise SpecialFileError(f"{path} is a {kind}, not a regular file")
+        if limit is not None and info.st_size > limit:
+            raise FileTooLargeError(f"{info.st_size} bytes; at most {limit} are read")
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
@@ -295,6 +305,10 @@ def resolve_image(corpus: Path, image: str) -> Path | str:
     """
     if "\x00" in image:
         return "path holds a NUL byte"
+    try:
+        os.fsencode(image)
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800") names no file
+        return f"path {_safe_repr(image)} holds a character no file name can hold (a lone surrogate)"
     posix = PurePosixPath(image.replace("\\", "/"))
     if posix.is_absolute() or (posix.parts and posix.parts[0].endswith(":")):
         return f"path {_safe_repr(image)} is absolute; paths must be relative to the corpus root"
@@ -326,9 +340,18 @@ def _why(exc: BaseException) -> str:
 def read_sites(corpus: Path) -> dict[str, Site]:
     """Read the optional private ``sites.csv``, keyed by corpus-relative composite path.
 
+    Composite paths are normalised (``./composites/x.jpg`` is ``composites/x.jpg``).
+    Every value is checked, and a message names the line, never the value (all of
+    it is private): ``source_db`` must be the exact name of a source of the vetted
+    registry :data:`builder.sources.SOURCES` (the release prints the registry's
+    text, never this column), and ``date`` an ISO date ``YYYY-MM-DD`` within the
+    Sentinel-2 era (from 2015-06-23, the launch of Sentinel-2A, to today).
+
     Raises:
         CorpusLayoutError: not UTF-8, not CSV, missing columns, a latitude or longitude
-            that is not a finite number in range, or two rows for one composite.
+            that is not a finite number in range, a source outside the registry, a
+            date that is not one, a composite path that leaves the corpus, or two
+            rows for one composite.
         SpecialFileError: ``sites.csv`` is a FIFO, a device or a folder.
     """
     path = corpus / SITES_FILE
@@ -357,14 +380,12 @@ def read_sites(corpus: Path) -> dict[str, Site]:
                     f"{where}: fewer fields than columns; expected {', '.join(SITE_COLUMNS)}"
                 )
             site = Site(
-                # The key curation looks up: the corpus-relative POSIX path, as a manifest's
-                # "./composites/a.jpg" or "composites\\a.jpg" resolves (else the row is never used).
-                PurePosixPath(row["composite"].replace("\\", "/")).as_posix(),
+                _site_key(row["composite"], where),
                 _degrees(row["lat"], 90.0, where, "latitude"),
                 _degrees(row["lon"], 180.0, where, "longitude"),
-                row["source_db"],
+                _source(row["source_db"], where),
                 row["source_id"],
-                row["date"],
+                _date(row["date"], where),
             )
             if site.composite in sites and sites[site.composite] != site:
                 raise CorpusLayoutError(f"{where}: a second, different row for one composite; keep one")
@@ -372,6 +393,38 @@ def read_sites(corpus: Path) -> dict[str, Site]:
     except csv.Error as exc:
         raise CorpusLayoutError(f"{path} line {reader.line_num}: not CSV ({exc})") from None
     return sites
+
+
+def _site_key(value: str, where: str) -> str:
+    """``value`` as the corpus-relative POSIX path that rows resolve to."""
+    # As rows are read (resolve_image): a backslash separates folders too.
+    normal = posixpath.normpath(value.replace("\\", "/")) if value else ""
+    if not normal or normal in (".", "..") or normal.startswith(("/", "../")):
+        raise CorpusLayoutError(f"{where}: the composite is not a path inside the corpus")
+    return normal
+
+
+def _source(value: str, where: str) -> str:
+    if known_source(value) is None:
+        names = ", ".join(sorted(SOURCES))
+        raise CorpusLayoutError(
+            f"{where}: source_db is not a source of the registry (builder/sources.py: {names}); "
+            "the release prints only the registry's names and attributions"
+        )
+    return value
+
+
+def _date(value: str, where: str) -> str:
+    try:
+        day = datetime.date.fromisoformat(value) if _ISO_DATE.fullmatch(value) else None
+    except ValueError:
+        day = None
+    if day is None or not SENTINEL2_START <= day <= datetime.datetime.now(datetime.UTC).date():
+        raise CorpusLayoutError(
+            f"{where}: the date is not an ISO date YYYY-MM-DD from {SENTINEL2_START} (Sentinel-2A's "
+            "launch) to today"
+        )
+    return value
 
 
 def _degrees(value: str, limit: float, where: str, what: str) -> float:

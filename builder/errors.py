@@ -24,6 +24,10 @@ class SpecialFileError(CropmarkError, OSError):
     """A corpus path holds a FIFO, a device, a socket or a folder where a regular file belongs."""
 
 
+class FileTooLargeError(CropmarkError, OSError):
+    """A file is larger than anything of its kind can be (a size limit of the project)."""
+
+
 class BuildLockedError(CropmarkError, OSError):
     """Another build is writing the same release right now."""
 

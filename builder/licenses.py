@@ -3,7 +3,8 @@
 ``LICENSE`` is the full CDLA-Permissive-2.0 text (its section 2.1 requires the
 text to travel with the data). ``NOTICE.md`` carries the Copernicus statement
 with the years of the imagery and the attribution of every record source the
-release's tiles came from (statements from shared/licenses/README.md).
+release's tiles came from, taken from the vetted registry :data:`builder.sources.SOURCES`
+(never from ``sites.csv``'s free text).
 """
 
 from __future__ import annotations
@@ -14,33 +15,16 @@ from dataclasses import dataclass
 
 from builder.cards import CARDS_DIR, render
 from builder.corpus import Site
+from builder.sources import SOURCES, UNRECORDED
 
 CDLA_FILE = CARDS_DIR / "licenses" / "CDLA-Permissive-2.0.txt"
-
-# Attribution each licensor asks for. Keys are the source_db values of sites.csv.
-ATTRIBUTIONS = {
-    "Historic England AIM": (
-        "Historic England Aerial Investigation and Mapping records. Contains public sector "
-        "information licensed under the Open Government Licence v3.0 "
-        "(https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/)."
-    ),
-    "Riksantikvaren Askeladden": (
-        "Riksantikvaren (Norwegian Directorate for Cultural Heritage), Askeladden, through its "
-        "public OGC API service; terms: https://www.riksantikvaren.no/."
-    ),
-    "Tavoliere literature": (
-        "Prehistoric sites of the Tavoliere (Apulia, Italy), compiled from published "
-        "archaeological literature; the bibliography is in Gravanis & Agapiou (2026), "
-        "https://doi.org/10.1038/s41598-026-45441-0."
-    ),
-}
-UNKNOWN_SOURCE = "Record source not recorded in the private corpus; no attribution statement is known."
 
 
 @dataclass(frozen=True, slots=True)
 class SourceCount:
     name: str
     tiles: int
+    licence: str
     statement: str
 
 
@@ -50,10 +34,16 @@ def license_text() -> str:
 
 
 def sources(sites: Iterable[Site | None]) -> list[SourceCount]:
-    """Tiles per record source, with the attribution each one requires."""
-    counts = Counter(site.source_db if site else "unrecorded" for site in sites)
+    """Tiles per record source, with the registry's licence and attribution for each.
+
+    Raises:
+        KeyError: a site names a source outside the registry (``read_sites`` refuses
+            those, so this is a programming error, never a way to print free text).
+    """
+    counts = Counter(SOURCES[site.source_db] if site else UNRECORDED for site in sites)
     return [
-        SourceCount(name, n, ATTRIBUTIONS.get(name, UNKNOWN_SOURCE)) for name, n in sorted(counts.items())
+        SourceCount(source.name, n, source.licence, source.attribution)
+        for source, n in sorted(counts.items(), key=lambda item: item[0].name)
     ]
 
 

@@ -13,7 +13,6 @@ layout audits refuse a release that carries a field its policy forbids.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -75,14 +74,12 @@ def load(path: Path | None) -> Policy:
     """
     if path is None:
         return CROPMARK
+    from builder.model.schema import load_json
+
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"policy file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"policy file {path} is not readable JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"policy file {path}: expected a JSON object of booleans")
+        raw = load_json(path, "policy object of booleans")
+    except ConfigError as exc:
+        raise ConfigError(f"policy file: {exc}") from None
     known = {f.name for f in fields(Policy)}
     unknown = sorted(set(raw) - known)
     if unknown:

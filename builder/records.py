@@ -41,6 +41,7 @@ class Reason(StrEnum):
     GATE_S2_CLOUDY = "gate_s2_cloudy"  # gate 2: cloud, haze, saturation or no vegetation signal
     GATE_NO_CONTEXT = "gate_no_context"  # gate 3: the context half is missing or blank
     GATE_NOT_AGRICULTURAL = "gate_not_agricultural"  # gate 4: forest, water, urban, rock
+    SWAPPED_HALVES = "swapped_halves"  # the false colour is on the right: the left half is context
     NEAR_DUPLICATE = "near_duplicate"  # train tile perceptually close to an eval tile (when dropped)
     SITE_LEAK = "site_leak"  # train tile of the same site as an eval tile (when dropped)
 
@@ -125,3 +126,4 @@ class PrivateTile:
     cut_detail: str = ""  # why the tile was re-encoded (orientation, colour space, format)
     content_sha256: str = ""  # the composite's identity: hash of its decoded Sentinel-2 half
     copies: tuple[str, ...] = ()  # every corpus path the composite was listed under
+    halves: dict[str, Any] | None = None  # the halves-order check (builder.halves): verdict, statistics

@@ -53,8 +53,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from builder import audit, cards, gates, leakage, licenses, sides, thresholds
-from builder.composite import Cut, Rejected, cut_opened, open_checked, read_composite
+import numpy as np
+
+from builder import audit, cards, gates, halves, leakage, licenses, sides, thresholds
+from builder.composite import HALF_SIZE, Cut, Rejected, cut_opened, open_checked, read_composite
 from builder.corpus import Ingested, Site, read_manifests, read_sites
 from builder.curate import curate
 from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyReleaseError
@@ -168,6 +170,7 @@ class TileOutcome:
     gates: tuple[dict[str, Any], ...]
     bands: dict[str, Any] | None
     phash: tuple[int, ...] = ()  # pHash in each of leakage.VIEWS; the first is the tile as stored
+    halves: dict[str, Any] | None = None  # builder.halves: in order, swapped or not evaluated
 
 
 def _tile_task(task: tuple[str, str, GateConfig, sides.Sides]) -> TileOutcome:
@@ -191,7 +194,15 @@ def _tile_task(task: tuple[str, str, GateConfig, sides.Sides]) -> TileOutcome:
         return TileOutcome(
             None, gates.GATE_REASONS[failed.gate].value, failed.reason, results, tile_gates.read
         )
-    return TileOutcome(cut, None, "", results, tile_gates.read, leakage.phash_views(cut.data))
+    shown = np.asarray(opened.displayed().convert("RGB"))
+    order = halves.check_halves(shown[:, : HALF_SIZE[0]], shown[:, HALF_SIZE[0] :])
+    if order.verdict == "swapped":
+        return TileOutcome(
+            None, Reason.SWAPPED_HALVES.value, order.reason, results, tile_gates.read, (), order.as_dict()
+        )
+    return TileOutcome(
+        cut, None, "", results, tile_gates.read, leakage.phash_views(cut.data), order.as_dict()
+    )
 
 
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
@@ -507,6 +518,7 @@ def _stage(
     (staged / "NOTICE.md").write_text(licenses.notice_text(used_sites), encoding="utf-8")
     report = _report(config, ingested.manifests, counts, rejections, private, sites)
     report["gates"] = gate_stats
+    report["halves"] = halves_summary(private, rejections)
     report["leakage"] = leaks
     report["site_leakage"] = site_leaks
     report["layout"] = "imagefolder"
@@ -586,6 +598,7 @@ def _write_tiles(
                 result.detail,
                 candidate.content,
                 candidate.copies,
+                outcome.halves,
             )
         )
     return tiles, private, gate_log, hashes, views
@@ -693,6 +706,24 @@ def _site_leakage(
         "closest_m": closest,
         "dropped": len(involved) if build.drop_site_leaks else 0,
         "unchecked": unchecked,
+    }
+
+
+def halves_summary(published: Sequence[PrivateTile], rejections: Sequence[Rejection]) -> dict[str, Any]:
+    """How many tiles the halves-order check (:mod:`builder.halves`) found in order, swapped
+    (rejected) or could not tell (not evaluated), with its thresholds."""
+    verdicts = Counter((p.halves or {}).get("verdict", "not evaluated") for p in published)
+    swapped = sum(r.reason is Reason.SWAPPED_HALVES for r in rejections)
+    return {
+        "in_order": verdicts["in order"],
+        "swapped": swapped,
+        "not_evaluated": verdicts["not evaluated"],
+        "evaluated": verdicts["in order"] + swapped,
+        "thresholds": {
+            "fc_min_red_over_green": halves.FC_MIN_RED_OVER_GREEN,
+            "fc_max_rg_correlation": halves.FC_MAX_RG_CORRELATION,
+            "tc_min_rg_correlation": halves.TC_MIN_RG_CORRELATION,
+        },
     }
 
 

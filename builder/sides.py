@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -177,8 +178,6 @@ def load_config(root: Path) -> GateConfig:
     Anything at that name is read as thresholds: a folder, a FIFO or a dangling
     symlink named ``gates.json`` is a one-line error, never silently the card's defaults.
     """
-    import os
-
     from builder.thresholds import load_config as load
 
     path = root / CONFIG_FILE

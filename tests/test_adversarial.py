@@ -111,7 +111,7 @@ def test_the_card_quotes_a_many_decimal_threshold_and_passes(
     assert (
         "or from JPEGs that a lossless cut cannot keep (8 with an EXIF orientation, cut as a viewer" in card
     )
-    assert "1 in RGB rather than YCbCr colour" in card
+    assert "1 whose colour space is not plainly YCbCr" in card
 
 
 def test_every_planted_leak_is_a_finding_that_names_it(

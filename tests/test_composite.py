@@ -103,7 +103,8 @@ def test_adobe_rgb_jpeg_is_reencoded_in_its_true_colours(tmp_path: Path) -> None
     path = tmp_path / "c.jpg"
     path.write_bytes(adobe_rgb_jpeg(truth))
     cut = cut_s2_half(path)
-    assert cut.mode == "reencoded" and cut.detail == "colour space RGB, not YCbCr"
+    assert cut.mode == "reencoded"
+    assert cut.detail == "colour space signalled by Adobe APP14 transform 0, not plainly YCbCr"
     _assert_left_half(cut.data, truth.astype(np.int16))
 
 

@@ -24,9 +24,11 @@ from builder.audit import (
     TEXT_SUFFIXES,
     card_numbers,
     crowded_folders,
+    journal_findings,
     mask,
     masked_path,
     private_values,
+    read_file,
     redact,
     text_findings,
 )
@@ -70,8 +72,9 @@ def _texts(root: Path, secrets: set[str], policy: Policy, allowed: frozenset[flo
         yield from text_findings(f"path {masked_path(rel)}", rel, () if opaque else secrets)
         if rel.startswith("sidecars/") and policy.sidecars:
             continue  # published on purpose; their keys are checked against the policy in _sft
-        if path.is_file() and (path.suffix.lower() in TEXT_SUFFIXES or path.suffix == ".tsv"):
-            text = path.read_bytes().decode("utf-8", errors="replace")
+        raw = read_file(path) if path.suffix.lower() in TEXT_SUFFIXES or path.suffix == ".tsv" else None
+        if raw is not None and not path.is_symlink():
+            text = raw.decode("utf-8", errors="replace")
             # The card's own figures (shard bytes, counts, thresholds) are allowed in README.md only.
             yield from text_findings(
                 masked_path(rel), text, secrets, allowed if rel == "README.md" else frozenset()
@@ -91,7 +94,11 @@ def _parquet(root: Path, published: set[str], secrets: set[str]) -> Iterator[str
 
     for path in sorted((root / "data").glob("*.parquet")):
         rel = path.relative_to(root).as_posix()
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+            yield f"{rel}: not a readable Parquet file ({type(exc).__name__}); nothing in it was checked"
+            continue
         if table.column_names != ["image", "label"]:
             yield f"{rel}: columns {table.column_names}; allowed: image, label"
             continue
@@ -189,18 +196,21 @@ def audit_layout(root: Path, report: dict[str, Any], private: Path | None = None
     layout = report.get("layout", "")
     if layout not in TOP_LEVEL:
         return [f"report names layout {layout!r}; not a sibling layout"]
+    if root.is_symlink():
+        return [f"{root.name}: a symbolic link; a release is a folder of regular files"]
     if not root.is_dir():
         return [f"{root}: not a folder"]
     policy = Policy(**report.get("policy", {}))
     secrets = private_values(report)
     published = {t["published_sha256"] for t in report.get("tiles", [])}
     findings = list(_layout(root, layout))
+    findings += journal_findings(root)
     findings += list(_texts(root, secrets, policy, card_numbers(report)))
     files: dict[str, str] = report.get("files", {})
     digests = {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        p.relative_to(root).as_posix(): hashlib.sha256(raw).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if not p.is_symlink() and (raw := read_file(p)) is not None
     }
     for rel in sorted(set(digests) - set(files)):
         findings.append(f"{masked_path(rel)}: not written by the build")
@@ -210,9 +220,16 @@ def audit_layout(root: Path, report: dict[str, Any], private: Path | None = None
         elif digests[rel] != digest:
             findings.append(f"{rel}: differs from the file the build wrote and audited")
     if layout == "parquet":
-        findings += list(_parquet(root, published, secrets))
+        checks = _parquet(root, published, secrets)
     elif layout == "sft-jsonl":
-        findings += list(_sft(root, published, private, policy, digests))
+        checks = _sft(root, published, private, policy, digests)
     else:
-        findings += list(_hdf5(root, policy, secrets))
+        checks = _hdf5(root, policy, secrets)
+    try:
+        for finding in checks:
+            findings.append(finding)
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        # A file that cannot be parsed (truncated, not the format its name says) is a
+        # finding: the audit could not prove the release clean.
+        findings.append(f"{layout} files cannot be read ({type(exc).__name__}); the rest was not checked")
     return redact(findings, secrets)

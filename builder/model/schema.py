@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from builder.errors import ConfigError
+from builder.errors import ConfigError, SpecialFileError
 
 TRAIN_SCHEMA = "cropmark-train/2"
 EVAL_SCHEMA = "cropmark-eval/2"
@@ -217,14 +217,36 @@ def derived_metrics(confusion: Mapping[str, int]) -> dict[str, float]:
     }
 
 
-def load_json(path: Path) -> dict[str, Any]:
-    """Read a JSON object, with a one-line error for a missing or malformed file."""
+def load_json(path: Path, what: str = "JSON object") -> dict[str, Any]:
+    """Read a JSON object, with a one-line error for anything else.
+
+    The file must be a regular file (a FIFO, a device or a folder is refused by
+    type, never opened for a blocking read), UTF-8, JSON, no deeper than Python's
+    parser can nest, and an object.
+
+    Args:
+        path: the file.
+        what: what the file should hold, for the message (``"gate thresholds"``).
+
+    Raises:
+        ConfigError: any of the above, one line naming the file.
+    """
+    from builder.corpus import read_regular
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(path).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist") from None
+    except SpecialFileError as exc:
+        raise ConfigError(f"{exc}; expected a file holding a {what}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8; expected a {what}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is JSON nested too deeply to read; expected a {what}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} holds {type(data).__name__}; expected a JSON object")
+        raise ConfigError(f"{path} holds a JSON {type(data).__name__}; expected a {what}")
     return data

@@ -98,6 +98,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"(?i)(?<![\d.])\d{1,3} ?[d°] ?\d{1,2} ?['m\u2032] ?\d{1,2}(?:\.\d+)?"
         r"|(?<![\d.:])\d{1,3}:[0-5]\d:[0-5]\d(?:\.\d+)?(?![\d:])"
         r"|(?<![\d.])\d{1,3} [0-5]?\d [0-5]?\d(?:\.\d+)? ?[NSEW](?![A-Za-z])"
+        r"|(?<![\d.])\d{1,3} ?[°d]? ?[0-5]?\d ?['\u2032] ?[0-5]?\d(?:\.\d+)? ?(?:\"|''|\u2033)"
     ),
     "high-precision decimal": re.compile(r"(?<![\d.])-?\d{1,3}\.\d{4,}" + _NUM_END),
     "decimal-comma decimal": re.compile(r"(?<![\d.,])-?\d{1,3},\d{4,}(?![\d,])"),
@@ -114,9 +115,9 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "plus code": re.compile(r"(?<![A-Z0-9])[23456789CFGHJMPQRVWX]{4,8}\+[23456789CFGHJMPQRVWX]{2,3}"),
     "what3words address": re.compile(r"///[a-z]+\.[a-z]+\.[a-z]+"),
     "date": re.compile(
-        r"(?<!\d)" + _YEAR + r"[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])(?!\d)"
+        r"(?<!\d)" + _YEAR + r"([-/. ])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])(?!\d)"
         r"|(?<!\d)\d{1,2}[-/.]\d{1,2}[-/.]" + _YEAR + r"(?!\d)"
-        r"|(?<![\d.:/-])\d{1,2}([-/.])\d{1,2}\1\d{2}(?![\d.:/-])"
+        r"|(?<![\d.:/-])\d{1,2}([-/.])\d{1,2}\2\d{2}(?![\d.:/-])"
     ),
     "week or ordinal date": re.compile(
         r"(?i)(?<!\d)" + _YEAR + r"-?w(?:0[1-9]|[1-4]\d|5[0-3])(?:-?[1-7])?(?![\d])"
@@ -134,7 +135,11 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "compact date": re.compile(r"(?<!\d)" + _YEAR + r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)"),
     "Sentinel-2 product id": re.compile(r"S2[ABC]_MSI|_N0\d{3}_R\d{3}_"),
-    "record identifier": re.compile(r"(?<![A-Za-z0-9])[A-Z]{2,5}[-_]?\d{4,}(?![A-Za-z0-9])"),
+    "record identifier": re.compile(r"(?i)(?<![a-z0-9])[a-z]{2,5}[-_]?\d{4,}(?![a-z0-9])"),
+    "labelled record number": re.compile(
+        r"(?i)(?<![a-z])(?:her|smr|nmr|canmore|id|record|monument|entry|ref|reference|no\.|nr\.?)"
+        r" ?[:#]? ?\d{4,}(?!\d)"
+    ),
     "record number": re.compile(r"(?<![\d.,])\d{6,}" + _NUM_END),
 }
 # Patterns that match one number: a match equal to one of the card's own figures is allowed.
@@ -179,7 +184,7 @@ def normalise(line: str) -> str:
         if unescaped == line:
             break
         line = unescaped
-    line = unicodedata.normalize("NFKC", line)
+    line = unicodedata.normalize("NFKC", line).replace("\u066b", ".").replace("\u066c", ",")
     line = "".join(
         str(unicodedata.decimal(c)) if not c.isascii() and unicodedata.decimal(c, None) is not None else c
         for c in line
@@ -209,8 +214,8 @@ def text_findings(
         allowed: the card's own figures; a number-only pattern matching one is not a finding.
     """
     lines = [normalise(line) for line in text.splitlines() or [""]]
-    lowered = "\n".join(lines).lower()
-    needles = [(s, secret_re(s)) for s in secrets if s.lower() in lowered]  # substring first: fast
+    squashed = _squash("\n".join(lines))
+    needles = [(s, secret_re(s)) for s in secrets if _squash(s) in squashed]  # substring first: fast
     fixed = fixed_text()
     for number, line in enumerate(lines, start=1):
         at = f"{where}:{number}" if "\n" in text else where
@@ -229,6 +234,11 @@ def text_findings(
                 yield f"{at}: holds a private value of the report ({mask(secret)})"
 
 
+def _squash(text: str) -> str:
+    """``text`` lower case without the separators a record ID may be written with (``TAV 0263``)."""
+    return text.lower().replace(" ", "").replace("-", "").replace("_", "")
+
+
 @functools.lru_cache(maxsize=65536)
 def _word_re(secret: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![{_WORD}]){re.escape(secret)}(?![{_WORD}])", re.IGNORECASE)
@@ -243,6 +253,9 @@ def secret_re(secret: str) -> re.Pattern[str]:
     (``lat41.2733``, ``idAIM0012345x``); a value of letters only (a source file
     stem) as a whole word, so that a stem does not match inside ordinary words.
     """
+    if match := re.fullmatch(r"([A-Za-z]+)[-_ ]?(\d+)", secret):  # a record ID: TAV0263, TAV 0263, TAV-0263
+        letters, digits = match.groups()
+        return re.compile(rf"(?<![A-Za-z]){re.escape(letters)}[-_ ]?{digits}(?!\d)", re.IGNORECASE)
     if any(c.isdigit() for c in secret):
         return re.compile(rf"(?<!\d){re.escape(secret)}(?!\d)", re.IGNORECASE)
     return _word_re(secret)

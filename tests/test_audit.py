@@ -6,7 +6,9 @@ import copy
 import csv
 import hashlib
 import io
+import os
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,15 @@ def _rewrite_csv(release: Path, split: str, edit: Callable[[list[list[str]]], li
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(edit(rows))
     path.write_text(buf.getvalue())
+
+
+def _set_sof_size(path: Path, width: int, height: int) -> None:
+    from builder.scrub import segments
+
+    data = bytearray(path.read_bytes())
+    sof = next(s for s in segments(bytes(data)) if s.name.startswith("SOF"))
+    data[sof.start + 5 : sof.start + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    path.write_bytes(bytes(data))
 
 
 def test_a_good_release_passes(release: tuple[Path, dict[str, Any]]) -> None:
@@ -131,6 +142,20 @@ SEEDS: dict[str, tuple[Callable[[Path, dict[str, Any]], None], str]] = {
         lambda r, _: _rewrite_csv(r, "eval", lambda rows: [rows[0], ["AIM0012345.jpg", "No"], *rows[2:]]),
         "is not opaque",
     ),
+    "metadata field over the csv limit": (
+        lambda r, _: _rewrite_csv(r, "train", lambda rows: [*rows, ["x" * 200_000, "No"]]),
+        "metadata.csv: not CSV (field larger than field limit",
+    ),
+    "tile header promises 60000x60000": (
+        lambda r, _: _set_sof_size(_first_tile(r), 60_000, 60_000),
+        "does not decode cleanly (DecompressionBombError",
+    ),
+    "private value glued to letters in a name": (
+        lambda r, rep: _rewrite_csv(
+            r, "train", lambda rows: [*rows, [f"lat{rep['tiles'][0]['site']['lat']:.4f}.jpg", "No"]]
+        ),
+        "latitude/longitude label-like string lat",
+    ),
     "tampered after build": (
         lambda r, _: (r / "LICENSE").write_text("MIT"),
         "differs from the file the build",
@@ -196,3 +221,79 @@ def test_the_real_licence_text_is_shipped(release: tuple[Path, dict[str, Any]]) 
     notice = (path / "NOTICE.md").read_text(encoding="utf-8")
     assert "Contains modified Copernicus Sentinel data" in notice
     assert "Open Government Licence v3.0" in notice
+
+
+def _no_value_in_full(findings: list[str], report: dict[str, Any]) -> None:
+    from builder.audit import private_values
+
+    text = "\n".join(findings)
+    for value in private_values(report):
+        assert value not in text, value
+
+
+def test_findings_never_print_a_private_value_glued_to_other_text(
+    release: tuple[Path, dict[str, Any]],
+) -> None:
+    """A private value inside a word or a longer name is masked like a whole word."""
+    path, report = release
+    site = next(t["site"] for t in report["tiles"] if t.get("site"))
+    lat, sid, date = f"{site['lat']:.4f}", site["source_id"], site["date"]
+    _rewrite_csv(path, "train", lambda rows: [*rows, [f"lat{lat}.jpg", "No"], [f"id{sid}x.jpg", "Yes"]])
+    (path / f"notes_{sid}x.txt").write_text("x\n")
+    with (path / "README.md").open("a") as handle:
+        handle.write(f"\nsite lat{lat} id{sid}x on{date}x\n")
+    findings = audit_release(path, report)
+    assert any("notes_" in f and "private value of the report" in f for f in findings), findings
+    assert any(f.startswith("README.md:") and "private value of the report" in f for f in findings), findings
+    for value in (lat, sid, date):
+        assert value not in "\n".join(findings), value
+    _no_value_in_full(findings, report)
+
+
+def test_a_fifo_in_the_release_is_a_finding_not_a_hang(release: tuple[Path, dict[str, Any]]) -> None:
+    path, report = release
+    (path / "NOTICE.md").unlink()
+    os.mkfifo(path / "NOTICE.md")
+    findings: list[str] = []
+    worker = threading.Thread(target=lambda: findings.extend(audit_release(path, report)), daemon=True)
+    worker.start()
+    worker.join(300)  # a hang guard only: a blocking read of the FIFO would never return
+    assert not worker.is_alive(), "the audit blocked on a FIFO"
+    assert any(f.startswith("NOTICE.md: a special file") for f in findings), findings
+    assert any(f.startswith("NOTICE.md: differs from the file the build") for f in findings), findings
+
+
+def test_a_release_folder_that_is_a_symlink_is_refused(
+    release: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    path, report = release
+    link = tmp_path / "linked"
+    link.symlink_to(path)
+    assert audit_release(link, report) == ["linked: a symbolic link; a release is a folder of regular files"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "is not JSON"),
+        ("[1, 2]", "holds a JSON list; expected a private report"),
+        ('{"tiles": [{"split": "train"}], "files": {}}', "tile 0 has no text field 'file_name'"),
+        ('{"files": {}}', "no list of tiles"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ],
+)
+def test_cli_audit_with_a_broken_report_is_one_line(
+    content: str,
+    message: str,
+    release: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from builder.cli import main
+
+    path, _ = release
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert main(["audit", str(path), "--report", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err

@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -111,6 +112,40 @@ def adobe_rgb_jpeg(truth: np.ndarray) -> bytes:
     """An RGB-colourspace JPEG (Adobe APP14 transform 0: no YCbCr conversion)."""
     buffer = io.BytesIO()
     Image.fromarray(truth).save(buffer, format="JPEG", quality=95, subsampling=0, keep_rgb=True)
+    return buffer.getvalue()
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def adobe_rgb_ids_jpeg(truth: np.ndarray, ids: tuple[int, int, int]) -> bytes:
+    """RGB data with Adobe APP14 transform 0, no JFIF, and component IDs ``ids``.
+
+    With IDs 1, 2, 3 (or 0, 1, 2) some libjpeg versions read it as YCbCr; Pillow
+    (and so the model's loader) reads it as RGB, in its true colours.
+    """
+    data = adobe_rgb_jpeg(truth)
+    out = bytearray(data[:2])
+    for seg in list(segments(data))[1:]:
+        if seg.name not in ("APP0", "APP14"):
+            out += data[seg.start : seg.end]
+    for seg in segments(bytes(out)):
+        if seg.name.startswith("SOF"):
+            for k in range(3):
+                out[seg.start + 10 + 3 * k] = ids[k]
+        if seg.name == "SOS":
+            for k in range(3):
+                out[seg.start + 5 + 2 * k] = ids[k]
+    adobe = _segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x00")
+    return bytes(out[:2]) + adobe + bytes(out[2:])
+
+
+def apng(truth: np.ndarray) -> bytes:
+    """An animated PNG whose first frame is the composite (a viewer may show another)."""
+    buffer = io.BytesIO()
+    first = Image.fromarray(truth)
+    first.save(buffer, format="PNG", save_all=True, append_images=[Image.fromarray(truth[:, ::-1])])
     return buffer.getvalue()
 
 
@@ -240,6 +275,9 @@ def _composite_cases() -> list[tuple[str, str, str, Any, bool | None]]:
         ("jpeg corrupt EXIF", "badexif.jpg", "unreadable_image", ("badexif",), None),
         ("jpeg Adobe RGB", "adobe.jpg", "published", ("adobe",), False),
         ("jpeg Adobe YCbCr", "adobe1.jpg", "published", ("adobe1",), True),
+        ("jpeg Adobe RGB, IDs 1 2 3, no JFIF", "adobe123.jpg", "published", ("adobeids", (1, 2, 3)), False),
+        ("jpeg Adobe RGB, IDs 0 1 2, no JFIF", "adobe012.jpg", "published", ("adobeids", (0, 1, 2)), False),
+        ("animated PNG", "apng.png", "unreadable_image", ("apng",), None),
         ("jpeg progressive", "prog.jpg", "published", ("jpeg", {"progressive": True}), True),
         ("jpeg restart markers", "rst.jpg", "published", ("jpeg", {"restart_marker_blocks": 4}), True),
         ("jpeg 4:2:2", "s422.jpg", "published", ("jpeg", {"subsampling": 1}), True),
@@ -297,6 +335,10 @@ def _make(spec: tuple[Any, ...], truth: np.ndarray) -> bytes:
         return _corrupt_exif(truth)
     if kind == "adobe":
         return adobe_rgb_jpeg(truth)
+    if kind == "adobeids":
+        return adobe_rgb_ids_jpeg(truth, spec[1])
+    if kind == "apng":
+        return apng(truth)
     if kind == "adobe1":
         return _with_segment(jpeg_bytes(truth, subsampling=0), 0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x01")
     if kind == "jpeg":
@@ -412,6 +454,15 @@ def plant_corpus(root: Path, seed: int = 2024) -> list[CorpusCase]:
     ):
         cases.append(CorpusCase(kind, "unsafe_path", rows.row(path, "No")))
     cases.append(CorpusCase("missing file", "missing_file", rows.row("composites/hostile/none.jpg", "No")))
+    lone = _row("composites/hostile/x.jpg", "No")
+    lone["messages"][1]["content"][0]["image"] = "composites/hostile/\ud800.jpg"  # JSON "\ud800"
+    cases.append(CorpusCase("lone surrogate in a path", "unsafe_path", rows.add(json.dumps(lone))))
+    # A valid JPEG followed by a gigabyte of zeros (a sparse file: no disk, no memory here).
+    huge = "composites/hostile/huge.jpg"
+    with (root / huge).open("wb") as handle:
+        handle.write(jpeg_bytes(truth()))
+        handle.truncate(1 << 30)
+    cases.append(CorpusCase("1 GiB of trailing zeros", "unreadable_image", rows.row(huge, "No"), huge))
 
     # Raw bands that are not regular files: refused by type, never opened (a FIFO would hang).
     for kind, name, make in (
@@ -542,6 +593,35 @@ def plant_release(release: Path, report: dict[str, Any]) -> list[Leak]:
         ("high-precision decimal", "ratio 0.123456789", "high-precision decimal"),
         ("private latitude", f"about {site['lat']:.4f}", "private value of the report"),
         ("private record id", f"see {site['source_id']}", "private value of the report"),
+        ("comma decimals", "at 51,5074", "decimal-comma decimal"),
+        ("comma-decimal pair", "at 51,5074 -0,1278", "coordinate pair"),
+        ("fullwidth digits", "at \uff15\uff11.\uff15\uff10\uff17\uff14, -0.1278", "coordinate pair"),
+        ("Arabic-Indic digits", "at \u0665\u0661\u066b\u0665\u0660\u0667\u0664", "high-precision decimal"),
+        ("DMS with letters", "at 51d30m26s N", "degrees, minutes, seconds"),
+        ("DMS with spaces", "at 51 30 26 N", "degrees, minutes, seconds"),
+        ("DMS with primes", "at 51 30' 26\" N", "degrees, minutes, seconds"),
+        ("glued latitude", "lat51.5074", "latitude/longitude label"),
+        ("glued decimal", "x51.5074", "high-precision decimal"),
+        ("geohash", "cell gcpvj0dyd", "geohash"),
+        ("Maidenhead locator", "locator IO91wm", "Maidenhead locator"),
+        ("lowercase BNG", "grid tq 300 804", "British National Grid reference"),
+        ("lowercase MGRS", "tile t30uxc", "MGRS reference"),
+        ("ISO week", "week 2025-W24", "week or ordinal date"),
+        ("ordinal date", "day 2025-165", "week or ordinal date"),
+        ("month name and year", "flown June 2025", "date with a month name"),
+        ("month/year", "flown 06/2025", "month and year"),
+        ("two-digit year", "flown 14-06-25", "date"),
+        ("year month day with spaces", "flown 2025 06 14", "date"),
+        ("zero-width space in a date", "flown 2021-\u200b06-14", "date"),
+        ("HTML entities", "at &#53;&#49;.&#53;&#48;&#55;&#52;, -0.1278", "coordinate pair"),
+        ("lowercase record identifier", "monument mso1234", "record identifier"),
+        ("labelled record number", "HER 12345", "labelled record number"),
+        (
+            "private record id with a space",
+            "see " + re.sub(r"(\d)", r" \1", site["source_id"], count=1),
+            "private value",
+        ),
+        ("private latitude glued", f"at{site['lat']:.4f}x", "private value of the report"),
     ]
     for kind, text, expect in planted:
         lines.append(text)
@@ -687,22 +767,34 @@ _SITES = b"composite,lat,lon,source_db,source_id,date\n"
 FATAL: list[tuple[str, Callable[[Path], None], str]] = [
     (
         "sites.csv not UTF-8",
-        _write("sites.csv", _SITES + b"composites/site_train_0.jpg,51.5,-0.1,HE,caf\xe9,2021-06-14\n"),
+        _write(
+            "sites.csv",
+            _SITES + b"composites/site_train_0.jpg,51.5,-0.1,Historic England AIM,caf\xe9,2021-06-14\n",
+        ),
         "sites.csv is not UTF-8 (bad byte on line 2)",
     ),
     (
         "sites.csv latitude not a number",
-        _write("sites.csv", _SITES + b"composites/site_train_0.jpg,abc,-0.1,HE,AIM1,2021-06-14\n"),
+        _write(
+            "sites.csv",
+            _SITES + b"composites/site_train_0.jpg,abc,-0.1,Historic England AIM,AIM1,2021-06-14\n",
+        ),
         "line 2: the latitude is not a number",
     ),
     (
         "sites.csv latitude out of range",
-        _write("sites.csv", _SITES + b"composites/site_train_0.jpg,95.12345,-0.1,HE,AIM1,2021-06-14\n"),
+        _write(
+            "sites.csv",
+            _SITES + b"composites/site_train_0.jpg,95.12345,-0.1,Historic England AIM,AIM1,2021-06-14\n",
+        ),
         "the latitude is not a finite number within +-90 degrees",
     ),
     (
         "sites.csv NaN longitude",
-        _write("sites.csv", _SITES + b"composites/site_train_0.jpg,51.5,nan,HE,AIM1,2021-06-14\n"),
+        _write(
+            "sites.csv",
+            _SITES + b"composites/site_train_0.jpg,51.5,nan,Historic England AIM,AIM1,2021-06-14\n",
+        ),
         "the longitude is not a finite number",
     ),
     (
@@ -710,11 +802,61 @@ FATAL: list[tuple[str, Callable[[Path], None], str]] = [
         _write(
             "sites.csv",
             _SITES
-            + b"composites/site_train_0.jpg,51.5,-0.1,HE,AIM1,2021-06-14\ncomposites/site_train_0.jpg,52.5,-0.1,HE,AIM2,2021-06-14\n",
+            + b"composites/site_train_0.jpg,51.5,-0.1,Historic England AIM,AIM1,2021-06-14\ncomposites/site_train_0.jpg,52.5,-0.1,Historic England AIM,AIM2,2021-06-14\n",
         ),
         "a second, different row for one composite",
     ),
     ("sites.csv a FIFO", _fifo("sites.csv"), "sites.csv is a FIFO, not a regular file"),
+    (
+        "sites.csv source outside the registry, holding a coordinate",
+        _write(
+            "sites.csv",
+            _SITES + b"composites/site_train_0.jpg,51.5,-0.1,HER at 51.50740: -0.12780,AIM1,2021-06-14\n",
+        ),
+        "line 2: source_db is not a source of the registry",
+    ),
+    (
+        "sites.csv source with a glued coordinate",
+        _write(
+            "sites.csv",
+            _SITES + b"composites/site_train_0.jpg,51.5,-0.1,Kent HER lat41.2733,AIM1,2021-06-14\n",
+        ),
+        "line 2: source_db is not a source of the registry",
+    ),
+    *(
+        (
+            f"sites.csv date {shown}",
+            _write(
+                "sites.csv",
+                _SITES + b"composites/site_train_0.jpg,51.5,-0.1,Historic England AIM,AIM1," + date + b"\n",
+            ),
+            "line 2: the date is not an ISO date YYYY-MM-DD from 2015-06-23",
+        )
+        for shown, date in (
+            ("day/month/year", b"14/06/2025"),
+            ("ISO week", b"2025-W24"),
+            ("empty", b""),
+            ("before Sentinel-2", b"2014-06-14"),
+            ("not a day", b"2021-02-30"),
+            ("in the future", b"2999-06-14"),
+        )
+    ),
+    (
+        "sites.csv composite outside the corpus",
+        _write("sites.csv", _SITES + b"../outside.jpg,51.5,-0.1,Historic England AIM,AIM1,2021-06-14\n"),
+        "line 2: the composite is not a path inside the corpus",
+    ),
+    ("gates.json a FIFO", _fifo("gates.json"), "gates.json is a FIFO, not a regular file"),
+    (
+        "gates.json a folder",
+        lambda root: (root / "gates.json").mkdir(),
+        "gates.json is a folder, not a regular file",
+    ),
+    (
+        "gates.json nested too deeply",
+        _write("gates.json", b"[" * 100_000 + b"]" * 100_000),
+        "gates.json is JSON nested too deeply to read",
+    ),
     (
         "gates.json threshold a string",
         _write("gates.json", b'{"max_cloud": "0.3"}'),

@@ -135,7 +135,11 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "compact date": re.compile(r"(?<!\d)" + _YEAR + r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)"),
     "Sentinel-2 product id": re.compile(r"S2[ABC]_MSI|_N0\d{3}_R\d{3}_"),
-    "record identifier": re.compile(r"(?i)(?<![a-z0-9])[a-z]{2,5}[-_]?\d{4,}(?![a-z0-9])"),
+    # Capitals, with or without a separator (MSO1234, ASK-123456); any case when glued
+    # (mso1234), so that the release's own lower-case names (train-00000) are not one.
+    "record identifier": re.compile(
+        r"(?<![A-Za-z0-9])[A-Z]{2,5}[-_]?\d{4,}(?![A-Za-z0-9])|(?i:(?<![a-z0-9])[a-z]{2,5}\d{4,}(?![a-z0-9]))"
+    ),
     "labelled record number": re.compile(
         r"(?i)(?<![a-z])(?:her|smr|nmr|canmore|id|record|monument|entry|ref|reference|no\.|nr\.?)"
         r" ?[:#]? ?\d{4,}(?!\d)"

@@ -59,7 +59,7 @@ from builder import audit, cards, gates, halves, leakage, licenses, sides, thres
 from builder.composite import HALF_SIZE, Cut, Rejected, cut_opened, open_checked, read_composite
 from builder.corpus import Ingested, Site, read_manifests, read_sites
 from builder.curate import curate
-from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyReleaseError
+from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyReleaseError, ReleaseLayoutError
 from builder.model.prompt import LABELS
 from builder.model.schema import hub_id_problem
 from builder.policy import CROPMARK, Policy
@@ -379,15 +379,43 @@ def build_lock(final: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def stale_name(name: str) -> re.Pattern[str]:
+    """The names of the temporaries a build of version ``name`` writes beside its release.
+
+    Exactly ``.<name>.tmp-PID``, ``.<name>.private.tmp-PID``, ``.<name>.<layout>.tmp-PID``,
+    ``.<name>.commit.tmp-PID`` and the ``.old-PID`` of a swap, so that the build of
+    ``1.0.0-rc`` never touches the temporaries of ``1.0.0-rc.1``.
+    """
+    kinds = "|".join(re.escape(k) for k in ("private", "commit", "parquet", "sft-jsonl", "hdf5"))
+    return re.compile(rf"\.{re.escape(name)}(?:\.(?:{kinds}))?\.(?:tmp|old)-(?P<pid>\d+)")
+
+
 def _clean_stale(parent: Path, name: str) -> None:
-    """Remove temporaries that a killed build left (their process is gone)."""
-    for stale in parent.glob(f".{name}.*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            if stale.is_dir():
+    """Remove temporaries that a killed build of version ``name`` left (their process is gone)."""
+    pattern = stale_name(name)
+    for stale in parent.iterdir():
+        match = pattern.fullmatch(stale.name)
+        if match is not None and not _alive(int(match["pid"])):
+            if stale.is_dir() and not stale.is_symlink():
                 shutil.rmtree(stale, ignore_errors=True)
             else:
                 stale.unlink(missing_ok=True)
+
+
+def _check_targets(final: Path) -> None:
+    """Refuse, before anything is written, a release or report path that the build cannot replace.
+
+    Raises:
+        ReleaseLayoutError: ``final`` or its ``.private`` folder is a symbolic link (dangling
+            or not) or anything but a folder: the commit swaps folders, and a link would
+            put the release or its private report wherever the link points.
+    """
+    for target in (final, private_dir(final)):
+        if target.is_symlink() or (os.path.lexists(target) and not target.is_dir()):
+            kind = "a symbolic link" if target.is_symlink() else "not a folder"
+            raise ReleaseLayoutError(
+                f"{target} is {kind}; a build replaces only the folders it wrote: remove it and build again"
+            )
 
 
 def _alive(pid: int) -> bool:
@@ -439,6 +467,7 @@ def build(config: BuildConfig) -> BuildResult:
     with build_lock(final):
         _recover(final)
         _clean_stale(parent, config.version)
+        _check_targets(final)
         report = _build_locked(config, final, ingested, all_sites, gate_config)
     return BuildResult(final, private_dir(final), report)
 
@@ -453,6 +482,7 @@ def _build_locked(
     parent = final.parent
     staged = parent / f".{config.version}.tmp-{os.getpid()}"
     staged_private = parent / f".{config.version}.private.tmp-{os.getpid()}"
+    ready = staged
     try:
         with worker_map(config.workers) as map_:
             # Identity decodes every composite: in the pool, like the cut.
@@ -465,7 +495,6 @@ def _build_locked(
         if findings:
             raise AuditError(str(final), findings)
         staged_private.mkdir()
-        ready = staged
         if config.layout != "imagefolder":
             # A sibling layout is written from the audited imagefolder and audited itself.
             from builder import formats
@@ -476,8 +505,9 @@ def _build_locked(
         (staged_private / "report.json").write_bytes(report_bytes)
         _commit(final, ready, staged_private, report_bytes, report["release_digest"])
     finally:
-        shutil.rmtree(staged, ignore_errors=True)
-        shutil.rmtree(staged_private, ignore_errors=True)
+        # After the commit each temporary holds the previous release or report (or nothing).
+        for temporary in {staged, staged_private, ready}:
+            shutil.rmtree(temporary, ignore_errors=True)
     return report
 
 

@@ -513,3 +513,21 @@ def test_layout_audit_refuses_tampered_releases(_small_corpus_master: Path, tmp_
     ):
         assert expected in findings, expected
     assert main(["audit", str(release)]) == 1
+
+
+def test_layout_audit_refuses_a_truncated_parquet_and_an_unfinished_commit(tmp_path: Path) -> None:
+    """A file the audit cannot parse is a finding, never a traceback; so is a commit journal."""
+    from builder.audit import audit_any, load_report
+    from builder.release import journal_path
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus").write()
+    result = build(BuildConfig(corpus, tmp_path / "out", "1.0.0", layout="parquet"))
+    report = load_report(result.private / "report.json")
+    shard = next((result.release / "data").glob("*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:200])
+    journal_path(result.release).write_text("{}")
+    findings = audit_any(result.release, report)
+    rel = shard.relative_to(result.release).as_posix()
+    assert any(f.startswith(f"{rel}: not a readable Parquet file") for f in findings), findings
+    assert any("a build was killed while putting this release" in f for f in findings), findings

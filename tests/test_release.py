@@ -412,3 +412,75 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (a killed build's temporaries carry one)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temporaries_are_matched_by_exact_version() -> None:
+    from builder.release import stale_name
+
+    pattern = stale_name("1.0.0-rc")
+    for mine in (
+        ".1.0.0-rc.tmp-12",
+        ".1.0.0-rc.private.tmp-12",
+        ".1.0.0-rc.parquet.tmp-12",
+        ".1.0.0-rc.old-12",
+    ):
+        assert pattern.fullmatch(mine), mine
+    for other in (
+        ".1.0.0-rc.1.tmp-12",
+        ".1.0.0-rc.1.private.tmp-12",
+        ".1.0.0-rc.1.commit",
+        ".1.0.0-rcx.tmp-12",
+    ):
+        assert not pattern.fullmatch(other), other
+
+
+def test_a_build_never_removes_another_versions_temporaries(tmp_path: Path) -> None:
+    """Building 1.0.0-rc leaves the journal-named temporaries of a killed 1.0.0-rc.1 build alone."""
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus").write()
+    parent = tmp_path / "out" / "cropmark-disambiguator-s2"
+    parent.mkdir(parents=True)
+    dead = _dead_pid()
+    theirs = [parent / f".1.0.0-rc.1.tmp-{dead}", parent / f".1.0.0-rc.1.private.tmp-{dead}"]
+    mine = parent / f".1.0.0-rc.tmp-{dead}"
+    for folder in (*theirs, mine):
+        folder.mkdir()
+    build(BuildConfig(corpus, tmp_path / "out", "1.0.0-rc"))
+    assert all(folder.is_dir() for folder in theirs)
+    assert not mine.exists()
+
+
+@pytest.mark.parametrize("target", ["release", "private"])
+def test_a_symlink_where_the_release_or_report_goes_is_one_line(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from builder.cli import main
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus").write()
+    parent = tmp_path / "out" / "cropmark-disambiguator-s2"
+    parent.mkdir(parents=True)
+    link = parent / ("1.0.0" if target == "release" else "1.0.0.private")
+    link.symlink_to(tmp_path / "nowhere")  # dangling
+    assert main(["build", "--corpus", str(corpus), "--out", str(tmp_path / "out"), "--version", "1.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a symbolic link; a build replaces only the folders it wrote" in err
+    assert sorted(p.name for p in parent.iterdir()) == [link.name]  # nothing else written
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_sibling_layout_rebuild_leaves_no_temporaries(tmp_path: Path) -> None:
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus").write()
+    for _ in range(2):
+        result = build(BuildConfig(corpus, tmp_path / "out", "1.0.0", layout="parquet"))
+    assert sorted(p.name for p in result.release.parent.iterdir()) == ["1.0.0", "1.0.0.private"]

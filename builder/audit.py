@@ -169,6 +169,7 @@ _CHECKS: dict[str, Callable[[str], bool]] = {
 }
 _INVISIBLE = re.compile(r"[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
 _SPACE = re.compile(r"\s+")
+_DIGIT_GROUP = re.compile(r"(?<=\d)_(?=\d)")
 
 
 def normalise(line: str) -> str:
@@ -179,8 +180,10 @@ def normalise(line: str) -> str:
     every other decimal digit (Arabic-Indic U+0660-0669) becomes its ASCII digit, invisible
     format characters (zero-width space and joiners, soft hyphen, bidi controls)
     are removed, and every run of whitespace becomes one space (which also bounds
-    the work of every pattern on long runs of spaces).
+    the work of every pattern on long runs of spaces). An underscore between two
+    digits is dropped (``51.50_74`` is ``51.5074``, Python's digit grouping).
     """
+    line = _DIGIT_GROUP.sub("", line)
     if line.isascii() and "&" not in line:
         return _SPACE.sub(" ", line)
     for _ in range(3):
@@ -194,6 +197,7 @@ def normalise(line: str) -> str:
         for c in line
         if unicodedata.category(c) != "Cf"
     )
+    line = _DIGIT_GROUP.sub("", line)
     return _SPACE.sub(" ", _INVISIBLE.sub("", line))
 
 

@@ -145,6 +145,15 @@ def _strict_jpeg(data: bytes) -> None:
     try:
         simplejpeg.decode_jpeg(data, colorspace="rgb", strict=True, min_factor=8)
     except ValueError as exc:
+        if "subsampling level" in str(exc):
+            # libjpeg-turbo's TurboJPEG API checks only the chroma samplings that encoders
+            # write (4:4:4, 4:2:2, 4:4:0, 4:2:0, 4:1:1, ...); an exotic one (3x1 luma, chroma
+            # sampled finer than luma) cannot be decoded strictly, so it cannot be vouched for.
+            raise Rejected(
+                Reason.UNREADABLE_IMAGE,
+                "chroma sampling that the strict decoder cannot check; re-save the composite "
+                "with 4:4:4, 4:2:2 or 4:2:0 chroma",
+            ) from None
         raise Rejected(Reason.UNREADABLE_IMAGE, f"decoder warning: {str(exc)[:120]}") from None
 
 

@@ -297,3 +297,71 @@ def test_cli_audit_with_a_broken_report_is_one_line(
     assert main(["audit", str(path), "--report", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("51,5074", "decimal-comma decimal"),
+        ("\uff15\uff11.\uff15\uff10\uff17\uff14, -0.1278", "coordinate pair"),  # fullwidth digits
+        ("\u0665\u0661\u066b\u0665\u0660\u0667\u0664", "high-precision decimal"),  # Arabic-Indic
+        ("41d16m24s", "degrees, minutes, seconds"),
+        ("lat41.2733", "latitude/longitude label"),
+        ("sr6x5vzkh", "geohash"),
+        ("JN61fw", "Maidenhead locator"),
+        ("tq 300 804", "British National Grid reference"),
+        ("t33tvf", "MGRS reference"),
+        ("2025-W24", "week or ordinal date"),
+        ("2025-165", "week or ordinal date"),
+        ("June 2025", "date with a month name"),
+        ("06/2025", "month and year"),
+        ("14-06-25", "date"),
+        ("2021-\u200b06-14", "date"),  # a zero-width space inside
+        ("&#50;&#48;&#50;&#49;-06-14", "date"),  # HTML entities
+        ("&amp;#50;021-06-14", "date"),  # entities escaped twice
+        ("51.50_74, -0.12_78", "coordinate pair"),  # digit grouping
+    ],
+)
+def test_the_scanner_reads_every_spelling(text: str, label: str) -> None:
+    from builder.audit import text_findings
+
+    findings = list(text_findings("README.md", f"flown {text} here", ()))
+    assert any(f"{label}-like string" in f for f in findings), findings
+
+
+def test_the_scanner_reads_long_runs_of_whitespace_as_one_space() -> None:
+    """The input is bounded, not the time: a run of spaces is one space before any pattern runs,
+    so no pattern backtracks over it (the coordinate-pair pattern was quadratic in such runs)."""
+    from builder.audit import PATTERNS, normalise, text_findings
+
+    assert normalise("1.123" + " " * 100_000 + "x") == "1.123 x"
+    assert normalise("51.5074" + "\t " * 50_000 + "-0.1278") == "51.5074 -0.1278"
+    findings = list(text_findings("R", "51.5074" + " " * 100_000 + "-0.1278", ()))
+    assert any("coordinate pair" in f for f in findings)
+    for label, pattern in PATTERNS.items():  # no pattern needs more than one space between parts
+        assert "\\s" not in pattern.pattern, label
+
+
+def test_ordinary_card_text_is_not_refused() -> None:
+    """What a card says of itself: counts, versions, sizes, ranges, the layouts' own names."""
+    from builder.audit import text_findings
+
+    clean = [
+        "Contains modified Copernicus Sentinel data 2017-2024.",
+        "1,138 train and 157 eval SFT rows; 10,000 files per folder; 26.5 MiB",
+        "torch 2.14.1, datasets 5.2.0, version 1.0.0, LFM2.5-VL-450M",
+        "RGB = B08/B04/B05, 256 x 512 pixels, 512x512 composites, q95 4:4:4",
+        "data/train-00000-of-00001.parquet, shards/shard-00000.h5, images/s00000/",
+        "gate 2: cloud <= 30 %, NDVI > 0.1, 2-98 % stretch, 10 m pixels, 2,560 m",
+        "d_tile_abcdefghijkl.jpg, sha256, s2cloudless, image-classification",
+    ]
+    for line in clean:
+        assert list(text_findings("README.md", line, ())) == [], line
+
+
+def test_redact_masks_a_private_value_anywhere() -> None:
+    from builder.audit import redact
+
+    (shown,) = redact(["data/x: name lat41.2733x.jpg and idTAV0263y"], {"41.2733", "TAV0263"})
+    assert "41.2733" not in shown and "TAV0263" not in shown
+    assert "41.2…" in shown and "TAV0…" in shown

@@ -91,6 +91,16 @@ def test_dataset_card_quotes_the_builds_figures(sample_release: BuildResult) -> 
             "source counts",
         ),
         (lambda t: t.replace("license: cdla-permissive-2.0\n", ""), "'license' missing"),
+        (
+            lambda t: t.replace("- Tavoliere literature: 316 tiles", "- Tavoliere: literature: 316 tiles"),
+            "source counts {'Historic England AIM'",  # a ':' in a name is read up to the last ': '
+        ),
+        (
+            lambda t: t.replace(
+                "**0** composites were rejected with swapped", "**1** composites were rejected with swapped"
+            ),
+            "halves-order counts",
+        ),
         (lambda t: t.replace("path: data/eval/**", "path: data/test/**"), "matches no file"),
     ],
 )
@@ -221,3 +231,26 @@ def test_card_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         == 2
     )
     assert "is not JSON" in capsys.readouterr().err
+
+
+def test_card_problems_never_print_a_private_value(sample_release: BuildResult) -> None:
+    """A problem quotes values; one that equals a private value of the report is masked."""
+    report = copy.deepcopy(sample_release.report)
+    site = next(t["site"] for t in report["tiles"] if t.get("site"))
+    report["sources"] = {f"{site['source_id']} at {site['lat']:.4f}": 1}
+    text = (sample_release.release / "README.md").read_text()
+    problems = cards.validate_dataset_card(text, report, sample_release.release)
+    joined = "\n".join(problems)
+    assert "source counts" in joined
+    assert site["source_id"] not in joined and f"{site['lat']:.4f}" not in joined
+
+
+def test_a_percentage_threshold_is_quoted_exactly() -> None:
+    """The card's percentages keep 12 significant digits: 0.0123456789 is quoted 1.23456789 %, which the
+    audit finds among the card's own figures (``:g`` printed 1.23457 and refused the build)."""
+    from builder.audit import card_numbers, text_findings
+
+    shown = cards.percent(0.0123456789)
+    assert shown == "1.23456789 %" and cards.percent(0.3) == "30 %"
+    allowed = card_numbers({"gates": {"config": {"max_saturated": 0.0123456789}}})
+    assert list(text_findings("README.md", f"< {shown} saturated pixels", (), allowed)) == []

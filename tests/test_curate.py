@@ -300,3 +300,19 @@ def test_a_copy_stored_rotated_with_its_exif_orientation_is_the_same_composite(t
     (held_out,) = [c for c in curated.candidates if c.split == "eval" and c.label == "Yes"]
     assert held_out.copies == ("composites/turned.png", "composites/upright.png")
     assert [r.reason.value for r in curated.rejections] == ["cross_split"]
+
+
+def test_sites_csv_paths_are_normalised(tmp_path: Path) -> None:
+    """``./composites/x.jpg``, ``composites//x.jpg`` and ``composites\\x.jpg`` name the composite
+    that rows call ``composites/x.jpg``."""
+    corpus = TinyCorpus(tmp_path)
+    keys = ["./composites/site_train_0.jpg", "composites//site_train_1.jpg", "composites\\site_train_2.jpg"]
+    with (tmp_path / "sites.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["composite", "lat", "lon", "source_db", "source_id", "date"])
+        for n, key in enumerate(keys):
+            writer.writerow([key, "51.5", f"-1.{n}", "Historic England AIM", f"AIM000000{n}", "2020-06-01"])
+    root = corpus.write()
+    curated = curate(root, read_manifests(root).rows, sites=read_sites(root))
+    found = {source: site.source_id for source, site in curated.sites.items()}
+    assert found == {f"composites/site_train_{n}.jpg": f"AIM000000{n}" for n in range(3)}

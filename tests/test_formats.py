@@ -531,3 +531,32 @@ def test_layout_audit_refuses_a_truncated_parquet_and_an_unfinished_commit(tmp_p
     rel = shard.relative_to(result.release).as_posix()
     assert any(f.startswith(f"{rel}: not a readable Parquet file") for f in findings), findings
     assert any("a build was killed while putting this release" in f for f in findings), findings
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply to read"),
+        ("[true]", "holds a JSON list; expected a policy object of booleans"),
+        (None, "is a FIFO, not a regular file"),
+    ],
+)
+def test_a_broken_policy_file_is_one_line(
+    content: str | None, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus").write()
+    path = tmp_path / "policy.json"
+    if content is None:
+        os.mkfifo(path)
+    else:
+        path.write_text(content)
+    out = tmp_path / "out"
+    args = ["build", "--corpus", str(corpus), "--out", str(out), "--version", "1.0.0", "--policy", str(path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: policy file: ") and message in err, err
+    assert not out.exists() or not any(out.rglob("*.jpg"))

@@ -141,6 +141,20 @@ def adobe_rgb_ids_jpeg(truth: np.ndarray, ids: tuple[int, int, int]) -> bytes:
     return bytes(out[:2]) + adobe + bytes(out[2:])
 
 
+def sampled_jpeg(truth: np.ndarray, factors: tuple[tuple[int, int], ...]) -> bytes:
+    """A JPEG with the given (h, v) sampling factors of Y, Cb, Cr, written by libjpeg."""
+    import tempfile
+
+    import jpeglib
+
+    image = jpeglib.from_spatial(np.ascontiguousarray(truth))
+    image.samp_factor = np.array(factors)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "s.jpg"
+        image.write_spatial(str(path), qt=95)
+        return path.read_bytes()
+
+
 def apng(truth: np.ndarray) -> bytes:
     """An animated PNG whose first frame is the composite (a viewer may show another)."""
     buffer = io.BytesIO()
@@ -278,6 +292,21 @@ def _composite_cases() -> list[tuple[str, str, str, Any, bool | None]]:
         ("jpeg Adobe RGB, IDs 1 2 3, no JFIF", "adobe123.jpg", "published", ("adobeids", (1, 2, 3)), False),
         ("jpeg Adobe RGB, IDs 0 1 2, no JFIF", "adobe012.jpg", "published", ("adobeids", (0, 1, 2)), False),
         ("animated PNG", "apng.png", "unreadable_image", ("apng",), None),
+        ("jpeg 4:1:1", "s411.jpg", "published", ("sampling", ((4, 1), (1, 1), (1, 1))), True),
+        (
+            "jpeg 3x1 luma sampling",
+            "s311.jpg",
+            "unreadable_image",
+            ("sampling", ((3, 1), (1, 1), (1, 1))),
+            None,
+        ),
+        (
+            "jpeg chroma finer than luma",
+            "cgl.jpg",
+            "unreadable_image",
+            ("sampling", ((1, 1), (2, 2), (1, 1))),
+            None,
+        ),
         ("jpeg progressive", "prog.jpg", "published", ("jpeg", {"progressive": True}), True),
         ("jpeg restart markers", "rst.jpg", "published", ("jpeg", {"restart_marker_blocks": 4}), True),
         ("jpeg 4:2:2", "s422.jpg", "published", ("jpeg", {"subsampling": 1}), True),
@@ -339,6 +368,8 @@ def _make(spec: tuple[Any, ...], truth: np.ndarray) -> bytes:
         return adobe_rgb_ids_jpeg(truth, spec[1])
     if kind == "apng":
         return apng(truth)
+    if kind == "sampling":
+        return sampled_jpeg(truth, spec[1])
     if kind == "adobe1":
         return _with_segment(jpeg_bytes(truth, subsampling=0), 0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x01")
     if kind == "jpeg":

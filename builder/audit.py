@@ -165,7 +165,7 @@ _WORD = "A-Za-z0-9"
 # A match of these patterns is a finding only when its characters pass the test too.
 _CHECKS: dict[str, Callable[[str], bool]] = {
     # A geohash mixes digits and letters; an ordinary word or number is not one.
-    "geohash": lambda found: sum(c.isdigit() for c in found) >= 2 and sum(c.isalpha() for c in found) >= 2,
+    "geohash": lambda found: any(c.isdigit() for c in found) and sum(c.isalpha() for c in found) >= 2,
 }
 _INVISIBLE = re.compile(r"[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
 _SPACE = re.compile(r"\s+")

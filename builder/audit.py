@@ -223,7 +223,9 @@ def text_findings(
     """
     lines = [normalise(line) for line in text.splitlines() or [""]]
     squashed = _squash("\n".join(lines))
-    needles = [(s, secret_re(s)) for s in secrets if _squash(s) in squashed]  # substring first: fast
+    # Values are read normalised too (a stem's "_2022" loses its digit-grouping underscore).
+    normal = {s: normalise(s) for s in secrets}
+    needles = [(s, secret_re(normal[s])) for s in secrets if _squash(normal[s]) in squashed]  # fast first
     fixed = fixed_text()
     for number, line in enumerate(lines, start=1):
         at = f"{where}:{number}" if "\n" in text else where

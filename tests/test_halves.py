@@ -17,7 +17,6 @@ from builder.release import BuildConfig, build
 from tests.data import eolearn
 from tests.data.factory import TinyCorpus
 
-needs_real = pytest.mark.skipif(not eolearn.available(), reason="../shared/data/eolearn-s2 is not present")
 BAND = {name: i for i, name in enumerate(BANDS)}  # the order of REFERENCE_SCENES
 VEGETATED = (2, 3, 4)  # mean NDVI 0.69-0.73
 SPARSE = 1  # mean NDVI 0.44
@@ -56,7 +55,6 @@ def _composite(left: np.ndarray, right: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-@needs_real
 def test_measured_margins_on_real_scenes() -> None:
     """The numbers the module docstring quotes, measured again on every scene and quarter."""
     scenes = eolearn.scenes()
@@ -84,7 +82,6 @@ def test_measured_margins_on_real_scenes() -> None:
                 )
 
 
-@needs_real
 @pytest.mark.parametrize("render", sorted(TRUE_COLOUR))
 def test_real_halves_in_order_pass_and_swapped_are_refused(render: str) -> None:
     scenes = eolearn.scenes()
@@ -110,7 +107,6 @@ def test_flat_halves_are_not_evaluated() -> None:
     assert check.verdict == "not evaluated" and check.left["rg_correlation"] is None
 
 
-@needs_real
 def test_a_build_rejects_swapped_halves_and_counts_unsure_tiles(tmp_path: Path) -> None:
     scenes = eolearn.scenes()
     corpus = TinyCorpus(tmp_path / "corpus", 4, 2, 4100)

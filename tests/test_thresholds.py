@@ -60,7 +60,7 @@ def test_cropland_classes_must_be_positive_whole_numbers() -> None:
         ('{"max_clouds": 0.5}', "unknown gate setting(s) max_clouds"),
         ('{"max_cloud": "30 %"}', "gate setting max_cloud = '30 %': expected a number from 0 to 1"),
         ('{"max_cloud": 30}', "gate setting max_cloud = 30: expected a number from 0 to 1"),
-        ("[0.3]", "holds a JSON list; expected a JSON object of gate thresholds"),
+        ("[0.3]", "expected an object of gate thresholds, found list"),
         ("{max_cloud: 0.3}", "not JSON"),
     ],
 )

@@ -877,16 +877,16 @@ FATAL: list[tuple[str, Callable[[Path], None], str]] = [
         _write("sites.csv", _SITES + b"../outside.jpg,51.5,-0.1,Historic England AIM,AIM1,2021-06-14\n"),
         "line 2: the composite is not a path inside the corpus",
     ),
-    ("gates.json a FIFO", _fifo("gates.json"), "gates.json is a FIFO, not a regular file"),
+    ("gates.json a FIFO", _fifo("gates.json"), "gates.json is a FIFO, not a file"),
     (
         "gates.json a folder",
         lambda root: (root / "gates.json").mkdir(),
-        "gates.json is a folder, not a regular file",
+        "gates.json is a folder, not a file",
     ),
     (
         "gates.json nested too deeply",
         _write("gates.json", b"[" * 100_000 + b"]" * 100_000),
-        "gates.json is JSON nested too deeply to read",
+        "gates.json: JSON nested too deeply",
     ),
     (
         "gates.json threshold a string",

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from builder import progress
 from builder.composite import COMPOSITE_SIZE, HALF_SIZE, Rejected, open_displayed
 from builder.model.prompt import LABELS
 from builder.records import SPLITS
@@ -726,7 +727,7 @@ def audit_release(
         )
     digests: dict[str, str] = (report or {}).get("files", {})
     tasks = [(str(release), rel, sources.get(rel), digests.get(rel)) for rel in tiles]
-    for tile_findings in map_(audit_tile, tasks):
+    for tile_findings in progress.bar(map_(audit_tile, tasks), "audit", len(tasks), unit="tile"):
         findings.extend(tile_findings)
     return redact(findings, private_values(report or {}))
 

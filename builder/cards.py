@@ -11,6 +11,7 @@ evaluation JSON; :func:`validate_dataset_card` checks it offline.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -29,14 +30,30 @@ from huggingface_hub import (
 )
 
 from builder import gates, thresholds
+from builder.errors import CropmarkError
 from builder.model.prompt import LABELS, PROMPT, SYSTEM_PROMPT
 from builder.records import SPLITS, Reason
 
-CARDS_DIR = Path(os.environ.get("CROPMARK_CARDS_DIR", Path(__file__).resolve().parent.parent / "cards"))
+
+def _cards_dir() -> Path:
+    """The card templates and licence texts: ``builder/_cards/`` in an installed wheel (package data
+    mapped from ``cards/``, see pyproject.toml), else ``cards/`` beside ``builder/`` in a checkout."""
+    if "CROPMARK_CARDS_DIR" in os.environ:
+        return Path(os.environ["CROPMARK_CARDS_DIR"])
+    here = Path(__file__).resolve().parent
+    installed = here / "_cards"
+    return installed if (installed / "dataset_card.md.j2").is_file() else here.parent / "cards"
+
+
+CARDS_DIR = _cards_dir()
 BASE_MODEL = "LiquidAI/LFM2.5-VL-450M"
 PRETTY_NAME = "Cropmark Disambiguator S2"
 DATASET_TAGS = ["sentinel-2", "remote-sensing", "archaeology", "cropmarks", "earth-observation", "geospatial"]
 PAPER_DOI = "10.1038/s41598-026-45441-0"
+# The gradio of the Space (its README's sdk_version): the version space/requirements.txt and
+# constraints.txt pin (tests/test_space.py checks that the three agree). A constant, so that an
+# installed wheel renders the Space README without the repository's files.
+SPACE_GRADIO = "6.31.0"
 # One sentence per rejection reason, for the card's curation table.
 REASON_TEXT = {
     Reason.UNREADABLE_ROW: "manifest line not readable (not UTF-8, not JSON, not an SFT row)",
@@ -91,6 +108,56 @@ def environment() -> jinja2.Environment:
 def render(template: str, context: Mapping[str, Any]) -> str:
     """Render ``cards/<template>`` with ``context``; an unknown variable raises."""
     return environment().get_template(template).render(**context)
+
+
+# The top-level text files of every layout; everything else in a release is data.
+CARD_FILES = frozenset({"README.md", "LICENSE", "NOTICE.md"})
+# Hex digits written as the letters a-p (as in tile names): a fingerprint in the card then
+# holds no run of digits that the audit's record-number and date patterns could match.
+_HEX_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+_FINGERPRINT = re.compile(r"data files (?P<fingerprint>[a-p]{64})$")
+
+
+def data_fingerprint(release: Path) -> str:
+    """SHA-256 of a release's data: the sorted ``path<TAB>sha256`` lines of every file but
+    README.md, LICENSE and NOTICE.md, its hex digits written as the letters a-p.
+
+    The card puts it in the ``description`` of each ``configs`` entry. datasets 5 names the
+    cache of a local folder whose README has ``configs`` after the folder's base name (here
+    the version) and a hash of the README's configs and ``dataset_info`` only
+    (``datasets/load.py``, ``LocalDatasetModuleFactory.get_module``: the configs' data files
+    stay glob patterns there, so neither the files nor their paths or times are hashed). Two
+    builds with the same version would otherwise share one cache entry and ``load_dataset``
+    would show whichever was loaded first. A builder config's ``description`` is one of the
+    values that hash covers.
+    """
+    lines = []
+    for path in sorted(release.rglob("*")):
+        rel = path.relative_to(release).as_posix()
+        if path.is_file() and rel not in CARD_FILES:
+            with path.open("rb") as handle:
+                lines.append(f"{rel}\t{hashlib.file_digest(handle, 'sha256').hexdigest()}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest().translate(_HEX_LETTERS)
+
+
+def config_description(report: Mapping[str, Any]) -> str:
+    """The ``description`` of the card's configs: the release and its data fingerprint."""
+    fingerprint = report.get("data_fingerprint")
+    if not isinstance(fingerprint, str) or not re.fullmatch(r"[a-p]{64}", fingerprint):
+        raise CropmarkError(
+            "the build report has no data_fingerprint (a report of an older build); rebuild the release"
+        )
+    return f"{report['name']} {report['version']}, data files {fingerprint}"
+
+
+def card_fingerprints(text: str) -> list[str | None]:
+    """The data fingerprint each ``configs`` entry of a card names (None where it names none)."""
+    data: dict[str, Any] = DatasetCard(text).data.to_dict()  # type: ignore[no-untyped-call]
+    found: list[str | None] = []
+    for config in data.get("configs") or []:
+        match = _FINGERPRINT.search(str(config.get("description", "")))
+        found.append(match["fingerprint"] if match else None)
+    return found
 
 
 def features_yaml() -> list[dict[str, Any]]:
@@ -150,10 +217,23 @@ def dataset_card_data(report: Mapping[str, Any]) -> DatasetCardData:
     return DatasetCardData(
         license="cdla-permissive-2.0",
         pretty_name=PRETTY_NAME,
+        # The prompt, the labels and the card are English.
+        language=["en"],
+        # Labels come from existing heritage records, not from annotation for this dataset.
+        annotations_creators=["found"],
+        # New tiles cut from Sentinel-2 scenes, not derived from another Hub dataset.
+        source_datasets=["original"],
         task_categories=["image-classification"],
+        # The Hub's sub-tasks of image-classification (huggingface.js, packages/tasks/src/pipelines.ts);
+        # two classes, Yes and No.
+        task_ids=["multi-class-image-classification"],
         tags=DATASET_TAGS,
         size_categories=[size_category(total)],
-        configs=layout_configs(report.get("layout", "imagefolder")),
+        configs=[
+            {"config_name": c["config_name"], "description": config_description(report)}
+            | {k: v for k, v in c.items() if k != "config_name"}
+            for c in layout_configs(report.get("layout", "imagefolder"))
+        ],
     )
 
 
@@ -332,6 +412,32 @@ def space_readme(
     return _card(SpaceCard, data, render("space_readme.md.j2", context))
 
 
+REQUIRED_YAML = (
+    "license",
+    "pretty_name",
+    "language",
+    "annotations_creators",
+    "source_datasets",
+    "task_categories",
+    "task_ids",
+    "tags",
+    "size_categories",
+    "configs",
+)
+# What the card must tell every user, whatever the build (checked with whitespace collapsed).
+REQUIRED_SENTENCES = (
+    "No expert confirmed that the feature is visible",
+    "at least 1 km from any known record",
+    "the noise has a floor",
+    "flags candidate cropmarks for an archaeologist to verify",
+    "heritage protection laws apply",
+    "Cereal-land bias",
+    "Classification only",
+    "no other country was validated",
+    "Physically-based modelling for retrospective detection of archaeological proxies (cropmarks)",
+    "E. Gravanis and A. Agapiou",
+    '"AI in Space" hackathon',
+)
 _TABLE_ROW = re.compile(r"^\| `(?P<reason>[a-z0-9_]+)` \| .* \| (?P<train>\d+) \| (?P<eval>\d+) \|$", re.M)
 _SUMMARY = re.compile(r"\*\*(?P<train>\d+) train\*\* and \*\*(?P<eval>\d+) eval\*\* tiles")
 _ROWS = re.compile(r"(?P<train>\d+) train and (?P<eval>\d+) eval SFT rows")
@@ -375,9 +481,12 @@ def _card_problems(text: str, report: Mapping[str, Any], release: Path | None) -
     problems: list[str] = []
     card = DatasetCard(text)
     data: dict[str, Any] = card.data.to_dict()  # type: ignore[no-untyped-call]
-    for key in ("license", "pretty_name", "task_categories", "tags", "size_categories", "configs"):
+    for key in REQUIRED_YAML:
         if not data.get(key):
             problems.append(f"YAML key {key!r} missing")
+    for phrase in REQUIRED_SENTENCES:
+        if phrase not in " ".join(card.text.split()):
+            problems.append(f"the card does not say {phrase!r}")
     again = DatasetCard(str(card)).data.to_dict()  # type: ignore[no-untyped-call]
     if again != data:
         problems.append("YAML does not parse back to the same data")
@@ -391,6 +500,12 @@ def _card_problems(text: str, report: Mapping[str, Any], release: Path | None) -
             for entry in config.get("data_files", []):
                 if not any(fnmatch.fnmatch(f, entry["path"]) for f in files):
                     problems.append(f"configs path {entry['path']!r} matches no file of the release")
+        fingerprint = data_fingerprint(release)
+        if set(card_fingerprints(text)) != {fingerprint}:
+            problems.append(
+                f"configs description names data files {card_fingerprints(text)}; the release's are "
+                f"{fingerprint} (load_dataset would reuse the cache of other data)"
+            )
     body = card.text
     for pattern, key in ((_SUMMARY, "tiles"), (_ROWS, "rows")):
         match = pattern.search(body)

@@ -2,7 +2,8 @@
 
 Known errors (:class:`~builder.errors.CropmarkError`, and OS errors such as a
 folder that cannot be written) are printed as one line and exit with status 2;
-``--debug`` shows the traceback instead.
+``--debug`` shows the traceback instead. ``--debug`` and ``--quiet`` are accepted
+anywhere before a ``--``, before or after the command.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         samples_per_shard=args.samples_per_shard,
         coords=args.coords,
         public_sidecars=args.public_sidecars,
+        hdf5_dtype=args.hdf5_dtype,
     )
     config = BuildConfig(
         args.corpus,
@@ -151,18 +153,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def pinned_version(package: str) -> str:
-    """The version ``constraints.txt`` pins for ``package`` (the Space's gradio)."""
-    from builder.cards import CARDS_DIR
-
-    constraints = CARDS_DIR.parent / "constraints.txt"
-    for line in constraints.read_text(encoding="utf-8").splitlines():
-        name, _, version = line.partition("==")
-        if name.strip().lower() == package:
-            return version.strip()
-    raise CropmarkError(f"{constraints} pins no version of {package}; add {package}==X.Y.Z")
-
-
 def cmd_card(args: argparse.Namespace) -> int:
     from builder import cards
     from builder.model.schema import check_evaluation, check_training_summary, load_json
@@ -179,7 +169,7 @@ def cmd_card(args: argparse.Namespace) -> int:
         check_evaluation(evaluation, str(args.evaluation))
         text = cards.model_card(training, evaluation, args.repo_id, args.dataset_id)
     else:
-        text = cards.space_readme(args.title, args.model_id, args.dataset_id, pinned_version("gradio"))
+        text = cards.space_readme(args.title, args.model_id, args.dataset_id, cards.SPACE_GRADIO)
     if args.output:
         args.output.write_text(text, encoding="utf-8")
         print(f"wrote the {args.kind} card to {args.output}")
@@ -416,9 +406,23 @@ def parser() -> argparse.ArgumentParser:
     from builder.leakage import DEFAULT_SITE_DISTANCE_M
     from builder.raster import MIN_WINDOW_PX
 
-    top = _Parser(prog="cropmark", description=__doc__.splitlines()[0] if __doc__ else None)
-    top.add_argument("--debug", action="store_true", help="show tracebacks (accepted anywhere on the line)")
-    sub = top.add_subparsers(dest="command", required=True)
+    top = _Parser(
+        prog="cropmark",
+        description="Build, audit and publish the Cropmark Disambiguator S2 release; "
+        "train and evaluate its model.",
+        epilog="Run 'cropmark COMMAND --help' for the options of a command. Known errors are one line "
+        "on standard error with exit status 2.",
+    )
+    top.add_argument("--version", action="version", version=f"cropmark {_version()}")
+    top.add_argument(
+        "--debug", action="store_true", help="show tracebacks (accepted before or after the command)"
+    )
+    top.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars (accepted before or after the command); bars show only on a terminal",
+    )
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     b = sub.add_parser("build", help="build, audit and put in place a release from a private corpus")
     b.add_argument("--corpus", type=Path, required=True, help="private corpus folder (sft/, composites/)")
@@ -481,10 +485,16 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="sft-jsonl: publish per-tile sidecars (policy permitting)",
     )
+    b.add_argument(
+        "--hdf5-dtype",
+        choices=("uint8", "float32"),
+        default="uint8",
+        help="hdf5: store the tile's 8-bit values (uint8, default) or them / 255 (float32)",
+    )
     b.set_defaults(func=cmd_build)
 
     a = sub.add_parser("audit", help="refuse a release that leaks or is malformed")
-    a.add_argument("release", type=Path)
+    a.add_argument("release", type=Path, help="the release folder (OUT/NAME/VERSION) to check")
     a.add_argument("--report", type=Path, help="private report (default: RELEASE.private/report.json)")
     a.set_defaults(func=cmd_audit)
 
@@ -494,14 +504,14 @@ def parser() -> argparse.ArgumentParser:
     cd.add_argument("--report", type=Path, required=True, help="RELEASE.private/report.json")
     cd.add_argument("--repo-id", type=hub_id, help="dataset repo id ORG/NAME")
     cm = kinds.add_parser("model", help="from training_summary.json and evaluation.json")
-    cm.add_argument("--training", type=Path, required=True)
-    cm.add_argument("--evaluation", type=Path, required=True)
+    cm.add_argument("--training", type=Path, required=True, help="training_summary.json of the run")
+    cm.add_argument("--evaluation", type=Path, required=True, help="evaluation.json of the run")
     cm.add_argument("--repo-id", type=hub_id, required=True, help="model repo id ORG/NAME")
     cm.add_argument("--dataset-id", type=hub_id, required=True, help="dataset repo id ORG/NAME")
     cs = kinds.add_parser("space", help="the Space README (sdk gradio, pinned version)")
-    cs.add_argument("--title", default="Cropmark Disambiguator")
-    cs.add_argument("--model-id", type=hub_id, required=True)
-    cs.add_argument("--dataset-id", type=hub_id, required=True)
+    cs.add_argument("--title", default="Cropmark Disambiguator", help="the Space's title")
+    cs.add_argument("--model-id", type=hub_id, required=True, help="the adapter the Space serves, ORG/NAME")
+    cs.add_argument("--dataset-id", type=hub_id, required=True, help="the dataset the Space names, ORG/NAME")
     for p in (cd, cm, cs):
         p.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
     c.set_defaults(func=cmd_card)
@@ -512,8 +522,20 @@ def parser() -> argparse.ArgumentParser:
     )
     k.add_argument("--out", type=Path, required=True, help="output .jpg (q95, 4:4:4, no metadata) or .png")
     window = k.add_mutually_exclusive_group()
-    window.add_argument("--bounds", type=float, nargs=4, metavar=("LEFT", "BOTTOM", "RIGHT", "TOP"))
-    window.add_argument("--box", type=int, nargs=4, metavar=("COL", "ROW", "WIDTH", "HEIGHT"))
+    window.add_argument(
+        "--bounds",
+        type=float,
+        nargs=4,
+        metavar=("LEFT", "BOTTOM", "RIGHT", "TOP"),
+        help="the window in the scene's CRS (default: the whole scene)",
+    )
+    window.add_argument(
+        "--box",
+        type=int,
+        nargs=4,
+        metavar=("COL", "ROW", "WIDTH", "HEIGHT"),
+        help="the window in pixels of the 10 m grid (default: the whole scene)",
+    )
     k.add_argument("--boa-offset", type=int, help="DN offset (e.g. -1000); default: from the scene's tags")
     k.add_argument(
         "--context", type=Path, help="a context image: write the 512x512 private composite instead"
@@ -540,7 +562,7 @@ def parser() -> argparse.ArgumentParser:
     register_model_commands(sub)
 
     p = sub.add_parser("publish", help="push a release of the dataset, the model or the Space to the Hub")
-    p.add_argument("kind", choices=("dataset", "model", "space"))
+    p.add_argument("kind", choices=("dataset", "model", "space"), help="what to publish")
     p.add_argument("source", type=Path, help="release folder, training run folder, or space/")
     p.add_argument("--repo-id", type=hub_id, required=True, help="ORG/NAME on the Hub")
     p.add_argument(
@@ -598,27 +620,44 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_publish)
 
     s = sub.add_parser("sample", help="write the seeded sample private corpus")
-    s.add_argument("out", type=Path)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("out", type=Path, help="a new (or empty) folder for the corpus")
+    s.add_argument("--seed", type=int, default=0, help="random seed (the same seed writes the same corpus)")
     s.add_argument("--small", action="store_true", help="a small corpus with every edge case")
     s.set_defaults(func=cmd_sample)
     return top
 
 
+GLOBAL_FLAGS = ("--debug", "--quiet")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cropmark")
+    except PackageNotFoundError:  # a checkout on sys.path, not installed
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; known errors are one line on stderr and exit status 2.
 
-    ``--debug`` (shows the traceback instead) is accepted anywhere before a ``--``.
+    ``--debug`` (shows the traceback instead) and ``--quiet`` (no progress bars) are
+    accepted anywhere before a ``--``, before or after the command.
     """
     args_in = list(sys.argv[1:] if argv is None else argv)
     end = args_in.index("--") if "--" in args_in else len(args_in)
-    debug = "--debug" in args_in[:end]
-    args_in = [a for a in args_in[:end] if a != "--debug"] + args_in[end:]
+    flags = {flag: flag in args_in[:end] for flag in GLOBAL_FLAGS}
+    args_in = [a for a in args_in[:end] if a not in GLOBAL_FLAGS] + args_in[end:]
     try:
         args = parser().parse_args(args_in)
     except SystemExit as exc:  # usage errors (one line, see _Parser) and --help
         return exc.code if isinstance(exc.code, int) else 2
-    args.debug = debug
+    args.debug = flags["--debug"]
+    args.quiet = flags["--quiet"] or getattr(args, "quiet", False)
+    from builder import progress
+
+    progress.set_quiet(args.quiet)
     try:
         code: int = args.func(args)
     except (CropmarkError, OSError) as exc:

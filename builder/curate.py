@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from builder import progress
 from builder.composite import HALF_SIZE, Rejected, open_checked, read_composite
 from builder.corpus import QUARANTINE_DIR, Site, resolve_image
 from builder.records import Candidate, Reason, Rejection, SftRow, Split
@@ -141,7 +142,8 @@ def curate(
         sorted(p for p in quarantine_root.rglob("*") if p.is_file()) if quarantine_root.is_dir() else []
     )
     files = sorted({path for _, path in located} | set(quarantine_files))
-    identities = dict(zip(files, map_(identify, [str(p) for p in files]), strict=True))
+    decoded = progress.bar(map_(identify, [str(p) for p in files]), "read composites", len(files))
+    identities = dict(zip(files, decoded, strict=True))
     held = [identities[p] for p in quarantine_files]
     held_bytes = {i.sha256 for i in held}
     held_content = {i.content for i in held if i.content is not None}

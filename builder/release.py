@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from builder import audit, cards, gates, halves, leakage, licenses, sides, thresholds
+from builder import audit, cards, gates, halves, leakage, licenses, progress, sides, thresholds
 from builder.composite import HALF_SIZE, Cut, Rejected, cut_opened, open_checked, read_composite
 from builder.corpus import Ingested, Site, read_manifests, read_sites
 from builder.curate import curate
@@ -553,6 +553,7 @@ def _stage(
     report["site_leakage"] = site_leaks
     report["layout"] = "imagefolder"
     report["policy"] = config.policy.as_dict()
+    report["data_fingerprint"] = cards.data_fingerprint(staged)
     card = cards.dataset_card(report, config.repo_id)
     (staged / "README.md").write_text(card, encoding="utf-8")
     # Tiles were hashed as they were written; only the few text files are read back.
@@ -594,7 +595,8 @@ def _write_tiles(
     gate_log: list[tuple[dict[str, Any], ...]] = []
     hashes: dict[str, dict[str, int]] = {split: {} for split in SPLITS}
     views: dict[str, tuple[int, ...]] = {}  # every tile's pHash in each of leakage.VIEWS
-    for candidate, outcome in zip(candidates, map_(_tile_task, tasks), strict=True):
+    outcomes = progress.bar(map_(_tile_task, tasks), "cut and gate", len(tasks), unit="tile")
+    for candidate, outcome in zip(candidates, outcomes, strict=True):
         if outcome.gates:
             gate_log.append(outcome.gates)
         if outcome.cut is None:

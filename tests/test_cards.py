@@ -13,7 +13,7 @@ import yaml
 from huggingface_hub import DatasetCard, ModelCard, SpaceCard
 
 from builder import cards, thresholds
-from builder.cli import main, pinned_version
+from builder.cli import main
 from builder.errors import ConfigError
 from builder.model.schema import check_evaluation, check_training_summary
 from builder.release import BuildResult
@@ -138,7 +138,7 @@ def test_model_card_yaml_and_model_index() -> None:
 
 
 def test_space_readme_pins_the_gradio_of_constraints() -> None:
-    text = cards.space_readme("Cropmark Disambiguator", "O/m", "O/d", pinned_version("gradio"))
+    text = cards.space_readme("Cropmark Disambiguator", "O/m", "O/d", cards.SPACE_GRADIO)
     data = SpaceCard(text).data.to_dict()
     assert data["sdk"] == "gradio" and data["sdk_version"] == "6.31.0"
     assert data["app_file"] == "app.py" and data["python_version"]

@@ -92,3 +92,115 @@ def test_no_file_of_the_repository_points_at_notes_its_users_do_not_have() -> No
         text = path.read_bytes().decode("utf-8", errors="replace")
         found += [f"{name}: {word}" for word in private if word in text]
     assert found == []
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_is_accepted_before_or_after_the_command(tmp_path: Path, where: str) -> None:
+    args = ["build", "--corpus", str(tmp_path / "nope"), "--out", str(tmp_path), "--version", "1.0.0"]
+    proc = _run(*(["--debug", *args] if where == "before" else [*args, "--debug"]))
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "CorpusNotFoundError" in proc.stderr
+
+
+def test_version_is_the_installed_distribution(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"cropmark {version('cropmark')}"
+
+
+def test_top_level_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    page = capsys.readouterr().out
+    for markup in ("``", ":class:", ":func:", ":mod:", "~builder"):
+        assert markup not in page, markup
+    for option in ("--version", "--debug", "--quiet"):
+        assert option in page
+
+
+def test_every_argument_of_every_command_has_help() -> None:
+    import argparse
+
+    from builder.cli import parser
+
+    missing: list[str] = []
+
+    def walk(p: argparse.ArgumentParser, path: str) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, f"{path} {name}")
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(parser(), "cropmark")
+    assert missing == []
+
+
+def _in_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run ``cropmark ARGS`` with standard error on a pseudo-terminal; return its status and stderr."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    # A new pseudo-terminal is 0 x 0 characters; tqdm draws nothing that narrow.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "builder.cli", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        env=dict(os.environ),
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process ended
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(timeout=600), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bars_on_a_terminal_only_and_never_with_quiet(
+    _small_corpus_master: Path, tmp_path: Path
+) -> None:
+    corpus = str(_small_corpus_master)
+    build = ["build", "--corpus", corpus, "--out", "out", "--version", "1.0.0"]
+    code, shown = _in_a_terminal(build, tmp_path)
+    assert code == 0
+    for bar in ("read composites", "cut and gate", "audit"):
+        assert f"{bar}: " in shown, (bar, shown[-500:])
+    release = "out/cropmark-disambiguator-s2/1.0.0"
+    code, shown = _in_a_terminal(["audit", release], tmp_path)
+    assert code == 0 and "audit: " in shown and "/32 " in shown and "tile/s" in shown
+    code, shown = _in_a_terminal(["--quiet", "audit", release], tmp_path)
+    assert code == 0 and shown == ""
+    code, shown = _in_a_terminal(
+        [*build[:4], "layout-out", *build[5:], "--layout", "parquet", "--quiet"], tmp_path
+    )
+    assert code == 0 and shown == ""
+    code, shown = _in_a_terminal([*build[:4], "layout-out2", *build[5:], "--layout", "hdf5"], tmp_path)
+    assert code == 0 and "write hdf5" in shown
+    # Not a terminal: nothing but the summary on standard output.
+    piped = _run(*build[:4], str(tmp_path / "piped"), *build[5:])
+    assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_quiet_also_silences_huggingface_hub_upload_bars() -> None:
+    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
+
+    from builder import progress
+
+    try:
+        progress.set_quiet(True)
+        assert are_progress_bars_disabled()
+    finally:
+        progress.set_quiet(False)
+        enable_progress_bars()

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from builder import policy
 from builder.cli import main
@@ -117,26 +118,55 @@ def _rows(release: Path) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def test_sft_rows_are_typed_parts_with_modality_and_relative_paths(
-    sft_release: tuple[BuildResult, dict[str, str]],
+def test_sft_rows_are_the_one_prompt_with_relative_paths(
+    sft_release: tuple[BuildResult, dict[str, str]], small_release: Path
 ) -> None:
+    """Every SFT producer writes the turns training, evaluation and the Space use: [image, question]."""
+    from builder.model import data
+    from builder.model.prompt import PROMPT, SYSTEM_PROMPT, messages
+
     result, _ = sft_release
     rows = _rows(result.release)
     total = sum(len(r) for r in rows.values())
     assert total == sum(result.report["counts"]["tiles"].values())
-    row = rows["train"][0]
-    roles = [t["role"] for t in row["messages"]]
-    assert roles == ["system", "user", "assistant"]
-    user = row["messages"][1]["content"]
-    assert [p["type"] for p in user] == ["text", "image", "text"]
-    assert user[0]["text"] == sft_jsonl.MODALITIES["sentinel-2"]
-    assert user[1]["image"].startswith("images/s0000") and (result.release / user[1]["image"]).is_file()
-    answer = row["messages"][2]["content"]
-    assert len(answer) == 1 and answer[0]["type"] == "text" and answer[0]["text"] in ("Yes", "No")
+    label_of = {t["file_name"]: t["label"] for t in result.report["tiles"]}
+    for row in (r for split in rows.values() for r in split):
+        image = row["messages"][1]["content"][0]["image"]
+        assert image.startswith("images/s0000") and (result.release / image).is_file()
+        assert row == {"messages": messages(image, label_of[Path(image).name])}
+    user = rows["train"][0]["messages"][1]["content"]
+    assert [p["type"] for p in user] == ["image", "text"] and user[1]["text"] == PROMPT
+    assert rows["train"][0]["messages"][0]["content"][0]["text"] == SYSTEM_PROMPT
+    # `cropmark sft` (builder.model.data) writes the same turns for the same tile.
+    (produced, *_) = data.sft_rows(small_release, "train")
+    path = produced["messages"][1]["content"][0]["image"]  # type: ignore[index]
+    mine = sft_jsonl.row(path, produced["messages"][2]["content"][0]["text"])  # type: ignore[index]
+    assert mine == produced
     from datasets import load_dataset
 
     loaded = load_dataset(str(result.release), cache_dir=str(result.release.parent / "cache"))
     assert {s: len(loaded[s]) for s in loaded} == {s: len(r) for s, r in rows.items()}
+
+
+def test_the_sft_card_snippet_loads_rows_and_opens_their_images(
+    sft_release: tuple[BuildResult, dict[str, str]], tmp_path: Path
+) -> None:
+    import re
+    import subprocess
+    import sys
+
+    result, _ = sft_release
+    card = (result.release / "README.md").read_text(encoding="utf-8")
+    assert 'image_root: "path/to/this/folder"' in card and 'type: "vlm_sft"' in card
+    (snippet,) = re.findall(r"```python\n(.*?)```", card, re.S)
+    code = snippet.replace("path/to/this/folder", str(result.release)) + (
+        "\nimage.load()\nprint(image.size, answer, question == "
+        "__import__('builder.model.prompt').model.prompt.PROMPT)\n"
+    )
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] in ("(256, 512) Yes True", "(256, 512) No True")
 
 
 def test_sft_images_are_sharded_and_paths_rewritten(sft_release: tuple[BuildResult, dict[str, str]]) -> None:
@@ -198,17 +228,17 @@ def test_sft_validator_catches_every_kind_of_bad_row(
     bad = json.loads(json.dumps(rows["train"][0]))
     bad["messages"][1]["role"] = "assistant"
     missing = json.loads(json.dumps(rows["train"][1]))
-    missing["messages"][1]["content"][1]["image"] = "images/s00000/nope.jpg"
+    missing["messages"][1]["content"][0]["image"] = "images/s00000/nope.jpg"
     untyped = json.loads(json.dumps(rows["train"][2]))
-    untyped["messages"][1]["content"][2] = {"text": "no type"}
+    untyped["messages"][1]["content"][1] = {"text": "no type"}
     escaping = json.loads(json.dumps(rows["train"][3]))
-    escaping["messages"][1]["content"][1]["image"] = "../outside.jpg"
-    no_modality = json.loads(json.dumps(rows["train"][4]))
-    del no_modality["messages"][1]["content"][0]
-    corrupt = root / rows["train"][5]["messages"][1]["content"][1]["image"]
+    escaping["messages"][1]["content"][0]["image"] = "../outside.jpg"
+    old_prompt = json.loads(json.dumps(rows["train"][4]))  # a text part before the image
+    old_prompt["messages"][1]["content"].insert(0, {"type": "text", "text": "Image: Sentinel-2."})
+    corrupt = root / rows["train"][5]["messages"][1]["content"][0]["image"]
     corrupt.write_bytes(b"\xff\xd8 not a jpeg")
     moved = rows["train"][6]  # the same image (and so its site) in a second split
-    lines = [bad, missing, untyped, escaping, no_modality, *rows["train"][5:]]
+    lines = [bad, missing, untyped, escaping, old_prompt, *rows["train"][5:]]
     (root / "data" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     with (root / "data" / "test.jsonl").open("a") as handle:
         handle.write(json.dumps(moved) + "\n" + "not json\n")
@@ -218,7 +248,7 @@ def test_sft_validator_catches_every_kind_of_bad_row(
         "train.jsonl:2: image images/s00000/nope.jpg does not exist",
         "train.jsonl:3: a content part is not",
         "train.jsonl:4: image '../outside.jpg' is not a relative path",
-        "train.jsonl:5: image part not preceded by a text part naming its modality",
+        "train.jsonl:5: turns are not the project's prompt",
         "train.jsonl:6: image",  # does not open
         "is also in train",
         "a site of test is also in train",
@@ -315,13 +345,15 @@ def test_hdf5_round_trip_is_bit_exact(hdf5_open: BuildResult) -> None:
             sample = hdf5.read_sample(handle, key)
             tile = sites[key]
             image = sample["image"]
-            assert image.dtype == np.float32 and image.shape == (3, 512, 256)
+            assert image.dtype == np.uint8 and image.shape == (3, 512, 256)
             assert sample["labels"] == [tile["label"]]
             site = tile["site"]
             if site is None:
                 continue
-            grid, crs = hdf5.site_coords(site["lat"], site["lon"])
-            assert sample["crs"] == crs and sample["coords"].dtype == np.float32
+            grid, epsg = hdf5.site_coords(site["lat"], site["lon"])
+            assert isinstance(sample["crs"], np.integer) and sample["crs"] == epsg
+            assert 32601 <= epsg <= 32660 or 32701 <= epsg <= 32760  # WGS 84 / UTM zones
+            assert sample["coords"].dtype == np.float32
             assert np.array_equal(sample["coords"].view(np.uint32), grid.view(np.uint32))
             stamp = datetime.fromisoformat(site["date"]).replace(tzinfo=UTC).timestamp()
             assert isinstance(sample["timestamp"], np.float64) and sample["timestamp"] == stamp
@@ -339,7 +371,37 @@ def test_hdf5_images_equal_the_published_tiles_bit_for_bit(
     with hdf5.open_main(hdf5_open.release / "main.h5") as handle:
         for path in sorted((small_release / "data").rglob("*.jpg")):
             stored = hdf5.read_sample(handle, path.stem)["image"]
-            assert np.array_equal(stored.view(np.uint32), hdf5.tile_array(path).view(np.uint32))
+            with Image.open(path) as tile:
+                decoded = np.moveaxis(np.asarray(tile.convert("RGB")), -1, 0)
+            assert stored.dtype == np.uint8 and np.array_equal(stored, decoded)
+
+
+def test_hdf5_float32_option_stores_the_same_values_over_255(
+    _small_corpus_master: Path, hdf5_open: BuildResult, tmp_path: Path
+) -> None:
+    wide = _build(
+        _small_corpus_master,
+        tmp_path,
+        "hdf5",
+        samples_per_shard=7,
+        fractions=(0.6, 0.2, 0.2),
+        policy=OPEN,
+        hdf5_dtype="float32",
+    )
+    assert wide.report["layout_summary"]["dtype"] == "float32"
+    with (
+        hdf5.open_main(hdf5_open.release / "main.h5") as small,
+        hdf5.open_main(wide.release / "main.h5") as big,
+    ):
+        for key in small:
+            narrow, floats = hdf5.read_sample(small, key)["image"], hdf5.read_sample(big, key)["image"]
+            assert floats.dtype == np.float32
+            assert np.array_equal(floats, (narrow.astype(np.float32) / np.float32(255)).astype(np.float32))
+    size = {
+        r: sum(p.stat().st_size for p in (r / "shards").glob("*.h5"))
+        for r in (hdf5_open.release, wide.release)
+    }
+    assert size[hdf5_open.release] < size[wide.release]
 
 
 def test_hdf5_split_is_stratified_and_keeps_sites_together(hdf5_open: BuildResult) -> None:

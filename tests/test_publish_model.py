@@ -21,7 +21,7 @@ from PIL import Image
 
 from builder import cards
 from builder.bundles import LocalFile, model_bundle, scan, space_bundle, space_config
-from builder.cli import main, pinned_version
+from builder.cli import main
 from builder.errors import PublishError
 from builder.release import BuildConfig, BuildResult, build
 from tests.hub import TOKEN
@@ -514,7 +514,7 @@ def _space(tmp_path: Path, app: str = APP, requirements: str | None = None) -> P
     space = tmp_path / "space"
     space.mkdir(exist_ok=True)
     (space / "app.py").write_text(app)
-    gradio = pinned_version("gradio")
+    gradio = cards.SPACE_GRADIO
     (space / "requirements.txt").write_text(requirements or f"gradio=={gradio}\nnumpy==2.3.4\n")
     return space
 
@@ -569,7 +569,7 @@ def test_space_publish_ships_the_ids_the_pinned_revisions_the_baseline_and_the_m
     }
     assert remote["baseline.json"] == published["baseline"].read_bytes()
     readme = remote["README.md"].decode()
-    assert "sdk: gradio" in readme and f"sdk_version: {pinned_version('gradio')}" in readme
+    assert "sdk: gradio" in readme and f"sdk_version: {cards.SPACE_GRADIO}" in readme
     assert metadata_errors(readme, "space") == []
     assert hub.repo("space", SPACE).sdk == "gradio"
     # The shipped files import on their own (no project checkout beside them).

@@ -20,7 +20,8 @@ pytest.importorskip("torch")
 
 from gradio_client import Client, handle_file
 
-from builder.cli import main, pinned_version
+from builder.cards import SPACE_GRADIO
+from builder.cli import main
 from builder.model import baseline as physics
 from builder.model import data
 from builder.model.scoring import load_scorer
@@ -180,13 +181,16 @@ def test_32_concurrent_requests_are_all_answered(space: dict[str, Any]) -> None:
     assert len(set(labels[0::2])) == 1 and len(set(labels[1::2])) == 1
 
 
-def test_space_requirements_pin_the_project_gradio() -> None:
+def test_space_requirements_constraints_and_the_space_card_pin_one_gradio() -> None:
     pins = dict(
         line.split("==")
         for line in (ROOT / "space" / "requirements.txt").read_text().splitlines()
         if "==" in line
     )
-    assert pins["gradio"] == pinned_version("gradio")
+    constraints = dict(
+        line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line
+    )
+    assert pins["gradio"] == constraints["gradio"] == SPACE_GRADIO
 
 
 def test_chromium_uploads_a_tile_and_shows_the_verdict(space: dict[str, Any], tmp_path: Path) -> None:

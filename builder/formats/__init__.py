@@ -49,6 +49,8 @@ class LayoutOptions:
         samples_per_shard: HDF5: sample groups per shard file.
         coords: HDF5: write ``coords`` and ``crs``; None = as far as the policy allows.
         public_sidecars: SFT JSONL: also publish the per-tile sidecars (policy permitting).
+        hdf5_dtype: HDF5: ``uint8`` (the published 8-bit values, the default) or ``float32``
+            (the same values / 255).
     """
 
     shard_mb: float = 500.0
@@ -58,6 +60,10 @@ class LayoutOptions:
     samples_per_shard: int = 256
     coords: bool | None = None
     public_sidecars: bool = False
+    hdf5_dtype: str = "uint8"
+
+
+HDF5_DTYPES = ("uint8", "float32")
 
 
 def check(layout: str, options: LayoutOptions | None, policy: Policy) -> None:
@@ -69,6 +75,8 @@ def check(layout: str, options: LayoutOptions | None, policy: Policy) -> None:
     """
     if layout not in LAYOUTS:
         raise ConfigError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if options is not None and options.hdf5_dtype not in HDF5_DTYPES:
+        raise ConfigError(f"HDF5 dtype {options.hdf5_dtype!r} is not one of {', '.join(HDF5_DTYPES)}")
     o = options or LayoutOptions()
     if not o.shard_mb > 0 or not math.isfinite(o.shard_mb):
         raise ConfigError(f"shard size {o.shard_mb} MiB: use a positive size")
@@ -207,6 +215,7 @@ def convert(config: Any, staged: Path, private: Path, report: dict[str, Any], si
         common_files(staged, dest)
         report["layout"] = config.layout
         report["layout_summary"] = summary
+        report["data_fingerprint"] = cards.data_fingerprint(dest)
         card = cards.dataset_card(report, config.repo_id)
         (dest / "README.md").write_text(card, encoding="utf-8")
         report["files"] = {

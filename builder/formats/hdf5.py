@@ -3,18 +3,22 @@
 ::
 
     main.h5                    /<key> -> external link "shards/shard-00000.h5":/<key>
-    shards/shard-00000.h5      /<key>/image   float32 (bands x H x W), gzip
+    shards/shard-00000.h5      /<key>/image   uint8 (bands x H x W), gzip (float32 / 255: an option)
                                /<key>/coords  float32 (2 x H x W): x, y of pixel centres in `crs`
-                               attrs: labels (strings), crs, timestamp (float64 POSIX seconds)
+                               attrs: labels (strings), crs (int EPSG code),
+                               timestamp (float64 POSIX seconds)
     metadata.parquet           key, split, labels, shard
     queries.jsonl              one text query per label (text-to-image retrieval)
     qrels/{split}.tsv          query-id, corpus-id, score (BEIR layout)
     README.md  LICENSE  NOTICE.md
 
-``image`` holds the published tile's three false-colour bands (B08, B04, B05:
-8-bit stretched values / 255) so the layout stores exactly what the release
-publishes. ``timestamp`` is float64 because float32 rounds present-day epoch
-seconds to multiples of 128 s. ``coords``, ``crs`` and ``timestamp`` are written
+``image`` holds the published tile's three false-colour bands (B08, B04, B05,
+8-bit stretched values) as ``uint8``, so the layout stores exactly what the release
+publishes; ``--hdf5-dtype float32`` stores the same values / 255 instead (four
+times the bytes before compression). ``crs`` is the numeric EPSG code of the
+site's UTM zone (an integer attribute, as in the EPSG registry: 32633 is
+WGS 84 / UTM zone 33N). ``timestamp`` is float64 because float32 rounds
+present-day epoch seconds to multiples of 128 s. ``coords``, ``crs`` and ``timestamp`` are written
 only where the release's policy allows (the cropmark policy allows none of
 them); ``coords`` are the 10 m grid of a ``HALF_SIZE`` window centred on the
 site, in the site's UTM zone, as the corpus's tiles were cut.
@@ -30,6 +34,7 @@ and a site never spans two splits.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -40,6 +45,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from builder import progress
 from builder.composite import HALF_SIZE
 from builder.errors import LayoutDataError
 from builder.formats import SFT_SPLITS, LayoutOptions, Sample, require_filled, unit_hash
@@ -54,11 +60,13 @@ QUERIES = {
 }
 
 
-def tile_array(path: Path) -> np.ndarray:
-    """The published tile as float32 bands x H x W in [0, 1] (8-bit value / 255)."""
+def tile_array(path: Path, dtype: str = "uint8") -> np.ndarray:
+    """The published tile as bands x H x W: its 8-bit values (``uint8``), or them / 255 (``float32``)."""
     with Image.open(path) as image:
-        rgb = np.asarray(image.convert("RGB"))
-    return (np.moveaxis(rgb, -1, 0).astype(np.float32) / np.float32(255)).astype(np.float32)
+        rgb = np.ascontiguousarray(np.moveaxis(np.asarray(image.convert("RGB")), -1, 0))
+    if dtype == "uint8":
+        return rgb
+    return (rgb.astype(np.float32) / np.float32(255)).astype(np.float32)
 
 
 def utm_epsg(lat: float, lon: float) -> int:
@@ -66,17 +74,17 @@ def utm_epsg(lat: float, lon: float) -> int:
     return (32600 if lat >= 0 else 32700) + zone
 
 
-def site_coords(lat: float, lon: float) -> tuple[np.ndarray, str]:
-    """Pixel-centre x, y (2 x H x W float32) of the tile window centred on a site, and its CRS."""
+def site_coords(lat: float, lon: float) -> tuple[np.ndarray, int]:
+    """Pixel-centre x, y (2 x H x W float32) of the tile window centred on a site, and its EPSG code."""
     from rasterio.warp import transform
 
-    crs = f"EPSG:{utm_epsg(lat, lon)}"
-    xs, ys = transform("EPSG:4326", crs, [lon], [lat])
+    epsg = utm_epsg(lat, lon)
+    xs, ys = transform("EPSG:4326", f"EPSG:{epsg}", [lon], [lat])
     width, height = HALF_SIZE
     cols = (np.arange(width) - width / 2 + 0.5) * PIXEL_M + xs[0]
     rows = ys[0] - (np.arange(height) - height / 2 + 0.5) * PIXEL_M
     grid = np.stack(np.meshgrid(cols, rows)).astype(np.float32)
-    return grid, crs
+    return grid, epsg
 
 
 def finite(array: np.ndarray, key: str, name: str) -> np.ndarray:
@@ -142,21 +150,22 @@ def write(
     (dest / "shards").mkdir()
     shard_of: dict[str, str] = {}
     written = Counter[str]()
+    stream = iter(progress.bar(ordered, "write hdf5", len(ordered), unit="sample"))
     for start in range(0, len(ordered), per):
         rel = f"shards/shard-{start // per:05d}.h5"
         with h5py.File(dest / rel, "w", track_order=True) as shard:
-            for sample in ordered[start : start + per]:
+            for sample in itertools.islice(stream, per):
                 group = shard.create_group(sample.key)
-                image = finite(tile_array(sample.path), sample.key, "image")
+                image = finite(tile_array(sample.path, options.hdf5_dtype), sample.key, "image")
                 group.create_dataset(
                     "image", data=image, chunks=image.shape, compression="gzip", compression_opts=1
                 )
                 group.attrs.create("labels", [sample.label], dtype=h5py.string_dtype())
                 if coords_on and sample.site is not None:
-                    grid, crs = site_coords(sample.site.lat, sample.site.lon)
+                    grid, epsg = site_coords(sample.site.lat, sample.site.lon)
                     grid = finite(grid, sample.key, "coords")
                     group.create_dataset("coords", data=grid, compression="gzip", compression_opts=1)
-                    group.attrs["crs"] = crs
+                    group.attrs.create("crs", epsg, dtype="int32")
                     written["coords"] += 1
                 if policy.timestamps and sample.timestamp is not None:
                     group.attrs.create("timestamp", sample.timestamp, dtype="float64")
@@ -164,7 +173,11 @@ def write(
                 shard_of[sample.key] = rel
     with h5py.File(dest / "main.h5", "w", track_order=True) as main:
         main.attrs.create("bands", list(BANDS), dtype=h5py.string_dtype())
-        main.attrs["values"] = "8-bit stretched false colour / 255 (not reflectance)"
+        main.attrs["values"] = (
+            "8-bit stretched false colour (not reflectance)"
+            if options.hdf5_dtype == "uint8"
+            else "8-bit stretched false colour / 255 (not reflectance)"
+        )
         main.attrs.create("label_names", list(LABELS), dtype=h5py.string_dtype())
         for sample in ordered:
             main[sample.key] = h5py.ExternalLink(shard_of[sample.key], f"/{sample.key}")
@@ -210,6 +223,7 @@ def write(
         "shards": -(-len(ordered) // per),
         "splits": splits,
         "groups": len(split_of),
+        "dtype": options.hdf5_dtype,
         "coords": written["coords"],
         "timestamps": written["timestamp"],
     }

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from builder import progress
 from builder.formats import LayoutOptions, Sample
 from builder.model.prompt import LABELS
 from builder.policy import Policy
@@ -68,7 +69,7 @@ def write(
     summary: dict[str, Any] = {"shard_mb": options.shard_mb, "splits": {}}
     for split in SPLITS:
         items = [s for s in samples if s.split == split]
-        blobs = [s.path.read_bytes() for s in items]
+        blobs = [s.path.read_bytes() for s in progress.bar(items, f"read {split} tiles", len(items))]
         runs = shard([len(b) for b in blobs], limit)
         files = []
         for index, (start, stop) in enumerate(runs):

@@ -7,9 +7,12 @@
     README.md  LICENSE  NOTICE.md
     [sidecars/s00000/d_tile_*.json  only where the policy allows publishing sidecars]
 
-Each row is ``{"messages": [...]}``: the system turn, a user turn whose content is
-a list of typed parts (a text part naming the image's modality, the image as a
-path relative to the dataset root, the question) and the assistant's answer.
+Each row is :func:`builder.model.prompt.sft_row`, the one prompt of training,
+evaluation and the Space: the system turn, a user turn whose content is a list of
+typed parts (the image as a path relative to the dataset root, then the question)
+and the assistant's answer. leap-finetune resolves those paths against its
+``dataset.image_root`` (``src/leap_finetune/config/job_config.py``), which must
+be the release folder.
 
 Splits are drawn by a stable hash of each tile's **group** (its site: source
 database and record; the composite's hash when the site is unknown), against
@@ -32,17 +35,12 @@ from typing import Any
 
 from PIL import Image
 
+from builder import progress
 from builder.audit import crowded_folders
 from builder.formats import SFT_SPLITS, LayoutOptions, Sample, require_filled, shard_names, unit_hash
-from builder.model.prompt import LABELS, messages
+from builder.model.prompt import LABELS, messages, sft_row
 from builder.policy import Policy
 
-# The text part before each image names what the image is. The cropmark policy
-# publishes only the Sentinel-2 half; "context" is for siblings with a licence to share it.
-MODALITIES = {
-    "sentinel-2": "Image: Sentinel-2 false colour at 10 m (R = NIR B08, G = Red B04, B = Red Edge B05).",
-    "context": "Image: overhead context (high-resolution aerial or satellite photograph).",
-}
 ROLES = ("system", "user", "assistant")
 
 
@@ -67,12 +65,9 @@ def assign(groups: Sequence[str], fractions: Sequence[float], salt: str) -> dict
     return require_filled(out, fractions, ", change --split-salt,")
 
 
-def row(image: str, label: str, modality: str = "sentinel-2") -> dict[str, Any]:
-    """One SFT row: the project's turns with a text part naming the image's modality."""
-    turns = messages(image, label)
-    user = turns[1]
-    user["content"] = [{"type": "text", "text": MODALITIES[modality]}, *user["content"]]  # type: ignore[misc]
-    return {"messages": turns}
+def row(image: str, label: str) -> dict[str, Any]:
+    """One SFT row: :func:`builder.model.prompt.sft_row`, the project's one prompt."""
+    return dict(sft_row(image, label))
 
 
 def sidecar(sample: Sample, split: str) -> dict[str, Any]:
@@ -127,7 +122,7 @@ def write(
     per = options.files_per_folder
     folders = list(shard_names(-(-len(ordered) // per)))
     where: dict[str, str] = {}
-    for index, sample in enumerate(ordered):
+    for index, sample in enumerate(progress.bar(ordered, "copy images", len(ordered))):
         folder = folders[index // per]
         target = dest / "images" / folder / sample.file_name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -209,16 +204,16 @@ def validate(root: Path, groups: dict[str, str] | None = None, folders: bool = T
     """Check every row of an SFT JSONL layout; an empty list means valid.
 
     Checked: each line is a JSON object with ``messages``; roles run system
-    (optional), user, assistant; content is a list of typed parts; each image is
-    preceded by a text part naming a known modality, is a relative path, exists
-    and opens; the answer is Yes or No; no image is used by two splits; every
-    leaf folder holds at most 10,000 files. With ``groups`` (the private key ->
-    site map), also that no site spans two splits.
+    (optional), user, assistant; content is a list of typed parts; the turns are
+    the project's one prompt (:func:`builder.model.prompt.messages`: image, then
+    the question); each image is a relative path, exists and opens; the answer is
+    Yes or No; no image is used by two splits; every leaf folder holds at most
+    10,000 files. With ``groups`` (the private key -> site map), also that no
+    site spans two splits.
     """
     problems: list[str] = []
     split_of_image: dict[str, str] = {}
     split_of_group: dict[str, str] = {}
-    modality_texts = set(MODALITIES.values())
     for split in SFT_SPLITS:
         path = root / "data" / f"{split}.jsonl"
         if not path.is_file():
@@ -245,17 +240,15 @@ def validate(root: Path, groups: dict[str, str] | None = None, folders: bool = T
                 if not isinstance(content, list):
                     problems.append(f"{where}: {turn['role']} content is not a list of typed parts")
                     continue
-                for i, part in enumerate(content):
+                for part in content:
                     problems.extend(_check_part(part, where, root, images))
-                    if isinstance(part, dict) and part.get("type") == "image":
-                        before = content[i - 1] if i else None
-                        if not (isinstance(before, dict) and before.get("text") in modality_texts):
-                            problems.append(
-                                f"{where}: image part not preceded by a text part naming its modality"
-                            )
             answer = turns[-1]["content"]
             if not (isinstance(answer, list) and len(answer) == 1 and answer[0].get("text") in LABELS):
                 problems.append(f"{where}: assistant answer is not exactly Yes or No")
+            elif len(images) == 1 and turns != messages(images[0], answer[0]["text"]):
+                problems.append(
+                    f"{where}: turns are not the project's prompt (system, user [image, question], answer)"
+                )
             if not images:
                 problems.append(f"{where}: no image")
             for image in images:

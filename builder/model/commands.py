@@ -84,7 +84,9 @@ def register(sub: Any) -> None:
     s = sub.add_parser("sft", help="a release (folder or Hub id) -> leap-finetune VLM SFT JSONL rows")
     s.add_argument("release", help="release folder or Hub dataset id ORG/NAME")
     s.add_argument("--out", type=Path, required=True, help="folder for SPLIT.jsonl")
-    s.add_argument("--splits", nargs="+", default=["train", "eval"])
+    s.add_argument(
+        "--splits", nargs="+", default=["train", "eval"], help="splits to write (default: train eval)"
+    )
     s.set_defaults(func=cmd_sft)
 
     t = sub.add_parser("train", help="fine-tune the LoRA on a release's train split")
@@ -107,9 +109,9 @@ def register(sub: Any) -> None:
     e.add_argument("--base-model", help="Hub id or local folder of the base model")
     e.add_argument("--adapter", type=Path, help="the LoRA run folder (scripts/train_lora.py output)")
     e.add_argument("--baseline", type=Path, help="baseline.json of the physics baseline")
-    e.add_argument("--split", default="eval")
-    e.add_argument("--batch-size", type=int, default=8)
-    e.add_argument("--device", default="auto")
+    e.add_argument("--split", default="eval", help="the split to score (default: eval)")
+    e.add_argument("--batch-size", type=int, default=8, help="tiles scored per forward pass (default: 8)")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 (default: auto)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_evaluate)
 

@@ -66,16 +66,27 @@ def test_dataset_card_quotes_the_builds_figures(sample_release: BuildResult) -> 
         "What you can and cannot reuse",
         "Source attribution",
         "Quality checks",
-        "Label epistemology",
+        "What a label means",
+        "Intended use",
         "Limitations",
         "Licence",
         "Citation",
-        "Training code",
+        "Training context",
         "How the SFT corpus became this release",
         "Dataset structure",
     ):
         assert f"## {heading}" in body
     assert "doi     = {10.1038/s41598-026-45441-0}" in body
+    assert "author  = {Gravanis, E. and Agapiou, A.}" in body
+
+
+def test_dataset_card_yaml_describes_the_dataset_for_the_hub(sample_release: BuildResult) -> None:
+    data = DatasetCard((sample_release.release / "README.md").read_text()).data.to_dict()
+    assert data["language"] == ["en"]
+    assert data["annotations_creators"] == ["found"]
+    assert data["source_datasets"] == ["original"]
+    assert data["task_categories"] == ["image-classification"]
+    assert data["task_ids"] == ["multi-class-image-classification"]
 
 
 @pytest.mark.parametrize(
@@ -102,6 +113,16 @@ def test_dataset_card_quotes_the_builds_figures(sample_release: BuildResult) -> 
             "halves-order counts",
         ),
         (lambda t: t.replace("path: data/eval/**", "path: data/test/**"), "matches no file"),
+        (
+            lambda t: t.replace("- multi-class-image-classification\n", "").replace("task_ids:\n", ""),
+            "'task_ids' missing",
+        ),
+        (lambda t: t.replace("language:\n- en\n", ""), "'language' missing"),
+        (lambda t: t.replace("heritage protection laws apply", "laws may apply"), "heritage protection laws"),
+        (lambda t: t.replace("at least 1 km from any known", "far from a"), "at least 1 km"),
+        (lambda t: t.replace("Cereal-land bias", "Land-cover bias"), "Cereal-land bias"),
+        (lambda t: t.replace("E. Gravanis and A. Agapiou", "Gravanis and Agapiou"), "E. Gravanis"),
+        (lambda t: t.replace("data files ", "data  files ", 1), "configs description names data files"),
     ],
 )
 def test_validation_catches_a_wrong_card(sample_release: BuildResult, edit: Any, problem: str) -> None:

@@ -506,9 +506,9 @@ def test_non_finite_sample_fails_the_build_and_leaves_nothing(
     real = hdf5.tile_array
     calls = {"n": 0}
 
-    def poisoned(path: Path) -> np.ndarray:
+    def poisoned(path: Path, dtype: str = "uint8") -> np.ndarray:
         calls["n"] += 1
-        array = real(path)
+        array = real(path, dtype)
         if calls["n"] == 5:
             array[0, 0, 0] = np.nan
         return array
@@ -516,7 +516,7 @@ def test_non_finite_sample_fails_the_build_and_leaves_nothing(
     monkeypatch.setattr(hdf5, "tile_array", poisoned)
     out = tmp_path / "out"
     with pytest.raises(LayoutDataError, match="image has 1 non-finite value"):
-        _build(_small_corpus_master, out, "hdf5", fractions=(0.6, 0.2, 0.2))
+        _build(_small_corpus_master, out, "hdf5", fractions=(0.6, 0.2, 0.2), hdf5_dtype="float32")
     assert [p.name for p in (out / "cropmark-disambiguator-s2").iterdir()] == []
 
 

@@ -79,6 +79,7 @@ def batch(processor: Any, images: Sequence[Any], answers: Sequence[str] | None =
     else:
         texts = [prompt_text(processor, answer) for answer in answers]
     inputs = processor(text=texts, images=[[image] for image in images], padding=True, return_tensors="pt")
+    _drop_padding_patches(inputs)
     if answers is not None:
         asked = prompt_text(processor)
         tokenizer = processor.tokenizer
@@ -97,6 +98,24 @@ def batch(processor: Any, images: Sequence[Any], answers: Sequence[str] | None =
             labels[row, : end - answer_tokens] = -100
         inputs["labels"] = labels
     return inputs
+
+
+def _drop_padding_patches(inputs: Any) -> None:
+    """Drop the patch slots that are padding in every image of the batch.
+
+    The LFM2-VL image processor pads every image to ``max_num_patches`` (1024
+    with the published settings) and masks the padding out of the vision
+    tower's attention; a 256x512 tile has 512 patches, so half of the vision
+    tower's work was padding. The tower's outputs for real patches are the same
+    without it (``tests/test_model_vlm.py``).
+    """
+    mask = inputs.get("pixel_attention_mask")
+    if mask is None or "pixel_values" not in inputs or mask.ndim != 2:
+        return
+    used = int(mask.sum(dim=1).max())
+    if 0 < used < mask.shape[1] and not bool(mask[:, used:].any()):
+        inputs["pixel_values"] = inputs["pixel_values"][:, :used]
+        inputs["pixel_attention_mask"] = mask[:, :used]
 
 
 @dataclass
@@ -136,10 +155,11 @@ class VlmScorer:
             inputs = batch(self.processor, chunk).to(self.device)
             if "pixel_values" in inputs:
                 inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
-            with torch.inference_mode():
-                logits = self.model(**inputs).logits
             last = inputs["attention_mask"].sum(dim=1) - 1
-            rows = logits[torch.arange(len(chunk), device=logits.device), last]
+            with torch.inference_mode():
+                # Only the last prompt position's logits are needed: the head runs on one row per tile.
+                logits = self.model(**inputs, logits_to_keep=last[:, None]).logits
+            rows = logits[:, 0]
             pair = rows[:, [self.no_id, self.yes_id]].float()
             out.append(torch.softmax(pair, dim=-1)[:, 1].cpu().double().numpy())
             if progress is not None:

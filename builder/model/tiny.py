@@ -22,19 +22,18 @@ from typing import Any, Final
 
 from builder.model.prompt import LABELS, PROMPT, SYSTEM_PROMPT
 
-# The real model's chat format: <|im_start|>role\n...<|im_end|>\n, images as <image>.
+# The published configuration of LFM2-VL-450M / LFM2.5-VL-450M, each value with its source.
+PUBLISHED: Final = Path(__file__).with_name("lfm2_vl_450m.json")
+
+# The published chat template of LFM2-VL-450M, verbatim
+# (https://huggingface.co/LiquidAI/LFM2-VL-450M/blob/main/chat_template.jinja):
+# <|im_start|>role\n...<|im_end|>\n per turn, images as <image>.
 CHAT_TEMPLATE: Final = (
-    "{{- bos_token -}}"
-    "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for item in message['content'] -%}"
-    "{%- if item['type'] == 'image' -%}{{- '<image>' -}}"
-    "{%- elif item['type'] == 'text' -%}{{- item['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+    "{{bos_token}}{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n'}}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for content in message['content'] %}{% if content['type'] == 'image' %}{{ '<image>' }}"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "{{'<|im_end|>\n'}}{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant\n' }}{% endif %}"
 )
 
 # Special tokens of LFM2-VL's tokenizer that the processor and the template use.
@@ -61,7 +60,8 @@ def _vocabulary() -> list[str]:
     return [*SPECIAL_TOKENS, "[UNK]", *words]
 
 
-def _tokenizer(path: Path) -> Any:
+def save_tokenizer(path: Path) -> Any:
+    """Write a small word-level tokenizer with LFM2-VL's special tokens and chat template to ``path``."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -111,7 +111,7 @@ def write_tiny_lfm2_vl(path: Path, seed: int = 0, text_hidden_size: int = 64) ->
     )
 
     path.mkdir(parents=True, exist_ok=True)
-    tokenizer = _tokenizer(path)
+    tokenizer = save_tokenizer(path)
     config = Lfm2VlConfig(
         vision_config={
             "model_type": "siglip2_vision_model",
@@ -146,7 +146,9 @@ def write_tiny_lfm2_vl(path: Path, seed: int = 0, text_hidden_size: int = 64) ->
     model = AutoModelForImageTextToText.from_config(config)
     model.save_pretrained(path)
     # The real model's image settings: a 256x512 tile is one tile of 128 image tokens.
-    processor = Lfm2VlProcessor(image_processor=Lfm2VlImageProcessor(), tokenizer=tokenizer)
+    processor = Lfm2VlProcessor(
+        image_processor=Lfm2VlImageProcessor(**processor_settings()), tokenizer=tokenizer
+    )
     processor.chat_template = CHAT_TEMPLATE
     processor.save_pretrained(path)
     (path / "TINY_MODEL.json").write_text(
@@ -166,3 +168,21 @@ def write_tiny_lfm2_vl(path: Path, seed: int = 0, text_hidden_size: int = 64) ->
 def is_tiny(path: str | Path) -> bool:
     """True when ``path`` is a folder this generator wrote (the Space says so on its page)."""
     return (Path(path) / "TINY_MODEL.json").is_file()
+
+
+def processor_settings() -> dict[str, Any]:
+    """The published ``Lfm2VlImageProcessor`` settings of LFM2-VL-450M (``lfm2_vl_450m.json``)."""
+    published = json.loads(PUBLISHED.read_text(encoding="utf-8"))
+    return {entry["key"]: entry["value"] for entry in published["processor"]}
+
+
+def random_model_kind(path: str | Path) -> str | None:
+    """What kind of random test model ``path`` holds, in words; None for any other model.
+
+    The Space marks every verdict of such a model as meaningless.
+    """
+    if is_tiny(path):
+        return "a tiny random test model"
+    if (Path(path) / "STANDIN_MODEL.json").is_file():
+        return "a random-weight stand-in of the real model's size"
+    return None

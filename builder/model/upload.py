@@ -1,22 +1,34 @@
-"""What the Space accepts from the public, and the proxy maps it shows.
+"""What the Space accepts from the public, and the images it shows back.
 
 An upload is checked before any pixel is decoded: its size on disk, its format,
 the pixel count its header promises (a decompression bomb costs nothing to
-send), then its geometry. A 256x512 (width x height) Sentinel-2 tile is used as
-it is; a 512x512 composite is cut to its left (Sentinel-2) half, and the right
-half, the context image the public model never sees, is ignored. Everything
-else gets one friendly sentence (:class:`UploadError`), never a traceback.
+send), its bit depth, then its geometry *as displayed*. A 256x512 (width x
+height) Sentinel-2 tile is used as it is; a 512x512 composite is cut to its left
+(Sentinel-2) half, and the right half, the context image the public model never
+sees, is ignored. Everything else gets one friendly sentence
+(:class:`UploadError`), never a traceback.
+
+Two rules make the answer the same for the same picture, whatever the file:
+
+- **EXIF orientation is applied**: the displayed image is the truth, as in every
+  viewer and in transformers' ``load_image`` (``PIL.ImageOps.exif_transpose``).
+  A tile stored 512x256 with an orientation tag that turns it upright is a
+  256x512 tile; a composite is turned upright before its left half is cut.
+- **8 bits per channel only**: the released tiles are 8-bit, and a 16-bit file
+  is refused with the same sentence whether it is a PNG or a TIFF (Pillow would
+  otherwise read a 16-bit RGB PNG from its high bytes and fail on some TIFFs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from builder.errors import CropmarkError
 from builder.indices import ndre_proxy, ndvi_proxy
@@ -26,22 +38,53 @@ COMPOSITE = (512, 512)  # width, height of a training composite (S2 left, contex
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 4096 * 4096  # refused from the header alone, before decoding
 FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")
+_ORIENTATION = 0x0112  # EXIF tag; values 5 to 8 swap width and height (EXIF 2.32, section 4.6.4)
+_BITS_PER_SAMPLE = 258  # TIFF tag
+_HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
 class UploadError(CropmarkError, ValueError):
     """An upload the Space cannot score; the message is shown to the user as it is."""
 
 
+def limit_message(size: int, max_bytes: int) -> str:
+    """The one sentence for a file over the upload limit (the app's check and Gradio's agree on it)."""
+    return (
+        f"The file is {size / 2**20:.1f} MB; the upload limit is {max_bytes / 2**20:g} MB. "
+        "A 256x512 tile is well under 1 MB."
+    )
+
+
 @dataclass(frozen=True)
 class Tile:
-    """The Sentinel-2 tile to score (512 x 256 x 3 uint8) and a note on what was done to the upload."""
+    """The Sentinel-2 tile to score (512 x 256 x 3 uint8), what was done to the upload, and what it was.
+
+    Attributes:
+        rgb: the tile the models score.
+        note: one sentence on what was done to the upload.
+        upload: the whole upload as displayed (a composite with both halves), for the page.
+        composite: True when ``upload`` is a composite whose left half was cut.
+    """
 
     rgb: np.ndarray
     note: str
+    upload: np.ndarray
+    composite: bool = False
 
     @property
     def image(self) -> Image.Image:
         return Image.fromarray(self.rgb)
+
+
+def _bit_depth(image: Image.Image, head: bytes) -> int:
+    """Bits per channel from the header: PNG's IHDR, TIFF's BitsPerSample, or the mode."""
+    if image.format == "PNG" and head[12:16] == b"IHDR":
+        return head[24]
+    if image.format == "TIFF":
+        bits = getattr(image, "tag_v2", {}).get(_BITS_PER_SAMPLE)
+        if bits:
+            return max(int(b) for b in (bits if isinstance(bits, tuple) else (bits,)))
+    return 16 if image.mode in _HIGH_DEPTH_MODES else 8
 
 
 def read_upload(path: str | Path, max_bytes: int = MAX_BYTES) -> Tile:
@@ -51,14 +94,13 @@ def read_upload(path: str | Path, max_bytes: int = MAX_BYTES) -> Tile:
     if size == 0:
         raise UploadError("The file is empty. Upload a 256x512 Sentinel-2 tile (JPEG or PNG).")
     if size > max_bytes:
-        raise UploadError(
-            f"The file is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB. "
-            "A 256x512 tile is well under 1 MB."
-        )
+        raise UploadError(limit_message(size, max_bytes))
+    with path.open("rb") as handle:
+        head = handle.read(32)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.ExitStack() as stack:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = stack.enter_context(Image.open(path))
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise UploadError(
@@ -67,10 +109,24 @@ def read_upload(path: str | Path, max_bytes: int = MAX_BYTES) -> Tile:
                 )
             if image.format not in FORMATS:
                 raise UploadError(f"{image.format} images are not accepted; upload a JPEG or PNG tile.")
-            if image.size not in (TILE, COMPOSITE):
+            depth = _bit_depth(image, head)
+            if depth > 8:
                 raise UploadError(
-                    f"The image is {width}x{height} (width x height). Upload a 256x512 Sentinel-2 tile "
-                    "from the dataset, or a 512x512 composite whose left half is the Sentinel-2 image."
+                    f"The image has {depth} bits per channel. The model reads 8-bit tiles, as the dataset "
+                    "publishes them: save the tile as an 8-bit RGB JPEG or PNG."
+                )
+            orientation = int(image.getexif().get(_ORIENTATION, 1) or 1)
+            shown = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+            if shown not in (TILE, COMPOSITE):
+                turned = (
+                    f" (its EXIF orientation tag turns the stored {width}x{height} pixels)"
+                    if shown != (width, height)
+                    else ""
+                )
+                raise UploadError(
+                    f"The image is {shown[0]}x{shown[1]} (width x height) as displayed{turned}. Upload a "
+                    "256x512 Sentinel-2 tile from the dataset, or a 512x512 composite whose left half is "
+                    "the Sentinel-2 image."
                 )
             if image.mode not in ("RGB", "RGBA", "P"):
                 raise UploadError(
@@ -78,19 +134,40 @@ def read_upload(path: str | Path, max_bytes: int = MAX_BYTES) -> Tile:
                     "R = B08, G = B04, B = B05."
                 )
             image.load()
+            rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     except UploadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UploadError("The image claims too many pixels to open safely.") from None
     except (OSError, SyntaxError, ValueError):  # Pillow's ways of saying "not an image" or "corrupt"
         raise UploadError("This file is not an image that can be read. Upload a JPEG or PNG tile.") from None
-    rgb = np.asarray(image.convert("RGB"))
-    if image.size == COMPOSITE:
+    turned = " It was turned upright by its EXIF orientation tag." if orientation != 1 else ""
+    if rgb.shape[:2] == COMPOSITE[::-1]:
         return Tile(
             np.ascontiguousarray(rgb[:, : TILE[0]]),
-            "A 512x512 composite: the left (Sentinel-2) half was scored; the right half was ignored.",
+            "A 512x512 composite: the left (Sentinel-2) half was scored; the right half was ignored."
+            + turned,
+            rgb,
+            composite=True,
         )
-    return Tile(rgb, "A 256x512 Sentinel-2 tile.")
+    return Tile(rgb, "A 256x512 Sentinel-2 tile." + turned, rgb)
+
+
+def scored_view(tile: Tile) -> Image.Image:
+    """The upload as displayed; for a composite, the ignored right half is dimmed and both halves named."""
+    if not tile.composite:
+        return Image.fromarray(tile.upload)
+    view = tile.upload.astype(np.float32)
+    view[:, TILE[0] :] = 0.35 * view[:, TILE[0] :] + 0.65 * 255  # washed out: not scored
+    canvas = Image.fromarray(view.astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=18)
+    draw.rectangle((1, 1, TILE[0] - 2, TILE[1] - 2), outline=(255, 215, 0), width=3)
+    for x, text in ((10, "scored: Sentinel-2 half"), (TILE[0] + 10, "ignored: context half")):
+        box = draw.textbbox((x, 10), text, font=font)
+        draw.rectangle((box[0] - 4, box[1] - 3, box[2] + 4, box[3] + 3), fill=(0, 0, 0))
+        draw.text((x, 10), text, fill=(255, 255, 255), font=font)
+    return canvas
 
 
 # A perceptually ordered brown-to-green ramp for vegetation proxies (low vigour -> high).
@@ -138,4 +215,19 @@ def proxy_maps(rgb: np.ndarray) -> Image.Image:
         draw.text((x0, 4), name, fill="black", font=font)
         draw.text((x0 + width + bar_w + 9, top - 2), f"{hi:.2f}", fill="black", font=font)
         draw.text((x0 + width + bar_w + 9, top + height - 14), f"{lo:.2f}", fill="black", font=font)
+    return canvas
+
+
+def figure(tile: Tile) -> Image.Image:
+    """One picture for the page: what was scored (:func:`scored_view`) beside its proxy maps."""
+    font = ImageFont.load_default(size=14)
+    view, maps = scored_view(tile), proxy_maps(tile.rgb)
+    top = 26  # the maps' title band
+    size = (10 + view.width + maps.width, max(view.height + top + 10, maps.height))
+    canvas = Image.new("RGB", size, "white")
+    canvas.paste(view, (10, top))
+    ImageDraw.Draw(canvas).text(
+        (10, 4), "Scored tile" if not tile.composite else "Upload (composite)", fill="black", font=font
+    )
+    canvas.paste(maps, (10 + view.width, 0))
     return canvas

@@ -16,8 +16,8 @@ import torch
 
 from builder.model import data
 from builder.model.scoring import batch, load_scorer, prompt_text
-from builder.model.standin import MARKER, published_config, write_standin
-from builder.model.tiny import PUBLISHED, processor_settings, random_model_kind
+from builder.model.standin import MARKER, PUBLISHED, published_config, write_standin
+from builder.model.tiny import PROCESSOR_SETTINGS, random_model_kind
 
 
 def _meta_model() -> torch.nn.Module:
@@ -29,7 +29,7 @@ def _meta_model() -> torch.nn.Module:
 
 def test_every_published_value_names_a_public_source() -> None:
     published = json.loads(PUBLISHED.read_text())
-    for entry in published["values"] + published["processor"]:
+    for entry in published["values"]:
         assert entry["source"] in published["sources"], entry
     for source in published["sources"].values():
         assert source["url"].startswith("https://huggingface.co/") or source["url"].startswith(
@@ -80,7 +80,7 @@ def test_trimming_padded_patches_changes_no_score(tiny_model: Path, small_releas
 def test_a_tile_is_128_image_tokens_with_the_published_processor_settings(tiny_model: Path) -> None:
     from transformers import Lfm2VlImageProcessor
 
-    settings = processor_settings()
+    settings = PROCESSOR_SETTINGS
     assert settings["use_thumbnail"] is False and settings["max_image_tokens"] == 256
     processor = Lfm2VlImageProcessor(**settings)
     tile = Image.fromarray(np.zeros((512, 256, 3), dtype=np.uint8))

@@ -34,6 +34,11 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _named(exc: BaseException) -> str:
+    """``Type: first line`` for an error of another library (a corrupt file, a full disk...)."""
+    return f"{type(exc).__name__}: {_first_line(exc)}"
+
+
 def require_model_extra() -> None:
     """Raise a one-line error naming the install command when torch/transformers/peft are absent."""
     try:
@@ -192,6 +197,11 @@ def load_base(base: str, device: str = "auto") -> tuple[Any, Any]:
             f"base model {base!r} could not be loaded ({_first_line(exc)}); give a local model "
             "folder or a Hub id this machine can download"
         ) from None
+    except Exception as exc:  # a truncated or corrupt weights file (SafetensorError), a bad config...
+        raise ModelLoadError(
+            f"base model {base!r} could not be loaded ({_named(exc)}); its files may be truncated "
+            "or corrupt: download them again"
+        ) from exc
     return model.to(device), processor  # type: ignore[arg-type]  # transformers types .to oddly
 
 
@@ -246,6 +256,11 @@ def attach_adapter(model: Any, base: str, adapter: str | Path) -> Any:
                 f"({lines[0].rstrip('.') if lines else _first_line(exc)}); "
                 f"it was trained on {trained_on!r}"
             ) from None
+        except Exception as exc:  # a truncated or corrupt adapter_model.safetensors (SafetensorError)...
+            raise ModelLoadError(
+                f"adapter {folder} could not be loaded ({_named(exc)}); its files may be truncated or "
+                "corrupt: copy or download the run folder again"
+            ) from exc
     for warning in caught:
         text = str(warning.message)
         if "missing adapter keys" in text.lower() or "unexpected" in text.lower():

@@ -25,9 +25,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from builder.model.tiny import CHAT_TEMPLATE, PUBLISHED, processor_settings, save_tokenizer
+from builder.model.tiny import CHAT_TEMPLATE, PROCESSOR_SETTINGS, save_tokenizer
 
 MARKER = "STANDIN_MODEL.json"
+# The published configuration of LFM2-VL-450M / LFM2.5-VL-450M, each value with its source.
+PUBLISHED = Path(__file__).with_name("lfm2_vl_450m.json")
 
 
 def published_config() -> dict[str, Any]:
@@ -77,7 +79,7 @@ def write_standin(path: Path, seed: int = 0, dtype: str = "bfloat16") -> Path:
     parameters = sum(p.numel() for p in model.parameters())
     del model
     processor = Lfm2VlProcessor(
-        image_processor=Lfm2VlImageProcessor(**processor_settings()),
+        image_processor=Lfm2VlImageProcessor(**PROCESSOR_SETTINGS),
         tokenizer=tokenizer,
         chat_template=CHAT_TEMPLATE,
     )

@@ -22,8 +22,27 @@ from typing import Any, Final
 
 from builder.model.prompt import LABELS, PROMPT, SYSTEM_PROMPT
 
-# The published configuration of LFM2-VL-450M / LFM2.5-VL-450M, each value with its source.
-PUBLISHED: Final = Path(__file__).with_name("lfm2_vl_450m.json")
+# The published Lfm2VlImageProcessor settings of LFM2-VL-450M:
+# https://huggingface.co/LiquidAI/LFM2-VL-450M/blob/refs%2Fpr%2F4/processor_config.json (tiling, tokens)
+# and https://huggingface.co/LiquidAI/LFM2-VL-450M/blob/main/preprocessor_config.json (normalisation).
+# The LFM2.5-VL-450M card (https://huggingface.co/LiquidAI/LFM2.5-VL-450M) recommends
+# min_image_tokens=32; a 256x512 tile gives 128 image tokens with either.
+PROCESSOR_SETTINGS: Final[dict[str, Any]] = {
+    "do_image_splitting": True,
+    "downsample_factor": 2,
+    "encoder_patch_size": 16,
+    "max_image_tokens": 256,
+    "min_image_tokens": 64,
+    "max_pixels_tolerance": 2.0,
+    "min_tiles": 2,
+    "max_tiles": 10,
+    "tile_size": 512,
+    "use_thumbnail": False,
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_std": [0.5, 0.5, 0.5],
+    "rescale_factor": 1 / 255,
+    "resample": 2,  # PIL bilinear
+}
 
 # The published chat template of LFM2-VL-450M, verbatim
 # (https://huggingface.co/LiquidAI/LFM2-VL-450M/blob/main/chat_template.jinja):
@@ -147,7 +166,7 @@ def write_tiny_lfm2_vl(path: Path, seed: int = 0, text_hidden_size: int = 64) ->
     model.save_pretrained(path)
     # The real model's image settings: a 256x512 tile is one tile of 128 image tokens.
     processor = Lfm2VlProcessor(
-        image_processor=Lfm2VlImageProcessor(**processor_settings()), tokenizer=tokenizer
+        image_processor=Lfm2VlImageProcessor(**PROCESSOR_SETTINGS), tokenizer=tokenizer
     )
     processor.chat_template = CHAT_TEMPLATE
     processor.save_pretrained(path)
@@ -168,12 +187,6 @@ def write_tiny_lfm2_vl(path: Path, seed: int = 0, text_hidden_size: int = 64) ->
 def is_tiny(path: str | Path) -> bool:
     """True when ``path`` is a folder this generator wrote (the Space says so on its page)."""
     return (Path(path) / "TINY_MODEL.json").is_file()
-
-
-def processor_settings() -> dict[str, Any]:
-    """The published ``Lfm2VlImageProcessor`` settings of LFM2-VL-450M (``lfm2_vl_450m.json``)."""
-    published = json.loads(PUBLISHED.read_text(encoding="utf-8"))
-    return {entry["key"]: entry["value"] for entry in published["processor"]}
 
 
 def random_model_kind(path: str | Path) -> str | None:

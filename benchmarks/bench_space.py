@@ -1,13 +1,18 @@
-"""Latency per tile of the Space (tiny model + baseline) against the same work in-process.
+"""Latency per tile of the Space against the same work in-process.
 
-Builds the small sample release, fits the physics baseline, trains a 2-step
-adapter on a tiny random LFM2-VL, launches ``space/app.py`` on loopback, and
-sends tiles one at a time with ``gradio_client``. The reference, measured in the
-same run, is the app's own work done in-process (read and check the upload,
-score with the VLM and the baseline, draw the proxy maps), so the ratio is what
-HTTP, the queue and the client add.
+Builds the small sample release, fits the physics baseline, and launches
+``space/app.py`` on loopback with either the tiny random LFM2-VL and a 2-step
+adapter (``--model tiny``, the default) or the real-size random stand-in of
+LFM2.5-VL-450M (``--model standin``, no adapter). Tiles are sent one at a time,
+the way the page sends them (upload, queue, event stream, output images
+fetched) and through ``gradio_client``. The reference, measured in the same
+run, is the app's own work done in-process (read and check the upload, score
+with the VLM and the baseline, draw what was scored beside its proxy maps), so the
+ratio is what HTTP, the queue and the client add. The three ways take turns tile
+by tile, so a change of machine load meets all of them alike. The Space's peak memory is its
+process's high-water mark (``VmHWM``).
 
-    python benchmarks/bench_space.py [--requests 60] [--write]
+    python benchmarks/bench_space.py [--model tiny|standin] [--requests 60] [--write]
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,79 +38,129 @@ from builder.release import BuildConfig, build  # noqa: E402
 from builder.sample import SMALL_PLAN, generate  # noqa: E402
 
 
-def _quantiles(seconds: list[float]) -> tuple[float, float]:
+def quantiles(seconds: list[float]) -> tuple[float, float]:
+    """Median and 95th percentile in milliseconds."""
     ms = np.array(seconds) * 1000
     return float(np.median(ms)), float(np.percentile(ms, 95))
 
 
+def interleaved(calls: dict[str, Callable[[Path], Any]], paths: list[Path]) -> dict[str, list[float]]:
+    """Seconds per call of each way, taking turns tile by tile so that all of them meet the
+    same machine load; the first round warms up and is dropped."""
+    out: dict[str, list[float]] = {name: [] for name in calls}
+    for path in [paths[0], *paths]:
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call(path)
+            out[name].append(time.perf_counter() - start)
+    return {name: seconds[1:] for name, seconds in out.items()}
+
+
+def peak_mib(pid: int) -> float:
+    """A process's peak resident memory (VmHWM) in MiB; NaN where /proc has no such line."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--model", choices=("tiny", "standin"), default="tiny")
+    parser.add_argument("--requests", type=int, default=None, help="default 60 (tiny), 12 (standin)")
     parser.add_argument("--write", action="store_true", help="write the figures to benchmarks/RESULTS.md")
     args = parser.parse_args()
+    requests = args.requests or (60 if args.model == "tiny" else 12)
     import torch
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
     from builder.model import baseline as physics
     from builder.model.scoring import load_scorer
+    from builder.model.standin import write_standin
     from builder.model.tiny import write_tiny_lfm2_vl
     from builder.model.train import load_config, train
-    from builder.model.upload import proxy_maps, read_upload
-    from tests.space_server import run_space
+    from builder.model.upload import figure, read_upload
+    from tests.space_server import BrowserClient, client, run_space
 
     with tempfile.TemporaryDirectory(prefix="bench_space_") as tmp:
         root = Path(tmp)
         generate(root / "corpus", seed=7, plan=SMALL_PLAN)
         release = build(BuildConfig(root / "corpus", root / "build", "1.0.0")).release
         model_evaluate.train_baseline(str(release), root / "baseline", progress=False)
-        tiny = write_tiny_lfm2_vl(root / "tiny", seed=0)
-        adapter = root / "adapter"
-        settings = {"base_model": str(tiny), "output_dir": str(adapter), "max_steps": 2, "batch_size": 2}
-        train(load_config(None, settings), str(release), progress=False)
+        if args.model == "tiny":
+            base = write_tiny_lfm2_vl(root / "tiny", seed=0)
+            adapter: Path | None = root / "adapter"
+            settings = {"base_model": str(base), "output_dir": str(adapter), "max_steps": 2, "batch_size": 2}
+            train(load_config(None, settings), str(release), progress=False)
+        else:
+            base, adapter = write_standin(root / "standin", seed=0), None
         tiles = [e.path for e in data.examples(release, "eval")]
-        calls = [tiles[i % len(tiles)] for i in range(args.requests)]
+        calls = [tiles[i % len(tiles)] for i in range(requests)]
 
-        # Reference: the app's work in this process, one thread per request as in the app.
+        # Reference: the app's work in this process, with the app's threads per request.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
-        scorer = load_scorer(str(tiny), adapter, device="cpu")
+        scorer = load_scorer(str(base), adapter, device="cpu")
         model = physics.load(root / "baseline" / "baseline.json")
-        local = []
-        for path in [calls[0], *calls]:  # the first call warms up and is dropped
-            start = time.perf_counter()
+
+        def in_process(path: Path) -> None:
             tile = read_upload(path)
             scorer.p_yes([tile.image], batch_size=1)
             model.p_yes_tile(tile.rgb)
-            proxy_maps(tile.rgb)
-            local.append(time.perf_counter() - start)
-        local = local[1:]
+            figure(tile)
 
         env = {
-            "CROPMARK_BASE_MODEL": str(tiny),
-            "CROPMARK_ADAPTER": str(adapter),
+            "CROPMARK_BASE_MODEL": str(base),
+            "CROPMARK_ADAPTER": str(adapter or ""),
             "CROPMARK_BASELINE": str(root / "baseline" / "baseline.json"),
             "CROPMARK_EXAMPLES": str(root / "no-examples"),
         }
-        with run_space(env, root / "space.log") as url:
-            client = Client(url, verbose=False)
-            remote = []
-            for path in [calls[0], *calls]:
-                start = time.perf_counter()
-                client.predict(handle_file(str(path)), api_name="/predict")
-                remote.append(time.perf_counter() - start)
-            remote = remote[1:]
+        with run_space(env, root / "space.log") as (url, process):
+            browser, api = BrowserClient(url), client(url)
+            seconds = interleaved(
+                {
+                    "local": in_process,
+                    "page": browser.predict,
+                    "client": lambda p: api.predict(handle_file(str(p)), api_name="/predict"),
+                },
+                calls,
+            )
+            browser.close()
+            peak = peak_mib(process.pid)
 
-    (l50, l95), (r50, r95) = _quantiles(local), _quantiles(remote)
+    (l50, l95), (p50, p95) = quantiles(seconds["local"]), quantiles(seconds["page"])
+    c50, c95 = quantiles(seconds["client"])
+    load = os.getloadavg()[0]
+    described = {
+        "tiny": "tiny LFM2-VL + 2-step LoRA, and the physics baseline",
+        "standin": "random-weight LFM2.5-VL-450M stand-in at the real sizes (float32, no adapter), "
+        "and the physics baseline",
+    }[args.model]
     lines = [
-        f"machine: {os.cpu_count()} cores, torch {torch.__version__}, CPU",
-        "model: tiny LFM2-VL + 2-step LoRA, and the physics baseline",
-        f"{args.requests} sequential requests of 256x512 tiles",
-        f"in-process (read, VLM, baseline, maps): median {l50:7.1f} ms, p95 {l95:7.1f} ms (the reference)",
-        f"Space via gradio_client:                median {r50:7.1f} ms, p95 {r95:7.1f} ms "
-        f"= {r50 / l50:.2f}x / {r95 / l95:.2f}x the reference",
+        f"machine: {os.cpu_count()} cores (load average {load:.1f} at the end), torch {torch.__version__}, "
+        "CPU (no GPU on this machine)",
+        f"model: {described}",
+        f"{requests} sequential requests of 256x512 tiles; the Space scores with "
+        f"{max(1, (os.cpu_count() or 1) // 2)} torch thread(s) per request (2 at once)",
+        f"in-process (read, VLM, baseline, figure): median {l50:8.1f} ms, p95 {l95:8.1f} ms (the reference)",
+        f"Space, as the page calls it:             median {p50:8.1f} ms, p95 {p95:8.1f} ms "
+        f"= {p50 / l50:.2f}x / {p95 / l95:.2f}x the reference",
+        f"Space via gradio_client:                 median {c50:8.1f} ms, p95 {c95:8.1f} ms "
+        f"= {c50 / l50:.2f}x / {c95 / l95:.2f}x the reference",
+        f"Space process peak memory (VmHWM): {peak:.0f} MiB",
     ]
     print("\n".join(lines))
     if args.write:
-        write_section("bench_space", "Space latency per tile (`benchmarks/bench_space.py`)", lines)
+        name, title = {
+            "tiny": ("bench_space", "Space latency per tile, tiny model (`benchmarks/bench_space.py`)"),
+            "standin": (
+                "bench_space_standin",
+                "Space latency per tile, real-size stand-in (`benchmarks/bench_space.py --model standin`)",
+            ),
+        }[args.model]
+        write_section(name, title, lines)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ the project modules this file imports, the README, ``baseline.json``,
 ``cropmark_space.json``, and tiles under ``examples/`` only when each is a tile of the
 published dataset; every text is scanned for leaks and tokens first.
 
+Loading: the base model and its adapter load once, in a background thread; the
+page shows the status. If that fails in any way (a missing or corrupt file, no
+network, any exception), or takes longer than ``CROPMARK_LOAD_TIMEOUT_S``, the
+Space falls back to the seeded tiny random test model, written to a folder of
+its own process, and says so on the page and on every verdict.
+
 What it serves: ``cropmark_space.json`` beside this file, written by
 ``scripts/publish.py space`` (base model, adapter and dataset ids, the revisions the
 adapter and the dataset were published at, which are the ones loaded, and the baseline
@@ -25,21 +31,26 @@ Environment (all optional):
     CROPMARK_ADAPTER     LoRA adapter id or folder ("" for none)
     CROPMARK_ADAPTER_REVISION  the adapter's revision (commit or tag; "" for main)
     CROPMARK_BASELINE    baseline.json of the physics baseline
-    CROPMARK_EXAMPLES    folder of example tiles (default: examples/ beside app.py,
-                         else a few eval tiles of CROPMARK_DATASET from the Hub)
+    CROPMARK_EXAMPLES    folder of example tiles, labelled by its metadata.csv (default:
+                         examples/ beside app.py, else a few eval tiles of CROPMARK_DATASET
+                         from the Hub)
     CROPMARK_DATASET     the dataset id the examples come from
     CROPMARK_DATASET_REVISION  the dataset's revision ("" for main)
     CROPMARK_CONCURRENCY requests scored at once (default 2; CPU Spaces have 2 cores)
-    CROPMARK_MAX_MB      upload limit in MB (default 10)
+    CROPMARK_MAX_MB      upload limit in MB (default 10), enforced by Gradio and by the app
+    CROPMARK_LOAD_TIMEOUT_S  seconds the model may take to load before the fallback (default 300)
+    CROPMARK_DEVICE      torch device of the model (default cpu)
     HF_TOKEN             a read token, only if the adapter or the dataset is private or
                          gated (set it as a Space secret)
 """
 
 from __future__ import annotations
 
+import atexit
 import csv
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -58,8 +69,8 @@ import torch  # noqa: E402
 from builder.errors import CropmarkError  # noqa: E402
 from builder.model import baseline as physics  # noqa: E402
 from builder.model.scoring import VlmScorer, load_scorer  # noqa: E402
-from builder.model.tiny import is_tiny, write_tiny_lfm2_vl  # noqa: E402
-from builder.model.upload import UploadError, proxy_maps, read_upload  # noqa: E402
+from builder.model.tiny import random_model_kind, write_tiny_lfm2_vl  # noqa: E402
+from builder.model.upload import UploadError, figure, read_upload  # noqa: E402
 
 
 def published_config() -> dict[str, str]:
@@ -104,7 +115,8 @@ BASELINE = Path(CONFIG["baseline"])
 EXAMPLES = Path(os.environ.get("CROPMARK_EXAMPLES", str(HERE / "examples")))
 CONCURRENCY = max(1, int(os.environ.get("CROPMARK_CONCURRENCY", "2")))
 MAX_BYTES = int(float(os.environ.get("CROPMARK_MAX_MB", "10")) * 2**20)
-LOAD_WAIT_S = 120.0
+LOAD_TIMEOUT_S = float(os.environ.get("CROPMARK_LOAD_TIMEOUT_S", "300"))
+DEVICE = os.environ.get("CROPMARK_DEVICE", "cpu")
 
 DISCLAIMER = (
     "Results are **candidates for verification** by archaeologists and heritage agencies, "
@@ -128,6 +140,12 @@ def pinned_adapter() -> str:
         raise CropmarkError(f"adapter {ADAPTER}{at} could not be downloaded ({first})") from None
 
 
+def _reason(exc: BaseException) -> str:
+    """One line for the status: the project's own message, or ``Type: first line`` of another."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if isinstance(exc, CropmarkError) else f"{type(exc).__name__}: {text}".rstrip(": ")
+
+
 class Models:
     """The VLM and the baseline, loaded once in a background thread."""
 
@@ -135,37 +153,78 @@ class Models:
         self.ready = threading.Event()
         self.scorer: VlmScorer | None = None
         self.baseline: physics.Baseline | None = None
-        self.status = f"Loading {BASE_MODEL} and its adapter..."
+        self.test_model: str | None = None  # "a tiny random test model"... when the verdicts mean nothing
+        self.status = (
+            f"Loading {BASE_MODEL} and its adapter (the tiny test model takes over if that fails "
+            f"or takes more than {LOAD_TIMEOUT_S:g} s)..."
+        )
 
     def load(self) -> None:
-        notes = [CONFIG["problem"]] if CONFIG["problem"] else []
+        """Load the baseline and the VLM, or fall back; ``ready`` is set whatever happens."""
         try:
-            self.baseline = physics.load(BASELINE)
-        except CropmarkError as exc:
-            notes.append(f"No physics baseline: {exc}.")
-        try:
-            if BASE_MODEL == "tiny":
-                raise CropmarkError("the tiny test model was asked for")
-            self.scorer = load_scorer(
-                BASE_MODEL, pinned_adapter() or None, device=os.environ.get("CROPMARK_DEVICE", "cpu")
-            )
-            if is_tiny(BASE_MODEL):
-                notes.insert(
-                    0, "**Test mode**: the VLM is a tiny random test model; its verdicts mean nothing."
-                )
+            notes = [CONFIG["problem"]] if CONFIG["problem"] else []
+            try:
+                self.baseline = physics.load(BASELINE)
+            except Exception as exc:
+                notes.append(f"No physics baseline: {_reason(exc)}.")
+            scorer, failure = self._load_vlm()
+            if scorer is not None:
+                self.scorer = scorer
+                self.test_model = random_model_kind(BASE_MODEL)
+                if self.test_model:
+                    notes.insert(
+                        0, f"**Test mode**: the VLM is {self.test_model}; its verdicts mean nothing."
+                    )
+                else:
+                    pinned = f" at {ADAPTER_REVISION[:12]}" if ADAPTER and ADAPTER_REVISION else ""
+                    notes.insert(0, f"Model: {BASE_MODEL} + {ADAPTER or 'no adapter'}{pinned}.")
             else:
-                pinned = f" at {ADAPTER_REVISION[:12]}" if ADAPTER and ADAPTER_REVISION else ""
-                notes.insert(0, f"Model: {BASE_MODEL} + {ADAPTER or 'no adapter'}{pinned}.")
-        except CropmarkError as exc:
-            tiny = write_tiny_lfm2_vl(Path(tempfile.gettempdir()) / "cropmark-tiny-lfm2-vl", seed=0)
-            self.scorer = load_scorer(str(tiny), device="cpu")
-            notes.insert(
-                0,
-                f"**Offline test mode**: {exc}. The VLM column shows a tiny random test model, "
-                "whose verdicts mean nothing; the physics baseline is real.",
+                notes.insert(0, self._fall_back(failure))
+            self.status = " ".join(notes)
+        except Exception as exc:  # never leave the page "Loading" forever
+            self.status = f"**The Space could not start its models** ({_reason(exc)})."
+        finally:
+            self.ready.set()
+
+    def _load_vlm(self) -> tuple[VlmScorer | None, str]:
+        """The scorer, or None and why: any exception, or no answer within LOAD_TIMEOUT_S."""
+        if BASE_MODEL == "tiny":
+            return None, "the tiny test model was asked for"
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["scorer"] = load_scorer(BASE_MODEL, pinned_adapter() or None, device=DEVICE)
+            except Exception as exc:  # SafetensorError, OSError, MemoryError...: all end in the fallback
+                box["error"] = exc
+
+        worker = threading.Thread(target=work, name="load-vlm", daemon=True)
+        worker.start()
+        worker.join(LOAD_TIMEOUT_S)
+        if worker.is_alive():  # the thread cannot be stopped; its result, if any, is ignored
+            limit = f"{LOAD_TIMEOUT_S:g} s (CROPMARK_LOAD_TIMEOUT_S)"
+            return None, f"loading {BASE_MODEL} took longer than {limit}"
+        if "error" in box:
+            return None, _reason(box["error"])
+        scorer: VlmScorer = box["scorer"]
+        return scorer, ""
+
+    def _fall_back(self, why: str) -> str:
+        """Load the seeded tiny model from a folder of this process only; the status sentence."""
+        try:
+            folder = Path(tempfile.mkdtemp(prefix=f"cropmark-tiny-{os.getpid()}-"))
+            atexit.register(shutil.rmtree, folder, True)
+            self.scorer = load_scorer(str(write_tiny_lfm2_vl(folder, seed=0)), device="cpu")
+            self.test_model = random_model_kind(folder)
+        except Exception as exc:
+            return (
+                f"**No model**: {why}; the tiny test model could not be loaded either ({_reason(exc)}). "
+                "Only the physics baseline answers."
             )
-        self.status = " ".join(notes)
-        self.ready.set()
+        return (
+            f"**Offline test mode**: {why}. The VLM column shows a tiny random test model, "
+            "whose verdicts mean nothing; the physics baseline is real."
+        )
 
     def p_yes(self, tile: Any) -> float:
         assert self.scorer is not None
@@ -175,10 +234,64 @@ class Models:
 MODELS = Models()
 
 
-def example_tiles() -> list[str]:
-    """Example tiles: a local folder, else three Yes and three No eval tiles of the dataset."""
+class Pictures:
+    """The page's pictures as JPEG files of this process, each under a name of its own.
+
+    Gradio copies a returned file into its cache atomically (a temporary name,
+    then a rename), while a returned PIL image is written in place under a name
+    taken from its content: two requests for the same tile wrote the same cache
+    file at once, and a download could read it half-written (the concurrency
+    test saw "peer closed connection without sending complete message body").
+    The newest :attr:`KEEP` files are kept; Gradio has copied older ones long ago.
+    """
+
+    KEEP = 256
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix=f"cropmark-pictures-{os.getpid()}-"))
+        atexit.register(shutil.rmtree, self.folder, True)
+        self.lock = threading.Lock()
+        self.written: list[Path] = []
+        self.count = 0
+
+    def save(self, image: Any) -> str:
+        with self.lock:
+            self.count += 1
+            path = self.folder / f"figure-{self.count}.jpg"
+            self.written.append(path)
+            old, self.written = self.written[: -self.KEEP], self.written[-self.KEEP :]
+        image.save(path, "JPEG", quality=90)
+        for stale in old:
+            stale.unlink(missing_ok=True)
+        return str(path)
+
+
+PICTURES = Pictures()
+
+
+def _labels(folder: Path) -> dict[str, str]:
+    metadata = folder / "metadata.csv"
+    if not metadata.is_file():
+        return {}
+    with metadata.open(encoding="utf-8", newline="") as handle:
+        return {row["file_name"]: row["label"] for row in csv.DictReader(handle) if "label" in row}
+
+
+def _balanced(tiles: list[tuple[str, str]], n: int = 8) -> list[tuple[str, str]]:
+    yes = [t for t in tiles if t[1] == "Yes"]
+    no = [t for t in tiles if t[1] == "No"]
+    other = [t for t in tiles if t[1] not in ("Yes", "No")]
+    picked = yes[: n // 2] + no[: n // 2]
+    return (picked + other)[:n]
+
+
+def example_tiles() -> list[tuple[str, str]]:
+    """(path, label) of example tiles: a local folder (labels from its metadata.csv), else
+    three Yes and three No eval tiles of the dataset."""
     if EXAMPLES.is_dir():
-        return sorted(str(p) for p in EXAMPLES.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:8]
+        labels = _labels(EXAMPLES)
+        paths = sorted(p for p in EXAMPLES.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        return _balanced([(str(p), labels.get(p.name, "")) for p in paths])
     try:
         from huggingface_hub import hf_hub_download
 
@@ -187,7 +300,9 @@ def example_tiles() -> list[str]:
         with open(metadata, encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
         picked = [r for r in rows if r["label"] == "Yes"][:3] + [r for r in rows if r["label"] == "No"][:3]
-        return [hf_hub_download(DATASET, f"data/eval/{r['file_name']}", **pinned) for r in picked]
+        return [
+            (hf_hub_download(DATASET, f"data/eval/{r['file_name']}", **pinned), r["label"]) for r in picked
+        ]
     except Exception:  # offline or no such dataset: the page works without examples
         return []
 
@@ -196,18 +311,35 @@ def _verdict(p: float) -> dict[str, float]:
     return {"Yes": round(p, 4), "No": round(1.0 - p, 4)}
 
 
-def predict(upload: str | None) -> tuple[dict[str, float], dict[str, float] | None, Any, str]:
-    """Score one upload: VLM verdict, baseline verdict, proxy maps, explanation."""
+def _caption(path: str, label: str) -> str:
+    return f"label: {label}  ·  {Path(path).stem}" if label else Path(path).stem
+
+
+def predict(upload: str | None) -> tuple[str, Any, Any, Any, str]:
+    """Score one upload: the VLM's marker and verdict, the baseline's verdict, the picture of
+    what was scored beside its proxy maps, and the explanation."""
     if upload is None:
         raise gr.Error("Upload a tile or pick an example first.")
     try:
         tile = read_upload(upload, MAX_BYTES)
     except UploadError as exc:
         raise gr.Error(str(exc)) from None
-    if not MODELS.ready.wait(timeout=LOAD_WAIT_S):
+    if not MODELS.ready.wait(timeout=LOAD_TIMEOUT_S + 120):
         raise gr.Error("The model is still loading; try again in a minute.")
-    p = MODELS.p_yes(tile)
-    lines = [tile.note, f"The fine-tuned model's P(Yes) is {p:.3f}: **{'Yes' if p >= 0.5 else 'No'}**."]
+    lines = [tile.note]
+    vlm, marker = None, "**No fine-tuned model is loaded**: only the physics baseline answers."
+    if MODELS.scorer is not None:
+        p = MODELS.p_yes(tile)
+        vlm = _verdict(p)
+        if MODELS.test_model:
+            marker = (
+                f"⚠️ **TEST MODEL**: the verdict below comes from {MODELS.test_model} with random "
+                "weights; it means nothing."
+            )
+            lines.append(marker)
+        else:
+            marker = f"Fine-tuned model: {BASE_MODEL} + {ADAPTER or 'no adapter'}."
+        lines.append(f"The fine-tuned model's P(Yes) is {p:.3f}: **{'Yes' if p >= 0.5 else 'No'}**.")
     baseline = None
     if MODELS.baseline is not None:
         pb = MODELS.baseline.p_yes_tile(tile.rgb)
@@ -217,7 +349,7 @@ def predict(upload: str | None) -> tuple[dict[str, float], dict[str, float] | No
             f"**{'Yes' if pb >= 0.5 else 'No'}** ({pb:.3f})."
         )
     lines.append(DISCLAIMER)
-    return _verdict(p), baseline, proxy_maps(tile.rgb), "\n\n".join(lines)
+    return marker, vlm, baseline, PICTURES.save(figure(tile)), "\n\n".join(lines)
 
 
 def status() -> str:
@@ -225,32 +357,51 @@ def status() -> str:
     return MODELS.status
 
 
-def build() -> gr.Blocks:
+def build(examples: list[tuple[str, str]]) -> gr.Blocks:
+    """The page; ``examples`` are (path, label) pairs shown as labelled thumbnails."""
     with gr.Blocks(title="Cropmark Disambiguator") as demo:
         gr.Markdown(
             "# Cropmark Disambiguator\n"
             "Does a Sentinel-2 tile of farmland show **cropmark stress from buried archaeology** "
             "(ring ditches, enclosures, linear features)? Upload a false-colour tile "
-            "(R = B08 NIR, G = B04 red, B = B05 red edge; 256x512 px) or a 512x512 composite "
+            "(R = B08 NIR, G = B04 red, B = B05 red edge; 256x512 px, 8-bit) or a 512x512 composite "
             "(its right half is ignored). A fine-tuned LFM2.5-VL answers Yes/No with a probability, "
-            "beside a simple physics baseline.\n\n" + DISCLAIMER
+            f"beside a simple physics baseline. Uploads up to {MAX_BYTES / 2**20:g} MB.\n\n" + DISCLAIMER
         )
         status_box = gr.Markdown(MODELS.status, elem_id="status")
         with gr.Row():
             with gr.Column():
                 upload = gr.File(label="Sentinel-2 tile (JPEG/PNG)", type="filepath", elem_id="upload")
                 button = gr.Button("Score the tile", variant="primary", elem_id="score")
-                examples = example_tiles()
-                if examples:
-                    gr.Examples(
-                        examples=[[e] for e in examples], inputs=[upload], label="Tiles of the dataset"
-                    )
+                gallery = gr.Gallery(
+                    value=[(path, _caption(path, label)) for path, label in examples],
+                    label="Tiles of the dataset (eval split) with their labels: click one to score it",
+                    columns=4,
+                    height=340,
+                    object_fit="contain",
+                    allow_preview=False,
+                    visible=bool(examples),
+                    elem_id="examples",
+                )
             with gr.Column():
+                marker = gr.Markdown(elem_id="vlm-marker")
                 vlm = gr.Label(label="Fine-tuned model", num_top_classes=2, elem_id="vlm")
                 base = gr.Label(label="Physics baseline", num_top_classes=2, elem_id="baseline")
-        maps = gr.Image(label="NDVI- and NDRE-like proxies", type="pil", elem_id="maps")
+        scored = gr.Image(
+            label="What was scored, and its NDVI- and NDRE-like proxies",
+            type="filepath",
+            elem_id="scored",
+        )
         explanation = gr.Markdown(elem_id="explanation")
-        button.click(predict, inputs=[upload], outputs=[vlm, base, maps, explanation], api_name="predict")
+        outputs = [marker, vlm, base, scored, explanation]
+        button.click(predict, inputs=[upload], outputs=outputs, api_name="predict")
+
+        def pick(event: gr.SelectData) -> str:
+            return examples[event.index][0]
+
+        gallery.select(pick, outputs=[upload], api_name=False, queue=False).then(
+            predict, inputs=[upload], outputs=outputs, api_name=False
+        )
         # The status is read when the page opens, then every second until the models are ready.
         timer = gr.Timer(1.0)
         demo.load(status, outputs=[status_box], api_name=False, queue=False)
@@ -268,11 +419,13 @@ def main() -> None:
     # CPU-friendly: share the cores between the requests scored at once.
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // CONCURRENCY))
     threading.Thread(target=MODELS.load, name="load-models", daemon=True).start()
-    demo = build()
+    examples = example_tiles()
+    demo = build(examples)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    folders = {str(Path(path).parent) for path, _ in examples}
     demo.launch(
-        max_file_size=4 * MAX_BYTES,  # gradio's hard stop; read_upload answers above MAX_BYTES
-        allowed_paths=[str(EXAMPLES)] if EXAMPLES.is_dir() else None,
+        max_file_size=MAX_BYTES,  # the same limit as read_upload's: one limit, one message
+        allowed_paths=sorted(folders | {str(PICTURES.folder)}),
     )
 
 

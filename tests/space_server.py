@@ -1,20 +1,25 @@
-"""Start ``space/app.py`` on loopback in a subprocess, as the Space would run it.
+"""Start ``space/app.py`` on loopback in a subprocess, as the Space would run it, and call it.
 
-Used by tests/test_space.py and benchmarks/bench_space.py.
+Used by tests/test_space.py and benchmarks/bench_space.py. Clients get generous
+timeouts: a busy machine makes a request slow, never wrong.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_S = 600.0  # per HTTP request; a loaded 2-core machine can take minutes, a test must not fail on it
 
 
 def free_port() -> int:
@@ -24,18 +29,25 @@ def free_port() -> int:
         return port
 
 
+def client(url: str) -> Any:
+    """A ``gradio_client.Client`` with the generous timeout of every test client."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, httpx_kwargs={"timeout": TIMEOUT_S})
+
+
 @contextmanager
 def run_space(
     env: dict[str, str],
     log: Path,
-    timeout: float = 180.0,
+    timeout: float = 900.0,
     app: Path = ROOT / "space" / "app.py",
     offline: bool = True,
-) -> Iterator[str]:
-    """Launch ``app`` (the repository's by default) with ``env`` added; yield its URL once the
-    models are loaded. ``offline`` sets ``HF_HUB_OFFLINE=1`` (which blocks loopback too)."""
-    from gradio_client import Client
-
+    wait_ready: bool = True,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Launch ``app`` (the repository's by default) with ``env`` added; yield its URL and
+    process once it answers (and, with ``wait_ready``, once its models are loaded).
+    ``offline`` sets ``HF_HUB_OFFLINE=1`` (which blocks loopback too)."""
     port = free_port()
     full = {
         **os.environ,
@@ -55,26 +67,76 @@ def run_space(
         )
         try:
             deadline = time.monotonic() + timeout
-            client = None
+            api = None
             while time.monotonic() < deadline:
                 if process.poll() is not None:
                     raise RuntimeError(
                         f"the Space exited with {process.returncode}: {log.read_text()[-2000:]}"
                     )
                 try:
-                    client = client or Client(url, verbose=False)
-                    if not client.predict(api_name="/status").startswith("Loading"):
+                    api = api or client(url)
+                    if not wait_ready or not api.predict(api_name="/status").startswith("Loading"):
                         break
                 except Exception:  # not listening yet
-                    client = None
+                    api = None
                 time.sleep(0.5)
             else:
                 raise RuntimeError(f"the Space did not come up in {timeout} s: {log.read_text()[-2000:]}")
-            yield url
+            yield url, process
         finally:
             process.terminate()
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+class BrowserClient:
+    """Calls an endpoint the way the page does: upload, join the queue, read the event stream
+    as it arrives, fetch the output files.
+
+    ``gradio_client`` polls its event queue every 50 ms (``gradio_client/utils.py``), which
+    adds tens of milliseconds to every call that a browser does not pay.
+    """
+
+    def __init__(self, url: str, api_name: str = "predict") -> None:
+        import httpx
+
+        self.url = url.rstrip("/") + "/gradio_api/"
+        self.http = httpx.Client(timeout=TIMEOUT_S)
+        config = self.http.get(url.rstrip("/") + "/config").json()
+        self.fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
+
+    def predict(self, path: Path, download: bool = True) -> list[Any]:
+        """The endpoint's outputs for one uploaded file; raises RuntimeError with the app's message."""
+        with path.open("rb") as handle:
+            response = self.http.post(self.url + "upload", files=[("files", (path.name, handle))])
+        if response.status_code != 200:
+            raise RuntimeError(f"upload refused ({response.status_code}): {response.text}")
+        uploaded = response.json()[0]
+        session = uuid.uuid4().hex
+        data = [{"path": uploaded, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}]
+        self.http.post(
+            self.url + "queue/join",
+            json={"data": data, "fn_index": self.fn_index, "session_hash": session, "event_data": None},
+        ).raise_for_status()
+        message: dict[str, Any] = {}
+        with self.http.stream("GET", self.url + "queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    message = json.loads(line[5:])
+                    if message.get("msg") == "process_completed":
+                        break
+        output = message.get("output", {})
+        if not message.get("success"):
+            raise RuntimeError(output.get("error") or str(output))
+        outputs: list[Any] = output["data"]
+        if download:
+            for item in outputs:
+                if isinstance(item, dict) and item.get("url"):
+                    self.http.get(item["url"]).raise_for_status()
+        return outputs
+
+    def close(self) -> None:
+        self.http.close()

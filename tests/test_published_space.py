@@ -23,7 +23,7 @@ from PIL import Image
 pytest.importorskip("torch")
 pytest.importorskip("gradio")
 
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from builder.cli import main
 from builder.model import baseline as physics
@@ -32,6 +32,7 @@ from builder.model.scoring import load_scorer
 from builder.release import BuildConfig, build
 from tests.hub import ORG, TOKEN
 from tests.hub.server import HubServer
+from tests.space_server import client as space_client
 from tests.space_server import run_space
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,8 +127,8 @@ def test_a_published_space_serves_the_published_adapter_and_baseline(
         tmp_path / "space.log",
         app=folder / "app.py",
         offline=False,
-    ) as url:
-        client = Client(url, verbose=False)
+    ) as (url, _process):
+        client = space_client(url)
         status = client.predict(api_name="/status")
         assert f"Model: {TINY} + {MODEL} at {pinned[:12]}." in status and "test mode" not in status.lower()
         scorer = load_scorer(str(tiny_model), run, device="cpu")
@@ -135,7 +136,7 @@ def test_a_published_space_serves_the_published_adapter_and_baseline(
         examples = data.examples(release, "eval")
         for label in ("Yes", "No"):
             tile = next(e for e in examples if e.label == label).path
-            vlm, baseline, _maps, text = client.predict(handle_file(str(tile)), api_name="/predict")
+            marker, vlm, baseline, _scored, text = client.predict(handle_file(str(tile)), api_name="/predict")
             rgb = np.asarray(Image.open(tile).convert("RGB"))
             expected = float(scorer.p_yes([Image.fromarray(rgb)])[0])
             match = re.search(P_YES, text)

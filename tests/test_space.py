@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,12 +15,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 pytest.importorskip("gradio")
 pytest.importorskip("torch")
 
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from builder.cards import SPACE_GRADIO
 from builder.cli import main
@@ -26,7 +28,8 @@ from builder.model import baseline as physics
 from builder.model import data
 from builder.model.scoring import load_scorer
 from builder.model.train import load_config, train
-from tests.space_server import run_space
+from tests.space_server import BrowserClient, client, run_space
+from tests.upload_files import exif_jpeg, png16, tiff16
 
 ROOT = Path(__file__).resolve().parent.parent
 P_YES = re.compile(r"fine-tuned model's P\(Yes\) is ([0-9.]+): \*\*(Yes|No)\*\*")
@@ -51,8 +54,11 @@ def space(
     yes = next(e for e in examples if e.label == "Yes")
     no = next(e for e in examples if e.label == "No")
     (tmp / "examples").mkdir()
+    rows = ["file_name,label"]
     for e in (yes, no):
         shutil.copy(e.path, tmp / "examples" / e.path.name)
+        rows.append(f"{e.path.name},{e.label}")
+    (tmp / "examples" / "metadata.csv").write_text("\n".join(rows) + "\n")
     env = {
         "CROPMARK_BASE_MODEL": str(tiny_model),
         "CROPMARK_ADAPTER": str(adapter),
@@ -61,10 +67,10 @@ def space(
         "CROPMARK_MAX_MB": "1",
         "CROPMARK_CONCURRENCY": "2",
     }
-    with run_space(env, tmp / "space.log") as url:
+    with run_space(env, tmp / "space.log") as (url, _process):
         yield {
             "url": url,
-            "client": Client(url, verbose=False),
+            "client": client(url),
             "yes": yes.path,
             "no": no.path,
             "scorer": load_scorer(str(tiny_model), adapter, device="cpu"),
@@ -83,7 +89,7 @@ def _predict(space: dict[str, Any], path: Path) -> tuple[Any, ...]:
 
 
 def _check(result: tuple[Any, ...], expected: tuple[float, float]) -> None:
-    vlm, baseline, maps, text = result
+    marker, vlm, baseline, shown, text = result
     match = P_YES.search(text)
     assert match is not None, text
     assert float(match.group(1)) == pytest.approx(expected[0], abs=1e-3)
@@ -92,8 +98,9 @@ def _check(result: tuple[Any, ...], expected: tuple[float, float]) -> None:
     confidences = {c["label"]: c["confidence"] for c in baseline["confidences"]}
     assert confidences["Yes"] == pytest.approx(expected[1], abs=0.01)
     assert "candidates for verification" in text and "never a find" in text
-    with Image.open(maps) as image:
-        assert image.width > 2 * 256 and image.height > 512  # two maps with colour bars
+    assert "TEST MODEL" in marker and "random" in marker  # the verdict's own marker
+    with Image.open(shown) as image:
+        assert image.width > 3 * 256 and image.height > 512  # the scored tile and two maps with colour bars
 
 
 def test_the_page_says_it_runs_a_tiny_test_model(space: dict[str, Any]) -> None:
@@ -105,7 +112,7 @@ def test_a_tile_gets_the_scores_of_the_evaluation_code(space: dict[str, Any], wh
     path = space[which]
     result = _predict(space, path)
     _check(result, _expected(space, np.asarray(Image.open(path).convert("RGB"))))
-    assert "A 256x512 Sentinel-2 tile." in result[3]
+    assert "A 256x512 Sentinel-2 tile." in result[4]
 
 
 def test_a_whole_composite_is_cut_to_its_s2_half(space: dict[str, Any], tmp_path: Path) -> None:
@@ -114,7 +121,7 @@ def test_a_whole_composite_is_cut_to_its_s2_half(space: dict[str, Any], tmp_path
     Image.fromarray(np.hstack([tile, context])).save(tmp_path / "composite.png")
     result = _predict(space, tmp_path / "composite.png")
     _check(result, _expected(space, tile))
-    assert "the right half was ignored" in result[3]
+    assert "the right half was ignored" in result[4]
 
 
 def _bomb(path: Path, side: int) -> Path:
@@ -141,9 +148,21 @@ BAD = {
         "The image claims too many pixels to open safely",
     ),
     "large": (lambda p: _bomb(p.with_suffix(".png"), 5000), "The image claims 5000x5000 pixels"),
-    "too big": (
-        lambda p: p.with_suffix(".png").write_bytes(np.random.default_rng(0).bytes(3 * 2**19)),
-        "The file is 1.5 MB; the limit is 1 MB",
+    "16-bit PNG": (
+        lambda p: png16(p.with_suffix(".png"), np.full((512, 256, 3), 40000, dtype=np.uint16)),
+        "The image has 16 bits per channel",
+    ),
+    "16-bit TIFF": (
+        lambda p: p.with_suffix(".png").write_bytes(
+            tiff16(p.with_suffix(".tif"), np.full((512, 256, 3), 40000, dtype=np.uint16)).read_bytes()
+        ),
+        "The image has 16 bits per channel",
+    ),
+    "EXIF-turned sideways": (
+        lambda p: p.with_suffix(".png").write_bytes(
+            exif_jpeg(p.with_suffix(".jpg"), np.zeros((512, 256, 3), np.uint8), 6).read_bytes()
+        ),
+        "The image is 512x256 (width x height) as displayed (its EXIF orientation tag turns",
     ),
 }
 
@@ -167,12 +186,35 @@ def test_no_upload_asks_for_one(space: dict[str, Any]) -> None:
         space["client"].predict(None, api_name="/predict")
 
 
+def test_an_upload_over_the_limit_is_refused_by_gradio_with_the_apps_limit(
+    space: dict[str, Any], tmp_path: Path
+) -> None:
+    """Gradio enforces the app's limit (1 MB here): one limit, whoever checks it first."""
+    big = tmp_path / "big.png"
+    big.write_bytes(np.random.default_rng(0).bytes(3 * 2**19))
+    browser = BrowserClient(space["url"])
+    try:
+        with pytest.raises(RuntimeError, match=f"maximum allowed size of {2**20} bytes"):
+            browser.predict(big)
+    finally:
+        browser.close()
+
+
+def test_an_exif_rotated_tile_is_scored_upright(space: dict[str, Any], tmp_path: Path) -> None:
+    tile = np.asarray(Image.open(space["yes"]).convert("RGB"))
+    path = exif_jpeg(tmp_path / "turned.jpg", np.ascontiguousarray(np.rot90(tile, k=1)), orientation=6)
+    with Image.open(path) as image:
+        upright = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    result = _predict(space, path)
+    _check(result, _expected(space, upright))
+    assert "turned upright by its EXIF orientation tag" in result[4]
+
+
 def test_32_concurrent_requests_are_all_answered(space: dict[str, Any]) -> None:
     paths = [space["yes"], space["no"]] * 16
 
     def call(path: Path) -> str:
-        client = Client(space["url"], verbose=False)
-        return str(client.predict(handle_file(str(path)), api_name="/predict")[0]["label"])
+        return str(client(space["url"]).predict(handle_file(str(path)), api_name="/predict")[1]["label"])
 
     with ThreadPoolExecutor(max_workers=32) as pool:
         labels = list(pool.map(call, paths))
@@ -193,57 +235,118 @@ def test_space_requirements_constraints_and_the_space_card_pin_one_gradio() -> N
     assert pins["gradio"] == constraints["gradio"] == SPACE_GRADIO
 
 
-def test_chromium_uploads_a_tile_and_shows_the_verdict(space: dict[str, Any], tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
+def _chromium() -> str:
+    pytest.importorskip("playwright.sync_api")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    return chromium
+
+
+def test_chromium_shows_the_tile_its_verdict_the_test_marker_and_labelled_examples(
+    space: dict[str, Any], tmp_path: Path
+) -> None:
+    """The page as a user sees it; the screenshots are saved beside the test's temporary files."""
+    from playwright.sync_api import sync_playwright
+
     expected = _expected(space, np.asarray(Image.open(space["yes"]).convert("RGB")))
     verdict = "Yes" if expected[0] >= 0.5 else "No"
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+    tile = np.asarray(Image.open(space["no"]).convert("RGB"))
+    composite = tmp_path / "composite.png"
+    Image.fromarray(np.hstack([tile, np.full_like(tile, 200)])).save(composite)
+    big = tmp_path / "big.png"
+    big.write_bytes(np.random.default_rng(0).bytes(3 * 2**19))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), headless=True, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.set_default_timeout(300_000)  # a busy machine is slow, never wrong
             page.goto(space["url"])
-            page.locator("#status").get_by_text("tiny random test model").wait_for(timeout=60_000)
+            page.locator("#status").get_by_text("tiny random test model").wait_for()
+            # The examples are thumbnails with their dataset labels.
+            thumbnails = page.locator("#examples .thumbnail-item")
+            captions = sorted(thumbnails.all_inner_texts())
+            assert [c.split("·")[0].strip() for c in captions] == ["label: No", "label: Yes"]
+            assert thumbnails.locator("img").count() == 2
+            # Upload a tile: the scored picture, the verdict and its test marker appear.
             page.locator("#upload input[type=file]").set_input_files(str(space["yes"]))
-            page.locator("#upload").get_by_text(space["yes"].name).wait_for(timeout=30_000)
+            page.locator("#upload").get_by_text(space["yes"].stem).wait_for()
             page.click("#score")
-            page.get_by_text("fine-tuned model's P(Yes)").wait_for(timeout=60_000)
-            page.screenshot(path=str(tmp_path / "space.png"), full_page=True)
+            page.get_by_text("fine-tuned model's P(Yes)").wait_for()
+            page.locator("#scored img").wait_for()
+            marker = page.inner_text("#vlm-marker")
             text = page.inner_text("#explanation")
+            page.screenshot(path=str(tmp_path / "space-tile.png"), full_page=True)
+            # A composite: the picture names the scored half.
+            page.locator("#upload button[aria-label=Clear]").click()
+            page.locator("#upload input[type=file]").set_input_files(str(composite))
+            page.locator("#upload").get_by_text("composite").wait_for()
+            page.click("#score")
+            page.get_by_text("the right half was ignored").wait_for()
+            page.screenshot(path=str(tmp_path / "space-composite.png"), full_page=True)
+            # Clicking an example scores it.
+            first = captions[0].split("·")[1].strip()
+            page.locator("#examples .thumbnail-item").filter(has_text=first).click()
+            page.locator("#upload").get_by_text(first).wait_for()
+            page.get_by_text("A 256x512 Sentinel-2 tile.").wait_for()
+            # A file over the limit: Gradio's message names the app's limit (1 MB here).
+            page.goto(space["url"])
+            page.locator("#upload input[type=file]").set_input_files(str(big))
+            toast = page.get_by_text("exceed the maximum allowed size of 1.0 Mb")
+            toast.wait_for()
+            page.screenshot(path=str(tmp_path / "space-limit.png"))
         finally:
             browser.close()
     # The page renders the Markdown, so the verdict reads "P(Yes) is 0.384: No".
     assert f"P(Yes) is {expected[0]:.3f}: {verdict}" in text, text
-    with Image.open(tmp_path / "space.png") as shot:
-        assert shot.width >= 1280 and shot.height > 600
+    assert "TEST MODEL" in marker and "random weights" in marker
+    for name in ("space-tile.png", "space-composite.png", "space-limit.png"):
+        with Image.open(tmp_path / name) as shot:
+            assert shot.width >= 1280 and shot.height > 600
+
+
+def _app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, **env: str) -> Any:
+    """A fresh import of space/app.py with ``env`` set (CROPMARK_ prefix added)."""
+    import importlib.util
+
+    defaults = {
+        "ADAPTER": "",
+        "BASELINE": str(tmp_path / "no-baseline.json"),
+        "EXAMPLES": str(tmp_path / "examples"),
+    }
+    for key, value in {**defaults, **env}.items():
+        monkeypatch.setenv(f"CROPMARK_{key}", value)
+    spec = importlib.util.spec_from_file_location(name, ROOT / "space" / "app.py")
+    assert spec is not None and spec.loader is not None
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    return app
+
+
+def _falls_back(app: Any, cause: str) -> None:
+    app.MODELS.load()
+    assert app.MODELS.ready.is_set() and app.MODELS.scorer is not None, app.MODELS.status
+    assert app.MODELS.status.startswith("**Offline test mode**: "), app.MODELS.status
+    assert cause in app.MODELS.status, app.MODELS.status
+    assert "tiny random test model, whose verdicts mean nothing" in app.MODELS.status
+    assert app.MODELS.test_model == "a tiny random test model"
+    # The fallback model lives in a folder of this process, not a path every Space shares.
+    assert f"cropmark-tiny-{os.getpid()}-" in app.MODELS.scorer.base
 
 
 def test_an_unreachable_model_falls_back_to_the_tiny_model_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib.util
-
-    monkeypatch.setenv("CROPMARK_BASE_MODEL", str(tmp_path / "no-such-model"))
-    monkeypatch.setenv("CROPMARK_ADAPTER", "")
-    monkeypatch.setenv("CROPMARK_BASELINE", str(tmp_path / "no-baseline.json"))
-    monkeypatch.setenv("CROPMARK_EXAMPLES", str(tmp_path / "examples"))
-    spec = importlib.util.spec_from_file_location("space_app_offline", ROOT / "space" / "app.py")
-    assert spec is not None and spec.loader is not None
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
-    app.MODELS.load()
-    assert app.MODELS.ready.is_set() and app.MODELS.scorer is not None
+    app = _app(monkeypatch, tmp_path, "space_app_offline", BASE_MODEL=str(tmp_path / "no-such-model"))
+    _falls_back(app, "base model")
     assert app.MODELS.baseline is None
-    assert app.MODELS.status.startswith("**Offline test mode**: base model")
-    assert "tiny random test model, whose verdicts mean nothing" in app.MODELS.status
     assert "No physics baseline" in app.MODELS.status
     # Without a baseline the page still answers, with the baseline column empty.
     tile = np.random.default_rng(0).integers(0, 255, (512, 256, 3), dtype=np.uint8)
     Image.fromarray(tile).save(tmp_path / "tile.png")
-    vlm, baseline, _maps, text = app.predict(str(tmp_path / "tile.png"))
+    marker, vlm, baseline, _shown, text = app.predict(str(tmp_path / "tile.png"))
     assert set(vlm) == {"Yes", "No"} and baseline is None
+    assert "TEST MODEL" in marker
     assert "physics baseline" not in text
 
 
@@ -269,3 +372,85 @@ def test_a_corrupt_cropmark_space_json_is_said_on_the_page(
     app.MODELS.load()
     assert "cropmark_space.json could not be read" in app.MODELS.status
     assert "publish it again" in app.MODELS.status
+
+
+def _truncated(folder: Path, name: str) -> None:
+    path = folder / name
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_a_truncated_base_model_file_falls_back_within_seconds(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    (broken / "TINY_MODEL.json").unlink()  # looks like a real model folder
+    _truncated(broken, "model.safetensors")
+    app = _app(monkeypatch, tmp_path, "space_app_truncated_base", BASE_MODEL=str(broken))
+    _falls_back(app, "SafetensorError")
+
+
+def test_a_truncated_adapter_falls_back(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, space: dict[str, Any]
+) -> None:
+    adapter = tmp_path / "adapter"
+    shutil.copytree(space["tmp"] / "adapter", adapter)
+    _truncated(adapter, "adapter_model.safetensors")
+    app = _app(
+        monkeypatch, tmp_path, "space_app_truncated_adapter", BASE_MODEL=str(tiny_model), ADAPTER=str(adapter)
+    )
+    _falls_back(app, "SafetensorError")
+
+
+def test_any_exception_from_the_loader_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _app(monkeypatch, tmp_path, "space_app_raises", BASE_MODEL="org/model")
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise KeyError("model.embed_tokens.weight")
+
+    real = app.load_scorer
+    monkeypatch.setattr(
+        app, "load_scorer", lambda base, *a, **k: broken() if base == "org/model" else real(base, *a, **k)
+    )
+    _falls_back(app, "KeyError: 'model.embed_tokens.weight'")
+
+
+def test_a_load_slower_than_the_limit_falls_back_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app(monkeypatch, tmp_path, "space_app_slow", BASE_MODEL="org/model", LOAD_TIMEOUT_S="1")
+    release = threading.Event()
+    real = app.load_scorer
+
+    def slow(base: str, *args: Any, **kwargs: Any) -> Any:
+        if base == "org/model":
+            release.wait(600)  # a download that hangs
+            raise TimeoutError("never answered")
+        return real(base, *args, **kwargs)
+
+    monkeypatch.setattr(app, "load_scorer", slow)
+    try:
+        _falls_back(app, "loading org/model took longer than 1 s (CROPMARK_LOAD_TIMEOUT_S)")
+    finally:
+        release.set()
+
+
+def test_a_space_with_a_corrupt_adapter_answers_with_the_fallback(
+    space: dict[str, Any], tiny_model: Path, tmp_path: Path
+) -> None:
+    """The whole process, as on the Hub: the page says why, and the tiles are still scored."""
+    adapter = tmp_path / "adapter"
+    shutil.copytree(space["tmp"] / "adapter", adapter)
+    (adapter / "adapter_model.safetensors").write_bytes(b"\x00" * 64)
+    env = {
+        "CROPMARK_BASE_MODEL": str(tiny_model),
+        "CROPMARK_ADAPTER": str(adapter),
+        "CROPMARK_BASELINE": str(space["tmp"] / "baseline" / "baseline.json"),
+        "CROPMARK_EXAMPLES": str(tmp_path / "no-examples"),
+    }
+    with run_space(env, tmp_path / "space.log") as (url, _process):
+        api = client(url)
+        status = api.predict(api_name="/status")
+        marker, vlm, *_ = api.predict(handle_file(str(space["yes"])), api_name="/predict")
+    assert status.startswith("**Offline test mode**: adapter") and "SafetensorError" in status, status
+    assert "TEST MODEL" in marker and vlm["label"] in ("Yes", "No")

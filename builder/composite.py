@@ -112,8 +112,15 @@ class Opened:
 
     def displayed(self) -> Image.Image:
         """The composite as a viewer (and the model's loader) shows it."""
-        method = TRANSPOSE.get(self.orientation)
-        return self.image if method is None else self.image.transpose(method)
+        return as_displayed(self.image, self.orientation)
+
+
+def as_displayed(image: Image.Image, orientation: int) -> Image.Image:
+    """``image`` turned by its EXIF ``orientation`` (from :func:`orientation_of`) as
+    ``PIL.ImageOps.exif_transpose`` turns it: the one orientation rule of the cut, the
+    gates, the audit and the Space's uploads."""
+    method = TRANSPOSE.get(orientation)
+    return image if method is None else image.transpose(method)
 
 
 def _png_bit_depth(head: bytes) -> int | None:
@@ -137,7 +144,7 @@ def orientation_of(image: Image.Image) -> int:
     return value
 
 
-def _strict_jpeg(data: bytes) -> None:
+def strict_jpeg(data: bytes) -> None:
     """Entropy-decode a JPEG with libjpeg-turbo's warnings as errors (1/8 scale: every
     coefficient is still read, only the inverse DCT is smaller)."""
     import simplejpeg  # imported here: only the JPEG path needs it
@@ -202,7 +209,7 @@ def open_checked(data: bytes, reduced: bool = False, strict: bool = True) -> Ope
                 )
             if image.format == "JPEG":
                 if strict:
-                    _strict_jpeg(data)
+                    strict_jpeg(data)
                 if reduced:
                     image.draft("RGB", (width // 8, height // 8))
             image.load()

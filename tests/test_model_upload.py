@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -114,3 +115,80 @@ def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def _composite_truth() -> np.ndarray:
+    """A 512x512 composite as displayed: a tile on the left, a different context on the right."""
+    context = np.random.default_rng(5).integers(0, 255, TILE_RGB.shape, dtype=np.uint8)
+    return np.ascontiguousarray(np.hstack([TILE_RGB, context]))
+
+
+def _encodings() -> dict[str, Any]:
+    from tests.data import adversarial as adv
+
+    cases: dict[str, Any] = {
+        f"JPEG EXIF orientation {o}": (lambda t, o=o: adv.oriented_jpeg(t, o), ".jpg") for o in range(1, 9)
+    }
+    cases["PNG eXIf chunk, orientation 6"] = (lambda t: adv.oriented_png(t, 6), ".png")
+    cases["PNG eXIf after the image data, orientation 8"] = (
+        lambda t: adv.oriented_png(t, 8, after_idat=True),
+        ".png",
+    )
+    cases["PNG raw profile text, orientation 5"] = (lambda t: adv.raw_profile_png(t, 5), ".png")
+    cases["JPEG XMP tiff:Orientation 7"] = (lambda t: adv.xmp_oriented_jpeg(t, 7), ".jpg")
+    cases["JPEG Adobe RGB (transform 0)"] = (lambda t: adv.adobe_rgb_jpeg(t), ".jpg")
+    return cases
+
+
+ENCODINGS = _encodings()
+
+
+@pytest.mark.parametrize("case", sorted(ENCODINGS))
+def test_the_space_scores_the_half_the_build_cuts_from_any_encoding(tmp_path: Path, case: str) -> None:
+    """One orientation rule: an upload is turned exactly as ``builder.composite.open_displayed``
+    turns a corpus composite (EXIF in JPEG APP1, PNG eXIf or raw-profile text, XMP), so the
+    Space scores the left half that the build would publish."""
+    from builder.composite import HALF_SIZE, open_displayed
+
+    make, suffix = ENCODINGS[case]
+    truth = _composite_truth()
+    path = tmp_path / f"composite{suffix}"
+    path.write_bytes(make(truth))
+    build_half = np.asarray(open_displayed(path).convert("RGB").crop((0, 0, *HALF_SIZE)))
+    tile = read_upload(path)
+    assert tile.composite
+    np.testing.assert_array_equal(tile.rgb, build_half)
+    # And that half is the tile, whatever the file did (lossy JPEG: close, not equal).
+    assert np.abs(tile.rgb.astype(int) - TILE_RGB.astype(int)).mean() < 4
+
+
+@pytest.mark.parametrize("orientation", [0, 9, 65535])
+def test_an_orientation_outside_1_to_8_is_refused_as_the_build_counts_it(
+    tmp_path: Path, orientation: int
+) -> None:
+    from builder.composite import Rejected, open_displayed
+    from builder.records import Reason
+
+    path = exif_jpeg(tmp_path / "odd.jpg", _composite_truth(), orientation=orientation)
+    with pytest.raises(Rejected) as rejected:
+        open_displayed(path)
+    assert rejected.value.reason is Reason.BAD_ORIENTATION
+    with pytest.raises(UploadError) as caught:
+        read_upload(path)
+    assert str(caught.value).startswith(f"The image's EXIF orientation {orientation}; allowed 1 to 8")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_damaged_jpeg_that_pillow_decodes_is_refused(tmp_path: Path) -> None:
+    """Flipped bytes in the scan: Pillow decodes grey blocks without a word; the Space, like the
+    build, refuses the file."""
+    from tests.data.adversarial import corrupt_scan
+
+    buffer = io.BytesIO()
+    Image.fromarray(TILE_RGB).save(buffer, "JPEG", quality=95, subsampling=0)
+    path = tmp_path / "damaged.jpg"
+    path.write_bytes(corrupt_scan(buffer.getvalue()))
+    with Image.open(path) as image:
+        image.load()  # Pillow alone accepts it
+    with pytest.raises(UploadError, match=r"^The JPEG is damaged \(decoder warning: "):
+        read_upload(path)

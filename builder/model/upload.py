@@ -11,9 +11,16 @@ sees, is ignored. Everything else gets one friendly sentence
 Two rules make the answer the same for the same picture, whatever the file:
 
 - **EXIF orientation is applied**: the displayed image is the truth, as in every
-  viewer and in transformers' ``load_image`` (``PIL.ImageOps.exif_transpose``).
-  A tile stored 512x256 with an orientation tag that turns it upright is a
-  256x512 tile; a composite is turned upright before its left half is cut.
+  viewer and in transformers' ``load_image`` (``PIL.ImageOps.exif_transpose``),
+  by the cut's own rule (``builder.composite.orientation_of`` and
+  ``as_displayed``, as ``open_displayed`` applies them): a tile stored 512x256
+  with an orientation tag that turns it upright is a 256x512 tile; a composite
+  is turned upright before its left half is cut, so the Space scores the half
+  the build would publish; an orientation outside 1-8, which the build counts
+  as ``bad_orientation``, is refused.
+- **A damaged JPEG is refused**, as the build refuses it: the entropy-coded data
+  is decoded with libjpeg-turbo's warnings as errors (``composite.strict_jpeg``),
+  where Pillow would quietly score grey blocks.
 - **8 bits per channel only**: the released tiles are 8-bit, and a 16-bit file
   is refused with the same sentence whether it is a PNG or a TIFF (Pillow would
   otherwise read a 16-bit RGB PNG from its high bytes and fail on some TIFFs).
@@ -28,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
+from builder.composite import Rejected, as_displayed, orientation_of, strict_jpeg
 from builder.errors import CropmarkError
 from builder.indices import ndre_proxy, ndvi_proxy
 
@@ -38,7 +46,6 @@ COMPOSITE = (512, 512)  # width, height of a training composite (S2 left, contex
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 4096 * 4096  # refused from the header alone, before decoding
 FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")
-_ORIENTATION = 0x0112  # EXIF tag; values 5 to 8 swap width and height (EXIF 2.32, section 4.6.4)
 _BITS_PER_SAMPLE = 258  # TIFF tag
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
@@ -115,8 +122,14 @@ def read_upload(path: str | Path, max_bytes: int = MAX_BYTES) -> Tile:
                     f"The image has {depth} bits per channel. The model reads 8-bit tiles, as the dataset "
                     "publishes them: save the tile as an 8-bit RGB JPEG or PNG."
                 )
-            orientation = int(image.getexif().get(_ORIENTATION, 1) or 1)
-            shown = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+            try:
+                orientation = orientation_of(image)  # values 5 to 8 swap width and height
+            except Rejected as exc:
+                raise UploadError(
+                    f"The image's {exc.detail}: no viewer agrees on how to show it. Save it again "
+                    "without the tag, or upload the tile as the dataset publishes it."
+                ) from None
+            shown = (height, width) if orientation >= 5 else (width, height)
             if shown not in (TILE, COMPOSITE):
                 turned = (
                     f" (its EXIF orientation tag turns the stored {width}x{height} pixels)"
@@ -133,8 +146,16 @@ def read_upload(path: str | Path, max_bytes: int = MAX_BYTES) -> Tile:
                     f"The image is {image.mode} (not RGB). The model reads a false-colour RGB tile: "
                     "R = B08, G = B04, B = B05."
                 )
+            if image.format == "JPEG":
+                try:
+                    strict_jpeg(path.read_bytes())
+                except Rejected as exc:
+                    raise UploadError(
+                        f"The JPEG is damaged ({exc.detail}); its pixels cannot be trusted. "
+                        "Upload an undamaged copy."
+                    ) from None
             image.load()
-            rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+            rgb = np.asarray(as_displayed(image, orientation).convert("RGB"))
     except UploadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

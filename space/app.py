@@ -69,7 +69,7 @@ import torch  # noqa: E402
 from builder.errors import CropmarkError  # noqa: E402
 from builder.model import baseline as physics  # noqa: E402
 from builder.model.scoring import VlmScorer, load_scorer  # noqa: E402
-from builder.model.tiny import random_model_kind, write_tiny_lfm2_vl  # noqa: E402
+from builder.model.tiny import TINY_KIND, write_tiny_lfm2_vl  # noqa: E402
 from builder.model.upload import UploadError, figure, read_upload  # noqa: E402
 
 
@@ -170,14 +170,18 @@ class Models:
             scorer, failure = self._load_vlm()
             if scorer is not None:
                 self.scorer = scorer
-                self.test_model = random_model_kind(BASE_MODEL)
+                # Read from the loaded model's config: a test model from a Hub id is one too.
+                self.test_model = scorer.test_model
+                pinned = f" at {ADAPTER_REVISION[:12]}" if ADAPTER and ADAPTER_REVISION else ""
+                served = f"{BASE_MODEL} + {ADAPTER or 'no adapter'}{pinned}"
                 if self.test_model:
                     notes.insert(
-                        0, f"**Test mode**: the VLM is {self.test_model}; its verdicts mean nothing."
+                        0,
+                        f"**Test mode**: the VLM ({served}) is {self.test_model} with random weights; "
+                        "its verdicts mean nothing.",
                     )
                 else:
-                    pinned = f" at {ADAPTER_REVISION[:12]}" if ADAPTER and ADAPTER_REVISION else ""
-                    notes.insert(0, f"Model: {BASE_MODEL} + {ADAPTER or 'no adapter'}{pinned}.")
+                    notes.insert(0, f"Model: {served}.")
             else:
                 notes.insert(0, self._fall_back(failure))
             self.status = " ".join(notes)
@@ -215,7 +219,7 @@ class Models:
             folder = Path(tempfile.mkdtemp(prefix=f"cropmark-tiny-{os.getpid()}-"))
             atexit.register(shutil.rmtree, folder, True)
             self.scorer = load_scorer(str(write_tiny_lfm2_vl(folder, seed=0)), device="cpu")
-            self.test_model = random_model_kind(folder)
+            self.test_model = self.scorer.test_model or TINY_KIND
         except Exception as exc:
             return (
                 f"**No model**: {why}; the tiny test model could not be loaded either ({_reason(exc)}). "
@@ -307,8 +311,10 @@ def example_tiles() -> list[tuple[str, str]]:
         return []
 
 
-def _verdict(p: float) -> dict[str, float]:
-    return {"Yes": round(p, 4), "No": round(1.0 - p, 4)}
+def _verdict(p: float, test_model: str | None = None) -> dict[str, float]:
+    """The verdict's classes; a test model's carry its marker, so that the value alone says so."""
+    mark = " (TEST MODEL)" if test_model else ""
+    return {f"Yes{mark}": round(p, 4), f"No{mark}": round(1.0 - p, 4)}
 
 
 def _caption(path: str, label: str) -> str:
@@ -330,7 +336,7 @@ def predict(upload: str | None) -> tuple[str, Any, Any, Any, str]:
     vlm, marker = None, "**No fine-tuned model is loaded**: only the physics baseline answers."
     if MODELS.scorer is not None:
         p = MODELS.p_yes(tile)
-        vlm = _verdict(p)
+        vlm = _verdict(p, MODELS.test_model)
         if MODELS.test_model:
             marker = (
                 f"⚠️ **TEST MODEL**: the verdict below comes from {MODELS.test_model} with random "
@@ -339,7 +345,10 @@ def predict(upload: str | None) -> tuple[str, Any, Any, Any, str]:
             lines.append(marker)
         else:
             marker = f"Fine-tuned model: {BASE_MODEL} + {ADAPTER or 'no adapter'}."
-        lines.append(f"The fine-tuned model's P(Yes) is {p:.3f}: **{'Yes' if p >= 0.5 else 'No'}**.")
+        lines.append(
+            f"The {'TEST MODEL' if MODELS.test_model else 'fine-tuned model'}'s P(Yes) is {p:.3f}: "
+            f"**{'Yes' if p >= 0.5 else 'No'}**."
+        )
     baseline = None
     if MODELS.baseline is not None:
         pb = MODELS.baseline.p_yes_tile(tile.rgb)

@@ -181,12 +181,19 @@ def test_evaluate_writes_valid_json_pngs_and_predictions(
         "--batch-size", "3",
     ])  # fmt: skip
     assert code == 0
-    err = capfd.readouterr().err
+    out, err = capfd.readouterr()
     assert "evaluate VLM: 100%" in err and "evaluate baseline: 100%" in err  # the progress bars
     result = json.loads((trained["run"] / "evaluation.json").read_text())
     check_evaluation(result)
     assert [m["kind"] for m in result["models"]] == ["vlm-lora", "baseline"]
-    assert result["models"][0]["name"] == "tiny-lfm2-vl + LoRA"
+    # A random test model's figures say so wherever they are read: the JSON (and the model
+    # card's table, which shows the name), the console, the confusion PNG's title, every CSV row.
+    marker = "TEST MODEL: a tiny random test model, random weights; its predictions mean nothing"
+    assert result["models"][0]["name"] == f"tiny-lfm2-vl + LoRA ({marker})"
+    assert result["models"][0]["test_model"] == "a tiny random test model"
+    assert result["warning"].startswith(marker)
+    assert "test_model" not in result["models"][1] and "TEST" not in result["models"][1]["name"]
+    assert f"tiny-lfm2-vl + LoRA ({marker}): accuracy" in out
     assert result["n"] == len(data.examples(small_release, "eval"))
     assert set(result["throughput_tiles_per_s"]) == {"vlm-lora", "baseline"}
     for kind in ("vlm-lora", "baseline"):
@@ -195,6 +202,7 @@ def test_evaluate_writes_valid_json_pngs_and_predictions(
     # The saved scores are the scorer's: the JSON metrics follow from predictions.csv.
     with (trained["run"] / "predictions.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
+    assert {r["vlm-lora_test_model"] for r in rows} == {marker}
     yes = sum(float(r["p_yes_vlm-lora"]) >= 0.5 for r in rows)
     confusion = result["models"][0]["confusion"]
     assert yes == confusion["tp"] + confusion["fp"]

@@ -38,7 +38,7 @@ from tests.space_server import run_space
 ROOT = Path(__file__).resolve().parent.parent
 DATASET, MODEL, SPACE = f"{ORG}/cropmark-disambiguator-s2", f"{ORG}/cropmark-lora", f"{ORG}/cropmark-space"
 TINY = f"{ORG}/tiny-lfm2-vl"
-P_YES = r"fine-tuned model's P\(Yes\) is ([0-9.]+): \*\*(Yes|No)\*\*"
+P_YES = r"TEST MODEL's P\(Yes\) is ([0-9.]+): \*\*(Yes|No)\*\*"
 
 
 def _env(hub: HubServer, home: Path) -> dict[str, str]:
@@ -100,6 +100,9 @@ def test_a_published_space_serves_the_published_adapter_and_baseline(
     )
     card = hub.files("model", MODEL)["README.md"].decode()
     assert f"[{DATASET}](https://huggingface.co/datasets/{DATASET}) at" in card
+    # The figures are the tiny model's: the card says so above them and in the table's row.
+    assert "> **TEST MODEL: a tiny random test model, random weights; its predictions mean nothing" in card
+    assert "| tiny-lfm2-vl + LoRA (TEST MODEL: a tiny random test model" in card
     args = ["publish", "space", str(ROOT / "space"), "--repo-id", SPACE, "--model-id", MODEL]
     assert main([*args, "--dataset-id", DATASET, "--baseline", str(bl / "baseline.json")]) == 0
     out = capfd.readouterr().out
@@ -130,7 +133,10 @@ def test_a_published_space_serves_the_published_adapter_and_baseline(
     ) as (url, _process):
         client = space_client(url)
         status = client.predict(api_name="/status")
-        assert f"Model: {TINY} + {MODEL} at {pinned[:12]}." in status and "test mode" not in status.lower()
+        # It serves the published model at its pinned revision; that model is the tiny one, and
+        # the page says so.
+        served = f"{TINY} + {MODEL} at {pinned[:12]}"
+        assert f"**Test mode**: the VLM ({served}) is a tiny random test model" in status, status
         scorer = load_scorer(str(tiny_model), run, device="cpu")
         fitted = physics.load(bl / "baseline.json")
         examples = data.examples(release, "eval")
@@ -142,7 +148,8 @@ def test_a_published_space_serves_the_published_adapter_and_baseline(
             match = re.search(P_YES, text)
             assert match is not None, text
             assert float(match.group(1)) == pytest.approx(expected, abs=1e-3)
-            assert vlm["label"] == ("Yes" if expected >= 0.5 else "No")
+            assert vlm["label"] == ("Yes" if expected >= 0.5 else "No") + " (TEST MODEL)"
+            assert "TEST MODEL" in marker and "random weights" in marker
             pb = fitted.p_yes_tile(rgb)
             assert baseline["label"] == ("Yes" if pb >= 0.5 else "No")
             confidences = {c["label"]: c["confidence"] for c in baseline["confidences"]}

@@ -32,7 +32,8 @@ from tests.space_server import BrowserClient, client, run_space
 from tests.upload_files import exif_jpeg, png16, tiff16
 
 ROOT = Path(__file__).resolve().parent.parent
-P_YES = re.compile(r"fine-tuned model's P\(Yes\) is ([0-9.]+): \*\*(Yes|No)\*\*")
+P_YES = re.compile(r"TEST MODEL's P\(Yes\) is ([0-9.]+): \*\*(Yes|No)\*\*")
+MARKED = " (TEST MODEL)"  # the test model's classes carry the marker in the value itself
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,9 @@ def _check(result: tuple[Any, ...], expected: tuple[float, float]) -> None:
     match = P_YES.search(text)
     assert match is not None, text
     assert float(match.group(1)) == pytest.approx(expected[0], abs=1e-3)
-    assert match.group(2) == ("Yes" if expected[0] >= 0.5 else "No") == vlm["label"]
+    assert match.group(2) == ("Yes" if expected[0] >= 0.5 else "No")
+    assert vlm["label"] == match.group(2) + MARKED
+    assert {c["label"] for c in vlm["confidences"]} == {"Yes" + MARKED, "No" + MARKED}
     assert baseline["label"] == ("Yes" if expected[1] >= 0.5 else "No")
     confidences = {c["label"]: c["confidence"] for c in baseline["confidences"]}
     assert confidences["Yes"] == pytest.approx(expected[1], abs=0.01)
@@ -218,7 +221,7 @@ def test_32_concurrent_requests_are_all_answered(space: dict[str, Any]) -> None:
 
     with ThreadPoolExecutor(max_workers=32) as pool:
         labels = list(pool.map(call, paths))
-    assert len(labels) == 32 and set(labels) <= {"Yes", "No"}
+    assert len(labels) == 32 and set(labels) <= {"Yes" + MARKED, "No" + MARKED}
     # The same tile gets the same answer under load.
     assert len(set(labels[0::2])) == 1 and len(set(labels[1::2])) == 1
 
@@ -272,7 +275,7 @@ def test_chromium_shows_the_tile_its_verdict_the_test_marker_and_labelled_exampl
             page.locator("#upload input[type=file]").set_input_files(str(space["yes"]))
             page.locator("#upload").get_by_text(space["yes"].stem).wait_for()
             page.click("#score")
-            page.get_by_text("fine-tuned model's P(Yes)").wait_for()
+            page.get_by_text("TEST MODEL's P(Yes)").wait_for()
             page.locator("#scored img").wait_for()
             marker = page.inner_text("#vlm-marker")
             text = page.inner_text("#explanation")
@@ -345,7 +348,7 @@ def test_an_unreachable_model_falls_back_to_the_tiny_model_and_says_so(
     tile = np.random.default_rng(0).integers(0, 255, (512, 256, 3), dtype=np.uint8)
     Image.fromarray(tile).save(tmp_path / "tile.png")
     marker, vlm, baseline, _shown, text = app.predict(str(tmp_path / "tile.png"))
-    assert set(vlm) == {"Yes", "No"} and baseline is None
+    assert set(vlm) == {"Yes" + MARKED, "No" + MARKED} and baseline is None
     assert "TEST MODEL" in marker
     assert "physics baseline" not in text
 
@@ -453,4 +456,50 @@ def test_a_space_with_a_corrupt_adapter_answers_with_the_fallback(
         status = api.predict(api_name="/status")
         marker, vlm, *_ = api.predict(handle_file(str(space["yes"])), api_name="/predict")
     assert status.startswith("**Offline test mode**: adapter") and "SafetensorError" in status, status
-    assert "TEST MODEL" in marker and vlm["label"] in ("Yes", "No")
+    assert "TEST MODEL" in marker and vlm["label"] in ("Yes" + MARKED, "No" + MARKED)
+
+
+def _tile_png(tmp_path: Path) -> Path:
+    tile = np.random.default_rng(1).integers(0, 255, (512, 256, 3), dtype=np.uint8)
+    Image.fromarray(tile).save(tmp_path / "tile.png")
+    return tmp_path / "tile.png"
+
+
+def test_a_copy_of_the_tiny_model_under_any_name_is_still_marked_a_test_model(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marker is in the model's config.json: a renamed copy, or one downloaded from a Hub,
+    without the generator's side file, still says "test model" on the status and the verdict."""
+    copy = tmp_path / "LFM2.5-VL-450M"
+    shutil.copytree(tiny_model, copy)
+    (copy / "TINY_MODEL.json").unlink()
+    app = _app(monkeypatch, tmp_path, "space_app_renamed_tiny", BASE_MODEL=str(copy))
+    app.MODELS.load()
+    assert app.MODELS.status.startswith("**Test mode**: the VLM"), app.MODELS.status
+    assert "tiny random test model with random weights" in app.MODELS.status
+    marker, vlm, _baseline, _shown, text = app.predict(str(_tile_png(tmp_path)))
+    assert "TEST MODEL" in marker and set(vlm) == {"Yes" + MARKED, "No" + MARKED}
+    assert "TEST MODEL's P(Yes)" in text and "fine-tuned model's" not in text
+
+
+def test_a_model_without_the_marker_is_served_as_the_fine_tuned_model(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other side of the rule: a model whose config does not say "random weights" gets plain
+    verdicts (so the marker above is read from the model, not put on everything)."""
+    import json
+
+    from builder.model.tiny import RANDOM_WEIGHTS_KEY
+
+    real = tmp_path / "model"
+    shutil.copytree(tiny_model, real)
+    (real / "TINY_MODEL.json").unlink()
+    config = json.loads((real / "config.json").read_text())
+    del config[RANDOM_WEIGHTS_KEY]
+    (real / "config.json").write_text(json.dumps(config))
+    app = _app(monkeypatch, tmp_path, "space_app_unmarked", BASE_MODEL=str(real))
+    app.MODELS.load()
+    assert app.MODELS.status.startswith(f"Model: {real} + no adapter.") and "test" not in app.MODELS.status
+    marker, vlm, _baseline, _shown, text = app.predict(str(_tile_png(tmp_path)))
+    assert set(vlm) == {"Yes", "No"} and "TEST MODEL" not in marker + text
+    assert "fine-tuned model's P(Yes)" in text

@@ -38,6 +38,11 @@ def adapter_digest(adapter: Path) -> str:
     return digest.hexdigest()
 
 
+def test_model_label(kind: str) -> str:
+    """The marker every output of a random test model's predictions carries."""
+    return f"TEST MODEL: {kind}, random weights; its predictions mean nothing"
+
+
 def vlm_name(base: str) -> str:
     """The table row's name: the base model's short name and ``+ LoRA``."""
     return f"{base.rstrip('/').split('/')[-1]} + LoRA"
@@ -77,6 +82,7 @@ def run(
     y = np.array([e.y for e in examples])
     entries: list[dict[str, Any]] = []
     scores: dict[str, np.ndarray] = {}
+    test_model: str | None = None
     throughput: dict[str, float] = {}
     if base is not None:
         from builder.model.scoring import load_scorer, local_adapter
@@ -92,12 +98,17 @@ def run(
                 ]
             )
             throughput[VLM_KIND] = round(len(examples) / (time.perf_counter() - started), 3)
-        entry = model_entry(vlm_name(base) if adapter else base, VLM_KIND, y, p)
+        name = vlm_name(base) if adapter else base
+        if scorer.test_model:  # never mistaken for the real model's figures, wherever they are read
+            name = f"{name} ({test_model_label(scorer.test_model)})"
+        entry = model_entry(name, VLM_KIND, y, p)
         # What was scored, so that a publish can tie these figures to the adapter it sends.
         entry["base_model"] = base
+        entry["test_model"] = scorer.test_model
         entry["adapter_sha256"] = adapter_digest(local_adapter(adapter)) if adapter is not None else None
         entries.append(entry)
         scores[VLM_KIND] = p
+        test_model = scorer.test_model
     if baseline is not None:
         model = physics.load(baseline)
         started = time.perf_counter()
@@ -113,6 +124,8 @@ def run(
     result = evaluation(split, describe_release(record), entries)
     result["release"] = record
     result["throughput_tiles_per_s"] = throughput
+    if test_model:
+        result["warning"] = f"{test_model_label(test_model)} (the {VLM_KIND} entry)"
     out.mkdir(parents=True, exist_ok=True)
     for entry in entries:
         confusion_png(
@@ -120,9 +133,14 @@ def run(
         )
     with (out / "predictions.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["file_name", "label", *(f"p_yes_{kind}" for kind in scores)])
+        # A test model's scores carry their marker on every row: a row read alone still says so.
+        marked = [f"{VLM_KIND}_test_model"] if test_model else []
+        writer.writerow(["file_name", "label", *(f"p_yes_{kind}" for kind in scores), *marked])
+        mark = [test_model_label(test_model)] if test_model else []
         for i, example in enumerate(examples):
-            writer.writerow([example.path.name, example.label, *(f"{s[i]:.6f}" for s in scores.values())])
+            writer.writerow(
+                [example.path.name, example.label, *(f"{s[i]:.6f}" for s in scores.values()), *mark]
+            )
     (out / "evaluation.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result
 

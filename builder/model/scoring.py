@@ -133,6 +133,9 @@ class VlmScorer:
     yes_id: int
     base: str
     adapter: str | None
+    # What kind of random test model the base is ("a tiny random test model"...), None for
+    # a real one: every output of its predictions says so (builder.model.tiny.random_model_kind).
+    test_model: str | None = None
 
     @property
     def device(self) -> Any:
@@ -278,9 +281,14 @@ def load_scorer(base: str, adapter: str | Path | None = None, device: str = "aut
         ModelLoadError: the model extra is missing, the base model cannot be
             loaded, or the adapter does not fit it.
     """
+    from builder.model.tiny import random_model_kind
+
     model, processor = load_base(base, device)
+    test_model = random_model_kind(model.config)
     if adapter is not None:
         model = attach_adapter(model, base, adapter)
     model.eval()
     no_id, yes_id = label_token_ids(processor.tokenizer)
-    return VlmScorer(model, processor, no_id, yes_id, base, None if adapter is None else str(adapter))
+    return VlmScorer(
+        model, processor, no_id, yes_id, base, None if adapter is None else str(adapter), test_model
+    )

@@ -25,7 +25,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from builder.model.tiny import CHAT_TEMPLATE, PROCESSOR_SETTINGS, save_tokenizer
+from builder.model.tiny import (
+    CHAT_TEMPLATE,
+    PROCESSOR_SETTINGS,
+    RANDOM_WEIGHTS_KEY,
+    STANDIN_KIND,
+    save_tokenizer,
+)
 
 MARKER = "STANDIN_MODEL.json"
 # The published configuration of LFM2-VL-450M / LFM2.5-VL-450M, each value with its source.
@@ -73,6 +79,7 @@ def write_standin(path: Path, seed: int = 0, dtype: str = "bfloat16") -> Path:
         eos_token_id=tokenizer.eos_token_id,
     )
     config = Lfm2VlConfig(**values, image_token_id=tokenizer.convert_tokens_to_ids("<image>"))
+    setattr(config, RANDOM_WEIGHTS_KEY, STANDIN_KIND)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=getattr(torch, dtype))
     model.save_pretrained(path)

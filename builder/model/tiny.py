@@ -68,6 +68,11 @@ SPECIAL_TOKENS: Final = (
     *(f"<|img_row_{r}_col_{c}|>" for r in range(1, 11) for c in range(1, 11)),
 )
 _WORD = re.compile(r"\w+|[^\w\s]")
+# The key of a model's config.json that says its weights are random (written by this
+# module and by builder.model.standin; transformers keeps unknown config keys), and its values.
+RANDOM_WEIGHTS_KEY: Final = "cropmark_random_weights"
+TINY_KIND: Final = "a tiny random test model"
+STANDIN_KIND: Final = "a random-weight stand-in of the real model's size"
 
 
 def _vocabulary() -> list[str]:
@@ -161,6 +166,7 @@ def write_tiny_lfm2_vl(path: Path, seed: int = 0, text_hidden_size: int = 64) ->
         projector_hidden_size=64,
         downsample_factor=2,
     )
+    setattr(config, RANDOM_WEIGHTS_KEY, TINY_KIND)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config)
     model.save_pretrained(path)
@@ -189,13 +195,26 @@ def is_tiny(path: str | Path) -> bool:
     return (Path(path) / "TINY_MODEL.json").is_file()
 
 
-def random_model_kind(path: str | Path) -> str | None:
-    """What kind of random test model ``path`` holds, in words; None for any other model.
+def random_model_kind(model: str | Path | Any) -> str | None:
+    """What kind of random test model ``model`` is, in words; None for any other model.
 
-    The Space marks every verdict of such a model as meaningless.
+    ``model`` is a model folder or a loaded model's configuration. The kind is
+    written into the model's own ``config.json`` (:data:`RANDOM_WEIGHTS_KEY`), so
+    it travels with every copy of the model: a folder renamed, pushed to a Hub
+    and downloaded again, or loaded from a Hub id. The Space, the evaluation and
+    the CLI mark every prediction of such a model as a test model's.
     """
-    if is_tiny(path):
-        return "a tiny random test model"
-    if (Path(path) / "STANDIN_MODEL.json").is_file():
-        return "a random-weight stand-in of the real model's size"
-    return None
+    if isinstance(model, (str, Path)):
+        folder = Path(model)
+        if is_tiny(folder):
+            return TINY_KIND
+        if (folder / "STANDIN_MODEL.json").is_file():
+            return STANDIN_KIND
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        kind = config.get(RANDOM_WEIGHTS_KEY) if isinstance(config, dict) else None
+    else:
+        kind = getattr(model, RANDOM_WEIGHTS_KEY, None)
+    return str(kind) if kind else None

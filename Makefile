@@ -57,6 +57,8 @@ bench: $(VENV)/.full
 	$(PY) benchmarks/bench_gates.py --write
 	$(PY) benchmarks/bench_model.py --write
 	$(PY) benchmarks/bench_space.py --write
+	$(PY) benchmarks/bench_standin.py --write
+	$(PY) benchmarks/bench_space.py --model standin --write
 	$(PY) benchmarks/bench_formats.py --write
 
 clean:

@@ -1,7 +1,9 @@
 """The physics baseline's metrics on the sample release; tiny-VLM training and evaluation speed.
 
 Builds the card-scale sample release (767 train + 155 eval tiles), fits the
-physics baseline on ``train`` and scores ``eval``; then, on a tiny random
+physics baseline on ``train`` and scores ``eval``, as published and re-saved
+once as JPEG q90 and WebP q90 (Pillow's defaults, 4:2:0 colour) to count the
+verdicts that flip and the change of ROC-AUC; then, on a tiny random
 LFM2-VL written by ``builder.model.tiny`` (the real model's code paths on a CPU),
 times LoRA training steps and Yes/No scoring. Speeds are printed against the
 time to decode the same tiles from JPEG in the same run.
@@ -12,6 +14,7 @@ time to decode the same tiles from JPEG in the same run.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import tempfile
@@ -26,9 +29,17 @@ from PIL import Image  # noqa: E402
 
 from benchmarks._results import write_section  # noqa: E402
 from builder.model import baseline, data  # noqa: E402
-from builder.model.metrics import model_entry  # noqa: E402
+from builder.model.metrics import model_entry, roc_auc  # noqa: E402
 from builder.release import BuildConfig, build  # noqa: E402
 from builder.sample import generate  # noqa: E402
+
+
+def _resaved(rgb: np.ndarray, fmt: str, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, fmt, quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def _decode(paths: list[Path]) -> tuple[list[Image.Image], float]:
@@ -64,9 +75,14 @@ def main() -> None:
         features_s = (time.perf_counter() - start) / len(train_set)
         model = baseline.fit(x_train, np.array([e.y for e in train_set]))
         y_eval = np.array([e.y for e in eval_set])
-        entry = model_entry(
-            "baseline", "baseline", y_eval, model.p_yes(baseline.features_of([e.path for e in eval_set]))
-        )
+        p_eval = model.p_yes(baseline.features_of([e.path for e in eval_set]))
+        entry = model_entry("baseline", "baseline", y_eval, p_eval)
+        pixels = [np.asarray(Image.open(e.path).convert("RGB")) for e in eval_set]
+        resaves = {}
+        for fmt, quality in (("JPEG", 95), ("JPEG", 90), ("JPEG", 85), ("WEBP", 90)):
+            p = model.p_yes(np.vstack([baseline.features(_resaved(t, fmt, quality)) for t in pixels]))
+            flips = int(((p >= 0.5) != (p_eval >= 0.5)).sum())
+            resaves[f"{fmt} q{quality}"] = (flips, roc_auc(y_eval, p) - roc_auc(y_eval, p_eval))
 
         tiny = write_tiny_lfm2_vl(root / "tiny", seed=0)
         images, decode_s = _decode([e.path for e in eval_set])
@@ -98,6 +114,11 @@ def main() -> None:
         f"ROC-AUC {m['roc_auc']:.3f}",
         f"  confusion tn {entry['confusion']['tn']} fp {entry['confusion']['fp']} "
         f"fn {entry['confusion']['fn']} tp {entry['confusion']['tp']}",
+        *(
+            f"  eval re-saved as {name}: {flips} of {len(eval_set)} verdicts flip "
+            f"({100 * flips / len(eval_set):.1f} %), ROC-AUC {delta:+.3f}"
+            for name, (flips, delta) in resaves.items()
+        ),
         f"decode a tile (JPEG -> RGB):   {decode_s * 1000:8.2f} ms/tile (the reference)",
         f"baseline features:             {features_s * 1000:8.2f} ms/tile = "
         f"{features_s / decode_s:6.1f}x decode, {1 / features_s:6.1f} tiles/s",

@@ -499,7 +499,8 @@ def test_a_model_without_the_marker_is_served_as_the_fine_tuned_model(
     (real / "config.json").write_text(json.dumps(config))
     app = _app(monkeypatch, tmp_path, "space_app_unmarked", BASE_MODEL=str(real))
     app.MODELS.load()
-    assert app.MODELS.status.startswith(f"Model: {real} + no adapter.") and "test" not in app.MODELS.status
+    status = app.MODELS.status
+    assert status.startswith(f"Model: {real} + no adapter.") and "test model" not in status.lower(), status
     marker, vlm, _baseline, _shown, text = app.predict(str(_tile_png(tmp_path)))
     assert set(vlm) == {"Yes", "No"} and "TEST MODEL" not in marker + text
     assert "fine-tuned model's P(Yes)" in text

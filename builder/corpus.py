@@ -345,7 +345,7 @@ def read_sites(corpus: Path) -> dict[str, Site]:
     it is private): ``source_db`` must be the exact name of a source of the vetted
     registry :data:`builder.sources.SOURCES` (the release prints the registry's
     text, never this column), and ``date`` an ISO date ``YYYY-MM-DD`` within the
-    Sentinel-2 era (from 2015-06-23, the launch of Sentinel-2A, to today).
+    Sentinel-2 era (from the launch of Sentinel-2A, ``SENTINEL2_START``, to today).
 
     Raises:
         CorpusLayoutError: not UTF-8, not CSV, missing columns, a latitude or longitude
@@ -399,7 +399,7 @@ def _site_key(value: str, where: str) -> str:
     """``value`` as the corpus-relative POSIX path that rows resolve to."""
     # As rows are read (resolve_image): a backslash separates folders too.
     normal = posixpath.normpath(value.replace("\\", "/")) if value else ""
-    if not normal or normal in (".", "..") or normal.startswith(("/", "../")):
+    if not normal or normal in (".", "..") or normal.startswith("/") or normal.split("/", 1)[0] == "..":
         raise CorpusLayoutError(f"{where}: the composite is not a path inside the corpus")
     return normal
 

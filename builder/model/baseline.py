@@ -4,8 +4,8 @@ What can a model see in the released tile without any learned vision? The tile's
 false colour is R = B08, G = B04, B = B05 (stretched to 8 bits), so
 (R - G) / (R + G) is an NDVI-like proxy, (R - B) / (R + B) an NDRE-like one
 (builder/indices.py) and R - G a difference vegetation index (DVI = NIR - red,
-Richardson and Wiegand 1977, doi:10.2134/agronj1977.00021962006900020029x) of
-the stretched bands. Cropmarks are *local* anomalies of crop vigour: rings and
+Richardson and Wiegand 1977, Photogrammetric Engineering and Remote Sensing,
+vol. 43) of the stretched bands. Cropmarks are *local* anomalies of crop vigour: rings and
 lines where the crop over a buried ditch stays greener (NIR up, red down), or
 over a wall browns first. The features:
 

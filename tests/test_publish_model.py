@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from builder import cards
-from builder.bundles import LocalFile, model_bundle, scan, space_bundle, space_config
+from builder.bundles import LocalFile, model_bundle, run_figures, scan, space_bundle, space_config
 from builder.cli import main
 from builder.errors import PublishError
 from builder.release import BuildConfig, BuildResult, build
@@ -260,15 +260,19 @@ def test_a_path_of_this_machine_anywhere_in_a_sent_file_is_refused(
 
 
 def test_the_rendered_card_is_scanned_too() -> None:
-    card = cards.model_card(
-        _json(DATA / "training_summary.json"), _json(DATA / "evaluation.json"), MODEL, DATASET
-    )
-    scan([LocalFile.from_bytes("README.md", card.encode())])  # the project's own card passes
+    training, evaluation = _json(DATA / "training_summary.json"), _json(DATA / "evaluation.json")
+    card = cards.model_card(training, evaluation, MODEL, DATASET)
+    figures = run_figures(training, evaluation)
+    # The project's own card passes: its 4-decimal figures (a recall of 0.7119, a learning rate of
+    # 0.0002) are the run's measurements; without them, they have a coordinate decimal's shape.
+    scan([LocalFile.from_bytes("README.md", card.encode())], allowed=figures)
+    with pytest.raises(PublishError, match="high-precision decimal"):
+        scan([LocalFile.from_bytes("README.md", card.encode())])
     leaked = card.replace(
         "## Evaluation", "## Evaluation\n\nScored on /srv/alice/cropmark/1.0.0 at 51.50740, -0.12780."
     )
     with pytest.raises(PublishError) as refused:
-        scan([LocalFile.from_bytes("README.md", leaked.encode())])
+        scan([LocalFile.from_bytes("README.md", leaked.encode())], allowed=figures)
     assert "README.md:" in str(refused.value) and "a path of this machine (/srv…)" in str(refused.value)
     assert "coordinate pair-like string 51.5…" in str(refused.value)
 
@@ -613,9 +617,9 @@ def test_space_publish_sends_an_allow_list_never_the_folder(
     args = ("space", str(space), "--repo-id", SPACE, "--baseline", str(published["baseline"]))
     assert _cli(*args) == 2
     line = _one_line_error(capfd)
-    assert "example tiles refused: examples/site_2021…_51.5…_-0.….png: metadata in image" in line
-    assert "examples/site_2021…_51.5…_-0.….png: PNG RGB 512x512; expected an RGB JPEG" in line
-    assert "51.50740" not in line  # a name that holds a site is never printed in full
+    assert "example tiles refused: examples/site_2021…_51.5….png: metadata in image" in line
+    assert "examples/site_2021…_51.5….png: PNG RGB 512x512; expected an RGB JPEG" in line
+    assert "51.50740" not in line and "0.12780" not in line  # a site name is never printed in full
     assert "examples/tile.jpg: metadata in image" in line and "not a tile of the published dataset" in line
     assert ("space", SPACE) not in hub.state.repos
     shutil.rmtree(space / "examples")
@@ -628,8 +632,8 @@ def test_space_publish_sends_an_allow_list_never_the_folder(
     shutil.copy(tiles[0], space / "examples" / "site_51.50740_-0.12780.jpg")
     assert _cli(*args) == 2
     line = _one_line_error(capfd)
-    assert "the name examples/site_51.5…_-0.….jpg: coordinate pair-like string 51.5…" in line
-    assert "51.50740" not in line and ("space", SPACE) not in hub.state.repos
+    assert "the name examples/site_51.5….jpg: coordinate pair-like" in line
+    assert "51.50740" not in line and "0.12780" not in line and ("space", SPACE) not in hub.state.repos
     (space / "examples" / "site_51.50740_-0.12780.jpg").unlink()
     assert _cli(*args) == 0
     out = capfd.readouterr().out

@@ -280,6 +280,21 @@ def _is_allowed(text: str, allowed: frozenset[float]) -> bool:
     return any(math.isclose(value, a, rel_tol=1e-9, abs_tol=1e-12) for a in allowed)
 
 
+def numbers_in(value: Any, skip: frozenset[str] = frozenset()) -> Iterator[float]:
+    """Every finite number (never a bool) in a JSON-like ``value``; mapping keys in ``skip`` are not read."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float) and math.isfinite(value):
+        yield float(value)
+    elif isinstance(value, Mapping):
+        for key, inner in value.items():
+            if key not in skip:
+                yield from numbers_in(inner, skip)
+    elif isinstance(value, list | tuple):
+        for inner in value:
+            yield from numbers_in(inner, skip)
+
+
 def card_numbers(report: Mapping[str, Any]) -> frozenset[float]:
     """The allow-list: every number the card quotes from the report, and each as a percentage.
 
@@ -288,22 +303,9 @@ def card_numbers(report: Mapping[str, Any]) -> frozenset[float]:
     bytes); never from tiles or sites.
     """
     found: set[float] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, bool):
-            return
-        if isinstance(value, int | float) and math.isfinite(value):
-            found.update({float(value), float(value) * 100})
-        elif isinstance(value, Mapping):
-            for key, inner in value.items():
-                if key != "hashes":
-                    walk(inner)
-        elif isinstance(value, list | tuple):
-            for inner in value:
-                walk(inner)
-
     for key in ("counts", "gates", "leakage", "cut_modes", "layout_summary"):
-        walk(report.get(key))
+        for number in numbers_in(report.get(key), frozenset({"hashes"})):
+            found.update({number, number * 100})
     return frozenset(found)
 
 

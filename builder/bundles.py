@@ -37,7 +37,6 @@ import ast
 import hashlib
 import importlib.metadata
 import json
-import math
 import re
 import struct
 import sys
@@ -279,23 +278,13 @@ def run_figures(*measured: Mapping[str, Any]) -> frozenset[float]:
     A learning rate of 0.0002 or a recall of 0.7119 has the shape of a coordinate's decimal;
     these are the run's own figures, checked against the schema, never a place.
     """
+    from builder.audit import numbers_in
+
     found: set[float] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, bool):
-            return
-        if isinstance(value, int | float) and math.isfinite(value):
-            found.update(round(float(value), digits) for digits in range(1, 7))
-            found.add(float(value))
-        elif isinstance(value, Mapping):
-            for inner in value.values():
-                walk(inner)
-        elif isinstance(value, list | tuple):
-            for inner in value:
-                walk(inner)
-
     for document in measured:
-        walk(document)
+        for number in numbers_in(document):
+            found.add(number)
+            found.update(round(number, digits) for digits in range(1, 7))
     return frozenset(found)
 
 

@@ -39,9 +39,11 @@ lint: $(VENV)/.core
 test: $(VENV)/.full lint
 	$(PY) -m pytest
 
-# Re-render tests/golden/*.md from tests/data/ fixtures; review the diff before committing.
+# Re-render tests/golden/*.md from tests/data/ fixtures and re-hash the sample release in every
+# layout (tests/golden/release_sha256.json); review the diff before committing.
 golden: $(VENV)/.core
 	$(PY) -m tests.golden.refresh
+	$(PY) -m tests.golden.release
 
 # The Space on http://127.0.0.1:7860 with the tiny test model (said on the page), the physics
 # baseline fitted on the demo release and its eval tiles as examples. Needs `make demo` first.

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._results import write_section  # noqa: E402
-from builder.sample import Plan, _row, generate  # noqa: E402
+from builder.testing.sample import Plan, _row, generate  # noqa: E402
 
 
 def base_corpus(root: Path, n: int) -> list[Path]:
@@ -132,8 +132,8 @@ def check_costs(files: list[Path]) -> list[str]:
     """Per composite, the checks added to see it as displayed, against the codec bound's work."""
     import simplejpeg
 
-    from builder.audit import check_half
-    from builder.composite import cut_s2_half
+    from builder.ingest.composite import cut_s2_half
+    from builder.release.audit import check_half
 
     files = files[:100]
     pairs = [(cut_s2_half(p).data, p) for p in files]

@@ -26,10 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._results import write_section  # noqa: E402
-from builder.formats import LayoutOptions, hdf5, samples  # noqa: E402
-from builder.policy import CROPMARK  # noqa: E402
-from builder.release import BuildConfig, build  # noqa: E402
-from builder.sample import generate  # noqa: E402
+from builder.layouts import hdf5  # noqa: E402
+from builder.layouts.base import LayoutOptions, samples  # noqa: E402
+from builder.layouts.policy import CROPMARK  # noqa: E402
+from builder.release.build import BuildConfig, build  # noqa: E402
+from builder.testing.sample import generate  # noqa: E402
 
 
 def load_and_pass(release: Path, cache: Path) -> tuple[float, int]:

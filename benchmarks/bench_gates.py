@@ -26,8 +26,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from benchmarks._results import write_section  # noqa: E402
-from builder import clouds, gates, indices, raster  # noqa: E402
-from builder.sample import s2_reflectance, write_bands  # noqa: E402
+from builder.quality import gates  # noqa: E402
+from builder.raster import bands as raster  # noqa: E402
+from builder.raster import clouds, indices  # noqa: E402
+from builder.testing.sample import s2_reflectance, write_bands  # noqa: E402
 
 
 def write_l1c(path: Path, reflectance: np.ndarray) -> None:

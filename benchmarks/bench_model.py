@@ -4,7 +4,7 @@ Builds the card-scale sample release (767 train + 155 eval tiles), fits the
 physics baseline on ``train`` and scores ``eval``, as published and re-saved
 once as JPEG q90 and WebP q90 (Pillow's defaults, 4:2:0 colour) to count the
 verdicts that flip and the change of ROC-AUC; then, on a tiny random
-LFM2-VL written by ``builder.model.tiny`` (the real model's code paths on a CPU),
+LFM2-VL written by ``builder.testing.tiny`` (the real model's code paths on a CPU),
 times LoRA training steps and Yes/No scoring. Speeds are printed against the
 time to decode the same tiles from JPEG in the same run.
 
@@ -30,8 +30,8 @@ from PIL import Image  # noqa: E402
 from benchmarks._results import write_section  # noqa: E402
 from builder.model import baseline, data  # noqa: E402
 from builder.model.metrics import model_entry, roc_auc  # noqa: E402
-from builder.release import BuildConfig, build  # noqa: E402
-from builder.sample import generate  # noqa: E402
+from builder.release.build import BuildConfig, build  # noqa: E402
+from builder.testing.sample import generate  # noqa: E402
 
 
 def _resaved(rgb: np.ndarray, fmt: str, quality: int) -> np.ndarray:
@@ -60,8 +60,8 @@ def main() -> None:
     import torch
 
     from builder.model.scoring import load_scorer
-    from builder.model.tiny import write_tiny_lfm2_vl
     from builder.model.train import load_config, train
+    from builder.testing.tiny import write_tiny_lfm2_vl
 
     torch.set_num_threads(os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="bench_model_") as tmp:

@@ -1,11 +1,11 @@
 """Publish: bytes and commits per push, and peak memory while publishing a 1 GiB layout.
 
 **Protocol.** Every figure is for classic LFS (``basic`` transfer, and ``multipart`` for
-files of 64 MiB or more), the protocol ``builder.publish`` always uses, whatever
-``HF_HUB_DISABLE_XET`` says (``builder/hub.py`` says why). Xet is not measured: the
+files of 64 MiB or more), the protocol ``builder.hub.publish`` always uses, whatever
+``HF_HUB_DISABLE_XET`` says (``builder/hub/client.py`` says why). Xet is not measured: the
 local server does not speak it.
 
-1. Bytes and commits: the real ``builder.publish`` code and huggingface_hub client
+1. Bytes and commits: the real ``builder.hub.publish`` code and huggingface_hub client
    against the local Hub server of the tests, on the card-scale sample release. The
    baseline is the first publish of the same run: the other pushes are printed as a
    share of its bytes.
@@ -42,10 +42,10 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from benchmarks._results import write_section  # noqa: E402
-from builder.bundles import Bundle, LocalFile, dataset_bundle  # noqa: E402
-from builder.publish import publish  # noqa: E402
-from builder.release import BuildConfig, build  # noqa: E402
-from builder.sample import generate  # noqa: E402
+from builder.hub.bundles import Bundle, LocalFile, dataset_bundle  # noqa: E402
+from builder.hub.publish import publish  # noqa: E402
+from builder.release.build import BuildConfig, build  # noqa: E402
+from builder.testing.sample import generate  # noqa: E402
 from tests.hub.server import Account, HubServer, serve  # noqa: E402
 
 ORG = "bench-org"
@@ -108,7 +108,7 @@ def measure(folder: Path, repo: str, in_memory: bool) -> None:
     """Child: publish ``folder`` and print its peak RSS before and after, as JSON."""
     import huggingface_hub  # noqa: F401  everything publishing imports, before the baseline
 
-    import builder.hub  # noqa: F401
+    import builder.hub.client  # noqa: F401
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()

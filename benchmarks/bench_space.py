@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 from benchmarks._results import write_section  # noqa: E402
 from builder.model import data  # noqa: E402
 from builder.model import evaluate as model_evaluate  # noqa: E402
-from builder.release import BuildConfig, build  # noqa: E402
-from builder.sample import SMALL_PLAN, generate  # noqa: E402
+from builder.release.build import BuildConfig, build  # noqa: E402
+from builder.testing.sample import SMALL_PLAN, generate  # noqa: E402
 
 
 def quantiles(seconds: list[float]) -> tuple[float, float]:
@@ -79,10 +79,10 @@ def main() -> None:
 
     from builder.model import baseline as physics
     from builder.model.scoring import load_scorer
-    from builder.model.standin import write_standin
-    from builder.model.tiny import write_tiny_lfm2_vl
     from builder.model.train import load_config, train
     from builder.model.upload import figure, read_upload
+    from builder.testing.standin import write_standin
+    from builder.testing.tiny import write_tiny_lfm2_vl
     from tests.space_server import BrowserClient, client, run_space
 
     with tempfile.TemporaryDirectory(prefix="bench_space_") as tmp:

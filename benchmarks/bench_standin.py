@@ -1,6 +1,6 @@
 """The real model's size, measured: a random-weight LFM2.5-VL-450M stand-in scoring and training.
 
-Writes the stand-in of ``builder/model/standin.py`` (the published configuration
+Writes the stand-in of ``builder/testing/standin.py`` (the published configuration
 of LFM2-VL-450M / LFM2.5-VL-450M, random weights) and the small sample release,
 then measures, each part in a process of its own so that its peak memory is its
 own:
@@ -251,9 +251,9 @@ def main() -> None:
 
     import torch
 
-    from builder.model.standin import MARKER, write_standin
-    from builder.release import BuildConfig, build
-    from builder.sample import SMALL_PLAN, generate
+    from builder.release.build import BuildConfig, build
+    from builder.testing.sample import SMALL_PLAN, generate
+    from builder.testing.standin import MARKER, write_standin
 
     with tempfile.TemporaryDirectory(prefix="bench_standin_") as tmp:
         root = Path(tmp)

@@ -85,9 +85,9 @@ def _print_summary(report: dict[str, Any], release: Path, private: Path) -> None
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from builder import policy
-    from builder.formats import LayoutOptions
-    from builder.release import BuildConfig, build
+    from builder.layouts import policy
+    from builder.layouts.base import LayoutOptions
+    from builder.release.build import BuildConfig, build
 
     options = LayoutOptions(
         shard_mb=args.shard_mb,
@@ -120,8 +120,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from builder.audit import audit_any, load_report
-    from builder.release import private_dir
+    from builder.release.audit import audit_any, load_report
+    from builder.release.build import private_dir
 
     release: Path = args.release
     if not release.is_dir():
@@ -144,7 +144,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from builder.sample import SMALL_PLAN, Plan, generate
+    from builder.testing.sample import SMALL_PLAN, Plan, generate
 
     if args.out.exists() and any(args.out.iterdir()):
         raise CropmarkError(f"{args.out} exists and is not empty; choose a new folder for the sample corpus")
@@ -154,8 +154,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from builder import cards
     from builder.model.schema import check_evaluation, check_training_summary, load_json
+    from builder.release import cards
 
     if args.kind == "dataset":
         report = load_json(args.report)
@@ -182,9 +182,11 @@ def cmd_composite(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from builder import gates, indices, raster
-    from builder.composite import encode_jpeg
-    from builder.thresholds import changed_settings, load_config
+    from builder.ingest.composite import encode_jpeg
+    from builder.quality import gates
+    from builder.quality.thresholds import changed_settings, load_config
+    from builder.raster import bands as raster
+    from builder.raster import indices
 
     config = load_config(args.gates) if args.gates is not None else gates.GateConfig()
     if args.cropland_classes:
@@ -290,7 +292,7 @@ def hub_id(text: str) -> str:
 
 
 def _say_left_out(bundle: Any, source: Path) -> None:
-    from builder.audit import masked_path
+    from builder.release.audit import masked_path
 
     if bundle.left_out:
         names = [masked_path(p) for p in bundle.left_out[:8]]  # a name may hold a site's coordinates
@@ -302,8 +304,8 @@ def _say_left_out(bundle: Any, source: Path) -> None:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from builder import bundles, publish
     from builder.errors import Interrupted
+    from builder.hub import bundles, publish
 
     repo_id: str = args.repo_id
     dataset_id = args.dataset_id or f"{_org(repo_id)}/cropmark-disambiguator-s2"
@@ -383,7 +385,7 @@ def _count(text: str) -> int:
 
 def _seconds(text: str) -> float:
     """An argparse type: a number of seconds from 0 to a day."""
-    from builder.publish import MAX_SECONDS
+    from builder.hub.publish import MAX_SECONDS
 
     try:
         value = float(text)
@@ -403,8 +405,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    from builder.leakage import DEFAULT_SITE_DISTANCE_M
-    from builder.raster import MIN_WINDOW_PX
+    from builder.raster.bands import MIN_WINDOW_PX
+    from builder.release.leakage import DEFAULT_SITE_DISTANCE_M
 
     top = _Parser(
         prog="cropmark",

@@ -126,4 +126,6 @@ class PrivateTile:
     cut_detail: str = ""  # why the tile was re-encoded (orientation, colour space, format)
     content_sha256: str = ""  # the composite's identity: hash of its decoded Sentinel-2 half
     copies: tuple[str, ...] = ()  # every corpus path the composite was listed under
-    halves: dict[str, Any] | None = None  # the halves-order check (builder.halves): verdict, statistics
+    halves: dict[str, Any] | None = (
+        None  # the halves-order check (builder.quality.halves): verdict, statistics
+    )

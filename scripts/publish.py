@@ -5,7 +5,7 @@
     python scripts/publish.py model runs/lora-001 --repo-id ORG/cropmark-lfm2.5-vl-lora --tag v1.0.0
     python scripts/publish.py space space/ --repo-id ORG/cropmark-disambiguator
 
-The same code as ``cropmark publish`` (builder/publish.py); see its docstring.
+The same code as ``cropmark publish`` (builder/hub/publish.py); see its docstring.
 """
 
 from __future__ import annotations

@@ -69,8 +69,8 @@ import torch  # noqa: E402
 from builder.errors import CropmarkError  # noqa: E402
 from builder.model import baseline as physics  # noqa: E402
 from builder.model.scoring import VlmScorer, load_scorer  # noqa: E402
-from builder.model.tiny import TINY_KIND, write_tiny_lfm2_vl  # noqa: E402
 from builder.model.upload import UploadError, figure, read_upload  # noqa: E402
+from builder.testing.tiny import TINY_KIND, write_tiny_lfm2_vl  # noqa: E402
 
 
 def published_config() -> dict[str, str]:

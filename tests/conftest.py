@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from builder.release import BuildConfig, BuildResult, build
-from builder.sample import SMALL_PLAN, generate
+from builder.release.build import BuildConfig, BuildResult, build
+from builder.testing.sample import SMALL_PLAN, generate
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -94,6 +94,6 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFi
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random LFM2-VL (seed 0) on disk: the real model's code paths on a CPU."""
     pytest.importorskip("torch")
-    from builder.model.tiny import write_tiny_lfm2_vl
+    from builder.testing.tiny import write_tiny_lfm2_vl
 
     return write_tiny_lfm2_vl(tmp_path_factory.mktemp("tiny") / "tiny-lfm2-vl", seed=0)

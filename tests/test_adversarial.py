@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.audit import BLOCK_TOLERANCE, audit_release
-from builder.release import BuildConfig, BuildResult, build
-from builder.scrub import metadata_segments
+from builder.ingest.scrub import metadata_segments
+from builder.release.audit import BLOCK_TOLERANCE, audit_release
+from builder.release.build import BuildConfig, BuildResult, build
 from tests.data.adversarial import FATAL, CorpusCase, Leak, plant_corpus, plant_release
 from tests.data.factory import TinyCorpus
 
@@ -139,7 +139,7 @@ def test_every_planted_leak_is_a_finding_that_names_it(
 
 
 def _no_private_value_in_full(findings: list[str], report: dict[str, Any]) -> None:
-    from builder.audit import private_values
+    from builder.release.audit import private_values
 
     text = "\n".join(findings)
     for value in private_values(report):
@@ -152,8 +152,8 @@ def test_a_pasted_patch_is_found_where_it_was_pasted(
     hostile: tuple[BuildResult, list[CorpusCase]], tmp_path: Path
 ) -> None:
     """The block check finds a 32x32 patch at any offset; the whole-tile mean alone would not."""
-    from builder.composite import encode_jpeg, open_displayed
-    from builder.scrub import strip_jpeg
+    from builder.ingest.composite import encode_jpeg, open_displayed
+    from builder.ingest.scrub import strip_jpeg
 
     result, _ = hostile
     tile = next(t for t in result.report["tiles"] if t["split"] == "train" and t["cut"] == "lossless")
@@ -162,7 +162,7 @@ def test_a_pasted_patch_is_found_where_it_was_pasted(
     context = np.asarray(composite)[:, 256:]
     with Image.open(path) as image:
         clean = np.asarray(image.convert("RGB")).copy()
-    from builder.audit import check_half
+    from builder.release.audit import check_half
 
     for x, y in ((0, 0), (224, 480), (117, 333)):
         pixels = clean.copy()

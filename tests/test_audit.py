@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from builder.audit import audit_release
-from builder.release import BuildConfig, BuildResult, build, files_digest
-from builder.sample import SMALL_PLAN, generate
+from builder.release.audit import audit_release
+from builder.release.build import BuildConfig, BuildResult, build, files_digest
+from builder.testing.sample import SMALL_PLAN, generate
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def _rewrite_csv(release: Path, split: str, edit: Callable[[list[list[str]]], li
 
 
 def _set_sof_size(path: Path, width: int, height: int) -> None:
-    from builder.scrub import segments
+    from builder.ingest.scrub import segments
 
     data = bytearray(path.read_bytes())
     sof = next(s for s in segments(bytes(data)) if s.name.startswith("SOF"))
@@ -180,7 +180,7 @@ def test_right_half_published_is_caught(release: tuple[Path, dict[str, Any]]) ->
     target = path / "data" / tile["split"] / tile["file_name"]
     buf = io.BytesIO()
     right.save(buf, format="JPEG", quality=95, subsampling=0)
-    from builder.scrub import strip_jpeg
+    from builder.ingest.scrub import strip_jpeg
 
     target.write_bytes(strip_jpeg(buf.getvalue()))
     # A build that lied: its report records the hash of what it wrote.
@@ -224,7 +224,7 @@ def test_the_real_licence_text_is_shipped(release: tuple[Path, dict[str, Any]]) 
 
 
 def _no_value_in_full(findings: list[str], report: dict[str, Any]) -> None:
-    from builder.audit import private_values
+    from builder.release.audit import private_values
 
     text = "\n".join(findings)
     for value in private_values(report):
@@ -323,7 +323,7 @@ def test_cli_audit_with_a_broken_report_is_one_line(
     ],
 )
 def test_the_scanner_reads_every_spelling(text: str, label: str) -> None:
-    from builder.audit import text_findings
+    from builder.release.audit import text_findings
 
     findings = list(text_findings("README.md", f"flown {text} here", ()))
     assert any(f"{label}-like string" in f for f in findings), findings
@@ -332,7 +332,7 @@ def test_the_scanner_reads_every_spelling(text: str, label: str) -> None:
 def test_the_scanner_reads_long_runs_of_whitespace_as_one_space() -> None:
     """The input is bounded, not the time: a run of spaces is one space before any pattern runs,
     so no pattern backtracks over it (the coordinate-pair pattern was quadratic in such runs)."""
-    from builder.audit import PATTERNS, normalise, text_findings
+    from builder.release.audit import PATTERNS, normalise, text_findings
 
     assert normalise("1.123" + " " * 100_000 + "x") == "1.123 x"
     assert normalise("51.5074" + "\t " * 50_000 + "-0.1278") == "51.5074 -0.1278"
@@ -344,7 +344,7 @@ def test_the_scanner_reads_long_runs_of_whitespace_as_one_space() -> None:
 
 def test_ordinary_card_text_is_not_refused() -> None:
     """What a card says of itself: counts, versions, sizes, ranges, the layouts' own names."""
-    from builder.audit import text_findings
+    from builder.release.audit import text_findings
 
     clean = [
         "Contains modified Copernicus Sentinel data 2017-2024.",
@@ -360,7 +360,7 @@ def test_ordinary_card_text_is_not_refused() -> None:
 
 
 def test_redact_masks_a_private_value_anywhere() -> None:
-    from builder.audit import redact
+    from builder.release.audit import redact
 
     (shown,) = redact(["data/x: name lat41.2733x.jpg and idTAV0263y"], {"41.2733", "TAV0263"})
     assert "41.2733" not in shown and "TAV0263" not in shown

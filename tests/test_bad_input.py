@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.release import BuildConfig, build
+from builder.release.build import BuildConfig, build
 from tests.data.factory import TinyCorpus, composite_pixels, jpeg_bytes, png16_rgb, png_bomb
 
 
@@ -143,7 +143,7 @@ def test_csv_manifest_is_read_like_jsonl(tmp_path: Path) -> None:
 
 
 def test_published_image_has_no_metadata_even_when_the_source_has(tmp_path: Path) -> None:
-    from builder.scrub import metadata_segments
+    from builder.ingest.scrub import metadata_segments
 
     exif = Image.Exif()
     exif[0x010E] = "Site AIM0012345 at 52.123456,-1.234567 on 2021-06-14"  # ImageDescription

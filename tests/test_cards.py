@@ -12,11 +12,12 @@ import pytest
 import yaml
 from huggingface_hub import DatasetCard, ModelCard, SpaceCard
 
-from builder import cards, thresholds
 from builder.cli import main
 from builder.errors import ConfigError
 from builder.model.schema import check_evaluation, check_training_summary
-from builder.release import BuildResult
+from builder.quality import thresholds
+from builder.release import cards
+from builder.release.build import BuildResult
 from tests.golden import refresh
 
 DATA = Path(__file__).parent / "data"
@@ -269,7 +270,7 @@ def test_card_problems_never_print_a_private_value(sample_release: BuildResult) 
 def test_a_percentage_threshold_is_quoted_exactly() -> None:
     """The card's percentages keep 12 significant digits: 0.0123456789 is quoted 1.23456789 %, which the
     audit finds among the card's own figures (``:g`` printed 1.23457 and refused the build)."""
-    from builder.audit import card_numbers, text_findings
+    from builder.release.audit import card_numbers, text_findings
 
     shown = thresholds.pct(0.0123456789)
     assert shown == "1.23456789 %" and thresholds.pct(0.3) == "30 %"

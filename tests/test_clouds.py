@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder import clouds, gates
 from builder.cli import main
-from builder.raster import read_bands
-from builder.release import BuildConfig, build
+from builder.quality import gates
+from builder.raster import clouds
+from builder.raster.bands import read_bands
+from builder.release.build import BuildConfig, build
 from tests.data import eolearn
 from tests.data.factory import TinyCorpus
 from tests.test_raster import bands_of
@@ -156,7 +157,7 @@ def test_a_broken_detector_install_stops_with_a_clear_error(monkeypatch: pytest.
     import sys
 
     from builder.errors import CropmarkError
-    from builder.raster import Bands, ReadInfo
+    from builder.raster.bands import Bands, ReadInfo
 
     shape = (64, 64)
     data = {b: np.full(shape, 0.1, np.float32) for b in clouds.DETECTOR_BANDS} | {

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.composite import HALF_SIZE, Rejected, cut_s2_half, open_displayed
+from builder.ingest.composite import HALF_SIZE, Rejected, cut_s2_half, open_displayed
 from builder.records import Reason
 from tests.data.adversarial import (
     INVERSE,
@@ -136,7 +136,7 @@ def test_corrupt_scan_data_is_refused_not_published(tmp_path: Path) -> None:
 
 def test_gates_see_the_displayed_context_half(tmp_path: Path) -> None:
     """A composite whose displayed right half is black fails gate 3, whatever its raw order."""
-    from builder import gates, sides
+    from builder.quality import gates, sides
 
     truth = composite_pixels(85)
     truth[:, 256:] = 0
@@ -149,7 +149,7 @@ def test_gates_see_the_displayed_context_half(tmp_path: Path) -> None:
 
 
 def test_inverse_table_undoes_each_orientation() -> None:
-    from builder.composite import TRANSPOSE
+    from builder.ingest.composite import TRANSPOSE
 
     image = Image.fromarray(composite_pixels(86))
     for orientation, method in TRANSPOSE.items():

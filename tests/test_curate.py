@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from builder.corpus import read_manifests, read_sites
-from builder.curate import curate
-from builder.release import BuildConfig, build
+from builder.ingest.corpus import read_manifests, read_sites
+from builder.release.build import BuildConfig, build
+from builder.release.curate import curate
 from tests.data.factory import TinyCorpus, composite_pixels, jpeg_bytes
 
 

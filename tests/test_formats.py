@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder import policy
 from builder.cli import main
 from builder.errors import ConfigError, LayoutDataError, PolicyError
-from builder.formats import LayoutOptions, hdf5, sft_jsonl
-from builder.formats.audit import audit_layout
-from builder.release import BuildConfig, BuildResult, build
+from builder.layouts import hdf5, policy, sft_jsonl
+from builder.layouts.audit import audit_layout
+from builder.layouts.base import LayoutOptions
+from builder.release.build import BuildConfig, BuildResult, build
 from tests.test_leakage import eval_sources, seed_near_duplicates
 
 OPEN = policy.Policy("open-sibling", coordinates=True, timestamps=True, source_ids=True, sidecars=True)
@@ -430,7 +430,7 @@ def test_hdf5_split_is_stratified_and_keeps_sites_together(hdf5_open: BuildResul
 
 
 def test_stratify_keeps_groups_whole_with_multi_label_counts() -> None:
-    from builder.formats import Sample
+    from builder.layouts.base import Sample
 
     samples = [
         Sample(
@@ -579,8 +579,8 @@ def test_layout_audit_refuses_tampered_releases(_small_corpus_master: Path, tmp_
 
 def test_layout_audit_refuses_a_truncated_parquet_and_an_unfinished_commit(tmp_path: Path) -> None:
     """A file the audit cannot parse is a finding, never a traceback; so is a commit journal."""
-    from builder.audit import audit_any, load_report
-    from builder.release import journal_path
+    from builder.release.audit import audit_any, load_report
+    from builder.release.build import journal_path
     from tests.data.factory import TinyCorpus
 
     corpus = TinyCorpus(tmp_path / "corpus").write()

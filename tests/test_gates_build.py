@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from builder import cards
 from builder.cli import main
-from builder.release import BuildConfig, build
-from builder.sample import SMALL_PLAN
+from builder.release import cards
+from builder.release.build import BuildConfig, build
+from builder.testing.sample import SMALL_PLAN
 
 
 def test_every_gate_rejects_its_sample_scene_and_counts_it(small_corpus: Path, tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder import halves
-from builder.raster import BANDS, COMPOSITE_BANDS, s2_half, stretch
-from builder.release import BuildConfig, build
+from builder.quality import halves
+from builder.raster.bands import BANDS, COMPOSITE_BANDS, s2_half, stretch
+from builder.release.build import BuildConfig, build
 from tests.data import eolearn
 from tests.data.factory import TinyCorpus
 

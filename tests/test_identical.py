@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.release import BuildResult
+from builder.release.build import BuildResult
 from tests.golden.release import LAYOUTS, MANIFEST, release_files, sha256_files
 
 

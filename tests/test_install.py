@@ -109,7 +109,7 @@ def test_the_installed_wheel_builds_a_release_outside_the_repository(installed: 
         [
             str(installed / "python"),
             "-c",
-            "import json, builder, builder.cards as c; "
+            "import json, builder, builder.release.cards as c; "
             "print(json.dumps([builder.__file__, str(c.CARDS_DIR)]))",
         ],
         tmp_path,

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder import leakage
-from builder.audit import audit_release
-from builder.cards import validate_dataset_card
 from builder.cli import main
-from builder.corpus import Site
-from builder.release import BuildConfig, build
+from builder.ingest.corpus import Site
+from builder.release import leakage
+from builder.release.audit import audit_release
+from builder.release.build import BuildConfig, build
+from builder.release.cards import validate_dataset_card
 
 KINDS = ("reencoded", "shifted", "brightened")
 

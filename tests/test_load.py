@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from builder import cards
-from builder.release import BuildConfig, build
-from builder.sample import SMALL_PLAN, generate
+from builder.release import cards
+from builder.release.build import BuildConfig, build
+from builder.testing.sample import SMALL_PLAN, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 README_LOAD = re.compile(

@@ -18,8 +18,8 @@ from builder.errors import ConfigError, ModelLoadError, ReleaseLayoutError
 from builder.model import baseline, data, metrics
 from builder.model.prompt import LABELS, PROMPT, SYSTEM_PROMPT
 from builder.model.schema import check_evaluation, derived_metrics
-from builder.release import BuildResult
-from builder.sample import _cropmark_mask, s2_reflectance, to_pixels
+from builder.release.build import BuildResult
+from builder.testing.sample import _cropmark_mask, s2_reflectance, to_pixels
 
 # -- metrics -----------------------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ import torch
 
 from builder.model import data
 from builder.model.scoring import batch, load_scorer, prompt_text
-from builder.model.standin import MARKER, PUBLISHED, published_config, write_standin
-from builder.model.tiny import PROCESSOR_SETTINGS, random_model_kind
+from builder.testing.standin import MARKER, PUBLISHED, published_config, write_standin
+from builder.testing.tiny import PROCESSOR_SETTINGS, random_model_kind
 
 
 def _meta_model() -> torch.nn.Module:

@@ -145,10 +145,10 @@ ENCODINGS = _encodings()
 
 @pytest.mark.parametrize("case", sorted(ENCODINGS))
 def test_the_space_scores_the_half_the_build_cuts_from_any_encoding(tmp_path: Path, case: str) -> None:
-    """One orientation rule: an upload is turned exactly as ``builder.composite.open_displayed``
+    """One orientation rule: an upload is turned exactly as ``builder.ingest.composite.open_displayed``
     turns a corpus composite (EXIF in JPEG APP1, PNG eXIf or raw-profile text, XMP), so the
     Space scores the left half that the build would publish."""
-    from builder.composite import HALF_SIZE, open_displayed
+    from builder.ingest.composite import HALF_SIZE, open_displayed
 
     make, suffix = ENCODINGS[case]
     truth = _composite_truth()
@@ -166,7 +166,7 @@ def test_the_space_scores_the_half_the_build_cuts_from_any_encoding(tmp_path: Pa
 def test_an_orientation_outside_1_to_8_is_refused_as_the_build_counts_it(
     tmp_path: Path, orientation: int
 ) -> None:
-    from builder.composite import Rejected, open_displayed
+    from builder.ingest.composite import Rejected, open_displayed
     from builder.records import Reason
 
     path = exif_jpeg(tmp_path / "odd.jpg", _composite_truth(), orientation=orientation)

@@ -19,14 +19,14 @@ from PIL import Image
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from builder import cards
 from builder.cli import main
 from builder.errors import ConfigError, ModelLoadError
 from builder.model import data
 from builder.model.schema import check_evaluation, check_training_summary
 from builder.model.scoring import batch, label_token_ids, load_scorer
-from builder.model.tiny import is_tiny, write_tiny_lfm2_vl
 from builder.model.train import TARGET_MODULES, load_config, train
+from builder.release import cards
+from builder.testing.tiny import is_tiny, write_tiny_lfm2_vl
 
 ROOT = Path(__file__).resolve().parent.parent
 

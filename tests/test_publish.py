@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.bundles import dataset_bundle
 from builder.cli import main
 from builder.errors import AuditError, PublishConflictError, PublishError
-from builder.publish import publish
-from builder.release import BuildConfig, BuildResult, build
+from builder.hub.bundles import dataset_bundle
+from builder.hub.publish import publish
+from builder.release.build import BuildConfig, BuildResult, build
 from tests.hub import TOKEN
 from tests.hub.server import Fault, HubServer
 
@@ -169,7 +169,7 @@ def test_a_deleted_tile_leaves_the_remote_in_the_same_commit(
 def test_sibling_layouts_publish_through_the_same_gate(
     hub: HubServer, small_corpus: Path, tmp_path: Path, layout: str
 ) -> None:
-    from builder.formats import LayoutOptions
+    from builder.layouts.base import LayoutOptions
 
     options = LayoutOptions(fractions=(0.6, 0.2, 0.2))
     result = build(
@@ -279,7 +279,7 @@ def test_private_creates_a_private_repo(hub: HubServer, released: BuildResult) -
 # -- faults ----------------------------------------------------------------------------------
 
 # fault -> (does a single-attempt publish fail?, what the remote holds after it)
-# huggingface_hub's own retries are off while publishing (builder.hub.single_tries): every
+# huggingface_hub's own retries are off while publishing (builder.hub.client.single_tries): every
 # fault fails a single attempt, and the next publish (a new plan) reaches the new release.
 FAULTS: dict[str, tuple[Fault, bool, str]] = {
     "5xx on commit": (Fault("POST", r"/commit/", status=503), True, "old"),

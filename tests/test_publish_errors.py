@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.bundles import Bundle, LocalFile
 from builder.cli import main
 from builder.errors import PublishError
-from builder.publish import FILES_PER_FOLDER, publish
-from builder.release import BuildConfig, BuildResult, build
+from builder.hub.bundles import Bundle, LocalFile
+from builder.hub.publish import FILES_PER_FOLDER, publish
+from builder.release.build import BuildConfig, BuildResult, build
 from tests.hub import ORG, TOKEN
 from tests.hub.server import Account, Fault, HubServer
 
@@ -479,10 +479,10 @@ def test_a_file_changed_after_the_gate_is_never_committed(hub: HubServer, tmp_pa
     ("where", "said"),
     [
         (
-            "builder.publish._upload",
+            "builder.hub.publish._upload",
             "interrupted: nothing was committed: {repo} (created empty by this publish)",
         ),
-        ("builder.hub.post_commit", "interrupted: the commit's reply never came: {repo} holds either"),
+        ("builder.hub.client.post_commit", "interrupted: the commit's reply never came: {repo} holds either"),
         ("huggingface_hub.HfApi.create_tag", "interrupted: {repo} main holds this release as commit "),
     ],
 )
@@ -597,7 +597,7 @@ def test_many_small_regular_files_are_streamed_into_the_commit(
 
 
 def test_redaction_hides_tokens_and_nothing_else() -> None:
-    from builder.hub import redact
+    from builder.hub.client import redact
 
     shaped = "hf_" + "Ab1" * 11 + "Z"  # 34 letters and digits: the shape of an access token
     org = "api_org_" + "x" * 34

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder import cards
-from builder.bundles import LocalFile, model_bundle, run_figures, scan, space_bundle, space_config
 from builder.cli import main
 from builder.errors import PublishError
-from builder.release import BuildConfig, BuildResult, build
+from builder.hub.bundles import LocalFile, model_bundle, run_figures, scan, space_bundle, space_config
+from builder.release import cards
+from builder.release.build import BuildConfig, BuildResult, build
 from tests.hub import TOKEN
 from tests.hub.server import Fault, HubServer, metadata_errors
 

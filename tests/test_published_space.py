@@ -29,7 +29,7 @@ from builder.cli import main
 from builder.model import baseline as physics
 from builder.model import data
 from builder.model.scoring import load_scorer
-from builder.release import BuildConfig, build
+from builder.release.build import BuildConfig, build
 from tests.hub import ORG, TOKEN
 from tests.hub.server import HubServer
 from tests.space_server import client as space_client

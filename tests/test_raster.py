@@ -12,11 +12,13 @@ import rasterio
 from PIL import Image
 from rasterio.transform import from_origin
 
-from builder import gates, indices, raster, thresholds
 from builder.cli import main
-from builder.composite import encode_jpeg
-from builder.gates import GateConfig
-from builder.raster import Bands, RasterError, ReadInfo, read_bands
+from builder.ingest.composite import encode_jpeg
+from builder.quality import gates, thresholds
+from builder.quality.gates import GateConfig
+from builder.raster import bands as raster
+from builder.raster import indices
+from builder.raster.bands import Bands, RasterError, ReadInfo, read_bands
 from tests.data import eolearn
 
 UTM33 = "EPSG:32633"

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from builder.errors import ConfigError, EmptyReleaseError
-from builder.release import BuildConfig, BuildResult, build, private_dir, tile_name
-from builder.sample import SMALL_PLAN, Plan, generate
+from builder.release.build import BuildConfig, BuildResult, build, private_dir, tile_name
+from builder.testing.sample import SMALL_PLAN, Plan, generate
 
 
 def _pixels(path: Path) -> np.ndarray:
@@ -91,7 +91,7 @@ def test_published_tiles_are_the_left_half_never_the_right(sample_release: Build
 
 
 def test_lossless_cut_of_a_444_jpeg_is_bit_identical(tmp_path: Path) -> None:
-    from builder.composite import cut_s2_half
+    from builder.ingest.composite import cut_s2_half
     from tests.data.factory import composite_pixels, jpeg_bytes
 
     src = tmp_path / "c.jpg"
@@ -207,7 +207,7 @@ def test_a_corpus_with_nothing_publishable_writes_nothing(tmp_path: Path) -> Non
 
 def test_build_does_not_import_torch(small_corpus: Path, tmp_path: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from builder.release import BuildConfig, build; "
+        "import sys; from pathlib import Path; from builder.release.build import BuildConfig, build; "
         f"build(BuildConfig(Path({str(small_corpus)!r}), Path({str(tmp_path)!r}), '1.0.0')); "
         "print('torch' in sys.modules, 'transformers' in sys.modules)"
     )
@@ -219,7 +219,7 @@ def test_build_does_not_import_torch(small_corpus: Path, tmp_path: Path) -> None
 
 _INJECT = """
 import os, signal, sys
-from builder import release
+from builder.release import build as release
 
 point, argv = sys.argv[1], sys.argv[2:]
 swap_in, commit, swaps = release._swap_in, release._commit, []
@@ -273,8 +273,8 @@ def test_release_and_report_are_one_commit_whatever_the_kill_point(
 ) -> None:
     import json
 
-    from builder.audit import audit_release
-    from builder.release import _recover, build_lock, journal_path, tree_digest
+    from builder.release.audit import audit_release
+    from builder.release.build import _recover, build_lock, journal_path, tree_digest
 
     out = tmp_path / "out"
     old = build(BuildConfig(small_corpus, out, "1.0.0"))
@@ -321,7 +321,7 @@ def test_a_second_build_into_the_same_release_is_refused(
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from builder.release import build_lock\n"
+            "import sys, time; from pathlib import Path; from builder.release.build import build_lock\n"
             f"with build_lock(Path({str(final)!r})):\n    print('locked', flush=True); time.sleep(600)",
         ],
         stdout=subprocess.PIPE,
@@ -422,7 +422,7 @@ def _dead_pid() -> int:
 
 
 def test_stale_temporaries_are_matched_by_exact_version() -> None:
-    from builder.release import stale_name
+    from builder.release.build import stale_name
 
     pattern = stale_name("1.0.0-rc")
     for mine in (

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from builder.scrub import JpegFormatError, metadata_segments, segments, strip_jpeg
+from builder.ingest.scrub import JpegFormatError, metadata_segments, segments, strip_jpeg
 from tests.data.factory import composite_pixels, jpeg_bytes
 
 

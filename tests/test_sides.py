@@ -10,12 +10,13 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from builder import gates, raster
 from builder.cli import main
-from builder.raster import RasterError
-from builder.release import BuildConfig, build
-from builder.sample import s2_reflectance
-from builder.thresholds import GateConfig
+from builder.quality import gates
+from builder.quality.thresholds import GateConfig
+from builder.raster import bands as raster
+from builder.raster.bands import RasterError
+from builder.release.build import BuildConfig, build
+from builder.testing.sample import s2_reflectance
 from tests.data.factory import TinyCorpus
 
 UTM33 = "EPSG:32633"

@@ -22,12 +22,12 @@ pytest.importorskip("torch")
 
 from gradio_client import handle_file
 
-from builder.cards import SPACE_GRADIO
 from builder.cli import main
 from builder.model import baseline as physics
 from builder.model import data
 from builder.model.scoring import load_scorer
 from builder.model.train import load_config, train
+from builder.release.cards import SPACE_GRADIO
 from tests.space_server import BrowserClient, client, run_space
 from tests.upload_files import exif_jpeg, png16, tiff16
 
@@ -489,7 +489,7 @@ def test_a_model_without_the_marker_is_served_as_the_fine_tuned_model(
     verdicts (so the marker above is read from the model, not put on everything)."""
     import json
 
-    from builder.model.tiny import RANDOM_WEIGHTS_KEY
+    from builder.testing.tiny import RANDOM_WEIGHTS_KEY
 
     real = tmp_path / "model"
     shutil.copytree(tiny_model, real)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from builder import thresholds
-from builder.cards import validate_dataset_card
 from builder.cli import main
 from builder.errors import ConfigError
-from builder.thresholds import GateConfig
+from builder.quality import thresholds
+from builder.quality.thresholds import GateConfig
+from builder.release.cards import validate_dataset_card
 
 
 def test_every_setting_has_a_type_and_a_range() -> None:

@@ -3,7 +3,7 @@
 What can a model see in the released tile without any learned vision? The tile's
 false colour is R = B08, G = B04, B = B05 (stretched to 8 bits), so
 (R - G) / (R + G) is an NDVI-like proxy, (R - B) / (R + B) an NDRE-like one
-(builder/indices.py) and R - G a difference vegetation index (DVI = NIR - red,
+(builder/raster/indices.py) and R - G a difference vegetation index (DVI = NIR - red,
 Richardson and Wiegand 1977, Photogrammetric Engineering and Remote Sensing,
 vol. 43) of the stretched bands. Cropmarks are *local* anomalies of crop vigour: rings and
 lines where the crop over a buried ditch stays greener (NIR up, red down), or
@@ -50,7 +50,7 @@ import numpy as np
 from PIL import Image
 
 from builder.errors import ConfigError, ModelLoadError
-from builder.indices import ndre_proxy, ndvi_proxy
+from builder.raster.indices import ndre_proxy, ndvi_proxy
 
 SCHEMA = "cropmark-baseline/2"
 WINDOW = 13  # px of the top-hat window: 130 m, wider than a smoothed ditch's mark, narrower than a field

@@ -231,7 +231,7 @@ def load_json(path: Path, what: str = "JSON object") -> dict[str, Any]:
     Raises:
         ConfigError: any of the above, one line naming the file.
     """
-    from builder.corpus import read_regular
+    from builder.ingest.corpus import read_regular
 
     try:
         data = json.loads(read_regular(path).decode("utf-8"))

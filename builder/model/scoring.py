@@ -134,7 +134,7 @@ class VlmScorer:
     base: str
     adapter: str | None
     # What kind of random test model the base is ("a tiny random test model"...), None for
-    # a real one: every output of its predictions says so (builder.model.tiny.random_model_kind).
+    # a real one: every output of its predictions says so (builder.testing.tiny.random_model_kind).
     test_model: str | None = None
 
     @property
@@ -281,7 +281,7 @@ def load_scorer(base: str, adapter: str | Path | None = None, device: str = "aut
         ModelLoadError: the model extra is missing, the base model cannot be
             loaded, or the adapter does not fit it.
     """
-    from builder.model.tiny import random_model_kind
+    from builder.testing.tiny import random_model_kind
 
     model, processor = load_base(base, device)
     test_model = random_model_kind(model.config)

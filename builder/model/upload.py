@@ -12,7 +12,7 @@ Two rules make the answer the same for the same picture, whatever the file:
 
 - **EXIF orientation is applied**: the displayed image is the truth, as in every
   viewer and in transformers' ``load_image`` (``PIL.ImageOps.exif_transpose``),
-  by the cut's own rule (``builder.composite.orientation_of`` and
+  by the cut's own rule (``builder.ingest.composite.orientation_of`` and
   ``as_displayed``, as ``open_displayed`` applies them): a tile stored 512x256
   with an orientation tag that turns it upright is a 256x512 tile; a composite
   is turned upright before its left half is cut, so the Space scores the half
@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from builder.composite import Rejected, as_displayed, orientation_of, strict_jpeg
 from builder.errors import CropmarkError
-from builder.indices import ndre_proxy, ndvi_proxy
+from builder.ingest.composite import Rejected, as_displayed, orientation_of, strict_jpeg
+from builder.raster.indices import ndre_proxy, ndvi_proxy
 
 TILE = (256, 512)  # width, height of a published Sentinel-2 tile
 COMPOSITE = (512, 512)  # width, height of a training composite (S2 left, context right)

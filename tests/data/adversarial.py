@@ -36,8 +36,8 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from builder.sample import _row
-from builder.scrub import segments, strip_jpeg
+from builder.ingest.scrub import segments, strip_jpeg
+from builder.testing.sample import _row
 from tests.data.factory import composite_pixels, jpeg_bytes, png16_rgb, png_bomb
 
 # The transpose that turns the displayed image into the raw pixel order stored with
@@ -576,7 +576,7 @@ def _rewrite(path: Path, edit: Callable[[list[list[str]]], list[list[str]]]) -> 
 
 def _paste(tile: Path, composite: Image.Image, size: int, at: tuple[int, int]) -> None:
     """Paste a ``size`` x ``size`` patch of the context half into the tile at ``at``."""
-    from builder.composite import encode_jpeg
+    from builder.ingest.composite import encode_jpeg
 
     with Image.open(tile) as image:
         pixels = np.asarray(image.convert("RGB")).copy()
@@ -592,8 +592,8 @@ def plant_release(release: Path, report: dict[str, Any]) -> list[Leak]:
     A forged hash means each leak must be caught by its own check, not by the
     file's changed hash. Files the build never wrote stay out of the report.
     """
-    from builder.composite import open_displayed
-    from builder.release import files_digest
+    from builder.ingest.composite import open_displayed
+    from builder.release.build import files_digest
 
     leaks: list[Leak] = []
     readme = release / "README.md"
@@ -729,13 +729,13 @@ def plant_release(release: Path, report: dict[str, Any]) -> list[Leak]:
     path = release / "data" / "train" / rotated["file_name"]
     with Image.open(path) as image:
         turned = image.transpose(Image.Transpose.ROTATE_180)
-        from builder.composite import encode_jpeg
+        from builder.ingest.composite import encode_jpeg
 
         path.write_bytes(strip_jpeg(encode_jpeg(turned)))
     leaks.append(Leak("tile in raw orientation", f"data/train/{rotated['file_name']}:", "blocks differ"))
     right = train[6]
     composite = open_displayed(corpus / right["source"])
-    from builder.composite import encode_jpeg
+    from builder.ingest.composite import encode_jpeg
 
     (release / "data" / "train" / right["file_name"]).write_bytes(
         strip_jpeg(encode_jpeg(composite.crop((256, 0, 512, 512))))

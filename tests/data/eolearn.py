@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.raster import BANDS
+from builder.raster.bands import BANDS
 
 DATA = Path(__file__).resolve().parent / "eolearn-s2" / "eolearn-s2.npz"
 # Scene k of REFERENCE_SCENES is acquisition ORDER[k] of eo-learn's 68 acquisitions (NDVI, CLM,

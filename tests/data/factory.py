@@ -1,6 +1,6 @@
 """Seeded generators of small corpora and of every kind of bad input, as code.
 
-The full-scale sample corpus comes from :mod:`builder.sample`; these helpers
+The full-scale sample corpus comes from :mod:`builder.testing.sample`; these helpers
 make tiny corpora (a few tiles) that one test can bend in one way.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from builder.sample import _row, context_half, s2_half
+from builder.testing.sample import _row, context_half, s2_half
 
 
 def composite_pixels(seed: int, label: str = "No") -> np.ndarray:

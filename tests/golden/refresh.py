@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from builder import cards
+from builder.release import cards
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data"

@@ -21,8 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from builder.release import BuildConfig, build
-from builder.sample import generate
+from builder.release.build import BuildConfig, build
+from builder.testing.sample import generate
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "release_sha256.json"

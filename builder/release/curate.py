@@ -22,7 +22,7 @@ Rules (each dropped row is counted under its reason):
 6. One tile per composite: the other rows are sibling duplicates. The copy that is
    cut is chosen by content, never by manifest order: a JPEG before other formats
    (its cut is lossless), then the smallest file hash.
-7. A composite's side files (raw bands, land cover, cloud mask; :mod:`builder.sides`)
+7. A composite's side files (raw bands, land cover, cloud mask; :mod:`builder.quality.sides`)
    and its ``sites.csv`` row are found from **any** of its names. Copies that name
    different side files or different sites, and a side file that two different
    composites name (one stem in two folders), are ``side_conflict`` rejections.
@@ -43,10 +43,10 @@ from typing import Any
 import numpy as np
 
 from builder import progress
-from builder.composite import HALF_SIZE, Rejected, open_checked, read_composite
-from builder.corpus import QUARANTINE_DIR, Site, resolve_image
+from builder.ingest.composite import HALF_SIZE, Rejected, open_checked, read_composite
+from builder.ingest.corpus import QUARANTINE_DIR, Site, resolve_image
+from builder.quality.sides import SideRejected, find_sides
 from builder.records import Candidate, Reason, Rejection, SftRow, Split
-from builder.sides import SideRejected, find_sides
 
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 

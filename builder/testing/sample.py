@@ -27,8 +27,8 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from builder.composite import HALF_SIZE
-from builder.corpus import QUARANTINE_DIR, SITE_COLUMNS, SITES_FILE
+from builder.ingest.composite import HALF_SIZE
+from builder.ingest.corpus import QUARANTINE_DIR, SITE_COLUMNS, SITES_FILE
 from builder.model.prompt import messages
 
 Label = Literal["No", "Yes"]
@@ -245,7 +245,7 @@ def write_bands(path: Path, reflectance: np.ndarray, scl: np.ndarray, site: dict
 
 
 def _bands_of(reflectance: np.ndarray, scl: np.ndarray) -> Any:
-    from builder.raster import Bands, ReadInfo
+    from builder.raster.bands import Bands, ReadInfo
 
     data = _l2a_bands(reflectance)
     info = ReadInfo("sample", "L2A", -1000, "sample", "", data["B08"].shape, (), {})
@@ -253,7 +253,7 @@ def _bands_of(reflectance: np.ndarray, scl: np.ndarray) -> Any:
 
 
 def _passes(reflectance: np.ndarray, scl: np.ndarray) -> bool:
-    from builder import gates
+    from builder.quality import gates
 
     bands = _bands_of(reflectance, scl)
     return bool(gates.not_cloudy(bands).passed and gates.agricultural(bands).passed)

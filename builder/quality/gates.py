@@ -12,7 +12,7 @@
      cirrus) over the pixels that are not class 0 (no data);
    - a cloud mask raster: any value other than 0 is cloud or shadow, its declared
      no-data and anything outside its footprint are not counted;
-   - s2cloudless (:mod:`builder.clouds`) on Level-1C bands that have the detector's
+   - s2cloudless (:mod:`builder.raster.clouds`) on Level-1C bands that have the detector's
      ten bands; it finds clouds, not shadows.
 
    The granule's ``CLOUDY_PIXEL_PERCENTAGE`` tag describes a 110 km product, not the
@@ -41,7 +41,7 @@ A gate that cannot be evaluated for a tile (a composite-only tile has no
 reflectance for gates 2 and 4) is recorded as not evaluated, with the reason;
 it neither passes nor rejects the tile.
 
-Every threshold lives in :class:`~builder.thresholds.GateConfig`, the one source of
+Every threshold lives in :class:`~builder.quality.thresholds.GateConfig`, the one source of
 the numbers that the report, the card and the CLI quote.
 """
 
@@ -52,10 +52,10 @@ from typing import Any
 
 import numpy as np
 
-from builder import indices
-from builder.raster import Bands
+from builder.quality.thresholds import GATES, GateConfig, number, pct
+from builder.raster import indices
+from builder.raster.bands import Bands
 from builder.records import Reason
-from builder.thresholds import GATES, GateConfig, number, pct
 
 
 def _share(value: float) -> str:
@@ -152,7 +152,7 @@ def cloud_cover(bands: Bands | None, cloud_mask: np.ndarray | None = None) -> tu
     Level-1C bands. The second item is ``"SCL"``, ``"cloud mask"``, ``"s2cloudless"``, or
     a sentence saying why cloud cover is unknown (then the first item is None).
     """
-    from builder import clouds
+    from builder.raster import clouds
 
     if bands is not None and "SCL" in bands:
         scl = bands["SCL"]

@@ -29,9 +29,9 @@ from huggingface_hub import (
     SpaceCardData,
 )
 
-from builder import gates, thresholds
 from builder.errors import CropmarkError
 from builder.model.prompt import LABELS, PROMPT, SYSTEM_PROMPT
+from builder.quality import gates, thresholds
 from builder.records import SPLITS, Reason
 
 
@@ -40,7 +40,7 @@ def _cards_dir() -> Path:
     mapped from ``cards/``, see pyproject.toml), else ``cards/`` beside ``builder/`` in a checkout."""
     if "CROPMARK_CARDS_DIR" in os.environ:
         return Path(os.environ["CROPMARK_CARDS_DIR"])
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # builder/
     installed = here / "_cards"
     return installed if (installed / "dataset_card.md.j2").is_file() else here.parent / "cards"
 
@@ -238,10 +238,10 @@ def dataset_card_data(report: Mapping[str, Any]) -> DatasetCardData:
 
 
 def layout_configs(layout: str) -> list[dict[str, Any]]:
-    """The ``configs:`` entry of a release layout (imagefolder or a sibling of :mod:`builder.formats`)."""
+    """The ``configs:`` entry of a release layout (imagefolder or a sibling, :mod:`builder.layouts.base`)."""
     if layout == "imagefolder":
         return configs_yaml()
-    from builder.formats import hdf5, parquet, sft_jsonl
+    from builder.layouts import hdf5, parquet, sft_jsonl
 
     return {"parquet": parquet.configs, "sft-jsonl": sft_jsonl.configs, "hdf5": hdf5.configs}[layout]()
 
@@ -470,9 +470,9 @@ def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | 
     same data; ``size_categories`` agrees with the counts; every ``configs`` path
     matches files of ``release``; the counts quoted in the body (summary, rows and
     the curation table) equal the build report's. A problem that quotes a value
-    of the private report shows it masked (:func:`builder.audit.redact`).
+    of the private report shows it masked (:func:`builder.release.audit.redact`).
     """
-    from builder.audit import private_values, redact
+    from builder.release.audit import private_values, redact
 
     return redact(_card_problems(text, report, release), private_values(dict(report)))
 

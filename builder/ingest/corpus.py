@@ -26,9 +26,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from builder.errors import CorpusLayoutError, CorpusNotFoundError, FileTooLargeError, SpecialFileError
+from builder.ingest.sources import SOURCES, known_source
 from builder.model.prompt import is_label
 from builder.records import SPLITS, Reason, Rejection, SftRow, Split
-from builder.sources import SOURCES, known_source
 
 MANIFEST_DIR = "sft"
 QUARANTINE_DIR = "rejected_composites"
@@ -343,7 +343,7 @@ def read_sites(corpus: Path) -> dict[str, Site]:
     Composite paths are normalised (``./composites/x.jpg`` is ``composites/x.jpg``).
     Every value is checked, and a message names the line, never the value (all of
     it is private): ``source_db`` must be the exact name of a source of the vetted
-    registry :data:`builder.sources.SOURCES` (the release prints the registry's
+    registry :data:`builder.ingest.sources.SOURCES` (the release prints the registry's
     text, never this column), and ``date`` an ISO date ``YYYY-MM-DD`` within the
     Sentinel-2 era (from the launch of Sentinel-2A, ``SENTINEL2_START``, to today).
 
@@ -408,7 +408,7 @@ def _source(value: str, where: str) -> str:
     if known_source(value) is None:
         names = ", ".join(sorted(SOURCES))
         raise CorpusLayoutError(
-            f"{where}: source_db is not a source of the registry (builder/sources.py: {names}); "
+            f"{where}: source_db is not a source of the registry (builder/ingest/sources.py: {names}); "
             "the release prints only the registry's names and attributions"
         )
     return value

@@ -14,13 +14,13 @@ finding never prints a private value in full. Checked:
   opaque file names, every image listed once, every listed file present, every
   row a tile of the report **with the report's label**;
 - images: 256x512 RGB JPEG with no metadata segment (EXIF, XMP, ICC, JFIF, COM,
-  trailing bytes: see :mod:`builder.scrub`), decoding without a decoder warning;
+  trailing bytes: see :mod:`builder.ingest.scrub`), decoding without a decoder warning;
 - text (every text file, line by line, and every path): none of :data:`PATTERNS`,
   and none of the private report's own values (source IDs, coordinates, dates,
   source file names) as a whole word;
 - halves: every published image, block by block (16x16 pixels), matches the
   **left** (Sentinel-2) half of its composite **as displayed** (EXIF orientation
-  applied, :func:`builder.composite.open_displayed`); a tile that matches the right
+  applied, :func:`builder.ingest.composite.open_displayed`); a tile that matches the right
   (context) half, or any block that does not match the left half (a pasted patch
   of 32x32 pixels or more always covers a whole block), is a finding.
 
@@ -51,10 +51,10 @@ import numpy as np
 from PIL import Image
 
 from builder import progress
-from builder.composite import COMPOSITE_SIZE, HALF_SIZE, Rejected, open_displayed
+from builder.ingest.composite import COMPOSITE_SIZE, HALF_SIZE, Rejected, open_displayed
+from builder.ingest.scrub import metadata_segments
 from builder.model.prompt import LABELS
 from builder.records import SPLITS
-from builder.scrub import metadata_segments
 
 TOP_LEVEL = frozenset({"README.md", "LICENSE", "NOTICE.md", "data"})
 # Hub hard limit per folder: https://huggingface.co/docs/hub/repositories-recommendations
@@ -317,8 +317,8 @@ def fixed_text() -> str:
     is part of it (a link in the Copernicus notice) is allowed, and a source file
     named after one of its words ("image", "cloudy") is not a leak.
     """
-    from builder.cards import CARDS_DIR
-    from builder.sources import SOURCES, UNRECORDED
+    from builder.ingest.sources import SOURCES, UNRECORDED
+    from builder.release.cards import CARDS_DIR
 
     parts = [p.read_text(encoding="utf-8") for p in sorted(CARDS_DIR.rglob("*")) if p.is_file()]
     parts += [f"{s.name}\n{s.licence}\n{s.attribution}" for s in (*SOURCES.values(), UNRECORDED)]
@@ -357,11 +357,11 @@ def _entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
 def read_file(path: Path) -> bytes | None:
     """The bytes of a release file, or ``None`` when it is not a regular file or cannot be read.
 
-    Read with :func:`builder.corpus.read_regular`: a FIFO, a device or a folder in a
+    Read with :func:`builder.ingest.corpus.read_regular`: a FIFO, a device or a folder in a
     file's place is refused by type, never opened for a blocking read, so nothing
     in a release can hang the audit.
     """
-    from builder.corpus import read_regular
+    from builder.ingest.corpus import read_regular
 
     try:
         return read_regular(path)
@@ -566,7 +566,7 @@ def _check_files(release: Path, report: dict[str, Any]) -> Iterator[str]:
         if raw is None or hashlib.sha256(raw).hexdigest() != digest:
             yield f"{rel}: differs from the file the build wrote and audited"
     if "release_digest" in report:
-        from builder.release import files_digest
+        from builder.release.build import files_digest
 
         if files_digest(files) != report["release_digest"]:
             yield "private report: its file list does not match its own release digest (edited?)"
@@ -681,7 +681,7 @@ def _report_problem(report: Mapping[str, Any]) -> str | None:
 
 def journal_findings(release: Path) -> list[str]:
     """A finding when the journal of an unfinished commit lies beside ``release``."""
-    from builder.release import journal_path
+    from builder.release.build import journal_path
 
     if os.path.lexists(journal_path(release)):
         return [
@@ -741,6 +741,6 @@ def audit_any(
     layout = (report or {}).get("layout", "imagefolder")
     if layout == "imagefolder":
         return audit_release(release, report, map_)
-    from builder.formats.audit import audit_layout
+    from builder.layouts.audit import audit_layout
 
     return audit_layout(release, report or {}, release.with_name(release.name + ".private"))

@@ -5,11 +5,11 @@
 Sentinel-2 datasets of the same family:
 
 - ``parquet``: images embedded as bytes, ``ClassLabel`` in the schema, size-capped
-  shards ``data/{split}-0000i-of-0000N.parquet`` (:mod:`builder.formats.parquet`);
+  shards ``data/{split}-0000i-of-0000N.parquet`` (:mod:`builder.layouts.parquet`);
 - ``sft-jsonl``: leap-finetune VLM SFT rows split by a stable hash of a site id,
-  images in leaf folders of at most 8,000 files (:mod:`builder.formats.sft_jsonl`);
+  images in leaf folders of at most 8,000 files (:mod:`builder.layouts.sft_jsonl`);
 - ``hdf5``: a main file that external-links shard files, one group per sample,
-  ``metadata.parquet``, retrieval queries and qrels (:mod:`builder.formats.hdf5`).
+  ``metadata.parquet``, retrieval queries and qrels (:mod:`builder.layouts.hdf5`).
 
 Each is written from the staged imagefolder release *after* that release passed
 its audit, into its own hidden temporary folder; its own audit (layout, text,
@@ -27,9 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from builder.corpus import Site
 from builder.errors import AuditError, ConfigError
-from builder.policy import Policy, require
+from builder.ingest.corpus import Site
+from builder.layouts.policy import Policy, require
 
 LAYOUTS = ("imagefolder", "parquet", "sft-jsonl", "hdf5")
 SFT_SPLITS = ("train", "validation", "test")
@@ -192,7 +192,7 @@ def common_files(staged: Path, dest: Path) -> None:
 def convert(config: Any, staged: Path, private: Path, report: dict[str, Any], sites: dict[str, Site]) -> Path:
     """Write ``config.layout`` from the audited imagefolder ``staged``; audit it; return its folder.
 
-    The new folder is a hidden temporary sibling that :func:`builder.release.build`
+    The new folder is a hidden temporary sibling that :func:`builder.release.build.build`
     renames into place (or removes, on any error). ``report`` gains ``layout``,
     ``layout_summary`` and the new ``files``; sidecars and other private outputs
     go to ``private``.
@@ -200,9 +200,9 @@ def convert(config: Any, staged: Path, private: Path, report: dict[str, Any], si
     Raises:
         CropmarkError: a sample that cannot be written, or an audit finding.
     """
-    from builder import cards
-    from builder.formats import audit as layout_audit
-    from builder.formats import hdf5, parquet, sft_jsonl
+    from builder.layouts import audit as layout_audit
+    from builder.layouts import hdf5, parquet, sft_jsonl
+    from builder.release import cards
 
     options: LayoutOptions = config.layout_options or LayoutOptions()
     dest = staged.with_name(f".{config.version}.{config.layout}.tmp-{staged.name.rsplit('-', 1)[-1]}")

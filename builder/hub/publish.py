@@ -1,6 +1,6 @@
 """Release pushes of the dataset, the model (LoRA adapter) and the Space to the Hub.
 
-One publish is: **gate** (:mod:`builder.bundles`) → **plan** (local files against the
+One publish is: **gate** (:mod:`builder.hub.bundles`) → **plan** (local files against the
 remote tree: SHA-256 for LFS files, git blob ids for regular ones) → **one commit**
 that adds, changes and deletes exactly what the plan says, with ``parent_commit`` set
 so a remote that moved under us is a conflict, never an overwrite → **one tag** on
@@ -8,13 +8,13 @@ that commit. A tag is never moved, and a dataset's tag is ``v<release version>``
 unless the caller explicitly allows another name.
 
 Uploads use classic LFS, streamed from disk, and every byte sent is checked against
-the SHA-256 the gate computed (:mod:`builder.hub` says how). A repo's visibility is
+the SHA-256 the gate computed (:mod:`builder.hub.client` says how). A repo's visibility is
 never changed: ``private`` creates a new repo private and refuses an existing public
 one.
 
 Failures: transient ones (HTTP 408/429, 500/502/503/504, a CDN's 520-524, HTML error
 pages, dropped connections) are retried: the whole publish is tried ``attempts``
-times in all (huggingface_hub's own retries are off, :func:`builder.hub.single_tries`),
+times in all (huggingface_hub's own retries are off, :func:`builder.hub.client.single_tries`),
 waiting ``backoff_s`` doubled each time, or the Hub's ``Retry-After``; no wait is
 longer than ``max_wait_s`` (a longer ``Retry-After`` stops the publish and says when
 to retry). Every retry plans again from the remote, so a commit whose reply was lost
@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
-from builder import hub
-from builder.bundles import Bundle, Kind, LocalFile
 from builder.errors import Interrupted, PublishConflictError, PublishError
+from builder.hub import client as hub
+from builder.hub.bundles import Bundle, Kind, LocalFile
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitOperationAdd, HfApi
@@ -123,7 +123,7 @@ def retrying(
 ) -> tuple[T, int]:
     """``call()`` tried up to ``retries.attempts`` times on transient Hub failures; (its result, tries).
 
-    Every request inside is tried once by huggingface_hub (:func:`builder.hub.single_tries`),
+    Every request inside is tried once by huggingface_hub (:func:`builder.hub.client.single_tries`),
     so this loop is the only one. ``give_up(failure, attempt)`` makes the error for a
     failure that is not retried (or the last one); ``state(failure)`` says what the remote
     holds, for the other errors and for Ctrl-C.
@@ -601,7 +601,7 @@ def publish(
 
 
 def _read_json_object(path: Path, what: str) -> dict[str, Any]:
-    from builder.bundles import json_object
+    from builder.hub.bundles import json_object
 
     try:
         return json_object(path.read_bytes(), what)
@@ -759,8 +759,8 @@ def check_space_sources(
     A dry run that cannot reach the Hub says so and goes on with ``base_model`` (or the
     card's base) pinned to ``main``.
     """
-    from builder.cards import BASE_MODEL
     from builder.model.schema import hub_id_problem
+    from builder.release.cards import BASE_MODEL
 
     what = f"the Space's model {model_id} and dataset {dataset_id}"
     # A fresh cache: the check reads what the Hub holds now, never a copy cached earlier.

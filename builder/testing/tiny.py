@@ -69,7 +69,7 @@ SPECIAL_TOKENS: Final = (
 )
 _WORD = re.compile(r"\w+|[^\w\s]")
 # The key of a model's config.json that says its weights are random (written by this
-# module and by builder.model.standin; transformers keeps unknown config keys), and its values.
+# module and by builder.testing.standin; transformers keeps unknown config keys), and its values.
 RANDOM_WEIGHTS_KEY: Final = "cropmark_random_weights"
 TINY_KIND: Final = "a tiny random test model"
 STANDIN_KIND: Final = "a random-weight stand-in of the real model's size"
@@ -179,7 +179,7 @@ def write_tiny_lfm2_vl(path: Path, seed: int = 0, text_hidden_size: int = 64) ->
     (path / "TINY_MODEL.json").write_text(
         json.dumps(
             {
-                "generator": "builder.model.tiny.write_tiny_lfm2_vl",
+                "generator": "builder.testing.tiny.write_tiny_lfm2_vl",
                 "seed": seed,
                 "text_hidden_size": text_hidden_size,
             }

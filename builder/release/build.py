@@ -55,16 +55,18 @@ from typing import Any
 
 import numpy as np
 
-from builder import audit, cards, gates, halves, leakage, licenses, progress, sides, thresholds
-from builder.composite import HALF_SIZE, Cut, Rejected, cut_opened, open_checked, read_composite
-from builder.corpus import Ingested, Site, read_manifests, read_sites
-from builder.curate import curate
+from builder import progress
 from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyReleaseError, ReleaseLayoutError
+from builder.ingest.composite import HALF_SIZE, Cut, Rejected, cut_opened, open_checked, read_composite
+from builder.ingest.corpus import Ingested, Site, read_manifests, read_sites
+from builder.layouts.policy import CROPMARK, Policy
 from builder.model.prompt import LABELS
 from builder.model.schema import hub_id_problem
-from builder.policy import CROPMARK, Policy
+from builder.quality import gates, halves, sides, thresholds
+from builder.quality.thresholds import GateConfig
 from builder.records import SPLITS, Candidate, PrivateTile, PublicTile, Reason, Rejection
-from builder.thresholds import GateConfig
+from builder.release import audit, cards, leakage, licenses
+from builder.release.curate import curate
 
 DEFAULT_NAME = "cropmark-disambiguator-s2"
 TILE_PREFIX = "d_tile_"
@@ -93,8 +95,8 @@ class BuildConfig:
         drop_site_leaks: drop train tiles of an eval tile's site (counted) instead of only
             reporting them.
         layout: ``imagefolder`` (the cropmark release) or a sibling layout of
-            :mod:`builder.formats`.
-        layout_options: options of that layout (:class:`builder.formats.LayoutOptions`).
+            :mod:`builder.layouts.base`.
+        layout_options: options of that layout (:class:`builder.layouts.base.LayoutOptions`).
         policy: what the release may publish about place and time.
     """
 
@@ -133,7 +135,7 @@ class BuildConfig:
                 f"site distance {self.site_distance!r} m: give it to the millimetre at most (3 decimals)"
             )
         self.policy.check()
-        from builder import formats
+        from builder.layouts import base as formats
 
         formats.check(self.layout, self.layout_options, self.policy)
 
@@ -146,7 +148,7 @@ class BuildResult:
 
 
 def tile_name(content_sha256: str) -> str:
-    """Opaque, stable file name of a tile: from its composite's identity (see :mod:`builder.curate`),
+    """Opaque, stable file name of a tile: from its composite's identity (see :mod:`builder.release.curate`),
     the hash of its decoded Sentinel-2 half, so every copy of one composite has one name.
 
     Content-derived names stay the same when other tiles are added or removed,
@@ -170,7 +172,7 @@ class TileOutcome:
     gates: tuple[dict[str, Any], ...]
     bands: dict[str, Any] | None
     phash: tuple[int, ...] = ()  # pHash in each of leakage.VIEWS; the first is the tile as stored
-    halves: dict[str, Any] | None = None  # builder.halves: in order, swapped or not evaluated
+    halves: dict[str, Any] | None = None  # builder.quality.halves: in order, swapped or not evaluated
 
 
 def _tile_task(task: tuple[str, str, GateConfig, sides.Sides]) -> TileOutcome:
@@ -497,7 +499,7 @@ def _build_locked(
         staged_private.mkdir()
         if config.layout != "imagefolder":
             # A sibling layout is written from the audited imagefolder and audited itself.
-            from builder import formats
+            from builder.layouts import base as formats
 
             ready = formats.convert(config, staged, staged_private, report, sites)
         report["release_digest"] = files_digest(report["files"])
@@ -742,7 +744,7 @@ def _site_leakage(
 
 
 def halves_summary(published: Sequence[PrivateTile], rejections: Sequence[Rejection]) -> dict[str, Any]:
-    """How many tiles the halves-order check (:mod:`builder.halves`) found in order, swapped
+    """How many tiles the halves-order check (:mod:`builder.quality.halves`) found in order, swapped
     (rejected) or could not tell (not evaluated), with its thresholds."""
     verdicts = Counter((p.halves or {}).get("verdict", "not evaluated") for p in published)
     swapped = sum(r.reason is Reason.SWAPPED_HALVES for r in rejections)

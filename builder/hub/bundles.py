@@ -23,7 +23,7 @@ Every kind ships an **allow-list** of files, never "whatever lies in the folder"
 
 Then every text the bundle would send (each file, a JSON file's keys and strings, the
 safetensors header, the rendered cards; a dataset's text was scanned by its audit) is
-scanned (:func:`scan`) with the audit's patterns (:data:`builder.audit.PATTERNS`), for
+scanned (:func:`scan`) with the audit's patterns (:data:`builder.release.audit.PATTERNS`), for
 paths of this machine (:data:`PATHS`), for the publisher's own token and for anything
 shaped like a Hub token. Any finding refuses the bundle.
 
@@ -242,8 +242,8 @@ def scan(
         allowed: numbers the card quotes from the run's own measurements (see
             :func:`run_figures`); a number-only pattern matching one is not a finding.
     """
-    from builder import hub
-    from builder.audit import mask, masked_path, text_findings
+    from builder.hub import client as hub
+    from builder.release.audit import mask, masked_path, text_findings
 
     token = hub.token()
     findings: list[str] = []
@@ -278,7 +278,7 @@ def run_figures(*measured: Mapping[str, Any]) -> frozenset[float]:
     A learning rate of 0.0002 or a recall of 0.7119 has the shape of a coordinate's decimal;
     these are the run's own figures, checked against the schema, never a place.
     """
-    from builder.audit import numbers_in
+    from builder.release.audit import numbers_in
 
     found: set[float] = set()
     for document in measured:
@@ -293,10 +293,10 @@ def run_figures(*measured: Mapping[str, Any]) -> frozenset[float]:
 
 def dataset_bundle(release: Path, repo_id: str) -> Bundle:
     """The release folder, after the audit and the offline card checks passed."""
-    from builder import cards
-    from builder.audit import audit_any, load_report, private_values, redact
     from builder.errors import AuditError, ReleaseNotFoundError
-    from builder.release import private_dir
+    from builder.release import cards
+    from builder.release.audit import audit_any, load_report, private_values, redact
+    from builder.release.build import private_dir
 
     if not release.is_dir():
         raise ReleaseNotFoundError(f"release folder {release} does not exist; build it with `cropmark build`")
@@ -461,9 +461,9 @@ def _check_evaluation_is_this_adapter(
 
 def model_bundle(run: Path, repo_id: str, dataset_id: str) -> Bundle:
     """The adapter files of a training run (an allow-list), with the model card written after PEFT's save."""
-    from builder import cards
     from builder.errors import ConfigError
     from builder.model.schema import check_evaluation, check_training_summary
+    from builder.release import cards
 
     if not run.is_dir():
         raise PublishError(f"run folder {run} does not exist; train with scripts/train_lora.py first")
@@ -634,7 +634,7 @@ def space_config(
 def _examples(space: Path, published: frozenset[str] | None) -> list[LocalFile]:
     """``examples/`` tiles: each must be a published tile of the dataset (by SHA-256) and pass
     the audit's image checks; None for ``published`` (a dry run without the Hub) skips the first."""
-    from builder.audit import check_image, masked_path
+    from builder.release.audit import check_image, masked_path
 
     folder = space / SPACE_EXAMPLES
     if not folder.is_dir():
@@ -672,7 +672,7 @@ def space_bundle(
 ) -> Bundle:
     """The Space's allow-list (module docstring): app, requirements, imported modules, README,
     baseline, config, and example tiles of the published dataset (``published_tiles``: their SHA-256)."""
-    from builder import cards
+    from builder.release import cards
 
     app = space / "app.py"
     if not app.is_file():

@@ -43,7 +43,7 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
-from builder.corpus import Site
+from builder.ingest.corpus import Site
 
 HASH_SIZE = 8  # 8x8 low frequencies -> 64 bits
 SCALE = 4  # the grey image is HASH_SIZE * SCALE = 32 px square before the DCT

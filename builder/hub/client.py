@@ -24,7 +24,7 @@ environment says. Downloads (``load_dataset``, the Space) are not affected.
 or 1, 2, 4, 8 s; ``file_download.http_get``: 5 resumes of a dropped download, 1 s
 apart). Inside :func:`single_tries` every request is tried once (``hf_hub_download``
 still asks again at once, once, when the HEAD of a file it has not cached fails: no
-wait), so each failure comes back to the caller's own loop (``builder.publish``),
+wait), so each failure comes back to the caller's own loop (``builder.hub.publish``),
 which alone decides how often to try (``--attempts``) and how long to wait
 (``--backoff``, ``Retry-After`` up to ``--max-wait``).
 

@@ -48,8 +48,8 @@ import numpy as np
 from PIL import Image
 
 from builder.errors import FileTooLargeError
+from builder.ingest.scrub import strip_jpeg
 from builder.records import Reason
-from builder.scrub import strip_jpeg
 
 COMPOSITE_SIZE = (512, 512)  # width, height of a private composite
 HALF_SIZE = (256, 512)  # width, height of the published Sentinel-2 half
@@ -243,7 +243,7 @@ def open_displayed(path: Path, strict: bool = True) -> Image.Image:
 def read_composite(path: Path) -> bytes:
     """A composite's bytes; a special file, a file over :data:`MAX_COMPOSITE_BYTES` or an
     unreadable path is a counted rejection (``unreadable_image``)."""
-    from builder.corpus import read_regular
+    from builder.ingest.corpus import read_regular
 
     try:
         return read_regular(path, MAX_COMPOSITE_BYTES)
@@ -265,7 +265,7 @@ def colour_signal(data: bytes) -> str | None:
     ``default_decompress_parms`` and IJG libjpeg 9 order these rules
     differently), so it is decoded once, as displayed, and re-encoded.
     """
-    from builder.scrub import JpegFormatError, segments
+    from builder.ingest.scrub import JpegFormatError, segments
 
     jfif = False
     transform: int | None = None

@@ -36,10 +36,10 @@ from typing import Any
 from PIL import Image
 
 from builder import progress
-from builder.audit import crowded_folders
-from builder.formats import SFT_SPLITS, LayoutOptions, Sample, require_filled, shard_names, unit_hash
+from builder.layouts.base import SFT_SPLITS, LayoutOptions, Sample, require_filled, shard_names, unit_hash
+from builder.layouts.policy import Policy
 from builder.model.prompt import LABELS, messages, sft_row
-from builder.policy import Policy
+from builder.release.audit import crowded_folders
 
 ROLES = ("system", "user", "assistant")
 

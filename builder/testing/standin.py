@@ -13,7 +13,7 @@ settings and chat template. A 256x512 tile becomes 128 image tokens, as with
 the real model.
 
 What differs from the real model: the weights are random (seeded), and the
-tokenizer is the small word-level one of :mod:`builder.model.tiny` with the
+tokenizer is the small word-level one of :mod:`builder.testing.tiny` with the
 model's special tokens (the real ``tokenizer.json`` is not at hand), so the
 prompt's text tokens are counted by that tokenizer (85 around the 128 image
 tokens); the embedding table still has the real 65,536 rows.
@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from builder.model.tiny import (
+from builder.testing.tiny import (
     CHAT_TEMPLATE,
     PROCESSOR_SETTINGS,
     RANDOM_WEIGHTS_KEY,
@@ -94,7 +94,7 @@ def write_standin(path: Path, seed: int = 0, dtype: str = "bfloat16") -> Path:
     (path / MARKER).write_text(
         json.dumps(
             {
-                "generator": "builder.model.standin.write_standin",
+                "generator": "builder.testing.standin.write_standin",
                 "seed": seed,
                 "dtype": dtype,
                 "parameters": parameters,

@@ -8,7 +8,7 @@ its extension)::
     clouds/<stem>.tif       a cloud mask (0 = clear, other values = cloud or cloud shadow)
 
 A composite listed under several names (copies that differ only in metadata are
-one composite, see :mod:`builder.curate`) has the side files of **every** name:
+one composite, see :mod:`builder.release.curate`) has the side files of **every** name:
 the manifest's order never decides which copy's bands are read. Two names that
 point at side files of one kind with different content are a conflict
 (:data:`~builder.records.Reason.SIDE_CONFLICT`); byte-identical side files are one.
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from builder import gates
+from builder.quality import gates
+from builder.quality.thresholds import GateConfig
 from builder.records import Reason
-from builder.thresholds import GateConfig
 
 BANDS_DIR = "bands"
 LANDCOVER_DIR = "landcover"
@@ -59,7 +59,7 @@ class SideRejected(Exception):
 def _paths(root: Path, kind: str, stem: str) -> list[Path]:
     """The side files of one kind for ``stem``; anything but a regular file (or a folder of
     regular band files) is refused by type, never opened: a FIFO would block the reader."""
-    from builder.corpus import special_kind
+    from builder.ingest.corpus import special_kind
 
     folder = root / KINDS[kind]
     names = [f"{stem}.tif", f"{stem}.tiff"] + ([stem] if kind == "bands" else [])
@@ -121,7 +121,7 @@ def evaluate_corpus_tile(
     gate 3 on the composite's right half (as displayed), gates 2 and 4 on its side files.
 
     Args:
-        composite: the composite as displayed (``builder.composite.open_displayed``), if the
+        composite: the composite as displayed (``builder.ingest.composite.open_displayed``), if the
             caller has it; otherwise it is opened here the same way.
 
     Raises:
@@ -130,8 +130,8 @@ def evaluate_corpus_tile(
     """
     from PIL import Image
 
-    from builder.composite import open_displayed
-    from builder.raster import LANDCOVER_NODATA, RasterError, read_bands, read_side
+    from builder.ingest.composite import open_displayed
+    from builder.raster.bands import LANDCOVER_NODATA, RasterError, read_bands, read_side
 
     with Image.open(io.BytesIO(s2_jpeg)) as tile:
         s2_rgb = np.asarray(tile.convert("RGB"))
@@ -178,7 +178,7 @@ def load_config(root: Path) -> GateConfig:
     Anything at that name is read as thresholds: a folder, a FIFO or a dangling
     symlink named ``gates.json`` is a one-line error, never silently the card's defaults.
     """
-    from builder.thresholds import load_config as load
+    from builder.quality.thresholds import load_config as load
 
     path = root / CONFIG_FILE
     return load(path) if os.path.lexists(path) else GateConfig()

@@ -46,11 +46,11 @@ import numpy as np
 from PIL import Image
 
 from builder import progress
-from builder.composite import HALF_SIZE
 from builder.errors import LayoutDataError
-from builder.formats import SFT_SPLITS, LayoutOptions, Sample, require_filled, unit_hash
+from builder.ingest.composite import HALF_SIZE
+from builder.layouts.base import SFT_SPLITS, LayoutOptions, Sample, require_filled, unit_hash
+from builder.layouts.policy import Policy
 from builder.model.prompt import LABELS
-from builder.policy import Policy
 
 BANDS = ("B08", "B04", "B05")
 PIXEL_M = 10.0

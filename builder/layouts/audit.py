@@ -7,7 +7,7 @@ string columns, HDF5 attribute values) free of coordinate-, date- and ID-like
 strings and of the private report's values; every image one of the tiles the
 imagefolder audit passed (by SHA-256), with no metadata segment; and nothing the
 release's policy forbids: no public sidecars, no ``coords``/``crs``/``timestamp``
-unless allowed. SFT JSONL rows also pass :func:`builder.formats.sft_jsonl.validate`
+unless allowed. SFT JSONL rows also pass :func:`builder.layouts.sft_jsonl.validate`
 with the private site map, so no site spans two splits.
 """
 
@@ -19,7 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from builder.audit import (
+from builder.ingest.scrub import metadata_segments
+from builder.layouts.policy import Policy
+from builder.model.prompt import LABELS
+from builder.release.audit import (
     NAME_RE,
     TEXT_SUFFIXES,
     card_numbers,
@@ -32,9 +35,6 @@ from builder.audit import (
     redact,
     text_findings,
 )
-from builder.model.prompt import LABELS
-from builder.policy import Policy
-from builder.scrub import metadata_segments
 
 TOP_LEVEL = {
     "parquet": {"README.md", "LICENSE", "NOTICE.md", "data"},
@@ -121,7 +121,7 @@ def _parquet(root: Path, published: set[str], secrets: set[str]) -> Iterator[str
 def _sft(
     root: Path, published: set[str], private: Path | None, policy: Policy, digests: dict[str, str]
 ) -> Iterator[str]:
-    from builder.formats.sft_jsonl import SIDECAR_POLICY, validate
+    from builder.layouts.sft_jsonl import SIDECAR_POLICY, validate
 
     if (root / "sidecars").exists() and not policy.sidecars:
         yield f"sidecars/: policy {policy.name!r} forbids publishing per-tile sidecars"
@@ -152,7 +152,7 @@ def _hdf5(root: Path, policy: Policy, secrets: set[str]) -> Iterator[str]:
     import h5py
     import pyarrow.parquet as pq
 
-    from builder.formats.hdf5 import missing_shards
+    from builder.layouts.hdf5 import missing_shards
 
     main = root / "main.h5"
     if not main.is_file():

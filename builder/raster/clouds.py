@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from builder.errors import CropmarkError
-from builder.raster import Bands
+from builder.raster.bands import Bands
 
 DETECTOR = "s2cloudless"
 DETECTOR_BANDS = ("B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from builder.domain import DATASET_NAME
 from builder.errors import ConfigError, CropmarkError, ReleaseNotFoundError
 from builder.model.commands import register as register_model_commands
 
@@ -292,7 +293,7 @@ def hub_id(text: str) -> str:
 
 
 def _say_left_out(bundle: Any, source: Path) -> None:
-    from builder.release.audit import masked_path
+    from builder.scan import masked_path
 
     if bundle.left_out:
         names = [masked_path(p) for p in bundle.left_out[:8]]  # a name may hold a site's coordinates
@@ -308,7 +309,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from builder.hub import bundles, publish
 
     repo_id: str = args.repo_id
-    dataset_id = args.dataset_id or f"{_org(repo_id)}/cropmark-disambiguator-s2"
+    dataset_id = args.dataset_id or f"{_org(repo_id)}/{DATASET_NAME}"
     if args.tag is not None and args.no_tag:
         raise CropmarkError("--tag and --no-tag contradict each other; give one")
     retries = publish.Retries(args.attempts, args.backoff, args.max_wait)
@@ -430,7 +431,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--corpus", type=Path, required=True, help="private corpus folder (sft/, composites/)")
     b.add_argument("--out", type=Path, required=True, help="output root; release goes to OUT/NAME/VERSION")
     b.add_argument("--version", required=True, help="release version, e.g. 1.0.0")
-    b.add_argument("--name", default="cropmark-disambiguator-s2", help="dataset name")
+    b.add_argument("--name", default=DATASET_NAME, help="dataset name")
     b.add_argument("--workers", type=int, default=1, help="processes that cut tiles")
     b.add_argument(
         "--repo-id", type=hub_id, help="Hub id (ORG/NAME) for the card's loading example and citation"
@@ -584,7 +585,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dataset-id",
         type=hub_id,
-        help="the dataset the model card and Space name (default ORG/cropmark-disambiguator-s2)",
+        help=f"the dataset the model card and Space name (default ORG/{DATASET_NAME})",
     )
     p.add_argument(
         "--model-id", type=hub_id, help="the adapter the Space serves (default ORG/cropmark-lfm2.5-vl-lora)"

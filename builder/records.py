@@ -9,41 +9,9 @@ release.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Literal
 
-Split = Literal["train", "eval"]
-SPLITS: tuple[Split, ...] = ("train", "eval")
-
-
-class Reason(StrEnum):
-    """Why a manifest row or a composite did not become a published tile."""
-
-    UNREADABLE_ROW = "unreadable_row"  # not UTF-8, not JSON, not a manifest row
-    NO_ANSWER = "no_answer"  # no assistant answer in the row
-    BAD_LABEL = "bad_label"  # answer is not exactly "Yes" or "No"
-    NO_IMAGE = "no_image"  # no image part in the user turn
-    UNSAFE_PATH = "unsafe_path"  # absolute, escapes the corpus root, symlink out
-    MISSING_FILE = "missing_file"  # image path does not exist
-    QUARANTINED = "quarantined"  # composite sits in (or matches) rejected_composites/
-    SIBLING_DUPLICATE = "sibling_duplicate"  # repeats a composite already used, same label
-    LABEL_CONFLICT = "label_conflict"  # rows of one composite disagree: dropped whole
-    CROSS_SPLIT = "cross_split"  # composite also in eval: its train rows are dropped
-    UNREADABLE_IMAGE = "unreadable_image"  # zero-byte, corrupt, truncated, not an image
-    BAD_GEOMETRY = "bad_geometry"  # not 512 x 512
-    BAD_PIXEL_FORMAT = "bad_pixel_format"  # not 8-bit RGB (greyscale, CMYK, 16-bit, alpha)
-    DECOMPRESSION_BOMB = "decompression_bomb"  # header promises too many pixels
-    BAD_ORIENTATION = "bad_orientation"  # EXIF orientation outside 1-8: how it displays is unknown
-    SIDE_CONFLICT = "side_conflict"  # copies name different bands/land cover/cloud mask/site
-    BAD_BANDS = "bad_bands"  # raw bands beside the composite cannot be read as a scene
-    BAD_SIDE_RASTER = "bad_side_raster"  # cloud mask or land cover unusable (unreadable, off the scene)
-    GATE_S2_BLANK = "gate_s2_blank"  # gate 1: the Sentinel-2 half is (nearly) empty
-    GATE_S2_CLOUDY = "gate_s2_cloudy"  # gate 2: cloud, haze, saturation or no vegetation signal
-    GATE_NO_CONTEXT = "gate_no_context"  # gate 3: the context half is missing or blank
-    GATE_NOT_AGRICULTURAL = "gate_not_agricultural"  # gate 4: forest, water, urban, rock
-    SWAPPED_HALVES = "swapped_halves"  # the false colour is on the right: the left half is context
-    NEAR_DUPLICATE = "near_duplicate"  # train tile perceptually close to an eval tile (when dropped)
-    SITE_LEAK = "site_leak"  # train tile of the same site as an eval tile (when dropped)
+from builder.domain import Label, Reason, Split
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +38,7 @@ class SftRow:
     split: Split
     where: str  # manifest:line
     image: str  # the path as written in the row (private)
-    label: Literal["No", "Yes"]
+    label: Label
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +59,7 @@ class Candidate:
     split: Split
     source: str
     sha256: str
-    label: Literal["No", "Yes"]
+    label: Label
     rows: tuple[str, ...]
     content: str = ""
     copies: tuple[str, ...] = ()
@@ -106,7 +74,7 @@ class PublicTile:
 
     split: Split
     file_name: str
-    label: Literal["No", "Yes"]
+    label: Label
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +83,7 @@ class PrivateTile:
 
     split: Split
     file_name: str
-    label: Literal["No", "Yes"]
+    label: Label
     source: str
     source_sha256: str
     published_sha256: str

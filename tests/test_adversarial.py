@@ -139,7 +139,7 @@ def test_every_planted_leak_is_a_finding_that_names_it(
 
 
 def _no_private_value_in_full(findings: list[str], report: dict[str, Any]) -> None:
-    from builder.release.audit import private_values
+    from builder.scan import private_values
 
     text = "\n".join(findings)
     for value in private_values(report):

@@ -224,7 +224,7 @@ def test_the_real_licence_text_is_shipped(release: tuple[Path, dict[str, Any]]) 
 
 
 def _no_value_in_full(findings: list[str], report: dict[str, Any]) -> None:
-    from builder.release.audit import private_values
+    from builder.scan import private_values
 
     text = "\n".join(findings)
     for value in private_values(report):
@@ -323,7 +323,7 @@ def test_cli_audit_with_a_broken_report_is_one_line(
     ],
 )
 def test_the_scanner_reads_every_spelling(text: str, label: str) -> None:
-    from builder.release.audit import text_findings
+    from builder.scan import text_findings
 
     findings = list(text_findings("README.md", f"flown {text} here", ()))
     assert any(f"{label}-like string" in f for f in findings), findings
@@ -332,7 +332,7 @@ def test_the_scanner_reads_every_spelling(text: str, label: str) -> None:
 def test_the_scanner_reads_long_runs_of_whitespace_as_one_space() -> None:
     """The input is bounded, not the time: a run of spaces is one space before any pattern runs,
     so no pattern backtracks over it (the coordinate-pair pattern was quadratic in such runs)."""
-    from builder.release.audit import PATTERNS, normalise, text_findings
+    from builder.scan import PATTERNS, normalise, text_findings
 
     assert normalise("1.123" + " " * 100_000 + "x") == "1.123 x"
     assert normalise("51.5074" + "\t " * 50_000 + "-0.1278") == "51.5074 -0.1278"
@@ -344,7 +344,7 @@ def test_the_scanner_reads_long_runs_of_whitespace_as_one_space() -> None:
 
 def test_ordinary_card_text_is_not_refused() -> None:
     """What a card says of itself: counts, versions, sizes, ranges, the layouts' own names."""
-    from builder.release.audit import text_findings
+    from builder.scan import text_findings
 
     clean = [
         "Contains modified Copernicus Sentinel data 2017-2024.",
@@ -360,7 +360,7 @@ def test_ordinary_card_text_is_not_refused() -> None:
 
 
 def test_redact_masks_a_private_value_anywhere() -> None:
-    from builder.release.audit import redact
+    from builder.scan import redact
 
     (shown,) = redact(["data/x: name lat41.2733x.jpg and idTAV0263y"], {"41.2733", "TAV0263"})
     assert "41.2733" not in shown and "TAV0263" not in shown

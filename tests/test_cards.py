@@ -270,7 +270,7 @@ def test_card_problems_never_print_a_private_value(sample_release: BuildResult) 
 def test_a_percentage_threshold_is_quoted_exactly() -> None:
     """The card's percentages keep 12 significant digits: 0.0123456789 is quoted 1.23456789 %, which the
     audit finds among the card's own figures (``:g`` printed 1.23457 and refused the build)."""
-    from builder.release.audit import card_numbers, text_findings
+    from builder.scan import card_numbers, text_findings
 
     shown = thresholds.pct(0.0123456789)
     assert shown == "1.23456789 %" and thresholds.pct(0.3) == "30 %"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.ingest.composite import HALF_SIZE, Rejected, cut_s2_half, open_displayed
-from builder.records import Reason
+from builder.domain import HALF_SIZE, Reason
+from builder.ingest.composite import Rejected, cut_s2_half, open_displayed
 from tests.data.adversarial import (
     INVERSE,
     adobe_rgb_jpeg,

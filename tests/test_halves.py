@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from builder.domain import COMPOSITE_BANDS
 from builder.quality import halves
-from builder.raster.bands import BANDS, COMPOSITE_BANDS, s2_half, stretch
+from builder.raster.bands import BANDS, s2_half, stretch
 from builder.release.build import BuildConfig, build
 from tests.data import eolearn
 from tests.data.factory import TinyCorpus

@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 
 from builder.cli import main
+from builder.domain import LABELS
 from builder.errors import ConfigError, ModelLoadError, ReleaseLayoutError
 from builder.model import baseline, data, metrics
-from builder.model.prompt import LABELS, PROMPT, SYSTEM_PROMPT
+from builder.model.prompt import PROMPT, SYSTEM_PROMPT
 from builder.model.schema import check_evaluation, derived_metrics
 from builder.release.build import BuildResult
 from builder.testing.sample import _cropmark_mask, s2_reflectance, to_pixels

@@ -148,7 +148,8 @@ def test_the_space_scores_the_half_the_build_cuts_from_any_encoding(tmp_path: Pa
     """One orientation rule: an upload is turned exactly as ``builder.ingest.composite.open_displayed``
     turns a corpus composite (EXIF in JPEG APP1, PNG eXIf or raw-profile text, XMP), so the
     Space scores the left half that the build would publish."""
-    from builder.ingest.composite import HALF_SIZE, open_displayed
+    from builder.domain import HALF_SIZE
+    from builder.ingest.composite import open_displayed
 
     make, suffix = ENCODINGS[case]
     truth = _composite_truth()
@@ -166,8 +167,8 @@ def test_the_space_scores_the_half_the_build_cuts_from_any_encoding(tmp_path: Pa
 def test_an_orientation_outside_1_to_8_is_refused_as_the_build_counts_it(
     tmp_path: Path, orientation: int
 ) -> None:
+    from builder.domain import Reason
     from builder.ingest.composite import Rejected, open_displayed
-    from builder.records import Reason
 
     path = exif_jpeg(tmp_path / "odd.jpg", _composite_truth(), orientation=orientation)
     with pytest.raises(Rejected) as rejected:

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
+from builder.domain import MAX_FILES_PER_FOLDER as FILES_PER_FOLDER
 from builder.errors import PublishError
 from builder.hub.bundles import Bundle, LocalFile
-from builder.hub.publish import FILES_PER_FOLDER, publish
+from builder.hub.publish import publish
 from builder.release.build import BuildConfig, BuildResult, build
 from tests.hub import ORG, TOKEN
 from tests.hub.server import Account, Fault, HubServer

@@ -553,6 +553,7 @@ def test_space_publish_ships_the_ids_the_pinned_revisions_the_baseline_and_the_m
         "app.py",
         "baseline.json",
         "builder/__init__.py",
+        "builder/domain.py",
         "builder/model/__init__.py",
         "builder/model/prompt.py",
         "cropmark_space.json",

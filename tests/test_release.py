@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from builder.domain import tile_name
 from builder.errors import ConfigError, EmptyReleaseError
-from builder.release.build import BuildConfig, BuildResult, build, private_dir, tile_name
+from builder.release.build import BuildConfig, BuildResult, build, private_dir
 from builder.testing.sample import SMALL_PLAN, Plan, generate
 
 

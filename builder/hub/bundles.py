@@ -23,7 +23,7 @@ Every kind ships an **allow-list** of files, never "whatever lies in the folder"
 
 Then every text the bundle would send (each file, a JSON file's keys and strings, the
 safetensors header, the rendered cards; a dataset's text was scanned by its audit) is
-scanned (:func:`scan`) with the audit's patterns (:data:`builder.release.audit.PATTERNS`), for
+scanned (:func:`scan`) with the audit's patterns (:data:`builder.scan.PATTERNS`), for
 paths of this machine (:data:`PATHS`), for the publisher's own token and for anything
 shaped like a Hub token. Any finding refuses the bundle.
 
@@ -243,7 +243,7 @@ def scan(
             :func:`run_figures`); a number-only pattern matching one is not a finding.
     """
     from builder.hub import client as hub
-    from builder.release.audit import mask, masked_path, text_findings
+    from builder.scan import mask, masked_path, text_findings
 
     token = hub.token()
     findings: list[str] = []
@@ -278,7 +278,7 @@ def run_figures(*measured: Mapping[str, Any]) -> frozenset[float]:
     A learning rate of 0.0002 or a recall of 0.7119 has the shape of a coordinate's decimal;
     these are the run's own figures, checked against the schema, never a place.
     """
-    from builder.release.audit import numbers_in
+    from builder.scan import numbers_in
 
     found: set[float] = set()
     for document in measured:
@@ -295,8 +295,9 @@ def dataset_bundle(release: Path, repo_id: str) -> Bundle:
     """The release folder, after the audit and the offline card checks passed."""
     from builder.errors import AuditError, ReleaseNotFoundError
     from builder.release import cards
-    from builder.release.audit import audit_any, load_report, private_values, redact
+    from builder.release.audit import audit_any, load_report
     from builder.release.build import private_dir
+    from builder.scan import private_values, redact
 
     if not release.is_dir():
         raise ReleaseNotFoundError(f"release folder {release} does not exist; build it with `cropmark build`")
@@ -634,7 +635,8 @@ def space_config(
 def _examples(space: Path, published: frozenset[str] | None) -> list[LocalFile]:
     """``examples/`` tiles: each must be a published tile of the dataset (by SHA-256) and pass
     the audit's image checks; None for ``published`` (a dry run without the Hub) skips the first."""
-    from builder.release.audit import check_image, masked_path
+    from builder.release.audit import check_image
+    from builder.scan import masked_path
 
     folder = space / SPACE_EXAMPLES
     if not folder.is_dir():

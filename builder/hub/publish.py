@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
+from builder.domain import MAX_FILES_PER_FOLDER
 from builder.errors import Interrupted, PublishConflictError, PublishError
 from builder.hub import client as hub
 from builder.hub.bundles import Bundle, Kind, LocalFile
@@ -48,9 +49,6 @@ T = TypeVar("T")
 # Files the Hub writes into a new repo; a release does not own them and never deletes them.
 HUB_MANAGED = frozenset({".gitattributes"})
 SHOWN_PER_KIND = 20
-# The Hub's limit of entries (files and folders) per folder:
-# https://huggingface.co/docs/hub/repositories-recommendations
-FILES_PER_FOLDER = 10_000
 # The longest --backoff or --max-wait accepted: a day. Longer waits are mistakes (1e308).
 MAX_SECONDS = 86_400.0
 # git check-ref-format (https://git-scm.com/docs/git-check-ref-format) for refs/tags/<name>.
@@ -275,13 +273,14 @@ def make_plan(
 
 
 def crowded_folder(paths: Iterable[str]) -> tuple[str, int] | None:
-    """The first folder that would hold more than :data:`FILES_PER_FOLDER` entries, and how many."""
+    """The first folder that would hold more than :data:`~builder.domain.MAX_FILES_PER_FOLDER` entries,
+    and how many."""
     entries: dict[str, set[str]] = {}
     for path in paths:
         parts = path.split("/")
         for depth in range(len(parts)):
             entries.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
-    return next(((f, len(n)) for f, n in sorted(entries.items()) if len(n) > FILES_PER_FOLDER), None)
+    return next(((f, len(n)) for f, n in sorted(entries.items()) if len(n) > MAX_FILES_PER_FOLDER), None)
 
 
 # -- remote -----------------------------------------------------------------------------------
@@ -438,7 +437,7 @@ def _publish_once(
     if crowded := crowded_folder(after):
         raise PublishError(
             f"{repo_id} would hold {crowded[1]} entries in folder {crowded[0] or '/'!r}, more than the Hub's "
-            f"{FILES_PER_FOLDER} (https://huggingface.co/docs/hub/repositories-recommendations); "
+            f"{MAX_FILES_PER_FOLDER} (https://huggingface.co/docs/hub/repositories-recommendations); "
             f"split it into subfolders; {progress.state(repo_id)}"
         )
     readme = next((f for f in (*plan.added, *plan.changed) if f.path == "README.md"), None)
@@ -759,8 +758,8 @@ def check_space_sources(
     A dry run that cannot reach the Hub says so and goes on with ``base_model`` (or the
     card's base) pinned to ``main``.
     """
+    from builder.domain import BASE_MODEL
     from builder.model.schema import hub_id_problem
-    from builder.release.cards import BASE_MODEL
 
     what = f"the Space's model {model_id} and dataset {dataset_id}"
     # A fresh cache: the check reads what the Hub holds now, never a copy cached earlier.

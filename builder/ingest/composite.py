@@ -47,12 +47,11 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from builder.domain import COMPOSITE_SIZE, HALF_SIZE, Reason
 from builder.errors import FileTooLargeError
+from builder.files import read_regular
 from builder.ingest.scrub import strip_jpeg
-from builder.records import Reason
 
-COMPOSITE_SIZE = (512, 512)  # width, height of a private composite
-HALF_SIZE = (256, 512)  # width, height of the published Sentinel-2 half
 JPEG_QUALITY = 95
 # A composite is 512x512; a header that promises more than 16x that is refused
 # before any pixel is decoded (a decompression bomb costs nothing to send).
@@ -243,7 +242,6 @@ def open_displayed(path: Path, strict: bool = True) -> Image.Image:
 def read_composite(path: Path) -> bytes:
     """A composite's bytes; a special file, a file over :data:`MAX_COMPOSITE_BYTES` or an
     unreadable path is a counted rejection (``unreadable_image``)."""
-    from builder.ingest.corpus import read_regular
 
     try:
         return read_regular(path, MAX_COMPOSITE_BYTES)

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from builder.errors import CorpusLayoutError, CorpusNotFoundError, FileTooLargeError, SpecialFileError
+from builder.domain import SPLITS, Reason, Split, is_label
+from builder.errors import CorpusLayoutError, CorpusNotFoundError
+from builder.files import mode_kind, read_regular, special_kind
 from builder.ingest.sources import SOURCES, known_source
-from builder.model.prompt import is_label
-from builder.records import SPLITS, Reason, Rejection, SftRow, Split
+from builder.records import Rejection, SftRow
 
 MANIFEST_DIR = "sft"
 QUARANTINE_DIR = "rejected_composites"
@@ -36,54 +37,6 @@ SITES_FILE = "sites.csv"
 SITE_COLUMNS = ("composite", "lat", "lon", "source_db", "source_id", "date")
 SENTINEL2_START = datetime.date(2015, 6, 23)  # launch of Sentinel-2A (ESA)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-_KINDS = {
-    stat.S_IFDIR: "folder",
-    stat.S_IFIFO: "FIFO",
-    stat.S_IFCHR: "character device",
-    stat.S_IFBLK: "block device",
-    stat.S_IFSOCK: "socket",
-}
-
-
-def special_kind(path: Path) -> str | None:
-    """What ``path`` is when it exists but is not a regular file (``"FIFO"``, ``"folder"``...).
-
-    Uses ``stat`` only, so a FIFO or a device is never opened (opening a FIFO for
-    reading blocks until a writer comes).
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return None
-    return None if stat.S_ISREG(mode) else _KINDS.get(stat.S_IFMT(mode), "special file")
-
-
-def read_regular(path: Path, limit: int | None = None) -> bytes:
-    """The bytes of a corpus file that must be a regular file; every other kind is refused.
-
-    The file is opened non-blocking and checked with ``fstat`` before any read, so
-    a FIFO, a device or a folder in its place is an error, never a hang; a file
-    over ``limit`` bytes is refused before any byte is read.
-
-    Raises:
-        SpecialFileError: ``path`` is a FIFO, a device, a socket or a folder.
-        FileTooLargeError: ``path`` holds more than ``limit`` bytes.
-        OSError: ``path`` cannot be opened.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "special file")
-            raise SpecialFileError(f"{path} is a {kind}, not a regular file")
-        if limit is not None and info.st_size > limit:
-            raise FileTooLargeError(f"{info.st_size} bytes; at most {limit} are read")
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +279,7 @@ def resolve_image(corpus: Path, image: str) -> Path | str:
     except OSError as exc:  # a name too long for the file system, a symlink loop, no permission
         return f"path {_safe_repr(image)} cannot be looked up ({_why(exc)})"
     if not stat.S_ISREG(mode):
-        kind = _KINDS.get(stat.S_IFMT(mode), "special file")
+        kind = mode_kind(mode)
         return f"path {_safe_repr(image)} is a {kind}, not a regular file"
     return resolved
 

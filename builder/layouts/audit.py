@@ -19,22 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from builder.domain import LABELS, TILE_NAME_RE
 from builder.ingest.scrub import metadata_segments
 from builder.layouts.policy import Policy
-from builder.model.prompt import LABELS
-from builder.release.audit import (
-    NAME_RE,
-    TEXT_SUFFIXES,
-    card_numbers,
-    crowded_folders,
-    journal_findings,
-    mask,
-    masked_path,
-    private_values,
-    read_file,
-    redact,
-    text_findings,
-)
+from builder.release.audit import TEXT_SUFFIXES, crowded_folders, journal_findings, read_file
+from builder.scan import card_numbers, mask, masked_path, private_values, redact, text_findings
 
 TOP_LEVEL = {
     "parquet": {"README.md", "LICENSE", "NOTICE.md", "data"},
@@ -68,7 +57,7 @@ def _layout(root: Path, layout: str) -> Iterator[str]:
 def _texts(root: Path, secrets: set[str], policy: Policy, allowed: frozenset[float]) -> Iterator[str]:
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        opaque = NAME_RE.match(path.name) or NAME_RE.match(path.with_suffix(".jpg").name)
+        opaque = TILE_NAME_RE.match(path.name) or TILE_NAME_RE.match(path.with_suffix(".jpg").name)
         yield from text_findings(f"path {masked_path(rel)}", rel, () if opaque else secrets)
         if rel.startswith("sidecars/") and policy.sidecars:
             continue  # published on purpose; their keys are checked against the policy in _sft
@@ -111,7 +100,7 @@ def _parquet(root: Path, published: set[str], secrets: set[str]) -> Iterator[str
             if not (isinstance(image, dict) and isinstance(image.get("bytes"), bytes)):
                 yield f"{where}: image is not embedded as bytes"
                 continue
-            if image.get("path") is not None and not NAME_RE.match(str(image["path"])):
+            if image.get("path") is not None and not TILE_NAME_RE.match(str(image["path"])):
                 yield f"{where}: image path {mask(str(image['path']))} is not an opaque tile name"
             if label not in range(len(LABELS)):
                 yield f"{where}: label {label!r}; allowed 0..{len(LABELS) - 1}"
@@ -142,7 +131,7 @@ def _sft(
     # An image whose bytes hash to an audited tile is that tile: metadata and all.
     for rel, digest in sorted(digests.items()):
         if rel.startswith("images/"):
-            if not NAME_RE.match(PurePosixPath(rel).name):
+            if not TILE_NAME_RE.match(PurePosixPath(rel).name):
                 yield f"{rel}: not an opaque tile name"
             if digest not in published:
                 yield f"{rel}: not one of the tiles the imagefolder audit passed"
@@ -166,7 +155,7 @@ def _hdf5(root: Path, policy: Policy, secrets: set[str]) -> Iterator[str]:
         with h5py.File(path, "r") as shard:
             for key, group in shard.items():
                 where = f"{rel}:/{key}"
-                if not NAME_RE.match(f"{key}.jpg"):
+                if not TILE_NAME_RE.match(f"{key}.jpg"):
                     yield f"{where}: sample key is not opaque"
                 for name in group:
                     if name not in KEY_NAMES:
@@ -187,7 +176,7 @@ def _hdf5(root: Path, policy: Policy, secrets: set[str]) -> Iterator[str]:
         yield f"metadata.parquet: columns {table.column_names}; allowed: key, split, labels, shard"
     else:
         for key in table["key"].to_pylist():
-            if not NAME_RE.match(f"{key}.jpg"):
+            if not TILE_NAME_RE.match(f"{key}.jpg"):
                 yield f"metadata.parquet: key {mask(str(key))} is not opaque"
 
 

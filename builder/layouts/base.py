@@ -27,14 +27,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from builder.domain import MAX_FILES_PER_FOLDER
 from builder.errors import AuditError, ConfigError
 from builder.ingest.corpus import Site
 from builder.layouts.policy import Policy, require
 
 LAYOUTS = ("imagefolder", "parquet", "sft-jsonl", "hdf5")
 SFT_SPLITS = ("train", "validation", "test")
-# The Hub refuses more: https://huggingface.co/docs/hub/repositories-recommendations
-MAX_HUB_FILES_PER_FOLDER = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +81,10 @@ def check(layout: str, options: LayoutOptions | None, policy: Policy) -> None:
         raise ConfigError(f"shard size {o.shard_mb} MiB: use a positive size")
     if o.files_per_folder < 1:
         raise ConfigError(f"files per folder {o.files_per_folder}: use 1 or more")
-    if o.files_per_folder > MAX_HUB_FILES_PER_FOLDER:
+    if o.files_per_folder > MAX_FILES_PER_FOLDER:
         raise ConfigError(
             f"files per folder {o.files_per_folder}: the Hub refuses more than "
-            f"{MAX_HUB_FILES_PER_FOLDER}; use 8000"
+            f"{MAX_FILES_PER_FOLDER}; use 8000"
         )
     if o.samples_per_shard < 1:
         raise ConfigError(f"samples per shard {o.samples_per_shard}: use 1 or more")

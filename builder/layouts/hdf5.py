@@ -46,13 +46,11 @@ import numpy as np
 from PIL import Image
 
 from builder import progress
+from builder.domain import COMPOSITE_BANDS, HALF_SIZE, LABELS
 from builder.errors import LayoutDataError
-from builder.ingest.composite import HALF_SIZE
 from builder.layouts.base import SFT_SPLITS, LayoutOptions, Sample, require_filled, unit_hash
 from builder.layouts.policy import Policy
-from builder.model.prompt import LABELS
 
-BANDS = ("B08", "B04", "B05")
 PIXEL_M = 10.0
 QUERIES = {
     "Yes": "Sentinel-2 false-colour tile of farmland showing cropmark stress from buried archaeology",
@@ -172,7 +170,7 @@ def write(
                     written["timestamp"] += 1
                 shard_of[sample.key] = rel
     with h5py.File(dest / "main.h5", "w", track_order=True) as main:
-        main.attrs.create("bands", list(BANDS), dtype=h5py.string_dtype())
+        main.attrs.create("bands", list(COMPOSITE_BANDS), dtype=h5py.string_dtype())
         main.attrs["values"] = (
             "8-bit stretched false colour (not reflectance)"
             if options.hdf5_dtype == "uint8"

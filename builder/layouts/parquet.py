@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from builder import progress
+from builder.domain import LABELS, SPLITS
 from builder.layouts.base import LayoutOptions, Sample
 from builder.layouts.policy import Policy
-from builder.model.prompt import LABELS
-from builder.records import SPLITS
 
 ROW_GROUP = 100  # datasets.config.PARQUET_ROW_GROUP_SIZE_FOR_IMAGE_DATASETS
 

@@ -36,9 +36,10 @@ from typing import Any
 from PIL import Image
 
 from builder import progress
+from builder.domain import LABELS
 from builder.layouts.base import SFT_SPLITS, LayoutOptions, Sample, require_filled, shard_names, unit_hash
 from builder.layouts.policy import Policy
-from builder.model.prompt import LABELS, messages, sft_row
+from builder.model.prompt import messages, sft_row
 from builder.release.audit import crowded_folders
 
 ROLES = ("system", "user", "assistant")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from builder.model.prompt import LABELS
+from builder.domain import LABELS
 from builder.model.schema import CONFUSION, EVAL_SCHEMA, check_evaluation, derived_metrics
 
 THRESHOLD = 0.5

@@ -1,4 +1,4 @@
-"""The one definition of the question, the label set and the chat turns.
+"""The one definition of the question and the chat turns (the labels are :mod:`builder.domain`'s).
 
 Building, training, evaluation and the Space all import these names; nothing
 else in the project spells the prompt out.
@@ -6,11 +6,9 @@ else in the project spells the prompt out.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final
 
-Label = Literal["No", "Yes"]
-# Order matters: ClassLabel index 0 is "No", 1 is "Yes" (dataset card, metadata.csv).
-LABELS: Final[tuple[Label, Label]] = ("No", "Yes")
+from builder.domain import LABELS, is_label
 
 SYSTEM_PROMPT: Final = (
     "You are an expert in archaeological remote sensing. You look at Sentinel-2 "
@@ -21,11 +19,6 @@ PROMPT: Final = (
     "Does this Sentinel-2 tile show cropmark stress from buried archaeology "
     "(ring ditches, enclosures, linear features) in the crop? Answer Yes or No."
 )
-
-
-def is_label(value: object) -> bool:
-    """True when ``value`` is exactly one of :data:`LABELS` (case matters)."""
-    return isinstance(value, str) and value in LABELS
 
 
 def messages(image: object, answer: str | None = None) -> list[dict[str, object]]:

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import ConfigError, SpecialFileError
+from builder.files import read_regular
 
 TRAIN_SCHEMA = "cropmark-train/2"
 EVAL_SCHEMA = "cropmark-eval/2"
@@ -231,7 +232,6 @@ def load_json(path: Path, what: str = "JSON object") -> dict[str, Any]:
     Raises:
         ConfigError: any of the above, one line naming the file.
     """
-    from builder.ingest.corpus import read_regular
 
     try:
         data = json.loads(read_regular(path).decode("utf-8"))

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from builder.domain import LABELS
 from builder.errors import ModelLoadError
-from builder.model.prompt import LABELS, messages
+from builder.model.prompt import messages
 
 INSTALL_HINT = "install the model extra: pip install -c constraints.txt -e '.[model]'"
 

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import yaml
 
+from builder.domain import BASE_MODEL
 from builder.errors import ConfigError
 from builder.model import data
 from builder.model.schema import TRAIN_SCHEMA, check_training_summary, describe_release, release_record
 from builder.model.scoring import batch, label_token_ids, load_base, pick_device, require_model_extra
 
-BASE_MODEL = "LiquidAI/LFM2.5-VL-450M"
 # Language-model linear layers (attention, short convolution projections, SwiGLU) and
 # the projector. Anchored at "model." so "model.vision_tower.…q_proj" never matches.
 TARGET_MODULES = (

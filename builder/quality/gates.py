@@ -52,10 +52,10 @@ from typing import Any
 
 import numpy as np
 
+from builder.domain import COMPOSITE_BANDS, Reason
 from builder.quality.thresholds import GATES, GateConfig, number, pct
 from builder.raster import indices
 from builder.raster.bands import Bands
-from builder.records import Reason
 
 
 def _share(value: float) -> str:
@@ -225,12 +225,12 @@ def not_cloudy(
             thresholds,
         )
     visible = ["B02", "B03", "B04"]
-    bright = visible if all(b in bands for b in visible) else ["B08", "B04", "B05"]
+    bright = visible if all(b in bands for b in visible) else list(COMPOSITE_BANDS)
     stack = np.stack([bands[b] for b in bright])
     mean_reflectance = _mean(stack)
     mean_dn = mean_reflectance * 10_000 if mean_reflectance is not None else None
     ndvi = _mean(indices.ndvi(bands["B08"], bands["B04"]))
-    composite = np.stack([bands[b] for b in ("B08", "B04", "B05")])
+    composite = np.stack([bands[b] for b in COMPOSITE_BANDS])
     valid = np.isfinite(composite).all(axis=0)
     saturated_px = (np.nan_to_num(composite, nan=0.0) >= 1.0).any(axis=0)
     if "SCL" in bands:

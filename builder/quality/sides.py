@@ -11,7 +11,7 @@ A composite listed under several names (copies that differ only in metadata are
 one composite, see :mod:`builder.release.curate`) has the side files of **every** name:
 the manifest's order never decides which copy's bands are read. Two names that
 point at side files of one kind with different content are a conflict
-(:data:`~builder.records.Reason.SIDE_CONFLICT`); byte-identical side files are one.
+(:data:`~builder.domain.Reason.SIDE_CONFLICT`); byte-identical side files are one.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from builder.domain import Reason
+from builder.files import special_kind
 from builder.quality import gates
 from builder.quality.thresholds import GateConfig
-from builder.records import Reason
 
 BANDS_DIR = "bands"
 LANDCOVER_DIR = "landcover"
@@ -59,7 +60,6 @@ class SideRejected(Exception):
 def _paths(root: Path, kind: str, stem: str) -> list[Path]:
     """The side files of one kind for ``stem``; anything but a regular file (or a folder of
     regular band files) is refused by type, never opened: a FIFO would block the reader."""
-    from builder.ingest.corpus import special_kind
 
     folder = root / KINDS[kind]
     names = [f"{stem}.tif", f"{stem}.tiff"] + ([stem] if kind == "bands" else [])

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import ConfigError
+from builder.files import read_regular, special_kind
 
 GATES = ("s2_not_blank", "s2_not_cloudy", "context_available", "agricultural")
 
@@ -222,7 +223,6 @@ def load_config(path: Path) -> GateConfig:
             opened), not JSON, nested too deeply, a key given twice, not an object, an
             unknown key, a wrong type or a value out of range; one line naming the file.
     """
-    from builder.ingest.corpus import read_regular, special_kind
 
     if (kind := special_kind(path)) is not None:
         raise ConfigError(f"{path} is a {kind}, not a file; write a JSON object of gate thresholds")

@@ -50,13 +50,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from builder.domain import COMPOSITE_BANDS
 from builder.errors import CropmarkError
 from builder.quality.thresholds import pct
 
 BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 CATEGORICAL = frozenset({"SCL"})
 ALL_BANDS = (*BANDS, "SCL")
-COMPOSITE_BANDS = ("B08", "B04", "B05")  # R, G, B of the published false colour
 STRETCH_PERCENTILES = (2.0, 98.0)
 SCALE = 10_000.0
 NEW_BASELINE_OFFSET = -1000  # BOA_ADD_OFFSET / RADIO_ADD_OFFSET from processing baseline 04.00

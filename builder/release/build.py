@@ -56,25 +56,20 @@ from typing import Any
 import numpy as np
 
 from builder import progress
+from builder.domain import DATASET_NAME, HALF_SIZE, LABELS, SPLITS, Reason, tile_name
 from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyReleaseError, ReleaseLayoutError
-from builder.ingest.composite import HALF_SIZE, Cut, Rejected, cut_opened, open_checked, read_composite
+from builder.ingest.composite import Cut, Rejected, cut_opened, open_checked, read_composite
 from builder.ingest.corpus import Ingested, Site, read_manifests, read_sites
 from builder.layouts.policy import CROPMARK, Policy
-from builder.model.prompt import LABELS
 from builder.model.schema import hub_id_problem
 from builder.quality import gates, halves, sides, thresholds
 from builder.quality.thresholds import GateConfig
-from builder.records import SPLITS, Candidate, PrivateTile, PublicTile, Reason, Rejection
+from builder.records import Candidate, PrivateTile, PublicTile, Rejection
 from builder.release import audit, cards, leakage, licenses
 from builder.release.curate import curate
 
-DEFAULT_NAME = "cropmark-disambiguator-s2"
-TILE_PREFIX = "d_tile_"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,95}$")
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?$")
-# Opaque names carry 48 bits of the content hash written in the letters a-p only:
-# no digit can ever make a name look like a date, a coordinate or a record number.
-_NIBBLE_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +98,7 @@ class BuildConfig:
     corpus: Path
     out: Path
     version: str
-    name: str = DEFAULT_NAME
+    name: str = DATASET_NAME
     workers: int = 1
     repo_id: str | None = None
     leak_threshold: int = leakage.DEFAULT_THRESHOLD
@@ -145,16 +140,6 @@ class BuildResult:
     release: Path
     private: Path
     report: dict[str, Any]
-
-
-def tile_name(content_sha256: str) -> str:
-    """Opaque, stable file name of a tile: from its composite's identity (see :mod:`builder.release.curate`),
-    the hash of its decoded Sentinel-2 half, so every copy of one composite has one name.
-
-    Content-derived names stay the same when other tiles are added or removed,
-    so an incremental publish uploads only what changed.
-    """
-    return f"{TILE_PREFIX}{content_sha256[:12].translate(_NIBBLE_LETTERS)}.jpg"
 
 
 def private_dir(release: Path) -> Path:

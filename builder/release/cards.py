@@ -29,10 +29,10 @@ from huggingface_hub import (
     SpaceCardData,
 )
 
+from builder.domain import BASE_MODEL, LABELS, SPLITS, TILE_NAME_PATTERN, Reason
 from builder.errors import CropmarkError
-from builder.model.prompt import LABELS, PROMPT, SYSTEM_PROMPT
+from builder.model.prompt import PROMPT, SYSTEM_PROMPT
 from builder.quality import gates, thresholds
-from builder.records import SPLITS, Reason
 
 
 def _cards_dir() -> Path:
@@ -46,7 +46,6 @@ def _cards_dir() -> Path:
 
 
 CARDS_DIR = _cards_dir()
-BASE_MODEL = "LiquidAI/LFM2.5-VL-450M"
 PRETTY_NAME = "Cropmark Disambiguator S2"
 DATASET_TAGS = ["sentinel-2", "remote-sensing", "archaeology", "cropmarks", "earth-observation", "geospatial"]
 PAPER_DOI = "10.1038/s41598-026-45441-0"
@@ -458,7 +457,7 @@ _HALVES = re.compile(
 _SITE = re.compile(r"\*\*(?P<n>\d+)\*\* train tiles of an eval tile's site were found")
 _LEAK = re.compile(r"\*\*(?P<n>\d+)\*\* train tiles within \*\*(?P<threshold>\d+)\*\* bits of an eval tile")
 _LEAK_ROW = re.compile(
-    r"^\| `(?P<train>d_tile_[a-p]{12}\.jpg)` \| `(?P<eval>d_tile_[a-p]{12}\.jpg)` \| (?P<d>\d+) \|$", re.M
+    rf"^\| `(?P<train>{TILE_NAME_PATTERN})` \| `(?P<eval>{TILE_NAME_PATTERN})` \| (?P<d>\d+) \|$", re.M
 )
 _SOURCE_ROW = re.compile(r"^- (?P<name>.+): (?P<n>\d+) tiles$", re.M)
 
@@ -470,9 +469,9 @@ def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | 
     same data; ``size_categories`` agrees with the counts; every ``configs`` path
     matches files of ``release``; the counts quoted in the body (summary, rows and
     the curation table) equal the build report's. A problem that quotes a value
-    of the private report shows it masked (:func:`builder.release.audit.redact`).
+    of the private report shows it masked (:func:`builder.scan.redact`).
     """
-    from builder.release.audit import private_values, redact
+    from builder.scan import private_values, redact
 
     return redact(_card_problems(text, report, release), private_values(dict(report)))
 

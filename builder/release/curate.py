@@ -43,10 +43,11 @@ from typing import Any
 import numpy as np
 
 from builder import progress
-from builder.ingest.composite import HALF_SIZE, Rejected, open_checked, read_composite
+from builder.domain import HALF_SIZE, Reason, Split
+from builder.ingest.composite import Rejected, open_checked, read_composite
 from builder.ingest.corpus import QUARANTINE_DIR, Site, resolve_image
 from builder.quality.sides import SideRejected, find_sides
-from builder.records import Candidate, Reason, Rejection, SftRow, Split
+from builder.records import Candidate, Rejection, SftRow
 
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 

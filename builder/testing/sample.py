@@ -22,16 +22,15 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from builder.ingest.composite import HALF_SIZE
+from builder.domain import HALF_SIZE, Label
 from builder.ingest.corpus import QUARANTINE_DIR, SITE_COLUMNS, SITES_FILE
 from builder.model.prompt import messages
 
-Label = Literal["No", "Yes"]
 _W, _H = HALF_SIZE
 # Where the sources of the real corpus are: (database, lat range, lon range, id format).
 _REGIONS = (

@@ -20,7 +20,8 @@ import re
 from pathlib import Path
 from typing import Any, Final
 
-from builder.model.prompt import LABELS, PROMPT, SYSTEM_PROMPT
+from builder.domain import LABELS
+from builder.model.prompt import PROMPT, SYSTEM_PROMPT
 
 # The published Lfm2VlImageProcessor settings of LFM2-VL-450M:
 # https://huggingface.co/LiquidAI/LFM2-VL-450M/blob/refs%2Fpr%2F4/processor_config.json (tiling, tokens)

@@ -155,7 +155,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from builder.model.schema import check_evaluation, check_training_summary, load_json
+    from builder.files import load_json
+    from builder.model.schema import check_evaluation, check_training_summary
     from builder.release import cards
 
     if args.kind == "dataset":
@@ -284,7 +285,7 @@ def _org(repo_id: str) -> str:
 
 def hub_id(text: str) -> str:
     """An argparse type: a Hub repo id ORG/NAME, by huggingface_hub's own rules."""
-    from builder.model.schema import hub_id_problem
+    from builder.domain import hub_id_problem
 
     problem = hub_id_problem(text, "")
     if problem is not None:

@@ -82,3 +82,20 @@ COMPOSITE_BANDS: Final = ("B08", "B04", "B05")  # R, G, B of the published false
 
 BASE_MODEL: Final = "LiquidAI/LFM2.5-VL-450M"
 DATASET_NAME: Final = "cropmark-disambiguator-s2"
+
+# A Hub repo id, ORG/NAME, by huggingface_hub's own rules (``utils/_validators.py``,
+# ``validate_repo_id``, which every HfApi call applies): each part 1-96 ASCII letters,
+# digits, '_', '-' or '.', starting and ending with a letter, digit or '_'; no '--' or
+# '..' anywhere; not ending in '.git'.
+_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
+HUB_ID = re.compile(rf"(?!.*(?:--|\.\.))(?!.*\.git$){_PART}/{_PART}")
+
+
+def hub_id_problem(value: object, what: str = "repo id") -> str | None:
+    """Why ``value`` is not a Hub repo id ORG/NAME that huggingface_hub accepts, or None."""
+    if isinstance(value, str) and HUB_ID.fullmatch(value):
+        return None
+    return (
+        f"{what} {value!r} is not a Hub id ORG/NAME (each part 1-96 ASCII letters, digits, '_', '-' or '.', "
+        "starting and ending with a letter, digit or '_'; no '--' or '..'; not ending in '.git')"
+    )

@@ -7,11 +7,16 @@ or a release file goes through :func:`read_regular`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from builder.errors import FileTooLargeError, SpecialFileError
+from builder.domain import MAX_FILES_PER_FOLDER
+from builder.errors import ConfigError, FileTooLargeError, SpecialFileError
 
 _KINDS = {
     stat.S_IFDIR: "folder",
@@ -66,3 +71,92 @@ def read_regular(path: Path, limit: int | None = None) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def read_file(path: Path) -> bytes | None:
+    """The bytes of a release file, or ``None`` when it is not a regular file or cannot be read.
+
+    Read with :func:`builder.files.read_regular`: a FIFO, a device or a folder in a
+    file's place is refused by type, never opened for a blocking read, so nothing
+    in a release can hang the audit.
+    """
+    try:
+        return read_regular(path)
+    except OSError:
+        return None
+
+
+def load_json(path: Path, what: str = "JSON object") -> dict[str, Any]:
+    """Read a JSON object, with a one-line error for anything else.
+
+    The file must be a regular file (a FIFO, a device or a folder is refused by
+    type, never opened for a blocking read), UTF-8, JSON, no deeper than Python's
+    parser can nest, and an object.
+
+    Args:
+        path: the file.
+        what: what the file should hold, for the message (``"gate thresholds"``).
+
+    Raises:
+        ConfigError: any of the above, one line naming the file.
+    """
+    try:
+        data = json.loads(read_regular(path).decode("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+    except SpecialFileError as exc:
+        raise ConfigError(f"{exc}; expected a file holding a {what}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8; expected a {what}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is JSON nested too deeply to read; expected a {what}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} holds a JSON {type(data).__name__}; expected a {what}")
+    return data
+
+
+def crowded_folders(root: Path) -> Iterator[str]:
+    """Every folder under ``root`` (itself included) with more entries than the Hub accepts."""
+    for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+        n = sum(1 for _ in folder.iterdir())
+        if n > MAX_FILES_PER_FOLDER:
+            where = folder.relative_to(root).as_posix() or "."
+            yield f"{where}/: {n} entries; the Hub refuses more than {MAX_FILES_PER_FOLDER} per folder"
+
+
+def files_digest(files: dict[str, str]) -> str:
+    """The release digest of a ``{relative path: sha256}`` map (the report's ``files``)."""
+    lines = "".join(f"{rel}\t{digest}\n" for rel, digest in sorted(files.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def journal_path(release: Path) -> Path:
+    """Where the commit journal of ``release`` lives while the release is being put in place."""
+    return release.with_name(f".{release.name}.commit")
+
+
+def journal_findings(release: Path) -> list[str]:
+    """A finding when the journal of an unfinished commit lies beside ``release``."""
+    if os.path.lexists(journal_path(release)):
+        return [
+            f"{release.name}: a build was killed while putting this release and its report in place; "
+            "run the build again to finish it"
+        ]
+    return []
+
+
+def _cards_dir() -> Path:
+    """The card templates and licence texts: ``builder/_cards/`` in an installed wheel (package data
+    mapped from ``cards/``, see pyproject.toml), else ``cards/`` beside ``builder/`` in a checkout."""
+    if "CROPMARK_CARDS_DIR" in os.environ:
+        return Path(os.environ["CROPMARK_CARDS_DIR"])
+    here = Path(__file__).resolve().parent  # builder/
+    installed = here / "_cards"
+    return installed if (installed / "dataset_card.md.j2").is_file() else here.parent / "cards"
+
+
+CARDS_DIR = _cards_dir()

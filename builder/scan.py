@@ -20,6 +20,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
+from builder.files import CARDS_DIR
+from builder.sources import SOURCES, UNRECORDED
+
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
@@ -258,9 +261,6 @@ def fixed_text() -> str:
     is part of it (a link in the Copernicus notice) is allowed, and a source file
     named after one of its words ("image", "cloudy") is not a leak.
     """
-    from builder.ingest.sources import SOURCES, UNRECORDED
-    from builder.release.cards import CARDS_DIR
-
     parts = [p.read_text(encoding="utf-8") for p in sorted(CARDS_DIR.rglob("*")) if p.is_file()]
     parts += [f"{s.name}\n{s.licence}\n{s.attribution}" for s in (*SOURCES.values(), UNRECORDED)]
     return "\n".join(parts).lower()
@@ -329,3 +329,6 @@ def _occurrences(text: str, needle: str) -> Iterator[int]:
     while start >= 0:
         yield start
         start = text.find(needle, start + 1)
+
+
+TEXT_SUFFIXES = {".md", ".txt", ".csv", ".json", ".jsonl", ".yaml", ".yml", ""}

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from builder.files import files_digest
 from builder.release.audit import audit_release
-from builder.release.build import BuildConfig, BuildResult, build, files_digest
+from builder.release.build import BuildConfig, BuildResult, build
 from builder.testing.sample import SMALL_PLAN, generate
 
 

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from huggingface_hub import DatasetCard, ModelCard, SpaceCard
 
+from builder import figures
 from builder.cli import main
 from builder.errors import ConfigError
 from builder.model.schema import check_evaluation, check_training_summary
-from builder.quality import thresholds
 from builder.release import cards
 from builder.release.build import BuildResult
 from tests.golden import refresh
@@ -272,7 +272,7 @@ def test_a_percentage_threshold_is_quoted_exactly() -> None:
     audit finds among the card's own figures (``:g`` printed 1.23457 and refused the build)."""
     from builder.scan import card_numbers, text_findings
 
-    shown = thresholds.pct(0.0123456789)
-    assert shown == "1.23456789 %" and thresholds.pct(0.3) == "30 %"
+    shown = figures.pct(0.0123456789)
+    assert shown == "1.23456789 %" and figures.pct(0.3) == "30 %"
     allowed = card_numbers({"gates": {"config": {"max_saturated": 0.0123456789}}})
     assert list(text_findings("README.md", f"< {shown} saturated pixels", (), allowed)) == []

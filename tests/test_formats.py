@@ -579,8 +579,8 @@ def test_layout_audit_refuses_tampered_releases(_small_corpus_master: Path, tmp_
 
 def test_layout_audit_refuses_a_truncated_parquet_and_an_unfinished_commit(tmp_path: Path) -> None:
     """A file the audit cannot parse is a finding, never a traceback; so is a commit journal."""
+    from builder.files import journal_path
     from builder.release.audit import audit_any, load_report
-    from builder.release.build import journal_path
     from tests.data.factory import TinyCorpus
 
     corpus = TinyCorpus(tmp_path / "corpus").write()

@@ -493,7 +493,7 @@ def test_the_repo_id_rule_is_huggingface_hubs() -> None:
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
-    from builder.model.schema import hub_id_problem
+    from builder.domain import hub_id_problem
 
     rng = random.Random(0)
     alphabet = "abAB09_-./é "

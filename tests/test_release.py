@@ -274,8 +274,9 @@ def test_release_and_report_are_one_commit_whatever_the_kill_point(
 ) -> None:
     import json
 
+    from builder.files import journal_path
     from builder.release.audit import audit_release
-    from builder.release.build import _recover, build_lock, journal_path, tree_digest
+    from builder.release.build import _recover, build_lock, tree_digest
 
     out = tmp_path / "out"
     old = build(BuildConfig(small_corpus, out, "1.0.0"))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from builder import figures
 from builder.cli import main
 from builder.errors import ConfigError
 from builder.quality import thresholds
@@ -227,13 +228,7 @@ def test_thresholds_are_quoted_exactly_and_the_audit_accepts_them(
 
 def test_number_and_pct_round_trip_to_the_value_used() -> None:
     for value in (0.3, 0.07, 0.123456789012345, 4000.0, 4000.75, 1e-300, 0.045, 1 / 3):
-        assert float(thresholds.number(value)) == value
-        assert float(thresholds.pct(value).removesuffix(" %")) / 100 == pytest.approx(value, rel=1e-15)
-    assert (
-        thresholds.pct(0.07) == "7 %"
-        and thresholds.pct(0.3) == "30 %"
-        and thresholds.number(4000.0) == "4000"
-    )
-    assert (
-        thresholds.number(-0.0) == "0" and thresholds.pct(-0.0) == "0 %" and thresholds.number(5120) == "5120"
-    )
+        assert float(figures.number(value)) == value
+        assert float(figures.pct(value).removesuffix(" %")) / 100 == pytest.approx(value, rel=1e-15)
+    assert figures.pct(0.07) == "7 %" and figures.pct(0.3) == "30 %" and figures.number(4000.0) == "4000"
+    assert figures.number(-0.0) == "0" and figures.pct(-0.0) == "0 %" and figures.number(5120) == "5120"

@@ -45,8 +45,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from builder.errors import PublishError
-from builder.model.schema import hub_id_problem
+from builder.domain import hub_id_problem
+from builder.errors import AuditError, ConfigError, ModelLoadError, PublishError, ReleaseNotFoundError
+from builder.hub import client as hub
+from builder.model import baseline as physics
+from builder.model.schema import check_evaluation, check_training_summary
+from builder.release import cards
+from builder.release.audit import audit_any, check_image, load_report
+from builder.release.build import private_dir
+from builder.scan import mask, masked_path, numbers_in, private_values, redact, text_findings
 
 Kind = Literal["dataset", "model", "space"]
 KINDS: tuple[Kind, ...] = ("dataset", "model", "space")
@@ -242,9 +249,6 @@ def scan(
         allowed: numbers the card quotes from the run's own measurements (see
             :func:`run_figures`); a number-only pattern matching one is not a finding.
     """
-    from builder.hub import client as hub
-    from builder.scan import mask, masked_path, text_findings
-
     token = hub.token()
     findings: list[str] = []
     for f in files:
@@ -278,8 +282,6 @@ def run_figures(*measured: Mapping[str, Any]) -> frozenset[float]:
     A learning rate of 0.0002 or a recall of 0.7119 has the shape of a coordinate's decimal;
     these are the run's own figures, checked against the schema, never a place.
     """
-    from builder.scan import numbers_in
-
     found: set[float] = set()
     for document in measured:
         for number in numbers_in(document):
@@ -293,12 +295,6 @@ def run_figures(*measured: Mapping[str, Any]) -> frozenset[float]:
 
 def dataset_bundle(release: Path, repo_id: str) -> Bundle:
     """The release folder, after the audit and the offline card checks passed."""
-    from builder.errors import AuditError, ReleaseNotFoundError
-    from builder.release import cards
-    from builder.release.audit import audit_any, load_report
-    from builder.release.build import private_dir
-    from builder.scan import private_values, redact
-
     if not release.is_dir():
         raise ReleaseNotFoundError(f"release folder {release} does not exist; build it with `cropmark build`")
     report_path = private_dir(release) / "report.json"
@@ -462,10 +458,6 @@ def _check_evaluation_is_this_adapter(
 
 def model_bundle(run: Path, repo_id: str, dataset_id: str) -> Bundle:
     """The adapter files of a training run (an allow-list), with the model card written after PEFT's save."""
-    from builder.errors import ConfigError
-    from builder.model.schema import check_evaluation, check_training_summary
-    from builder.release import cards
-
     if not run.is_dir():
         raise PublishError(f"run folder {run} does not exist; train with scripts/train_lora.py first")
     missing = [name for name in MODEL_FILES if not (run / name).is_file()]
@@ -598,9 +590,6 @@ def _requirements(path: Path) -> dict[str, str]:
 
 def baseline_release(baseline: Path) -> dict[str, Any]:
     """The physics baseline's file checked, and the release record it was fitted on."""
-    from builder.errors import ModelLoadError
-    from builder.model import baseline as physics
-
     try:
         physics.load(baseline)
     except ModelLoadError as exc:
@@ -635,9 +624,6 @@ def space_config(
 def _examples(space: Path, published: frozenset[str] | None) -> list[LocalFile]:
     """``examples/`` tiles: each must be a published tile of the dataset (by SHA-256) and pass
     the audit's image checks; None for ``published`` (a dry run without the Hub) skips the first."""
-    from builder.release.audit import check_image
-    from builder.scan import masked_path
-
     folder = space / SPACE_EXAMPLES
     if not folder.is_dir():
         return []
@@ -674,8 +660,6 @@ def space_bundle(
 ) -> Bundle:
     """The Space's allow-list (module docstring): app, requirements, imported modules, README,
     baseline, config, and example tiles of the published dataset (``published_tiles``: their SHA-256)."""
-    from builder.release import cards
-
     app = space / "app.py"
     if not app.is_file():
         raise PublishError(f"{app} not found; a Gradio Space starts from app.py")

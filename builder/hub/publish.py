@@ -37,10 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
-from builder.domain import MAX_FILES_PER_FOLDER
+from builder.domain import BASE_MODEL, MAX_FILES_PER_FOLDER, hub_id_problem
 from builder.errors import Interrupted, PublishConflictError, PublishError
 from builder.hub import client as hub
-from builder.hub.bundles import Bundle, Kind, LocalFile
+from builder.hub.bundles import Bundle, Kind, LocalFile, json_object
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitOperationAdd, HfApi
@@ -600,8 +600,6 @@ def publish(
 
 
 def _read_json_object(path: Path, what: str) -> dict[str, Any]:
-    from builder.hub.bundles import json_object
-
     try:
         return json_object(path.read_bytes(), what)
     except PublishError as exc:
@@ -758,9 +756,6 @@ def check_space_sources(
     A dry run that cannot reach the Hub says so and goes on with ``base_model`` (or the
     card's base) pinned to ``main``.
     """
-    from builder.domain import BASE_MODEL
-    from builder.model.schema import hub_id_problem
-
     what = f"the Space's model {model_id} and dataset {dataset_id}"
     # A fresh cache: the check reads what the Hub holds now, never a copy cached earlier.
     with tempfile.TemporaryDirectory(prefix="cropmark-space-check-") as cache:

@@ -50,7 +50,7 @@ from PIL import Image
 from builder.domain import COMPOSITE_SIZE, HALF_SIZE, Reason
 from builder.errors import FileTooLargeError
 from builder.files import read_regular
-from builder.ingest.scrub import strip_jpeg
+from builder.ingest.scrub import JpegFormatError, segments, strip_jpeg
 
 JPEG_QUALITY = 95
 # A composite is 512x512; a header that promises more than 16x that is refused
@@ -263,8 +263,6 @@ def colour_signal(data: bytes) -> str | None:
     ``default_decompress_parms`` and IJG libjpeg 9 order these rules
     differently), so it is decoded once, as displayed, and re-encoded.
     """
-    from builder.ingest.scrub import JpegFormatError, segments
-
     jfif = False
     transform: int | None = None
     ids: tuple[int, ...] = ()

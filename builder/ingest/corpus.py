@@ -28,8 +28,8 @@ from typing import Any
 from builder.domain import SPLITS, Reason, Split, is_label
 from builder.errors import CorpusLayoutError, CorpusNotFoundError
 from builder.files import mode_kind, read_regular, special_kind
-from builder.ingest.sources import SOURCES, known_source
 from builder.records import Rejection, SftRow
+from builder.sources import SOURCES, known_source
 
 MANIFEST_DIR = "sft"
 QUARANTINE_DIR = "rejected_composites"
@@ -296,7 +296,7 @@ def read_sites(corpus: Path) -> dict[str, Site]:
     Composite paths are normalised (``./composites/x.jpg`` is ``composites/x.jpg``).
     Every value is checked, and a message names the line, never the value (all of
     it is private): ``source_db`` must be the exact name of a source of the vetted
-    registry :data:`builder.ingest.sources.SOURCES` (the release prints the registry's
+    registry :data:`builder.sources.SOURCES` (the release prints the registry's
     text, never this column), and ``date`` an ISO date ``YYYY-MM-DD`` within the
     Sentinel-2 era (from the launch of Sentinel-2A, ``SENTINEL2_START``, to today).
 
@@ -361,7 +361,7 @@ def _source(value: str, where: str) -> str:
     if known_source(value) is None:
         names = ", ".join(sorted(SOURCES))
         raise CorpusLayoutError(
-            f"{where}: source_db is not a source of the registry (builder/ingest/sources.py: {names}); "
+            f"{where}: source_db is not a source of the registry (builder/sources.py: {names}); "
             "the release prints only the registry's names and attributions"
         )
     return value

@@ -20,10 +20,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from builder.domain import LABELS, TILE_NAME_RE
+from builder.files import crowded_folders, journal_findings, read_file
 from builder.ingest.scrub import metadata_segments
+from builder.layouts.hdf5 import missing_shards
 from builder.layouts.policy import Policy
-from builder.release.audit import TEXT_SUFFIXES, crowded_folders, journal_findings, read_file
-from builder.scan import card_numbers, mask, masked_path, private_values, redact, text_findings
+from builder.layouts.sft_jsonl import SIDECAR_POLICY, validate
+from builder.scan import TEXT_SUFFIXES, card_numbers, mask, masked_path, private_values, redact, text_findings
 
 TOP_LEVEL = {
     "parquet": {"README.md", "LICENSE", "NOTICE.md", "data"},
@@ -110,8 +112,6 @@ def _parquet(root: Path, published: set[str], secrets: set[str]) -> Iterator[str
 def _sft(
     root: Path, published: set[str], private: Path | None, policy: Policy, digests: dict[str, str]
 ) -> Iterator[str]:
-    from builder.layouts.sft_jsonl import SIDECAR_POLICY, validate
-
     if (root / "sidecars").exists() and not policy.sidecars:
         yield f"sidecars/: policy {policy.name!r} forbids publishing per-tile sidecars"
     elif (root / "sidecars").exists():
@@ -140,8 +140,6 @@ def _sft(
 def _hdf5(root: Path, policy: Policy, secrets: set[str]) -> Iterator[str]:
     import h5py
     import pyarrow.parquet as pq
-
-    from builder.layouts.hdf5 import missing_shards
 
     main = root / "main.h5"
     if not main.is_file():

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import ConfigError, PolicyError
+from builder.files import load_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +75,6 @@ def load(path: Path | None) -> Policy:
     """
     if path is None:
         return CROPMARK
-    from builder.model.schema import load_json
-
     try:
         raw = load_json(path, "policy object of booleans")
     except ConfigError as exc:

@@ -37,10 +37,10 @@ from PIL import Image
 
 from builder import progress
 from builder.domain import LABELS
+from builder.files import crowded_folders
 from builder.layouts.base import SFT_SPLITS, LayoutOptions, Sample, require_filled, shard_names, unit_hash
 from builder.layouts.policy import Policy
 from builder.model.prompt import messages, sft_row
-from builder.release.audit import crowded_folders
 
 ROLES = ("system", "user", "assistant")
 

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from builder.domain import LABELS, Label, is_label
+from builder.domain import LABELS, Label, hub_id_problem, is_label
 from builder.errors import ReleaseLayoutError, ReleaseNotFoundError
 from builder.model.prompt import sft_row
-from builder.model.schema import hub_id_problem
 
 
 @dataclass(frozen=True)

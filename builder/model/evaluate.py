@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from builder.errors import ConfigError
 from builder.model import baseline as physics
 from builder.model import data
 from builder.model.metrics import confusion_png, evaluation, model_entry
@@ -74,8 +75,6 @@ def run(
     from tqdm.auto import tqdm
 
     if base is None and baseline is None:
-        from builder.errors import ConfigError
-
         raise ConfigError("nothing to evaluate: give --base-model/--adapter, --baseline, or both")
     folder = folder or data.resolve(release)
     examples = data.examples(folder, split)

@@ -42,24 +42,17 @@ evaluated on the same tiles.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from builder.errors import ConfigError, SpecialFileError
-from builder.files import read_regular
+from builder.domain import HUB_ID, hub_id_problem
+from builder.errors import ConfigError
 
 TRAIN_SCHEMA = "cropmark-train/2"
 EVAL_SCHEMA = "cropmark-eval/2"
 HALVES = ("sentinel-2", "context")
-# A Hub repo id, ORG/NAME, by huggingface_hub's own rules (``utils/_validators.py``,
-# ``validate_repo_id``, which every HfApi call applies): each part 1-96 ASCII letters,
-# digits, '_', '-' or '.', starting and ending with a letter, digit or '_'; no '--' or
-# '..' anywhere; not ending in '.git'.
-_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
-HUB_ID = re.compile(rf"(?!.*(?:--|\.\.))(?!.*\.git$){_PART}/{_PART}")
 METRICS = ("accuracy", "precision", "recall", "f1", "balanced_accuracy", "roc_auc")
 CONFUSION = ("tn", "fp", "fn", "tp")
 _TRAIN_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -121,16 +114,6 @@ def check_release(record: Mapping[str, Any], where: str) -> None:
     digest = record.get("train_metadata_sha256")
     if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise ConfigError(f"{where}: 'train_metadata_sha256' must be a SHA-256 hex digest")
-
-
-def hub_id_problem(value: object, what: str = "repo id") -> str | None:
-    """Why ``value`` is not a Hub repo id ORG/NAME that huggingface_hub accepts, or None."""
-    if isinstance(value, str) and HUB_ID.fullmatch(value):
-        return None
-    return (
-        f"{what} {value!r} is not a Hub id ORG/NAME (each part 1-96 ASCII letters, digits, '_', '-' or '.', "
-        "starting and ending with a letter, digit or '_'; no '--' or '..'; not ending in '.git')"
-    )
 
 
 def check_hub_id(value: str, what: str = "repo id") -> str:
@@ -216,37 +199,3 @@ def derived_metrics(confusion: Mapping[str, int]) -> dict[str, float]:
         "f1": ratio(2 * precision * recall, precision + recall),
         "balanced_accuracy": (recall + ratio(tn, tn + fp)) / 2,
     }
-
-
-def load_json(path: Path, what: str = "JSON object") -> dict[str, Any]:
-    """Read a JSON object, with a one-line error for anything else.
-
-    The file must be a regular file (a FIFO, a device or a folder is refused by
-    type, never opened for a blocking read), UTF-8, JSON, no deeper than Python's
-    parser can nest, and an object.
-
-    Args:
-        path: the file.
-        what: what the file should hold, for the message (``"gate thresholds"``).
-
-    Raises:
-        ConfigError: any of the above, one line naming the file.
-    """
-
-    try:
-        data = json.loads(read_regular(path).decode("utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path} does not exist") from None
-    except SpecialFileError as exc:
-        raise ConfigError(f"{exc}; expected a file holding a {what}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path} cannot be read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8; expected a {what}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from None
-    except RecursionError:
-        raise ConfigError(f"{path} is JSON nested too deeply to read; expected a {what}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} holds a JSON {type(data).__name__}; expected a {what}")
-    return data

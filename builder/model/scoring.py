@@ -282,7 +282,7 @@ def load_scorer(base: str, adapter: str | Path | None = None, device: str = "aut
         ModelLoadError: the model extra is missing, the base model cannot be
             loaded, or the adapter does not fit it.
     """
-    from builder.testing.tiny import random_model_kind
+    from builder.testing import random_model_kind
 
     model, processor = load_base(base, device)
     test_model = random_model_kind(model.config)

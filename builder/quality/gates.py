@@ -53,8 +53,9 @@ from typing import Any
 import numpy as np
 
 from builder.domain import COMPOSITE_BANDS, Reason
-from builder.quality.thresholds import GATES, GateConfig, number, pct
-from builder.raster import indices
+from builder.figures import number, pct
+from builder.quality.thresholds import GATES, GateConfig
+from builder.raster import clouds, indices
 from builder.raster.bands import Bands
 
 
@@ -152,8 +153,6 @@ def cloud_cover(bands: Bands | None, cloud_mask: np.ndarray | None = None) -> tu
     Level-1C bands. The second item is ``"SCL"``, ``"cloud mask"``, ``"s2cloudless"``, or
     a sentence saying why cloud cover is unknown (then the first item is None).
     """
-    from builder.raster import clouds
-
     if bands is not None and "SCL" in bands:
         scl = bands["SCL"]
         valid = scl != SCL_NODATA

@@ -25,11 +25,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from builder.domain import Reason
 from builder.files import special_kind
+from builder.ingest.composite import open_displayed
 from builder.quality import gates
 from builder.quality.thresholds import GateConfig
+from builder.quality.thresholds import load_config as load_thresholds
+from builder.raster.bands import LANDCOVER_NODATA, RasterError, read_bands, read_side
 
 BANDS_DIR = "bands"
 LANDCOVER_DIR = "landcover"
@@ -115,7 +119,12 @@ class TileGates:
 
 
 def evaluate_corpus_tile(
-    root: Path, source: str, s2_jpeg: bytes, config: GateConfig, sides: Sides, composite: Any = None
+    root: Path,
+    source: str,
+    s2_jpeg: bytes,
+    config: GateConfig,
+    sides: Sides,
+    composite: Image.Image | None = None,
 ) -> TileGates:
     """The four gates for a composite of the corpus: gate 1 on the published half's bytes,
     gate 3 on the composite's right half (as displayed), gates 2 and 4 on its side files.
@@ -128,11 +137,6 @@ def evaluate_corpus_tile(
         SideRejected: bands that cannot be read as a scene (``bad_bands``), or a cloud mask or
             land-cover raster that cannot be used for them (``bad_side_raster``).
     """
-    from PIL import Image
-
-    from builder.ingest.composite import open_displayed
-    from builder.raster.bands import LANDCOVER_NODATA, RasterError, read_bands, read_side
-
     with Image.open(io.BytesIO(s2_jpeg)) as tile:
         s2_rgb = np.asarray(tile.convert("RGB"))
     image = composite if composite is not None else open_displayed(root / source)
@@ -178,7 +182,5 @@ def load_config(root: Path) -> GateConfig:
     Anything at that name is read as thresholds: a folder, a FIFO or a dangling
     symlink named ``gates.json`` is a one-line error, never silently the card's defaults.
     """
-    from builder.quality.thresholds import load_config as load
-
     path = root / CONFIG_FILE
-    return load(path) if os.path.lexists(path) else GateConfig()
+    return load_thresholds(path) if os.path.lexists(path) else GateConfig()

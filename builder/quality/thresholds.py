@@ -14,11 +14,11 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from builder.errors import ConfigError
+from builder.figures import number, pct
 from builder.files import read_regular, special_kind
 
 GATES = ("s2_not_blank", "s2_not_cloudy", "context_available", "agricultural")
@@ -140,33 +140,6 @@ def changed_settings(config: GateConfig) -> dict[str, Any]:
     """The settings of ``config`` that differ from the card's defaults."""
     default = asdict(GateConfig())
     return {k: v for k, v in asdict(config).items() if default[k] != v}
-
-
-def number(value: float) -> str:
-    """A threshold as written in a card, a report detail or the CLI: exactly the value used.
-
-    The shortest decimal that reads back as the same float (``repr``), without a
-    trailing ``.0`` (``4000``, ``0.045``, ``0.123456789012``); very small or large
-    values in exponent form (``1e-300``). Rounding (``:g``, ``:.0%``) would quote a
-    threshold other than the one that decided.
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return _decimal(Decimal(repr(float(value) + 0.0)))  # + 0.0: -0.0 is quoted "0"
-
-
-def pct(share: float) -> str:
-    """A share as an exact percentage: ``0.3`` -> ``30 %``, ``0.123456789`` -> ``12.3456789 %``."""
-    return f"{_decimal(Decimal(repr(float(share) + 0.0)).scaleb(2))} %"
-
-
-def _decimal(value: Decimal) -> str:
-    value = value.normalize()
-    if value.is_zero():
-        return "0"
-    if -7 <= value.adjusted() <= 15:
-        return format(value, "f")
-    return f"{float(value)!r}"
 
 
 def reason_texts(config: Mapping[str, Any]) -> dict[str, str]:

@@ -52,7 +52,7 @@ from PIL import Image
 
 from builder.domain import COMPOSITE_BANDS
 from builder.errors import CropmarkError
-from builder.quality.thresholds import pct
+from builder.figures import pct
 
 BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 CATEGORICAL = frozenset({"SCL"})

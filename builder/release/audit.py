@@ -46,11 +46,13 @@ import numpy as np
 from PIL import Image
 
 from builder import progress
-from builder.domain import COMPOSITE_SIZE, HALF_SIZE, LABELS, MAX_FILES_PER_FOLDER, SPLITS, TILE_NAME_RE
-from builder.files import read_regular
+from builder.domain import COMPOSITE_SIZE, HALF_SIZE, LABELS, SPLITS, TILE_NAME_RE
+from builder.errors import ConfigError
+from builder.files import crowded_folders, files_digest, journal_findings, load_json, read_file
 from builder.ingest.composite import Rejected, open_displayed
 from builder.ingest.scrub import metadata_segments
-from builder.scan import card_numbers, masked_path, private_values, redact, text_findings
+from builder.layouts.audit import audit_layout
+from builder.scan import TEXT_SUFFIXES, card_numbers, masked_path, private_values, redact, text_findings
 
 TOP_LEVEL = frozenset({"README.md", "LICENSE", "NOTICE.md", "data"})
 # The half check compares 16x16-pixel blocks (mean absolute difference over the
@@ -71,7 +73,6 @@ STRUCTURAL = frozenset(
         *(f"data/{s}/metadata.csv" for s in SPLITS),
     }
 )
-TEXT_SUFFIXES = {".md", ".txt", ".csv", ".json", ".jsonl", ".yaml", ".yml", ""}
 
 
 def _entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
@@ -81,20 +82,6 @@ def _entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
         for name in sorted([*dirs, *files]):
             path = Path(folder) / name
             yield path.relative_to(root).as_posix(), path.lstat()
-
-
-def read_file(path: Path) -> bytes | None:
-    """The bytes of a release file, or ``None`` when it is not a regular file or cannot be read.
-
-    Read with :func:`builder.files.read_regular`: a FIFO, a device or a folder in a
-    file's place is refused by type, never opened for a blocking read, so nothing
-    in a release can hang the audit.
-    """
-
-    try:
-        return read_regular(path)
-    except OSError:
-        return None
 
 
 def _check_layout(release: Path) -> Iterator[str]:
@@ -117,15 +104,6 @@ def _check_layout(release: Path) -> Iterator[str]:
             kind = "symbolic link" if stat.S_ISLNK(info.st_mode) else "special file"
             yield f"{masked_path(rel)}: a {kind}; a release holds regular files only"
     yield from crowded_folders(release)
-
-
-def crowded_folders(root: Path) -> Iterator[str]:
-    """Every folder under ``root`` (itself included) with more entries than the Hub accepts."""
-    for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
-        n = sum(1 for _ in folder.iterdir())
-        if n > MAX_FILES_PER_FOLDER:
-            where = folder.relative_to(root).as_posix() or "."
-            yield f"{where}/: {n} entries; the Hub refuses more than {MAX_FILES_PER_FOLDER} per folder"
 
 
 def _check_split(
@@ -248,11 +226,8 @@ def _check_files(release: Path, report: dict[str, Any]) -> Iterator[str]:
         raw = read_file(path)
         if raw is None or hashlib.sha256(raw).hexdigest() != digest:
             yield f"{rel}: differs from the file the build wrote and audited"
-    if "release_digest" in report:
-        from builder.release.build import files_digest
-
-        if files_digest(files) != report["release_digest"]:
-            yield "private report: its file list does not match its own release digest (edited?)"
+    if "release_digest" in report and files_digest(files) != report["release_digest"]:
+        yield "private report: its file list does not match its own release digest (edited?)"
 
 
 def audit_tile(task: tuple[str, str, str | None, str | None]) -> list[str]:
@@ -330,9 +305,6 @@ def load_report(path: Path) -> dict[str, Any]:
             without the ``tiles`` and ``files`` of a report that ``cropmark build`` writes;
             one line naming the file (never a value of it: the report is private).
     """
-    from builder.errors import ConfigError
-    from builder.model.schema import load_json
-
     report = load_json(path, "private report of `cropmark build`")
     problem = _report_problem(report)
     if problem:
@@ -360,18 +332,6 @@ def _report_problem(report: Mapping[str, Any]) -> str | None:
         ):
             return f"tile {i} has a malformed site"
     return None
-
-
-def journal_findings(release: Path) -> list[str]:
-    """A finding when the journal of an unfinished commit lies beside ``release``."""
-    from builder.release.build import journal_path
-
-    if os.path.lexists(journal_path(release)):
-        return [
-            f"{release.name}: a build was killed while putting this release and its report in place; "
-            "run the build again to finish it"
-        ]
-    return []
 
 
 def audit_release(
@@ -424,6 +384,4 @@ def audit_any(
     layout = (report or {}).get("layout", "imagefolder")
     if layout == "imagefolder":
         return audit_release(release, report, map_)
-    from builder.layouts.audit import audit_layout
-
     return audit_layout(release, report or {}, release.with_name(release.name + ".private"))

@@ -56,16 +56,18 @@ from typing import Any
 import numpy as np
 
 from builder import progress
-from builder.domain import DATASET_NAME, HALF_SIZE, LABELS, SPLITS, Reason, tile_name
+from builder.domain import DATASET_NAME, HALF_SIZE, LABELS, SPLITS, Reason, hub_id_problem, tile_name
 from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyReleaseError, ReleaseLayoutError
+from builder.files import files_digest, journal_path
 from builder.ingest.composite import Cut, Rejected, cut_opened, open_checked, read_composite
 from builder.ingest.corpus import Ingested, Site, read_manifests, read_sites
+from builder.layouts import base as layouts
+from builder.layouts.base import LayoutOptions
 from builder.layouts.policy import CROPMARK, Policy
-from builder.model.schema import hub_id_problem
 from builder.quality import gates, halves, sides, thresholds
 from builder.quality.thresholds import GateConfig
 from builder.records import Candidate, PrivateTile, PublicTile, Rejection
-from builder.release import audit, cards, leakage, licenses
+from builder.release import audit, cards, leakage, licenses, siblings
 from builder.release.curate import curate
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,95}$")
@@ -104,7 +106,7 @@ class BuildConfig:
     leak_threshold: int = leakage.DEFAULT_THRESHOLD
     drop_near_duplicates: bool = False
     layout: str = "imagefolder"
-    layout_options: Any = None
+    layout_options: LayoutOptions | None = None
     policy: Policy = CROPMARK
     site_distance: float = leakage.DEFAULT_SITE_DISTANCE_M
     drop_site_leaks: bool = False
@@ -130,9 +132,7 @@ class BuildConfig:
                 f"site distance {self.site_distance!r} m: give it to the millimetre at most (3 decimals)"
             )
         self.policy.check()
-        from builder.layouts import base as formats
-
-        formats.check(self.layout, self.layout_options, self.policy)
+        layouts.check(self.layout, self.layout_options, self.policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,17 +277,6 @@ def tree_digest(folder: Path) -> str:
             if p.is_file()
         }
     )
-
-
-def files_digest(files: dict[str, str]) -> str:
-    """The release digest of a ``{relative path: sha256}`` map (the report's ``files``)."""
-    lines = "".join(f"{rel}\t{digest}\n" for rel, digest in sorted(files.items()))
-    return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def journal_path(release: Path) -> Path:
-    """Where the commit journal of ``release`` lives while the release is being put in place."""
-    return release.with_name(f".{release.name}.commit")
 
 
 def _commit(final: Path, staged: Path, staged_private: Path, report_bytes: bytes, digest: str) -> None:
@@ -484,9 +473,7 @@ def _build_locked(
         staged_private.mkdir()
         if config.layout != "imagefolder":
             # A sibling layout is written from the audited imagefolder and audited itself.
-            from builder.layouts import base as formats
-
-            ready = formats.convert(config, staged, staged_private, report, sites)
+            ready = siblings.convert(config, staged, staged_private, report, sites)
         report["release_digest"] = files_digest(report["files"])
         report_bytes = (json.dumps(report, indent=1, sort_keys=True) + "\n").encode()
         (staged_private / "report.json").write_bytes(report_bytes)

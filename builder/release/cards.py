@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,23 +28,15 @@ from huggingface_hub import (
     SpaceCardData,
 )
 
+from builder import figures
 from builder.domain import BASE_MODEL, LABELS, SPLITS, TILE_NAME_PATTERN, Reason
 from builder.errors import CropmarkError
+from builder.files import CARDS_DIR
+from builder.layouts import hdf5, parquet, sft_jsonl
 from builder.model.prompt import PROMPT, SYSTEM_PROMPT
 from builder.quality import gates, thresholds
+from builder.scan import private_values, redact
 
-
-def _cards_dir() -> Path:
-    """The card templates and licence texts: ``builder/_cards/`` in an installed wheel (package data
-    mapped from ``cards/``, see pyproject.toml), else ``cards/`` beside ``builder/`` in a checkout."""
-    if "CROPMARK_CARDS_DIR" in os.environ:
-        return Path(os.environ["CROPMARK_CARDS_DIR"])
-    here = Path(__file__).resolve().parent.parent  # builder/
-    installed = here / "_cards"
-    return installed if (installed / "dataset_card.md.j2").is_file() else here.parent / "cards"
-
-
-CARDS_DIR = _cards_dir()
 PRETTY_NAME = "Cropmark Disambiguator S2"
 DATASET_TAGS = ["sentinel-2", "remote-sensing", "archaeology", "cropmarks", "earth-observation", "geospatial"]
 PAPER_DOI = "10.1038/s41598-026-45441-0"
@@ -240,8 +231,6 @@ def layout_configs(layout: str) -> list[dict[str, Any]]:
     """The ``configs:`` entry of a release layout (imagefolder or a sibling, :mod:`builder.layouts.base`)."""
     if layout == "imagefolder":
         return configs_yaml()
-    from builder.layouts import hdf5, parquet, sft_jsonl
-
     return {"parquet": parquet.configs, "sft-jsonl": sft_jsonl.configs, "hdf5": hdf5.configs}[layout]()
 
 
@@ -289,8 +278,8 @@ def dataset_context(report: Mapping[str, Any], repo_id: str | None) -> dict[str,
         ],
         "layout": report.get("layout", "imagefolder"),
         "layout_summary": report.get("layout_summary"),
-        "pct": thresholds.pct,  # thresholds quoted exactly as the build used them
-        "num": thresholds.number,
+        "pct": figures.pct,  # thresholds quoted exactly as the build used them
+        "num": figures.number,
     }
 
 
@@ -471,8 +460,6 @@ def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | 
     the curation table) equal the build report's. A problem that quotes a value
     of the private report shows it masked (:func:`builder.scan.redact`).
     """
-    from builder.scan import private_values, redact
-
     return redact(_card_problems(text, report, release), private_values(dict(report)))
 
 

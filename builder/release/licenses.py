@@ -3,7 +3,7 @@
 ``LICENSE`` is the full CDLA-Permissive-2.0 text (its section 2.1 requires the
 text to travel with the data). ``NOTICE.md`` carries the Copernicus statement
 with the years of the imagery and the attribution of every record source the
-release's tiles came from, taken from the vetted registry :data:`builder.ingest.sources.SOURCES`
+release's tiles came from, taken from the vetted registry :data:`builder.sources.SOURCES`
 (never from ``sites.csv``'s free text).
 """
 
@@ -13,9 +13,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from builder.files import CARDS_DIR
 from builder.ingest.corpus import Site
-from builder.ingest.sources import SOURCES, UNRECORDED
-from builder.release.cards import CARDS_DIR, render
+from builder.release.cards import render
+from builder.sources import SOURCES, UNRECORDED
 
 CDLA_FILE = CARDS_DIR / "licenses" / "CDLA-Permissive-2.0.txt"
 

@@ -30,6 +30,8 @@ from PIL import Image
 from builder.domain import HALF_SIZE, Label
 from builder.ingest.corpus import QUARANTINE_DIR, SITE_COLUMNS, SITES_FILE
 from builder.model.prompt import messages
+from builder.quality import gates
+from builder.raster.bands import Bands, ReadInfo
 
 _W, _H = HALF_SIZE
 # Where the sources of the real corpus are: (database, lat range, lon range, id format).
@@ -244,16 +246,12 @@ def write_bands(path: Path, reflectance: np.ndarray, scl: np.ndarray, site: dict
 
 
 def _bands_of(reflectance: np.ndarray, scl: np.ndarray) -> Any:
-    from builder.raster.bands import Bands, ReadInfo
-
     data = _l2a_bands(reflectance)
     info = ReadInfo("sample", "L2A", -1000, "sample", "", data["B08"].shape, (), {})
     return Bands({**data, "SCL": scl.astype(np.uint8)}, None, None, info)
 
 
 def _passes(reflectance: np.ndarray, scl: np.ndarray) -> bool:
-    from builder.quality import gates
-
     bands = _bands_of(reflectance, scl)
     return bool(gates.not_cloudy(bands).passed and gates.agricultural(bands).passed)
 

@@ -592,8 +592,8 @@ def plant_release(release: Path, report: dict[str, Any]) -> list[Leak]:
     A forged hash means each leak must be caught by its own check, not by the
     file's changed hash. Files the build never wrote stay out of the report.
     """
+    from builder.files import files_digest
     from builder.ingest.composite import open_displayed
-    from builder.release.build import files_digest
 
     leaks: list[Leak] = []
     readme = release / "README.md"

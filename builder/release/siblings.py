@@ -1,0 +1,68 @@
+"""A sibling layout written from the audited imagefolder release, with its card and its audit.
+
+:func:`convert` runs after the imagefolder staging passed its audit: it writes the layout
+(:mod:`builder.layouts`) into its own hidden temporary folder, renders its dataset card
+(:mod:`builder.release.cards`) and audits it (:mod:`builder.layouts.audit`) before the
+build puts it in place. Nothing partial is ever left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from builder.errors import AuditError
+from builder.ingest.corpus import Site
+from builder.layouts import audit as layout_audit
+from builder.layouts import hdf5, parquet, sft_jsonl
+from builder.layouts.base import LayoutOptions, common_files, samples
+from builder.release import cards
+
+if TYPE_CHECKING:  # for the annotation only: the build imports this module
+    from builder.release.build import BuildConfig
+
+
+def convert(
+    config: BuildConfig, staged: Path, private: Path, report: dict[str, Any], sites: dict[str, Site]
+) -> Path:
+    """Write ``config.layout`` from the audited imagefolder ``staged``; audit it; return its folder.
+
+    The new folder is a hidden temporary sibling that :func:`builder.release.build.build`
+    renames into place (or removes, on any error). ``report`` gains ``layout``,
+    ``layout_summary`` and the new ``files``; sidecars and other private outputs
+    go to ``private``.
+
+    Raises:
+        CropmarkError: a sample that cannot be written, or an audit finding.
+    """
+    options: LayoutOptions = config.layout_options or LayoutOptions()
+    dest = staged.with_name(f".{config.version}.{config.layout}.tmp-{staged.name.rsplit('-', 1)[-1]}")
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir()
+    try:
+        items = samples(staged, report, sites)
+        writer = {"parquet": parquet.write, "sft-jsonl": sft_jsonl.write, "hdf5": hdf5.write}[config.layout]
+        summary = writer(items, dest, private, options, config.policy)
+        common_files(staged, dest)
+        report["layout"] = config.layout
+        report["layout_summary"] = summary
+        report["data_fingerprint"] = cards.data_fingerprint(dest)
+        card = cards.dataset_card(report, config.repo_id)
+        (dest / "README.md").write_text(card, encoding="utf-8")
+        report["files"] = {
+            p.relative_to(dest).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(dest.rglob("*"))
+            if p.is_file()
+        }
+        findings = [f"README.md: {problem}" for problem in cards.validate_dataset_card(card, report, dest)]
+        findings += layout_audit.audit_layout(dest, report, private)
+        report["audit"] = {"passed": not findings, "findings": findings}
+        if findings:
+            raise AuditError(str(dest), findings)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    shutil.rmtree(staged, ignore_errors=True)
+    return dest

@@ -35,6 +35,7 @@ lint: $(VENV)/.core
 	$(VENV)/bin/ruff check builder tests benchmarks scripts space
 	$(VENV)/bin/ruff format --check builder tests benchmarks scripts space
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: $(VENV)/.full lint
 	$(PY) -m pytest

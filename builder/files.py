@@ -1,8 +1,11 @@
-"""Reading a file that must be a regular file, without ever blocking on one that is not.
+"""Files on disk: reading them safely, and the few file facts every stage shares.
 
 A corpus or a release may hold a FIFO, a device or a folder where a file is expected;
 opening a FIFO for reading blocks until a writer comes. Everything that reads a corpus
-or a release file goes through :func:`read_regular`.
+or a release file goes through :func:`read_regular` (:func:`read_file`, :func:`load_json`).
+Also here: folders the Hub would refuse (:func:`crowded_folders`), the release digest
+(:func:`files_digest`), the build's commit journal (:func:`journal_path`,
+:func:`journal_findings`) and the card templates' folder (:data:`CARDS_DIR`).
 """
 
 from __future__ import annotations

@@ -42,6 +42,32 @@ Environment (all optional):
     CROPMARK_DEVICE      torch device of the model (default cpu)
     HF_TOKEN             a read token, only if the adapter or the dataset is private or
                          gated (set it as a Space secret)
+
+Calling the Space from Python (``gradio_client``): make one ``Client`` with one SSL
+context, and reuse it for every tile::
+
+    import httpx
+    from gradio_client import Client, handle_file
+
+    space = Client("OWNER/SPACE", ssl_verify=httpx.create_ssl_context())
+    marker, vlm, baseline, picture, explanation = space.predict(handle_file("tile.jpg"), api_name="/predict")
+
+``vlm`` and ``baseline`` are Label values (``{"label": "Yes", "confidences": [...]}``),
+``picture`` is the downloaded JPEG of what was scored beside its proxy maps
+(``Client(..., download_files=False)`` skips that download and returns the Space's file
+record, its ``path`` and ``url``, instead), and ``explanation`` is the page's Markdown text.
+A bad upload raises ``gradio_client.exceptions.AppError`` with the page's message.
+
+Why the SSL context: gradio_client (2.7) opens a new httpx client for each step of a call
+(the upload, the queue join, the event stream, the picture's download), and each new httpx
+client given ``verify=True`` (gradio_client's default ``ssl_verify``) reads certifi's whole
+CA bundle into a new SSL context, even for a plain ``http://`` address. gradio_client
+passes ``ssl_verify`` unchanged to httpx as ``verify``, which also takes a ready
+``ssl.SSLContext``; ``httpx.create_ssl_context()`` is the context ``verify=True`` builds
+(certifi, or ``SSL_CERT_FILE``), so certificates are checked exactly as by default, and
+the bundle is read once. One ``Client`` for many calls also fetches the Space's config and
+API description once and keeps one heartbeat stream. ``benchmarks/bench_space.py`` measures
+a call both ways against the same work in-process (figures in ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations

@@ -29,8 +29,19 @@ def free_port() -> int:
         return port
 
 
-def client(url: str) -> Any:
-    """A ``gradio_client.Client`` with the generous timeout of every test client."""
+def client(url: str, **kwargs: Any) -> Any:
+    """A ``gradio_client.Client`` made the way ``space/app.py``'s docstring tells users to (one
+    SSL context for all of its calls), with the generous timeout of every test client."""
+    import httpx
+    from gradio_client import Client
+
+    kwargs.setdefault("ssl_verify", httpx.create_ssl_context())
+    return Client(url, verbose=False, httpx_kwargs={"timeout": TIMEOUT_S}, **kwargs)
+
+
+def default_client(url: str) -> Any:
+    """A ``gradio_client.Client`` with gradio_client's defaults (as the page's "Use via API"
+    shows it), with the generous timeout of every test client."""
     from gradio_client import Client
 
     return Client(url, verbose=False, httpx_kwargs={"timeout": TIMEOUT_S})
@@ -97,7 +108,8 @@ class BrowserClient:
     as it arrives, fetch the output files.
 
     ``gradio_client`` polls its event queue every 50 ms (``gradio_client/utils.py``), which
-    adds tens of milliseconds to every call that a browser does not pay.
+    adds tens of milliseconds to every call that a browser does not pay; this client, like a
+    browser, keeps one connection pool (and one SSL context) for all of its calls.
     """
 
     def __init__(self, url: str, api_name: str = "predict") -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
+import ssl
 import struct
+import subprocess
+import textwrap
 import threading
 import zlib
 from collections.abc import Iterator
@@ -28,7 +32,7 @@ from builder.model import data
 from builder.model.scoring import load_scorer
 from builder.model.train import load_config, train
 from builder.release.cards import SPACE_GRADIO
-from tests.space_server import BrowserClient, client, run_space
+from tests.space_server import TIMEOUT_S, BrowserClient, client, default_client, run_space
 from tests.upload_files import exif_jpeg, png16, tiff16
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,6 +129,93 @@ def test_a_whole_composite_is_cut_to_its_s2_half(space: dict[str, Any], tmp_path
     result = _predict(space, tmp_path / "composite.png")
     _check(result, _expected(space, tile))
     assert "the right half was ignored" in result[4]
+
+
+def _documented_call() -> str:
+    """The Python block of space/app.py's docstring that tells users how to call the Space."""
+    docstring = ast.get_docstring(ast.parse((ROOT / "space" / "app.py").read_text(encoding="utf-8")))
+    assert docstring is not None
+    block = docstring.split("reuse it for every tile::\n\n", 1)[1]
+    lines = []
+    for line in block.splitlines():
+        if line and not line.startswith("    "):
+            break
+        lines.append(line)
+    return textwrap.dedent("\n".join(lines)).strip()
+
+
+def test_the_documented_python_call_scores_a_tile(space: dict[str, Any]) -> None:
+    """The docstring's code, run as written: only the Space id becomes the loopback address (with
+    the tests' generous timeout) and the tile a real one."""
+    code = _documented_call()
+    assert 'Client("OWNER/SPACE", ssl_verify=httpx.create_ssl_context())' in code
+    assert 'handle_file("tile.jpg")' in code
+    assert code in (ROOT / "README.md").read_text(encoding="utf-8")  # the README shows the same call
+    code = code.replace('"OWNER/SPACE"', f'{space["url"]!r}, httpx_kwargs={{"timeout": {TIMEOUT_S}}}')
+    code = code.replace('"tile.jpg"', repr(str(space["yes"])))
+    scope: dict[str, Any] = {}
+    exec(compile(code, "space/app.py docstring", "exec"), scope)  # the repository's own text
+    assert isinstance(scope["space"]._info, dict)  # a Client, reused below
+    result = tuple(scope[name] for name in ("marker", "vlm", "baseline", "picture", "explanation"))
+    _check(result, _expected(space, np.asarray(Image.open(space["yes"]).convert("RGB"))))
+    # The same Client, reused, scores the next tile.
+    again = scope["space"].predict(handle_file(str(space["no"])), api_name="/predict")
+    _check(tuple(again), _expected(space, np.asarray(Image.open(space["no"]).convert("RGB"))))
+
+
+def test_gradio_clients_defaults_get_the_same_answer(space: dict[str, Any]) -> None:
+    """``Client(url)`` as the page's "Use via API" shows it: slower per call, the same answer."""
+    result = tuple(default_client(space["url"]).predict(handle_file(str(space["yes"])), api_name="/predict"))
+    _check(result, _expected(space, np.asarray(Image.open(space["yes"]).convert("RGB"))))
+
+
+def test_without_downloads_the_picture_is_the_spaces_file_record(space: dict[str, Any]) -> None:
+    import httpx
+
+    api = client(space["url"], download_files=False)
+    marker, vlm, _baseline, picture, _text = api.predict(handle_file(str(space["no"])), api_name="/predict")
+    assert "TEST MODEL" in marker and vlm["label"] in ("Yes" + MARKED, "No" + MARKED)
+    assert isinstance(picture, dict) and picture["path"] and picture["url"], picture
+    response = httpx.get(picture["url"], timeout=TIMEOUT_S)
+    response.raise_for_status()
+    assert response.content[:3] == b"\xff\xd8\xff"  # the JPEG the page shows
+
+
+def test_the_documented_ssl_context_still_refuses_an_untrusted_certificate(tmp_path: Path) -> None:
+    """One SSL context for all calls is httpx's default verification built once, not verification
+    turned off: a Space behind a self-signed certificate is refused as with ``ssl_verify=True``."""
+    import http.server
+
+    import httpx
+    from gradio_client import Client
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is not installed: the TLS check was not evaluated")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    request = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    subprocess.run(
+        [openssl, *request, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/"
+    try:
+        # The server answers TLS for a client that trusts its certificate...
+        trusted = httpx.get(url + "config", verify=ssl.create_default_context(cafile=cert), timeout=TIMEOUT_S)
+        assert trusted.status_code == 501  # BaseHTTPRequestHandler has no do_GET
+        # ...and the documented client, like the default one, refuses it.
+        for verify in (httpx.create_ssl_context(), True):
+            with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):
+                Client(url, verbose=False, ssl_verify=verify, httpx_kwargs={"timeout": TIMEOUT_S})
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _bomb(path: Path, side: int) -> Path:

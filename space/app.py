@@ -52,11 +52,12 @@ context, and reuse it for every tile::
     space = Client("OWNER/SPACE", ssl_verify=httpx.create_ssl_context())
     marker, vlm, baseline, picture, explanation = space.predict(handle_file("tile.jpg"), api_name="/predict")
 
-``vlm`` and ``baseline`` are Label values (``{"label": "Yes", "confidences": [...]}``),
-``picture`` is the downloaded JPEG of what was scored beside its proxy maps
-(``Client(..., download_files=False)`` skips that download and returns the Space's file
-record, its ``path`` and ``url``, instead), and ``explanation`` is the page's Markdown text.
-A bad upload raises ``gradio_client.exceptions.AppError`` with the page's message.
+``vlm`` and ``baseline`` are Label values (``{"label": "Yes", "confidences": [...]}``;
+``baseline`` is ``{}`` when the Space has no physics baseline, as its status says),
+``picture`` is the downloaded JPEG of what was scored beside its proxy maps (``Client(...,
+download_files=False)`` skips that download and returns the Space's file record, its
+``path`` and ``url``, instead), and ``explanation`` is the page's Markdown text. A bad
+upload raises ``gradio_client.exceptions.AppError`` with the page's message.
 
 Why the SSL context: gradio_client (2.7) opens a new httpx client for each step of a call
 (the upload, the queue join, the event stream, the picture's download), and each new httpx

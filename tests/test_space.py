@@ -532,22 +532,28 @@ def test_a_load_slower_than_the_limit_falls_back_and_says_why(
 def test_a_space_with_a_corrupt_adapter_answers_with_the_fallback(
     space: dict[str, Any], tiny_model: Path, tmp_path: Path
 ) -> None:
-    """The whole process, as on the Hub: the page says why, and the tiles are still scored."""
+    """The whole process, as on the Hub, with a corrupt adapter and no baseline file: the page says
+    why, the tiles are still scored, and the baseline's column reaches gradio_client as ``{}``
+    (as space/app.py's docstring says)."""
     adapter = tmp_path / "adapter"
     shutil.copytree(space["tmp"] / "adapter", adapter)
     (adapter / "adapter_model.safetensors").write_bytes(b"\x00" * 64)
     env = {
         "CROPMARK_BASE_MODEL": str(tiny_model),
         "CROPMARK_ADAPTER": str(adapter),
-        "CROPMARK_BASELINE": str(space["tmp"] / "baseline" / "baseline.json"),
+        "CROPMARK_BASELINE": str(tmp_path / "no-baseline.json"),
         "CROPMARK_EXAMPLES": str(tmp_path / "no-examples"),
     }
     with run_space(env, tmp_path / "space.log") as (url, _process):
         api = client(url)
         status = api.predict(api_name="/status")
-        marker, vlm, *_ = api.predict(handle_file(str(space["yes"])), api_name="/predict")
+        marker, vlm, baseline, _picture, text = api.predict(
+            handle_file(str(space["yes"])), api_name="/predict"
+        )
     assert status.startswith("**Offline test mode**: adapter") and "SafetensorError" in status, status
+    assert "No physics baseline" in status, status
     assert "TEST MODEL" in marker and vlm["label"] in ("Yes" + MARKED, "No" + MARKED)
+    assert baseline == {} and "physics baseline" not in text
 
 
 def _tile_png(tmp_path: Path) -> Path:

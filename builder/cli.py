@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from builder.collect.commands import register as register_collect_commands
 from builder.domain import DATASET_NAME
 from builder.errors import ConfigError, CropmarkError, ReleaseNotFoundError
 from builder.model.commands import register as register_model_commands
@@ -564,6 +565,7 @@ def parser() -> argparse.ArgumentParser:
     k.set_defaults(func=cmd_composite)
 
     register_model_commands(sub)
+    register_collect_commands(sub)
 
     p = sub.add_parser("publish", help="push a release of the dataset, the model or the Space to the Hub")
     p.add_argument("kind", choices=("dataset", "model", "space"), help="what to publish")

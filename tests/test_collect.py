@@ -574,3 +574,32 @@ def test_remote_rate_limit_and_failure_reading() -> None:
         OSError("HTTP response code: 403")
     )
     assert redact("https://x/y?access_token=pk.abc&z=1") == "https://x/y?access_token=***&z=1"
+
+
+def test_ctrl_c_keeps_what_is_done_and_the_next_run_finishes(
+    catalogue: Catalogue, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from builder.collect import run
+
+    sites = write_sites(tmp_path / "sites.csv", _site_rows()[:2])
+    real = run.collect_site
+
+    def interrupted_at_bravo(*args: object, **kwargs: object) -> dict[str, object]:
+        site = args[3]
+        if getattr(site, "site", "") == "bravo":
+            (tmp_path / "corpus" / "composites" / ".bravo.jpg.x1.tmp").write_bytes(b"half a file")
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run, "collect_site", interrupted_at_bravo)
+    assert _run(catalogue, sites, tmp_path / "corpus") == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted: 1 site(s) are in ") and "run the same command again" in err
+    assert set(_sites_csv(tmp_path / "corpus")) == {"alpha"}
+    assert (tmp_path / "corpus" / "sft" / "train.jsonl").read_text().count("\n") == 1
+    monkeypatch.setattr(run, "collect_site", real)
+    catalogue.files.clear()
+    assert _run(catalogue, sites, tmp_path / "corpus") == 0
+    assert "(1 fetched, 1 already there)" in capsys.readouterr().out
+    assert not list((tmp_path / "corpus").rglob("*.tmp"))
+    assert set(_sites_csv(tmp_path / "corpus")) == {"alpha", "bravo"}

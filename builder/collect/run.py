@@ -59,7 +59,7 @@ from builder.collect.context import ContextProvider, provider
 from builder.collect.remote import Remote, RemoteError
 from builder.collect.sites import SiteRequest, read_site_list
 from builder.collect.stac import Candidate, Catalogue, candidates
-from builder.errors import CropmarkError
+from builder.errors import CropmarkError, Interrupted
 from builder.ingest.composite import encode_jpeg
 from builder.ingest.corpus import SITE_COLUMNS, SITES_FILE
 from builder.model.prompt import sft_row
@@ -446,6 +446,47 @@ def write_manifests(
     return Counter({split: len(lines) for split, lines in rows.items()})
 
 
+def _remove_temporaries(out: Path) -> None:
+    """Temporary files of a collection that was killed while writing (``.NAME.XXXX.tmp``)."""
+    for folder in (out / "composites", out / "bands", out / "sft", out):
+        if folder.is_dir():
+            for path in folder.glob(".*.tmp"):
+                if path.is_file():
+                    path.unlink(missing_ok=True)
+
+
+def _collect_sites(
+    remote: Remote,
+    catalogue: Catalogue,
+    context: ContextProvider,
+    sites: Sequence[SiteRequest],
+    config: CollectConfig,
+    gate_config: GateConfig,
+    journal: dict[str, dict[str, Any]],
+    outcome: Outcome,
+    on_site: Callable[[str, str], None] | None,
+) -> None:
+    for site in progress.bar(sites, desc="collecting", total=len(sites), unit="site"):
+        key = _request_key(config, site)
+        if _done(config.out, journal.get(site.site), key):
+            outcome.resumed.append(site.site)
+            if on_site:
+                on_site(site.site, "already collected")
+            continue
+        try:
+            entry = collect_site(remote, catalogue, context, site, config, gate_config)
+        except Skip as skip:
+            outcome.skipped.append((site.site, skip.reason, skip.detail))
+            if on_site:
+                on_site(site.site, f"skipped ({skip.reason}): {skip.detail}")
+            continue
+        _append_journal(config.out, entry)
+        journal[site.site] = entry
+        outcome.collected.append(site.site)
+        if on_site:
+            on_site(site.site, f"{entry['item_id']}: {entry['chosen_because']}")
+
+
 def collect(config: CollectConfig, on_site: Callable[[str, str], None] | None = None) -> Outcome:
     """Collect every site of ``config.sites`` into ``config.out`` (see the module docstring).
 
@@ -475,26 +516,18 @@ def collect(config: CollectConfig, on_site: Callable[[str, str], None] | None = 
     state = config.out / STATE_DIR
     created = not config.out.exists()
     with _locked(state):
+        _remove_temporaries(config.out)
         journal = read_journal(config.out)
-        for site in progress.bar(sites, desc="collecting", total=len(sites), unit="site"):
-            key = _request_key(config, site)
-            if _done(config.out, journal.get(site.site), key):
-                outcome.resumed.append(site.site)
-                if on_site:
-                    on_site(site.site, "already collected")
-                continue
-            try:
-                entry = collect_site(remote, catalogue, context, site, config, gate_config)
-            except Skip as skip:
-                outcome.skipped.append((site.site, skip.reason, skip.detail))
-                if on_site:
-                    on_site(site.site, f"skipped ({skip.reason}): {skip.detail}")
-                continue
-            _append_journal(config.out, entry)
-            journal[site.site] = entry
-            outcome.collected.append(site.site)
-            if on_site:
-                on_site(site.site, f"{entry['item_id']}: {entry['chosen_because']}")
+        try:
+            _collect_sites(remote, catalogue, context, sites, config, gate_config, journal, outcome, on_site)
+        except KeyboardInterrupt:
+            done = [s for s in sites if s.site in journal]
+            if done:
+                write_manifests(config.out, sites, journal)
+            raise Interrupted(
+                f"{len(done)} site(s) are in {config.out} with their rows; run the same command again "
+                "to collect the others (nothing done is fetched again)"
+            ) from None
         for name in (*outcome.collected, *outcome.resumed):
             for gate, verdict in journal[name]["gates"].items():
                 outcome.gates[(gate, verdict)] += 1

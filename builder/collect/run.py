@@ -294,7 +294,7 @@ def choose(
 
 def _because(best: Measured, measured: Sequence[Measured], site: SiteRequest) -> str:
     others = [m for m in measured if m is not best]
-    cloudier = sum(1 for m in others if m.problem == "" and m.cloud is not None)
+    usable = [m for m in others if m.problem == "" and m.cloud is not None]
     unusable = sum(1 for m in others if m.problem)
     scene = (
         f"scene-wide eo:cloud_cover {best.candidate.scene_cloud:g}%"
@@ -304,7 +304,9 @@ def _because(best: Measured, measured: Sequence[Measured], site: SiteRequest) ->
     return (
         f"least cloud and shadow over the window: {best.cloud:.1%} ({best.source}), "
         f"{_distance_days(best.candidate, site)} day(s) from the site's date; "
-        f"{len(measured)} acquisition(s) measured ({cloudier} other usable, {unusable} unusable); {scene}"
+        f"{len(measured)} acquisition(s) measured ({len(usable)} other usable, "
+        f"{sum(1 for m in usable if (m.cloud or 0.0) > (best.cloud or 0.0))} of them cloudier; "
+        f"{unusable} unusable); {scene}"
     )
 
 

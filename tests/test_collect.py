@@ -434,6 +434,11 @@ def test_catalogue_problems_are_one_line_errors(
     assert (
         err.startswith("error: cannot open the STAC API") and "after 2 tries" in err and err.count("\n") == 1
     )
+    (tmp_path / "mine" / "sft").mkdir(parents=True)
+    (tmp_path / "mine" / "sft" / "train.jsonl").write_text("{}\n")
+    assert _run(catalogue, sites, tmp_path / "mine") == 2
+    assert "holds files but no collection (.collect/)" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "sft" / "train.jsonl").read_text() == "{}\n"
     monkeypatch.delenv("MAPBOX_ACCESS_TOKEN", raising=False)
     assert (
         main(["collect", "--sites", str(sites), "--stac", catalogue.stac, "--out", str(tmp_path / "corpus")])

@@ -507,11 +507,22 @@ def collect(config: CollectConfig, on_site: Callable[[str, str], None] | None = 
             f"--window-m {config.size_m}: give a width and a height from {low} metres "
             f"({raster.MIN_WINDOW_PX} px at 10 m) to 100000 metres"
         )
+    if config.backoff_s > config.max_wait_s:
+        raise CollectError(
+            f"--backoff {config.backoff_s:g} s is longer than --max-wait {config.max_wait_s:g} s; "
+            "raise --max-wait or lower --backoff"
+        )
     sites = read_site_list(config.sites)
     gate_config = load_config(config.gates) if config.gates is not None else GateConfig()
     context = provider(config.context)
     if config.out.exists() and not config.out.is_dir():
         raise CollectError(f"--out {config.out} is not a folder")
+    if config.out.is_dir() and any(config.out.iterdir()) and not (config.out / STATE_DIR).is_dir():
+        # Its sft/ rows and sites.csv would be replaced by this collection's.
+        raise CollectError(
+            f"--out {config.out} holds files but no collection (.collect/); collect into a new folder "
+            "(or the folder of an earlier collection, to resume it)"
+        )
     remote = Remote(config.attempts, config.backoff_s, config.max_wait_s, config.rate)
     catalogue = Catalogue(config.stac, config.collection, remote)
     outcome = Outcome()

@@ -608,3 +608,32 @@ def test_ctrl_c_keeps_what_is_done_and_the_next_run_finishes(
     assert "(1 fetched, 1 already there)" in capsys.readouterr().out
     assert not list((tmp_path / "corpus").rglob("*.tmp"))
     assert set(_sites_csv(tmp_path / "corpus")) == {"alpha", "bravo"}
+
+
+def test_xyz_tiles_over_http_give_the_folder_s_context(
+    catalogue: Catalogue, collected: tuple[Path, str], tmp_path: Path
+) -> None:
+    corpus, _ = collected
+    sites = write_sites(tmp_path / "sites.csv", _site_rows()[:1])
+    tiles = RangeServer(catalogue.tiles)
+    with tiles.serve() as url:
+        assert (
+            _run(catalogue, sites, tmp_path / "corpus", "--context", f"xyz:{url}/{{z}}/{{x}}/{{y}}.png") == 0
+        )
+    assert tiles.log and all(r.status == 200 and r.path.endswith(".png") for r in tiles.log)
+    with (
+        Image.open(tmp_path / "corpus" / "composites" / "alpha.jpg") as ours,
+        Image.open(corpus / "composites" / "alpha.jpg") as theirs,
+    ):
+        assert np.array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+def test_without_the_collect_extra_the_command_says_what_to_install(
+    catalogue: Catalogue, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    sites = write_sites(tmp_path / "sites.csv", _site_rows()[:1])
+    monkeypatch.setitem(sys.modules, "pystac_client", None)  # import fails as when it is not installed
+    assert _run(catalogue, sites, tmp_path / "corpus") == 2
+    assert "needs pystac-client, which the collect extra installs" in capsys.readouterr().err

@@ -129,8 +129,13 @@ class Catalogue:
     """One STAC API and collection, opened once; searches go through ``remote``."""
 
     def __init__(self, url: str, collection: str, remote: Remote, timeout_s: float = 60.0) -> None:
-        from pystac_client import Client
-
+        try:
+            from pystac_client import Client
+        except ImportError:
+            raise CatalogueError(
+                "cropmark collect needs pystac-client, which the collect extra installs: "
+                "pip install -c constraints.txt 'cropmark[collect]'"
+            ) from None
         if not url.startswith(("http://", "https://")):
             raise CatalogueError(f"--stac {url[:80]!r}: give the STAC API's http(s) URL")
         self.url, self.collection, self.remote = url, collection, remote

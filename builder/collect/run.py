@@ -247,7 +247,7 @@ def measure(remote: Remote, candidate: Candidate, site: SiteRequest, size_m: tup
                 bands = raster.read_bands(path, clouds.DETECTOR_BANDS, min_window=1)
             coverage = float(np.isfinite(bands["B04"]).mean())
             cloud, source = gates.cloud_cover(bands)
-    except (RemoteError, raster.RasterError) as exc:
+    except (RemoteError, raster.RasterError, fetch.BandError) as exc:
         return Measured(candidate, None, "", None, None, str(exc))
     return Measured(candidate, cloud, source, coverage, grid)
 

@@ -110,7 +110,9 @@ def candidate(item: Any, collection: str) -> Candidate:
                 break
     offset, offset_from = _offset(item, hrefs, assets)
     cover = item.properties.get("eo:cloud_cover")
-    acquired = item.datetime or datetime.datetime.fromisoformat(item.properties["start_datetime"])
+    acquired = item.datetime or item.common_metadata.start_datetime
+    if acquired is None:
+        raise ValueError(f"item {item.id} has no datetime")
     if acquired.tzinfo is None:
         acquired = acquired.replace(tzinfo=datetime.UTC)
     return Candidate(
@@ -181,4 +183,11 @@ class Catalogue:
 
 
 def candidates(items: Sequence[Any], collection: str) -> list[Candidate]:
-    return [candidate(item, collection) for item in items]
+    """The items as candidates; an item without a time (the STAC spec requires one) is left out."""
+    found: list[Candidate] = []
+    for item in items:
+        try:
+            found.append(candidate(item, collection))
+        except ValueError:
+            continue
+    return found

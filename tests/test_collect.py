@@ -173,13 +173,13 @@ def collected(catalogue: Catalogue, tmp_path_factory: pytest.TempPathFactory) ->
     work = tmp_path_factory.mktemp("collected")
     sites = write_sites(work / "sites.csv", _site_rows())
     catalogue.files.clear()
-    out = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()
     import contextlib
 
-    with contextlib.redirect_stdout(out):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         assert _run(catalogue, sites, work / "corpus", "--verbose") == 0
     catalogue.log = list(catalogue.files.log)  # the requests of this run only
-    return work / "corpus", out.getvalue()
+    return work / "corpus", out.getvalue() + err.getvalue()
 
 
 def _scene(item_id: str) -> int:
@@ -202,7 +202,8 @@ def test_chooses_clear_acquisitions_never_the_cloudy_scenes(collected: tuple[Pat
     journal = read_journal(corpus)
     measured_alpha = {_scene(m["item_id"]): m["cloud"] for m in journal["alpha"]["measured"]}
     assert measured_alpha[0] == 1.0 and measured_alpha[3] == 0.0  # the cloudy scene was measured, and lost
-    assert "skipped (cloudy)" in printed or "delta" not in sites
+    assert "delta: skipped (cloudy): least cloud and shadow over the window 100.0% (SCL) > 30%" in printed
+    assert "charlie: skipped (no_items): no sentinel-2-l2a item over the site" in printed
     assert "skipped        cloudy" in printed and "skipped        no_items" in printed
 
 

@@ -638,3 +638,29 @@ def test_without_the_collect_extra_the_command_says_what_to_install(
     monkeypatch.setitem(sys.modules, "pystac_client", None)  # import fails as when it is not installed
     assert _run(catalogue, sites, tmp_path / "corpus") == 2
     assert "needs pystac-client, which the collect extra installs" in capsys.readouterr().err
+
+
+def test_a_progress_bar_on_a_terminal_and_none_with_quiet(catalogue: Catalogue, tmp_path: Path) -> None:
+    from tests.test_cli import _in_a_terminal
+
+    sites = write_sites(tmp_path / "sites.csv", _site_rows()[:2])
+    args = [
+        "collect",
+        "--sites",
+        str(sites),
+        "--stac",
+        catalogue.stac,
+        "--window-days",
+        str(WINDOW_DAYS),
+        "--window-m",
+        *WINDOW_M,
+        "--context",
+        f"xyz:{catalogue.tiles}/{{z}}/{{x}}/{{y}}.png",
+        "--gates",
+        str(tmp_path / "gates.json"),
+    ]
+    (tmp_path / "gates.json").write_text(json.dumps(GATES), encoding="utf-8")
+    code, shown = _in_a_terminal([*args, "--out", "a"], tmp_path)
+    assert code == 0 and "collecting: " in shown and "/2 " in shown and "site/s" in shown, shown[-300:]
+    code, shown = _in_a_terminal([*args, "--out", "b", "--quiet"], tmp_path)
+    assert code == 0 and shown == ""

@@ -10,7 +10,7 @@ Input (UTF-8 CSV, one row per site)::
 - ``label``: exactly ``Yes`` or ``No`` (the SFT row's answer);
 - ``split``: ``train`` or ``eval`` (optional column; ``train`` when absent or empty);
 - ``source_db``, ``source_id``: the record the site comes from (``source_db`` a name of the
-  vetted registry ``builder/ingest/sources.py``, as the build requires);
+  vetted registry ``builder/sources.py``, as the build requires);
 - ``date``: the date the search is centred on (ISO ``YYYY-MM-DD``, Sentinel-2 era); the
   collection searches ``--window-days`` either side.
 

@@ -66,6 +66,7 @@ for root in (HERE, HERE.parent):
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
+from builder.domain import BASE_MODEL as BASE_MODEL_ID  # noqa: E402
 from builder.errors import CropmarkError  # noqa: E402
 from builder.model import baseline as physics  # noqa: E402
 from builder.model.scoring import VlmScorer, load_scorer  # noqa: E402
@@ -80,7 +81,7 @@ def published_config() -> dict[str, str]:
     then starts on the defaults and its status line says so).
     """
     config = {
-        "base_model": "LiquidAI/LFM2.5-VL-450M",
+        "base_model": BASE_MODEL_ID,
         "adapter": "",
         "adapter_revision": "",
         "dataset": "",

@@ -50,7 +50,9 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for package in (release_commands, quality_commands, model_commands, hub_commands, testing_commands):
+    release_commands.register(sub)
+    hub_commands.register_card(sub)  # listed in the order of the pipeline: build, audit, card, ...
+    for package in (quality_commands, model_commands, hub_commands, testing_commands):
         package.register(sub)
     return top
 

@@ -68,6 +68,7 @@ import torch  # noqa: E402
 
 from builder.domain import BASE_MODEL as BASE_MODEL_ID  # noqa: E402
 from builder.errors import CropmarkError  # noqa: E402
+from builder.hub import client as hub  # noqa: E402
 from builder.model import baseline as physics  # noqa: E402
 from builder.model.scoring import VlmScorer, load_scorer  # noqa: E402
 from builder.model.upload import UploadError, figure, read_upload  # noqa: E402
@@ -131,8 +132,6 @@ def pinned_adapter() -> str:
     """The adapter to load: a Hub id is downloaded at the revision it was published at."""
     if not ADAPTER or Path(ADAPTER).exists():
         return ADAPTER
-    from builder.hub import client as hub
-
     try:
         return str(hub.download_repo(ADAPTER, revision=ADAPTER_REVISION))
     except Exception as exc:  # the Hub client raises many kinds; all mean "cannot load it"
@@ -298,8 +297,6 @@ def example_tiles() -> list[tuple[str, str]]:
         paths = sorted(p for p in EXAMPLES.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         return _balanced([(str(p), labels.get(p.name, "")) for p in paths])
     try:
-        from builder.hub import client as hub
-
         pinned = {"repo_type": "dataset", "revision": DATASET_REVISION}
         metadata = hub.download_file(DATASET, "data/eval/metadata.csv", **pinned)
         with open(metadata, encoding="utf-8", newline="") as handle:

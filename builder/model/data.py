@@ -18,6 +18,7 @@ from PIL import Image
 
 from builder.domain import LABELS, Label, hub_id_problem, is_label
 from builder.errors import ReleaseLayoutError, ReleaseNotFoundError
+from builder.hub import client as hub
 from builder.model.prompt import sft_row
 
 
@@ -52,8 +53,6 @@ def resolve(release: str | Path, revision: str | None = None) -> Path:
         raise ReleaseNotFoundError(
             f"release {release} is not a folder nor a Hub dataset id; give a built release or ORG/NAME"
         )
-    from builder.hub import client as hub
-
     try:
         return hub.download_repo(str(release), repo_type="dataset", revision=revision)
     except hub.DownloadError as exc:

@@ -23,6 +23,7 @@ import numpy as np
 
 from builder.domain import LABELS, hub_id_problem
 from builder.errors import ModelLoadError
+from builder.hub import client as hub
 from builder.model.prompt import messages
 
 INSTALL_HINT = "install the model extra: pip install -c constraints.txt -e '.[model]'"
@@ -212,8 +213,6 @@ def local_adapter(adapter: str | Path) -> Path:
     folder = Path(adapter)
     if folder.is_dir() or folder.exists() or hub_id_problem(str(adapter)) is not None:
         return folder
-    from builder.hub import client as hub
-
     try:
         return hub.download_repo(str(adapter))
     except Exception as exc:  # the Hub client raises many kinds; all mean "not here"

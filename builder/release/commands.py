@@ -1,4 +1,4 @@
-"""The release subcommands of ``cropmark``: ``build``, ``audit``, ``card``."""
+"""The release subcommands of ``cropmark``: ``build``, ``audit``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.domain import DATASET_NAME, hub_id_argument
-from builder.errors import ConfigError, CropmarkError, ReleaseNotFoundError
+from builder.errors import ConfigError, ReleaseNotFoundError
 
 
 def _print_summary(report: dict[str, Any], release: Path, private: Path) -> None:
@@ -144,32 +144,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_card(args: argparse.Namespace) -> int:
-    from builder.files import load_json
-    from builder.model.schema import check_evaluation, check_training_summary
-    from builder.release import cards
-
-    if args.kind == "dataset":
-        report = load_json(args.report)
-        text = cards.dataset_card(report, args.repo_id)
-        problems = cards.validate_dataset_card(text, report)
-        if problems:
-            raise CropmarkError(f"dataset card invalid: {'; '.join(problems)}")
-    elif args.kind == "model":
-        training, evaluation = load_json(args.training), load_json(args.evaluation)
-        check_training_summary(training, str(args.training))
-        check_evaluation(evaluation, str(args.evaluation))
-        text = cards.model_card(training, evaluation, args.repo_id, args.dataset_id)
-    else:
-        text = cards.space_readme(args.title, args.model_id, args.dataset_id, cards.SPACE_GRADIO)
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-        print(f"wrote the {args.kind} card to {args.output}")
-    else:
-        print(text, end="")
-    return 0
-
-
 def register(sub: Any) -> None:
     """Add the release subcommands to ``cropmark``'s subparsers."""
     _register_build(sub)
@@ -177,28 +151,6 @@ def register(sub: Any) -> None:
     a.add_argument("release", type=Path, help="the release folder (OUT/NAME/VERSION) to check")
     a.add_argument("--report", type=Path, help="private report (default: RELEASE.private/report.json)")
     a.set_defaults(func=cmd_audit)
-
-    c = sub.add_parser("card", help="render a dataset card, model card or Space README")
-    kinds = c.add_subparsers(dest="kind", required=True)
-    cd = kinds.add_parser("dataset", help="from a build's private report")
-    cd.add_argument("--report", type=Path, required=True, help="RELEASE.private/report.json")
-    cd.add_argument("--repo-id", type=hub_id_argument, help="dataset repo id ORG/NAME")
-    cm = kinds.add_parser("model", help="from training_summary.json and evaluation.json")
-    cm.add_argument("--training", type=Path, required=True, help="training_summary.json of the run")
-    cm.add_argument("--evaluation", type=Path, required=True, help="evaluation.json of the run")
-    cm.add_argument("--repo-id", type=hub_id_argument, required=True, help="model repo id ORG/NAME")
-    cm.add_argument("--dataset-id", type=hub_id_argument, required=True, help="dataset repo id ORG/NAME")
-    cs = kinds.add_parser("space", help="the Space README (sdk gradio, pinned version)")
-    cs.add_argument("--title", default="Cropmark Disambiguator", help="the Space's title")
-    cs.add_argument(
-        "--model-id", type=hub_id_argument, required=True, help="the adapter the Space serves, ORG/NAME"
-    )
-    cs.add_argument(
-        "--dataset-id", type=hub_id_argument, required=True, help="the dataset the Space names, ORG/NAME"
-    )
-    for p in (cd, cm, cs):
-        p.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
-    c.set_defaults(func=cmd_card)
 
 
 def _register_build(sub: Any) -> None:

@@ -7,6 +7,7 @@ dataset's name. This module imports nothing of the project, so any module may im
 
 from __future__ import annotations
 
+import argparse
 import re
 from enum import StrEnum
 from typing import Final, Literal
@@ -99,3 +100,11 @@ def hub_id_problem(value: object, what: str = "repo id") -> str | None:
         f"{what} {value!r} is not a Hub id ORG/NAME (each part 1-96 ASCII letters, digits, '_', '-' or '.', "
         "starting and ending with a letter, digit or '_'; no '--' or '..'; not ending in '.git')"
     )
+
+
+def hub_id_argument(text: str) -> str:
+    """An argparse type: a Hub repo id ORG/NAME, by huggingface_hub's own rules."""
+    problem = hub_id_problem(text, "")
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem.strip())
+    return text

@@ -93,7 +93,9 @@ for root in (HERE, HERE.parent):
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
+from builder.domain import BASE_MODEL as BASE_MODEL_ID  # noqa: E402
 from builder.errors import CropmarkError  # noqa: E402
+from builder.hub import client as hub  # noqa: E402
 from builder.model import baseline as physics  # noqa: E402
 from builder.model.scoring import VlmScorer, load_scorer  # noqa: E402
 from builder.model.upload import UploadError, figure, read_upload  # noqa: E402
@@ -107,7 +109,7 @@ def published_config() -> dict[str, str]:
     then starts on the defaults and its status line says so).
     """
     config = {
-        "base_model": "LiquidAI/LFM2.5-VL-450M",
+        "base_model": BASE_MODEL_ID,
         "adapter": "",
         "adapter_revision": "",
         "dataset": "",
@@ -157,10 +159,8 @@ def pinned_adapter() -> str:
     """The adapter to load: a Hub id is downloaded at the revision it was published at."""
     if not ADAPTER or Path(ADAPTER).exists():
         return ADAPTER
-    from huggingface_hub import snapshot_download
-
     try:
-        return str(snapshot_download(ADAPTER, revision=ADAPTER_REVISION))
+        return str(hub.download_repo(ADAPTER, revision=ADAPTER_REVISION))
     except Exception as exc:  # the Hub client raises many kinds; all mean "cannot load it"
         at = f" at {ADAPTER_REVISION[:12]}" if ADAPTER_REVISION else ""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -324,15 +324,13 @@ def example_tiles() -> list[tuple[str, str]]:
         paths = sorted(p for p in EXAMPLES.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         return _balanced([(str(p), labels.get(p.name, "")) for p in paths])
     try:
-        from huggingface_hub import hf_hub_download
-
         pinned = {"repo_type": "dataset", "revision": DATASET_REVISION}
-        metadata = hf_hub_download(DATASET, "data/eval/metadata.csv", **pinned)
+        metadata = hub.download_file(DATASET, "data/eval/metadata.csv", **pinned)
         with open(metadata, encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
         picked = [r for r in rows if r["label"] == "Yes"][:3] + [r for r in rows if r["label"] == "No"][:3]
         return [
-            (hf_hub_download(DATASET, f"data/eval/{r['file_name']}", **pinned), r["label"]) for r in picked
+            (hub.download_file(DATASET, f"data/eval/{r['file_name']}", **pinned), r["label"]) for r in picked
         ]
     except Exception:  # offline or no such dataset: the page works without examples
         return []

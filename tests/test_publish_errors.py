@@ -483,7 +483,7 @@ def test_a_file_changed_after_the_gate_is_never_committed(hub: HubServer, tmp_pa
             "builder.hub.publish._upload",
             "interrupted: nothing was committed: {repo} (created empty by this publish)",
         ),
-        ("builder.hub.client.post_commit", "interrupted: the commit's reply never came: {repo} holds either"),
+        ("builder.hub.commit.post_commit", "interrupted: the commit's reply never came: {repo} holds either"),
         ("huggingface_hub.HfApi.create_tag", "interrupted: {repo} main holds this release as commit "),
     ],
 )

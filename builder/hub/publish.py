@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 from builder.domain import BASE_MODEL, MAX_FILES_PER_FOLDER, hub_id_problem
 from builder.errors import Interrupted, PublishConflictError, PublishError
 from builder.hub import client as hub
+from builder.hub import commit as hub_commit
 from builder.hub.bundles import Bundle, Kind, LocalFile, json_object
 
 if TYPE_CHECKING:
@@ -385,11 +386,11 @@ def _operation(f: LocalFile) -> CommitOperationAdd:
         return CommitOperationAdd(f.path, f.source)  # held in memory since it was hashed
     op = CommitOperationAdd(f.path, str(f.source))  # reads 512 bytes: the sample preupload sends
     op.upload_info = UploadInfo(size=f.size, sample=op.upload_info.sample, sha256=bytes.fromhex(f.sha256))
-    op.path_or_fileobj = cast(BinaryIO, hub.VerifiedFile(f.source, f.path, f.size, f.sha256))
+    op.path_or_fileobj = cast(BinaryIO, hub_commit.VerifiedFile(f.source, f.path, f.size, f.sha256))
     return op
 
 
-def _upload(api: HfApi, repo_id: str, kind: Kind, files: tuple[LocalFile, ...]) -> list[hub.Addition]:
+def _upload(api: HfApi, repo_id: str, kind: Kind, files: tuple[LocalFile, ...]) -> list[hub_commit.Addition]:
     """Upload the LFS files (huggingface_hub's preupload, classic LFS); the commit's additions."""
     operations = [_operation(f) for f in files]
     api.preupload_lfs_files(repo_id, operations, repo_type=kind, free_memory=False)
@@ -400,7 +401,7 @@ def _upload(api: HfApi, repo_id: str, kind: Kind, files: tuple[LocalFile, ...]) 
             "planned files; remove those patterns from the repo's .gitignore"
         )
     return [
-        hub.Addition(f.path, f.size, f.sha256, f.source, op._upload_mode == "lfs")
+        hub_commit.Addition(f.path, f.size, f.sha256, f.source, op._upload_mode == "lfs")
         for f, op in zip(files, operations, strict=True)
     ]
 
@@ -442,7 +443,7 @@ def _publish_once(
         )
     readme = next((f for f in (*plan.added, *plan.changed) if f.path == "README.md"), None)
     if readme is not None:  # the Hub's metadata rules, before the repo is created or a byte uploaded
-        hub.validate_readme(api, readme.source, bundle.kind)
+        hub_commit.validate_readme(api, readme.source, bundle.kind)
     head = remote.head
     if head is None:
         api.create_repo(
@@ -463,7 +464,7 @@ def _publish_once(
         sent_before, progress.step, progress.sent_commit = progress.sent_commit, "committing", True
         title = f"Release {tag}" if tag else "Release"
         try:
-            commit = hub.post_commit(
+            commit = hub_commit.post_commit(
                 api,
                 repo_id,
                 bundle.kind,

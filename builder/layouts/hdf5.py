@@ -37,7 +37,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -137,13 +137,33 @@ def write(
     samples: Sequence[Sample], dest: Path, private: Path, options: LayoutOptions, policy: Policy
 ) -> dict[str, Any]:
     """Write shards, the main file, metadata, queries and qrels; return the layout summary."""
-    import h5py
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    coords_on = policy.coordinates if options.coords is None else options.coords
     split_of = stratify(samples, options.fractions, options.salt)
     ordered = sorted(samples, key=lambda s: s.file_name)
+    shard_of, written = _write_shards(ordered, dest, options, policy)
+    _write_main(ordered, shard_of, dest / "main.h5", options.hdf5_dtype)
+    _write_metadata(ordered, split_of, shard_of, dest / "metadata.parquet")
+    _write_retrieval(ordered, split_of, dest)
+    return {
+        "fractions": list(options.fractions),
+        "salt": options.salt,
+        "samples_per_shard": options.samples_per_shard,
+        "shards": -(-len(ordered) // options.samples_per_shard),
+        "splits": _split_counts(ordered, split_of),
+        "groups": len(split_of),
+        "dtype": options.hdf5_dtype,
+        "coords": written["coords"],
+        "timestamps": written["timestamp"],
+    }
+
+
+def _write_shards(
+    ordered: Sequence[Sample], dest: Path, options: LayoutOptions, policy: Policy
+) -> tuple[dict[str, str], Counter[str]]:
+    """``shards/shard-NNNNN.h5``, one group a sample; each key's shard, and how many
+    samples got coordinates and timestamps (as the policy and options allow)."""
+    import h5py
+
+    coords_on = policy.coordinates if options.coords is None else options.coords
     per = options.samples_per_shard
     (dest / "shards").mkdir()
     shard_of: dict[str, str] = {}
@@ -169,16 +189,32 @@ def write(
                     group.attrs.create("timestamp", sample.timestamp, dtype="float64")
                     written["timestamp"] += 1
                 shard_of[sample.key] = rel
-    with h5py.File(dest / "main.h5", "w", track_order=True) as main:
+    return shard_of, written
+
+
+def _write_main(ordered: Sequence[Sample], shard_of: Mapping[str, str], path: Path, dtype: str) -> None:
+    """``main.h5``: the band names, what the values are, the labels, and a link a sample."""
+    import h5py
+
+    with h5py.File(path, "w", track_order=True) as main:
         main.attrs.create("bands", list(COMPOSITE_BANDS), dtype=h5py.string_dtype())
         main.attrs["values"] = (
             "8-bit stretched false colour (not reflectance)"
-            if options.hdf5_dtype == "uint8"
+            if dtype == "uint8"
             else "8-bit stretched false colour / 255 (not reflectance)"
         )
         main.attrs.create("label_names", list(LABELS), dtype=h5py.string_dtype())
         for sample in ordered:
             main[sample.key] = h5py.ExternalLink(shard_of[sample.key], f"/{sample.key}")
+
+
+def _write_metadata(
+    ordered: Sequence[Sample], split_of: Mapping[str, str], shard_of: Mapping[str, str], path: Path
+) -> None:
+    """``metadata.parquet``: key, split, labels and shard of every sample."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = pa.table(
         {
             "key": [s.key for s in ordered],
@@ -187,7 +223,11 @@ def write(
             "shard": [shard_of[s.key] for s in ordered],
         }
     )
-    pq.write_table(table, dest / "metadata.parquet")
+    pq.write_table(table, path)
+
+
+def _write_retrieval(ordered: Sequence[Sample], split_of: Mapping[str, str], dest: Path) -> None:
+    """``queries.jsonl`` (one query a label) and ``qrels/{split}.tsv`` (the samples each finds)."""
     with (dest / "queries.jsonl").open("w", encoding="utf-8") as handle:
         for label in LABELS:
             handle.write(
@@ -203,7 +243,11 @@ def write(
                 if split_of[s.group] == split and s.label == label
             ]
         (dest / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    splits = {
+
+
+def _split_counts(ordered: Sequence[Sample], split_of: Mapping[str, str]) -> dict[str, dict[str, int]]:
+    """Samples, groups and samples a label of each split."""
+    return {
         split: {
             "samples": sum(split_of[s.group] == split for s in ordered),
             "groups": sum(v == split for v in split_of.values()),
@@ -213,17 +257,6 @@ def write(
             },
         }
         for split in SFT_SPLITS
-    }
-    return {
-        "fractions": list(options.fractions),
-        "salt": options.salt,
-        "samples_per_shard": per,
-        "shards": -(-len(ordered) // per),
-        "splits": splits,
-        "groups": len(split_of),
-        "dtype": options.hdf5_dtype,
-        "coords": written["coords"],
-        "timestamps": written["timestamp"],
     }
 
 

@@ -2,7 +2,7 @@
 
 Training, evaluation and the baseline read the release users download, not the
 private corpus: ``data/{split}/metadata.csv`` (``file_name,label``) beside the
-tiles. A Hub id is fetched with ``snapshot_download`` into the Hub cache, so the
+tiles. A Hub id is fetched with :func:`builder.hub.client.download_repo` into the Hub cache, so the
 same code trains on ``ORG/cropmark-disambiguator-s2`` and on a local build.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from PIL import Image
 
 from builder.domain import LABELS, Label, hub_id_problem, is_label
 from builder.errors import ReleaseLayoutError, ReleaseNotFoundError
+from builder.hub import client as hub
 from builder.model.prompt import sft_row
 
 
@@ -53,22 +53,11 @@ def resolve(release: str | Path, revision: str | None = None) -> Path:
         raise ReleaseNotFoundError(
             f"release {release} is not a folder nor a Hub dataset id; give a built release or ORG/NAME"
         )
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
     try:
-        return Path(
-            snapshot_download(
-                str(release),
-                repo_type="dataset",
-                revision=revision,
-                endpoint=os.environ.get("HF_ENDPOINT") or None,
-            )
-        )
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return hub.download_repo(str(release), repo_type="dataset", revision=revision)
+    except hub.DownloadError as exc:
         raise ReleaseNotFoundError(
-            f"dataset {release} could not be downloaded from the Hub ({first}); "
+            f"dataset {release} could not be downloaded from the Hub ({exc}); "
             "check the id, HF_ENDPOINT and your network, or give a local release folder"
         ) from None
 

@@ -13,8 +13,6 @@ module costs nothing until a model is loaded.
 from __future__ import annotations
 
 import json
-import os
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from builder.domain import LABELS
+from builder.domain import LABELS, hub_id_problem
 from builder.errors import ModelLoadError
+from builder.hub import client as hub
 from builder.model.prompt import messages
 
 INSTALL_HINT = "install the model extra: pip install -c constraints.txt -e '.[model]'"
@@ -212,12 +211,10 @@ def load_base(base: str, device: str = "auto") -> tuple[Any, Any]:
 def local_adapter(adapter: str | Path) -> Path:
     """A local adapter folder: ``adapter`` itself, or a Hub model id downloaded into the cache."""
     folder = Path(adapter)
-    if folder.is_dir() or folder.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", str(adapter)):
+    if folder.is_dir() or folder.exists() or hub_id_problem(str(adapter)) is not None:
         return folder
-    from huggingface_hub import snapshot_download
-
     try:
-        return Path(snapshot_download(str(adapter), endpoint=os.environ.get("HF_ENDPOINT") or None))
+        return hub.download_repo(str(adapter))
     except Exception as exc:  # the Hub client raises many kinds; all mean "not here"
         raise ModelLoadError(
             f"adapter {adapter!r} could not be downloaded ({_first_line(exc)}); give a local run folder"

@@ -143,9 +143,6 @@ def train(
     """
     require_model_extra()
     import torch
-    from peft import LoraConfig, get_peft_model
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
 
     config.check()
     out = Path(config.output_dir)
@@ -161,6 +158,28 @@ def train(
     model, processor = load_base(config.base_model, device)
     label_token_ids(processor.tokenizer)  # both labels must be single tokens before we train on them
     model.config.use_cache = False
+    model, adapted = _with_lora(model, config)
+    per_step = config.batch_size * config.gradient_accumulation
+    total = config.max_steps or max(1, math.ceil(math.ceil(len(examples) / per_step) * config.epochs))
+    loop = _Loop(rng, device, total, progress)
+    run = _fit(model, processor, examples, config, loop)
+    partial = _save_model(model, processor, out)
+    summary = _summary(
+        config, trained_on, run, loop, n_train=len(examples), per_step=per_step, adapted=len(adapted)
+    )
+    check_training_summary(summary)
+    _finish(partial, summary, out)
+    return summary
+
+
+def _with_lora(model: Any, config: TrainConfig) -> tuple[Any, list[str]]:
+    """The model wrapped with the config's LoRA, and the names of the modules it adapts.
+
+    Raises:
+        ConfigError: the targets match nothing, or reach into the vision tower.
+    """
+    from peft import LoraConfig, get_peft_model
+
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
@@ -177,34 +196,58 @@ def train(
     adapted = [name for name, module in model.named_modules() if hasattr(module, "lora_A")]
     if any("vision_tower" in name for name in adapted):
         raise ConfigError("training config: target_modules adapts the vision tower; narrow the regex")
+    return model, adapted
+
+
+@dataclass
+class _Loop:
+    """How the loop runs: its shuffling, device, number of optimiser steps and progress bar."""
+
+    rng: np.random.Generator
+    device: str
+    total: int
+    progress: bool
+    order: list[int] = dataclasses.field(default_factory=list)  # examples not yet drawn this epoch
+
+    def draw(self, n_examples: int, size: int) -> list[int]:
+        """The next ``size`` example indexes: each epoch a fresh permutation, drawn in order."""
+        if len(self.order) < size:
+            self.order.extend(self.rng.permutation(n_examples).tolist())
+        chosen, self.order = self.order[:size], self.order[size:]
+        return chosen
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the loop measured: each step's loss and wall time, and the loop's whole duration."""
+
+    losses: list[float]
+    step_times: list[float]
+    duration: float
+
+
+def _fit(model: Any, processor: Any, examples: list[data.Example], config: TrainConfig, loop: _Loop) -> _Run:
+    """AdamW with linear warm-up and decay, gradient accumulation and clipping at 1.0."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
     trainable = [p for p in model.parameters() if p.requires_grad]
-
-    per_step = config.batch_size * config.gradient_accumulation
-    steps_per_epoch = math.ceil(len(examples) / per_step)
-    total = config.max_steps or max(1, math.ceil(steps_per_epoch * config.epochs))
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
-
+    schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * loop.total), loop.total)
     model.train()
     losses: list[float] = []
     step_times: list[float] = []
     started = time.perf_counter()
-    bar = tqdm(total=total, desc="train", unit="step", disable=not progress)
-    order: list[int] = []
-    while len(losses) < total:
+    bar = tqdm(total=loop.total, desc="train", unit="step", disable=not loop.progress)
+    while len(losses) < loop.total:
         step_start = time.perf_counter()
         micro_losses = []
         for _ in range(config.gradient_accumulation):
-            if len(order) < config.batch_size:
-                order.extend(rng.permutation(len(examples)).tolist())
-            chosen, order = order[: config.batch_size], order[config.batch_size :]
-            picked = [examples[i] for i in chosen]
-            inputs = batch(processor, [e.rgb() for e in picked], [e.label for e in picked]).to(device)
-            if "pixel_values" in inputs:
-                inputs["pixel_values"] = inputs["pixel_values"].to(next(model.parameters()).dtype)
-            loss = model(**inputs).loss
-            (loss / config.gradient_accumulation).backward()
-            micro_losses.append(float(loss.detach()))
+            picked = [examples[i] for i in loop.draw(len(examples), config.batch_size)]
+            micro_losses.append(
+                _backward(model, processor, picked, config.gradient_accumulation, loop.device)
+            )
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         schedule.step()
@@ -214,13 +257,42 @@ def train(
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
     bar.close()
-    duration = time.perf_counter() - started
+    return _Run(losses, step_times, time.perf_counter() - started)
 
+
+def _backward(
+    model: Any, processor: Any, picked: list[data.Example], accumulation: int, device: str
+) -> float:
+    """One micro-batch's loss, its gradient (scaled for accumulation) added to the model's."""
+    inputs = batch(processor, [e.rgb() for e in picked], [e.label for e in picked]).to(device)
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(next(model.parameters()).dtype)
+    loss = model(**inputs).loss
+    (loss / accumulation).backward()
+    return float(loss.detach())
+
+
+def _save_model(model: Any, processor: Any, out: Path) -> Path:
+    """The adapter and processor files written to ``OUT.partial`` (see the module docstring)."""
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(str(partial))
     processor.save_pretrained(partial)
-    summary: dict[str, Any] = {
+    return partial
+
+
+def _summary(
+    config: TrainConfig,
+    trained_on: dict[str, Any],
+    run: _Run,
+    loop: _Loop,
+    *,
+    n_train: int,
+    per_step: int,
+    adapted: int,
+) -> dict[str, Any]:
+    """The training summary (schema ``cropmark-train/2``) of a finished run."""
+    return {
         "schema": TRAIN_SCHEMA,
         "base_model": config.base_model,
         "dataset": describe_release(trained_on),
@@ -234,25 +306,27 @@ def train(
             "target_modules": config.target_modules,
         },
         "learning_rate": config.learning_rate,
-        "epochs": round(total * per_step / len(examples), 3),
+        "epochs": round(loop.total * per_step / n_train, 3),
         "batch_size": config.batch_size,
         "gradient_accumulation": config.gradient_accumulation,
         "seed": config.seed,
-        "steps": total,
-        "final_loss": round(losses[-1], 6),
-        "losses": [round(x, 6) for x in losses],
-        "duration_s": round(duration, 3),
-        "step_time_s": round(float(np.median(step_times)), 4),
-        "n_train": len(examples),
-        "adapted_modules": len(adapted),
-        "device": device,
+        "steps": loop.total,
+        "final_loss": round(run.losses[-1], 6),
+        "losses": [round(x, 6) for x in run.losses],
+        "duration_s": round(run.duration, 3),
+        "step_time_s": round(float(np.median(run.step_times)), 4),
+        "n_train": n_train,
+        "adapted_modules": adapted,
+        "device": loop.device,
         "versions": _versions(),
         # Settings only: output_dir is a path of this machine and never leaves it.
         "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "output_dir"},
     }
-    check_training_summary(summary)
+
+
+def _finish(partial: Path, summary: Mapping[str, Any], out: Path) -> None:
+    """Write the summary into ``OUT.partial``, then rename it to ``out``."""
     (partial / "training_summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)
     partial.replace(out)
-    return summary

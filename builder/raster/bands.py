@@ -223,114 +223,31 @@ def read_bands(
     Raises:
         RasterError: the scene, the window or its values cannot make a tile (one line).
     """
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
     from rasterio.windows import transform as window_transform
 
     if not path.exists():
         raise RasterError(f"{path} does not exist; pass a GeoTIFF or a folder of per-band files")
-    sources: dict[str, tuple[Path, int]] = {}
     opened: dict[Path, Any] = {}
     try:
-        if path.is_dir():
-            for band, file in _band_files(path).items():
-                src = opened[file] = _open(file)
-                if src.count != 1:
-                    raise RasterError(f"{file}: {src.count} bands in a per-band file; expected 1")
-                sources[band] = (file, 1)
-        else:
-            src = opened[path] = _open(path)
-            names = [(d or "").strip().upper() for d in src.descriptions]
-            if not any(names):
-                raise RasterError(
-                    f"{path}: {src.count} bands without descriptions; name each band (B02, B04, B08, ...) "
-                    "in the GeoTIFF band descriptions, or pass a folder of per-band files"
-                )
-            for index, name in enumerate(names, 1):
-                if name in ALL_BANDS:
-                    sources[name] = (path, index)
-        missing = [b for b in required if b not in sources]
-        if missing:
-            raise RasterError(
-                f"{path}: missing band(s) {', '.join(missing)}; the composite needs B08, B04 and B05"
-            )
+        sources = _find_sources(path, opened)
+        _check_required(path, sources, required)
         for file, src in opened.items():
             _check_georef(src, file)
-        tags: dict[str, str] = {}
-        for src in opened.values():
-            tags.update({k.upper(): str(v) for k, v in src.tags().items()})
-        # The reference grid: the finest band, B04 first.
-        ref_band = min(
-            sources, key=lambda b: (abs(opened[sources[b][0]].res[0]), b not in ("B04", "B08"), b != "B04")
-        )
-        ref = opened[sources[ref_band][0]]
-        for band, (file, _) in sources.items():
-            src = opened[file]
-            if src.crs != ref.crs:
-                raise RasterError(
-                    f"{file}: {band} is in {src.crs}, {ref_band} in {ref.crs}; reproject all bands to one CRS"
-                )
-            if not _same_extent(src, ref):
-                raise RasterError(
-                    f"{file}: {band}'s grid does not line up with {ref_band}'s "
-                    f"(bounds {tuple(src.bounds)} vs {tuple(ref.bounds)}); use bands of one tile"
-                )
+        tags = _scene_tags(opened)
+        ref = _reference_grid(sources, opened)
         window = _window(path, ref, bounds, box, min_window)
-        transform = window_transform(window, ref.transform)
-        height, width = int(window.height), int(window.width)
-        dtypes = {np.dtype(opened[f].dtypes[i - 1]) for b, (f, i) in sources.items() if b not in CATEGORICAL}
-        floats = all(d.kind == "f" for d in dtypes)
-        bad = [d for d in dtypes if d.kind != "f" and d not in INTEGER_DN]
-        if bad:
-            raise RasterError(
-                f"{path}: band type {bad[0]} cannot hold Sentinel-2 reflectance; "
-                "expected uint16 DNs or float reflectance"
-            )
-        if not floats and any(d.kind == "f" for d in dtypes):
-            raise RasterError(f"{path}: some bands are float, some integer; use one kind for all bands")
+        grid = _Grid(ref, window, window_transform(window, ref.transform))
+        floats = _reads_floats(path, sources, opened)
         level = _level(tags, sources)
-        if floats:
-            add, offset_from = 0, "float reflectance"
-        else:
-            add, offset_from = _offset(tags, level, offset, path)
+        add, offset_from = (0, "float reflectance") if floats else _offset(tags, level, offset, path)
         data: dict[str, np.ndarray] = {}
         resampled: list[str] = []
         for band in (b for b in bands if b in sources):
             file, index = sources[band]
-            src = opened[file]
-            categorical = band in CATEGORICAL
-            declared = src.nodatavals[index - 1]
-            nodata = None if declared is None or np.isnan(declared) else float(declared)
-            if src.res == ref.res and src.transform == ref.transform:
-                raw = src.read(index, window=window)
-            else:
+            raw, warped, nodata = _read_raw(opened[file], index, band in CATEGORICAL, grid, floats)
+            if warped:
                 resampled.append(band)
-                method = Resampling.nearest if categorical else Resampling.bilinear
-                fill = nodata if nodata is not None else (None if floats else 0)
-                with WarpedVRT(
-                    src,
-                    crs=ref.crs,
-                    transform=transform,
-                    width=width,
-                    height=height,
-                    resampling=method,
-                    src_nodata=fill,
-                    nodata=fill,
-                ) as vrt:
-                    raw = vrt.read(index)
-            if categorical:
-                data[band] = raw.astype(np.uint8)
-                continue
-            if floats:
-                values = raw.astype(np.float32)
-                values[~np.isfinite(values)] = np.nan
-                values[values == 0] = np.nan
-            else:
-                values = (raw.astype(np.float32) + add) / SCALE
-                values[raw == 0] = np.nan
-            if nodata is not None:
-                values[raw == nodata] = np.nan
-            data[band] = values
+            data[band] = _values(raw, band, nodata, floats, add)
     finally:
         for src in opened.values():
             src.close()
@@ -340,8 +257,140 @@ def read_bands(
             "(DN 0, the declared no-data value or NaN)"
         )
     _check_plausible(path, data, required, add, offset_from, floats)
-    info = ReadInfo(str(path), level, add, offset_from, str(ref.crs), (height, width), tuple(resampled), tags)
-    return Bands(data, transform, ref.crs, info)
+    shape = (int(window.height), int(window.width))
+    info = ReadInfo(str(path), level, add, offset_from, str(ref.crs), shape, tuple(resampled), tags)
+    return Bands(data, grid.transform, ref.crs, info)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The reference grid of a read: its dataset, the window read, and the window's transform."""
+
+    ref: Any  # the rasterio dataset of the finest band
+    window: Any  # rasterio.windows.Window
+    transform: Any  # affine.Affine of the window
+
+
+def _find_sources(path: Path, opened: dict[Path, Any]) -> dict[str, tuple[Path, int]]:
+    """Band name -> (file, band index) of a per-band folder or a described GeoTIFF.
+
+    Every file opened is put in ``opened`` (the caller closes them, also on an error).
+    """
+    sources: dict[str, tuple[Path, int]] = {}
+    if path.is_dir():
+        for band, file in _band_files(path).items():
+            src = opened[file] = _open(file)
+            if src.count != 1:
+                raise RasterError(f"{file}: {src.count} bands in a per-band file; expected 1")
+            sources[band] = (file, 1)
+        return sources
+    src = opened[path] = _open(path)
+    names = [(d or "").strip().upper() for d in src.descriptions]
+    if not any(names):
+        raise RasterError(
+            f"{path}: {src.count} bands without descriptions; name each band (B02, B04, B08, ...) "
+            "in the GeoTIFF band descriptions, or pass a folder of per-band files"
+        )
+    for index, name in enumerate(names, 1):
+        if name in ALL_BANDS:
+            sources[name] = (path, index)
+    return sources
+
+
+def _check_required(path: Path, sources: Mapping[str, tuple[Path, int]], required: Sequence[str]) -> None:
+    missing = [b for b in required if b not in sources]
+    if missing:
+        raise RasterError(
+            f"{path}: missing band(s) {', '.join(missing)}; the composite needs B08, B04 and B05"
+        )
+
+
+def _scene_tags(opened: Mapping[Path, Any]) -> dict[str, str]:
+    """The metadata tags of every file, upper-cased keys (a later file's tag wins)."""
+    tags: dict[str, str] = {}
+    for src in opened.values():
+        tags.update({k.upper(): str(v) for k, v in src.tags().items()})
+    return tags
+
+
+def _reference_grid(sources: Mapping[str, tuple[Path, int]], opened: Mapping[Path, Any]) -> Any:
+    """The finest band's dataset (B04 first); every band must share its CRS and extent."""
+    ref_band = min(
+        sources, key=lambda b: (abs(opened[sources[b][0]].res[0]), b not in ("B04", "B08"), b != "B04")
+    )
+    ref = opened[sources[ref_band][0]]
+    for band, (file, _) in sources.items():
+        src = opened[file]
+        if src.crs != ref.crs:
+            raise RasterError(
+                f"{file}: {band} is in {src.crs}, {ref_band} in {ref.crs}; reproject all bands to one CRS"
+            )
+        if not _same_extent(src, ref):
+            raise RasterError(
+                f"{file}: {band}'s grid does not line up with {ref_band}'s "
+                f"(bounds {tuple(src.bounds)} vs {tuple(ref.bounds)}); use bands of one tile"
+            )
+    return ref
+
+
+def _reads_floats(path: Path, sources: Mapping[str, tuple[Path, int]], opened: Mapping[Path, Any]) -> bool:
+    """Whether the reflectance bands are float reflectance (else integer DNs); refuses a mix."""
+    dtypes = {np.dtype(opened[f].dtypes[i - 1]) for b, (f, i) in sources.items() if b not in CATEGORICAL}
+    floats = all(d.kind == "f" for d in dtypes)
+    bad = [d for d in dtypes if d.kind != "f" and d not in INTEGER_DN]
+    if bad:
+        raise RasterError(
+            f"{path}: band type {bad[0]} cannot hold Sentinel-2 reflectance; "
+            "expected uint16 DNs or float reflectance"
+        )
+    if not floats and any(d.kind == "f" for d in dtypes):
+        raise RasterError(f"{path}: some bands are float, some integer; use one kind for all bands")
+    return floats
+
+
+def _read_raw(
+    src: Any, index: int, categorical: bool, grid: _Grid, floats: bool
+) -> tuple[np.ndarray, bool, float | None]:
+    """One band's raw values in the window, warped onto the grid when its own differs.
+
+    Returns the values, whether they were resampled, and the band's declared no-data value.
+    """
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    declared = src.nodatavals[index - 1]
+    nodata = None if declared is None or np.isnan(declared) else float(declared)
+    ref = grid.ref
+    if src.res == ref.res and src.transform == ref.transform:
+        return src.read(index, window=grid.window), False, nodata
+    fill = nodata if nodata is not None else (None if floats else 0)
+    with WarpedVRT(
+        src,
+        crs=ref.crs,
+        transform=grid.transform,
+        width=int(grid.window.width),
+        height=int(grid.window.height),
+        resampling=Resampling.nearest if categorical else Resampling.bilinear,
+        src_nodata=fill,
+        nodata=fill,
+    ) as vrt:
+        return vrt.read(index), True, nodata
+
+
+def _values(raw: np.ndarray, band: str, nodata: float | None, floats: bool, add: int) -> np.ndarray:
+    """Reflectance (float32, NaN = no-data) of a band's raw values; SCL as uint8 classes."""
+    if band in CATEGORICAL:
+        return raw.astype(np.uint8)
+    if floats:
+        values = raw.astype(np.float32)
+        values[~np.isfinite(values)] = np.nan
+        values[values == 0] = np.nan
+    else:
+        values = (raw.astype(np.float32) + add) / SCALE
+        values[raw == 0] = np.nan
+    if nodata is not None:
+        values[raw == nodata] = np.nan
+    return values
 
 
 def _window(

@@ -120,8 +120,38 @@ def curate(
     """
     sites = sites or {}
     root = corpus.resolve()
-    quarantine_root = root / QUARANTINE_DIR
     rejections: list[Rejection] = []
+    located = _locate(corpus, root, rows, rejections)
+    quarantine_root = root / QUARANTINE_DIR
+    quarantine_files = (
+        sorted(p for p in quarantine_root.rglob("*") if p.is_file()) if quarantine_root.is_dir() else []
+    )
+    files = sorted({path for _, path in located} | set(quarantine_files))
+    decoded = progress.bar(map_(identify, [str(p) for p in files]), "read composites", len(files))
+    identities = dict(zip(files, decoded, strict=True))
+    held = [identities[p] for p in quarantine_files]
+    groups = _group_unquarantined(root, located, identities, held, rejections)
+    candidates: list[Candidate] = []
+    candidate_sites: dict[str, Site] = {}
+    for key in sorted(groups):
+        made = _candidate(root, key, groups[key], identities, sites, rejections)
+        if made is not None:
+            candidate, site = made
+            candidates.append(candidate)
+            if site is not None:
+                candidate_sites[candidate.source] = site
+    kept = _one_composite_per_side_file(candidates, rejections)
+    kept.sort(key=lambda c: (c.split, c.content))
+    kept_sites = {c.source: candidate_sites[c.source] for c in kept if c.source in candidate_sites}
+    return Curated(tuple(kept), tuple(rejections), kept_sites)
+
+
+def _locate(
+    corpus: Path, root: Path, rows: Iterable[SftRow], rejections: list[Rejection]
+) -> list[tuple[SftRow, Path]]:
+    """Each row with its composite's resolved path, in row order; the others rejected (an
+    unsafe path, a missing file, a file in the quarantine folder)."""
+    quarantine_root = root / QUARANTINE_DIR
     located: list[tuple[SftRow, Path]] = []
     for row in sorted(rows, key=_row_order):
         resolved = resolve_image(corpus, row.image)
@@ -138,17 +168,20 @@ def curate(
             )
             continue
         located.append((row, resolved))
+    return located
 
-    quarantine_files = (
-        sorted(p for p in quarantine_root.rglob("*") if p.is_file()) if quarantine_root.is_dir() else []
-    )
-    files = sorted({path for _, path in located} | set(quarantine_files))
-    decoded = progress.bar(map_(identify, [str(p) for p in files]), "read composites", len(files))
-    identities = dict(zip(files, decoded, strict=True))
-    held = [identities[p] for p in quarantine_files]
+
+def _group_unquarantined(
+    root: Path,
+    located: list[tuple[SftRow, Path]],
+    identities: dict[Path, Identity],
+    held: list[Identity],
+    rejections: list[Rejection],
+) -> dict[str, list[tuple[SftRow, Path]]]:
+    """The located rows grouped by their composite's identity key; a row whose bytes or
+    Sentinel-2 half equal a quarantined file's is rejected instead."""
     held_bytes = {i.sha256 for i in held}
     held_content = {i.content for i in held if i.content is not None}
-
     groups: dict[str, list[tuple[SftRow, Path]]] = defaultdict(list)
     for row, path in located:
         identity = identities[path]
@@ -165,21 +198,7 @@ def curate(
             )
             continue
         groups[identity.key].append((row, path))
-
-    candidates: list[Candidate] = []
-    candidate_sites: dict[str, Site] = {}
-    for key in sorted(groups):
-        members = groups[key]
-        made = _candidate(root, key, members, identities, sites, rejections)
-        if made is not None:
-            candidate, site = made
-            candidates.append(candidate)
-            if site is not None:
-                candidate_sites[candidate.source] = site
-    kept = _one_composite_per_side_file(candidates, rejections)
-    kept.sort(key=lambda c: (c.split, c.content))
-    kept_sites = {c.source: candidate_sites[c.source] for c in kept if c.source in candidate_sites}
-    return Curated(tuple(kept), tuple(rejections), kept_sites)
+    return groups
 
 
 def _candidate(

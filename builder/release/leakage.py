@@ -36,7 +36,9 @@ tiles without a ``sites.csv`` row are not checked, and the report counts them.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+import itertools
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -115,33 +117,234 @@ class Pair:
     view: str = VIEWS[0]
 
 
+# --- Near-duplicate search below quadratic -------------------------------------------------
+#
+# Multi-index hashing (M. Norouzi, A. Punjani, D. J. Fleet, "Fast Search in Hamming Space with
+# Multi-Index Hashing", CVPR 2012; the pigeonhole principle in its Proposition 1). Split the 64
+# bits into ``m`` disjoint blocks. If two hashes differ in at most ``r`` bits, some block differs
+# in at most ``r // m`` bits: were every block ``r // m + 1`` or more apart, the whole hashes would
+# differ in at least ``m * (r // m + 1) > r`` bits. So every pair within ``r`` is among the pairs
+# that agree on some block up to ``r // m`` flipped bits; those candidates are looked up in a
+# sorted table per block and then verified with their exact 64-bit distance, so the result is
+# exactly the full comparison's. With ``m = r + 1`` each block must match exactly; the paper's
+# choice, blocks of about log2(n) bits for n indexed hashes, keeps the table sparse (about one
+# hash per block value) at the price of enumerating the few flips within ``r // m`` bits.
+
+BRUTE_FORCE_PAIRS = 1 << 22  # below this many (train, eval view) comparisons, compare every pair
+_CHUNK = 1 << 22  # comparisons per step of the full comparison (bounded memory)
+# One flip pattern (a sorted lookup of every query) costs about as much as comparing every query
+# with this many indexed hashes (benchmarks/bench_leakage.py measures it: 4 in its first run;
+# 8 leaves a margin); up to _MIN_PATTERNS
+# patterns are enumerated whatever the size.
+_PATTERN_COST = 8
+_MIN_PATTERNS = 4096
+_DENSE_BITS = 22  # blocks this narrow get a table of 2**bits start offsets (32 MiB at most)
+
+
+def blocks(count: int) -> list[tuple[int, int]]:
+    """``count`` disjoint blocks covering the 64 bits as evenly as possible, as (shift, width)."""
+    if not 1 <= count <= 64:
+        raise ValueError(f"block count {count}; use 1 to 64")
+    widths = [64 // count + (k < 64 % count) for k in range(count)]
+    shifts = [sum(widths[k + 1 :]) for k in range(count)]
+    return list(zip(shifts, widths, strict=True))
+
+
+def block_count(radius: int, indexed: int) -> int:
+    """Blocks for a search within ``radius`` bits over ``indexed`` hashes: about log2(n) bits a
+    block (at most ``radius + 1`` blocks: more could only be searched within 0 bits as well)."""
+    bits = max(8.0, math.log2(max(indexed, 2)))
+    return max(1, min(radius + 1, round(64 / bits)))
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    counts: np.ndarray = np.bitwise_count(x).astype(np.int64)
+    return counts
+
+
+def _flips(width: int, weight: int) -> np.ndarray:
+    """Every ``width``-bit pattern with exactly ``weight`` bits set."""
+    return np.array(
+        [sum(1 << b for b in bits) for bits in itertools.combinations(range(width), weight)], dtype=np.uint64
+    )
+
+
+class HammingIndex:
+    """Multi-index hashing over 64-bit hashes: every hash within ``radius`` bits of a query,
+    exactly (see the method above).
+
+    Args:
+        hashes: the indexed hashes (uint64).
+        radius: the search radius in bits (0 to 63).
+        count: blocks (default: :func:`block_count`).
+    """
+
+    def __init__(self, hashes: np.ndarray, radius: int, count: int | None = None) -> None:
+        if not 0 <= radius < 64:
+            raise ValueError(f"radius {radius}; use 0 to 63 bits")
+        self.hashes = np.asarray(hashes, dtype=np.uint64)
+        self.radius = radius
+        self.blocks = blocks(count or block_count(radius, len(self.hashes)))
+        # Set by a search that compared every pair instead, for the pairs or for the closest.
+        self.pairs_compared_all = False
+        self.closest_compared_all = False
+        # Per block: (start offsets by block value, or the sorted block values; indexed hashes in order).
+        self._tables: list[tuple[np.ndarray, np.ndarray]] = []
+        for shift, width in self.blocks:
+            keys = self._key(self.hashes, shift, width)
+            order = np.argsort(keys, kind="stable")
+            if width <= _DENSE_BITS:  # where each block value starts in ``order``: one lookup
+                counts = np.bincount(keys.astype(np.int64), minlength=1 << width)
+                self._tables.append((np.concatenate([[0], np.cumsum(counts)]), order))
+            else:  # wide blocks (few of them): binary search in the sorted keys
+                self._tables.append((keys[order], order))
+
+    @staticmethod
+    def _key(values: np.ndarray, shift: int, width: int) -> np.ndarray:
+        mask = np.uint64((1 << width) - 1)
+        keys: np.ndarray = (values >> np.uint64(shift)) & mask
+        return keys
+
+    def candidates(self, queries: np.ndarray, level: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(query index, indexed index) of every pair whose block differs in exactly ``level`` bits,
+        block by block and flip pattern by flip pattern (bounded memory)."""
+        for (shift, width), (keys, order) in zip(self.blocks, self._tables, strict=True):
+            if level > width:
+                continue
+            mine = self._key(queries, shift, width)
+            for flip in _flips(width, level):
+                wanted = mine ^ flip
+                if width <= _DENSE_BITS:
+                    lo, hi = keys[wanted], keys[wanted + np.uint64(1)]
+                else:
+                    lo = np.searchsorted(keys, wanted, side="left")
+                    hi = np.searchsorted(keys, wanted, side="right")
+                hits = hi - lo
+                if not hits.any():
+                    continue
+                rows = np.repeat(np.arange(len(queries)), hits)
+                starts = np.repeat(lo - np.cumsum(hits) + hits, hits)
+                yield rows, order[starts + np.arange(len(rows))]
+
+    def _affordable(self, patterns: int) -> bool:
+        """Whether enumerating ``patterns`` flip patterns costs less than comparing every pair."""
+        return patterns <= max(_MIN_PATTERNS, len(self.hashes) // _PATTERN_COST)
+
+    def search(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Every (query index, indexed index, distance) within the radius, each pair once and
+        sorted by query then indexed hash, and the smallest distance of all pairs.
+
+        Where the radius needs more flip patterns per block than comparing every pair costs (a
+        wide radius over few blocks), every pair is compared instead (:attr:`pairs_compared_all`).
+        """
+        queries = np.asarray(queries, dtype=np.uint64)
+        per_block = self.radius // len(self.blocks)
+        patterns = sum(math.comb(width, level) for _, width in self.blocks for level in range(per_block + 1))
+        if not self._affordable(patterns):
+            self.pairs_compared_all = self.closest_compared_all = True
+            return compare_all(queries, self.hashes, self.radius)
+        found_q, found_i = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+        best = 64
+        for level in range(per_block + 1):
+            for rows, cols in self.candidates(queries, level):
+                d = _popcount(queries[rows] ^ self.hashes[cols])
+                best = min(best, int(d.min()))
+                keep = d <= self.radius
+                found_q.append(rows[keep])
+                found_i.append(cols[keep])
+        size = max(len(self.hashes), 1)
+        key = np.unique(np.concatenate(found_q) * size + np.concatenate(found_i))  # found via several blocks
+        q, i = key // size, key % size
+        return q, i, _popcount(queries[q] ^ self.hashes[i]), self._closest(queries, best, per_block, patterns)
+
+    def _closest(self, queries: np.ndarray, best: int, level: int, patterns: int) -> int:
+        """The smallest distance of all pairs, given the smallest ``best`` among the candidates of
+        block radii up to ``level`` (``patterns`` flip patterns so far): once every block was
+        searched to ``s`` flipped bits, every pair closer than ``m * (s + 1)`` bits has been seen
+        (pigeonhole, as above), so the search goes on radius by radius until ``best`` is below
+        that bound, or compares every pair where that is cheaper than the next radius."""
+        count = len(self.blocks)
+        while best > count * (level + 1) - 1:
+            level += 1
+            patterns += sum(math.comb(width, level) for _, width in self.blocks)
+            if not self._affordable(patterns):
+                self.closest_compared_all = True
+                return compare_all(queries, self.hashes, -1)[3]
+            for rows, cols in self.candidates(queries, level):
+                best = min(best, int(_popcount(queries[rows] ^ self.hashes[cols]).min()))
+        return best
+
+
+def compare_all(
+    queries: np.ndarray, hashes: np.ndarray, radius: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The full comparison, a block of queries at a time: (query, indexed, distance) within
+    ``radius`` (sorted) and the smallest distance of all pairs."""
+    step = max(1, _CHUNK // max(len(hashes), 1))
+    found_q, found_i, found_d = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)], []
+    found_d.append(np.empty(0, dtype=np.int64))
+    best = 64
+    for start in range(0, len(queries), step):
+        d = _popcount(queries[start : start + step, None] ^ hashes[None, :])
+        best = min(best, int(d.min()))
+        rows, cols = np.nonzero(d <= radius)
+        found_q.append(rows + start)
+        found_i.append(cols)
+        found_d.append(d[rows, cols])
+    return np.concatenate(found_q), np.concatenate(found_i), np.concatenate(found_d), best
+
+
 def near_duplicates(
     train: Mapping[str, int],
     eval_: Mapping[str, int | Sequence[int]],
     threshold: int = DEFAULT_THRESHOLD,
+    method: str = "auto",
 ) -> tuple[list[Pair], int | None]:
     """Every (train, eval) pair at Hamming distance <= ``threshold``, and the smallest distance seen.
+
+    The result is the full comparison's, whichever way it is found: ``method`` ``full``
+    compares every pair, ``index`` looks pairs up in a :class:`HammingIndex` (multi-index
+    hashing, below quadratic); ``auto`` compares every pair up to :data:`BRUTE_FORCE_PAIRS`
+    comparisons and uses the index beyond.
 
     Args:
         train: published train file name -> pHash.
         eval_: published eval file name -> pHash, or its pHashes in the :data:`VIEWS`
             (:func:`phash_views`): then a train tile's distance to an eval tile is the smallest
             over the views, so a mirrored or upside-down copy is found like a re-encoded one.
+        threshold: 0 to 63 bits.
+        method: ``auto``, ``full`` or ``index``.
     """
+    if method not in ("auto", "full", "index"):
+        raise ValueError(f"method {method!r}; use auto, full or index")
     if not train or not eval_:
         return [], None
     names_t, names_e = sorted(train), sorted(eval_)
     views = [(h,) if isinstance(h, int) else tuple(h) for h in (eval_[n] for n in names_e)]
     count = min(len(v) for v in views)
-    stack = np.stack([distances([train[n] for n in names_t], [v[k] for v in views]) for k in range(count)])
-    d, which = stack.min(axis=0), stack.argmin(axis=0)
-    rows, cols = np.nonzero(d <= threshold)
+    ours = np.array([train[n] for n in names_t], dtype=np.uint64)
+    # Eval tile j seen in view k is entry j * count + k.
+    theirs = np.array([v[k] for v in views for k in range(count)], dtype=np.uint64)
+    if method == "auto":
+        method = "full" if len(ours) * len(theirs) <= BRUTE_FORCE_PAIRS else "index"
+    if method == "full":
+        t, e, d, closest = compare_all(ours, theirs, threshold)
+    elif len(theirs) >= len(ours):  # index the larger side, query with the smaller
+        t, e, d, closest = HammingIndex(theirs, threshold).search(ours)
+    else:
+        e, t, d, closest = HammingIndex(ours, threshold).search(theirs)
+    j, k = e // count, e % count
+    # Per (train, eval) pair: the smallest distance over the views, the first such view.
+    order = np.lexsort((k, d, j, t))
+    t, j, k, d = t[order], j[order], k[order], d[order]
+    first = np.ones(len(t), dtype=bool)
+    first[1:] = (t[1:] != t[:-1]) | (j[1:] != j[:-1])
     pairs = [
-        Pair(names_t[r], names_e[c], int(d[r, c]), VIEWS[int(which[r, c])])
-        for r, c in zip(rows, cols, strict=True)
+        Pair(names_t[r], names_e[c], int(dist), VIEWS[int(view)])
+        for r, c, dist, view in zip(t[first], j[first], d[first], k[first], strict=True)
     ]
     pairs.sort(key=lambda p: (p.distance, p.train, p.eval))
-    return pairs, int(d.min())
+    return pairs, closest
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,6 +156,57 @@ def check_costs(files: list[Path]) -> list[str]:
     ]
 
 
+def stage_costs(files: list[Path], bound_ms: float) -> list[str]:
+    """Milliseconds per composite of each stage of a tile's work, in the order the build runs
+    them (one process, best of 3 rounds over the files), as fractions of the codec bound."""
+    from builder import audit, halves, leakage, release, sides, thresholds
+    from builder.composite import HALF_SIZE, cut_opened, open_checked, read_composite, strict_jpeg
+
+    files = files[:100]
+    config = thresholds.GateConfig()
+    data = [read_composite(p) for p in files]
+    opened = [open_checked(d) for d in data]
+    cuts = [cut_opened(o, p) for o, p in zip(opened, files, strict=True)]
+    shown = [np.asarray(o.displayed().convert("RGB")) for o in opened]
+    root = files[0].parents[1]
+    stages: list[tuple[str, Any, list[Any]]] = [
+        ("read the file", read_composite, files),
+        ("strict entropy decode (simplejpeg)", strict_jpeg, data),
+        ("open + full decode (Pillow)", lambda d: open_checked(d, strict=False), data),
+        ("lossless crop + scrub", lambda pair: cut_opened(*pair), list(zip(opened, files, strict=True))),
+        (
+            "gates (tile decode, context half)",
+            lambda pair: sides.evaluate_corpus_tile(
+                root, "", pair[0].data, config, sides.Sides(None, None, None), pair[1].displayed()
+            ),
+            list(zip(cuts, opened, strict=True)),
+        ),
+        ("halves order", lambda px: halves.check_halves(px[:, : HALF_SIZE[0]], px[:, HALF_SIZE[0] :]), shown),
+        ("pHash in 4 views", lambda cut: leakage.phash_views(cut.data), cuts),
+        (
+            "in-build audit of the tile",
+            lambda pair: [
+                *audit.check_image(pair[0].data, "t"),
+                *audit.check_half(pair[0].data, pair[1], "t"),
+            ],
+            list(zip(cuts, files, strict=True)),
+        ),
+        (
+            "whole worker task (cut, gates, halves, hash)",
+            release._tile_task,
+            [
+                (str(root), p.relative_to(root).as_posix(), config, sides.Sides(None, None, None))
+                for p in files
+            ],
+        ),
+    ]
+    lines = [f"per composite, one process ({len(files)} composites; codec bound {bound_ms:.2f} ms):"]
+    for name, fn, items in stages:
+        ms = _best(fn, items)
+        lines.append(f"  {name:<46} {ms:7.2f} ms = {ms / bound_ms:5.2f}x the codec bound")
+    return lines
+
+
 def run_build(corpus: Path, out: Path, workers: int) -> tuple[float, int, int]:
     """Wall seconds, tiles published and peak RSS (KiB) of one build in a fresh process."""
     shutil.rmtree(out, ignore_errors=True)
@@ -205,6 +256,8 @@ def main() -> None:
         bound = codec_bound(base)
         say(f"codec bound (1 core): {bound:.1f} tiles/s")
         for line in check_costs(base):
+            say(line)
+        for line in stage_costs(base, 1000 / bound):
             say(line)
         # Made in a child process: the decoded base composites would otherwise stay in this
         # process's memory, which each build's peak RSS (measured from fork) would include.

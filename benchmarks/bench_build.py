@@ -18,6 +18,7 @@ comment segment (so the scrub has work to do).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import multiprocessing
@@ -169,35 +170,47 @@ def stage_costs(files: list[Path], bound_ms: float) -> list[str]:
     cuts = [cut_opened(o, p) for o, p in zip(opened, files, strict=True)]
     shown = [np.asarray(o.displayed().convert("RGB")) for o in opened]
     root = files[0].parents[1]
+    pixels = [audit.inspect_image(cut.data, "t")[1] for cut in cuts]
+    written = files[0].parents[2] / "written"
+    written.mkdir(exist_ok=True)
+    for i, cut in enumerate(cuts):
+        (written / f"t{i}.jpg").write_bytes(cut.data)
+    checks = [(hashlib.sha256(cut.data).hexdigest(), ()) for cut in cuts]
+    no_sides = sides.Sides(None, None, None)
     stages: list[tuple[str, Any, list[Any]]] = [
         ("read the file", read_composite, files),
         ("strict entropy decode (simplejpeg)", strict_jpeg, data),
         ("open + full decode (Pillow)", lambda d: open_checked(d, strict=False), data),
         ("lossless crop + scrub", lambda pair: cut_opened(*pair), list(zip(opened, files, strict=True))),
+        ("tile decode + image checks (once)", lambda cut: audit.inspect_image(cut.data, "t"), cuts),
         (
-            "gates (tile decode, context half)",
-            lambda pair: sides.evaluate_corpus_tile(
-                root, "", pair[0].data, config, sides.Sides(None, None, None), pair[1].displayed()
+            "gates (on the decoded pixels)",
+            lambda i: sides.evaluate_corpus_tile(
+                root, "", cuts[i].data, config, no_sides, opened[i].displayed(), pixels[i]
             ),
-            list(zip(cuts, opened, strict=True)),
+            list(range(len(files))),
         ),
         ("halves order", lambda px: halves.check_halves(px[:, : HALF_SIZE[0]], px[:, HALF_SIZE[0] :]), shown),
-        ("pHash in 4 views", lambda cut: leakage.phash_views(cut.data), cuts),
         (
-            "in-build audit of the tile",
-            lambda pair: [
-                *audit.check_image(pair[0].data, "t"),
-                *audit.check_half(pair[0].data, pair[1], "t"),
-            ],
-            list(zip(cuts, files, strict=True)),
+            "audit half check (on the decoded pixels)",
+            lambda i: list(audit.half_findings(pixels[i], shown[i], "t")),
+            list(range(len(files))),
+        ),
+        ("pHash in 4 views (1/8-scale decode)", lambda cut: leakage.phash_views(cut.data), cuts),
+        (
+            "in-build audit of the written tile (hash)",
+            lambda i: audit.audit_tile((str(written), f"t{i}.jpg", str(files[i]), None, checks[i])),
+            list(range(len(files))),
         ),
         (
-            "whole worker task (cut, gates, halves, hash)",
+            "(standalone audit of a tile: decodes again)",
+            lambda i: audit.audit_tile((str(written), f"t{i}.jpg", str(files[i]), None, None)),
+            list(range(len(files))),
+        ),
+        (
+            "whole worker task (all of the above)",
             release._tile_task,
-            [
-                (str(root), p.relative_to(root).as_posix(), config, sides.Sides(None, None, None))
-                for p in files
-            ],
+            [(str(root), p.relative_to(root).as_posix(), config, no_sides, "t") for p in files],
         ),
     ]
     lines = [f"per composite, one process ({len(files)} composites; codec bound {bound_ms:.2f} ms):"]

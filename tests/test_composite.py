@@ -154,3 +154,75 @@ def test_inverse_table_undoes_each_orientation() -> None:
     image = Image.fromarray(composite_pixels(86))
     for orientation, method in TRANSPOSE.items():
         assert image.transpose(INVERSE[orientation]).transpose(method).tobytes() == image.tobytes()
+
+
+def _crop_through_files(data: bytes) -> bytes:
+    """The lossless crop as the build made it before it worked in memory: jpeglib reading the
+    source from a file, writing the half through that source into another file. The release's
+    tiles must stay byte-identical to this (only the segments the scrub keeps count)."""
+    import os
+    import tempfile
+
+    import jpeglib
+
+    fd, source = tempfile.mkstemp(suffix=".jpg")
+    os.write(fd, data)
+    os.close(fd)
+    fd, target = tempfile.mkstemp(suffix=".jpg")
+    os.close(fd)
+    try:
+        with jpeglib.version("turbo210"):
+            dct = jpeglib.read_dct(source)
+            factors = np.asarray(dct.samp_factor)
+            h_max = int(factors[:, 1].max())
+            for name, h in zip(("Y", "Cb", "Cr"), factors[:, 1], strict=True):
+                blocks = HALF_SIZE[0] * int(h) // h_max // 8
+                setattr(dct, name, np.ascontiguousarray(getattr(dct, name)[:, :blocks]))
+            dct.width = HALF_SIZE[0]
+            dct.write_dct(target)
+        return Path(target).read_bytes()
+    finally:
+        os.unlink(source)
+        os.unlink(target)
+
+
+def _jpegs() -> dict[str, bytes]:
+    """Composites in every chroma sampling the strict decoder accepts, and the encoder options
+    that change how a JPEG is coded (progressive, optimised Huffman tables, restart markers,
+    own quantisation tables, extreme qualities)."""
+    import simplejpeg
+
+    pixels = composite_pixels(seed=5)
+    found = {
+        f"simplejpeg {sub}": simplejpeg.encode_jpeg(pixels, 90, colorsubsampling=sub)
+        for sub in ("444", "422", "420", "440", "411")
+    }
+    options: list[dict[str, object]] = [
+        {},
+        {"progressive": True},
+        {"optimize": True},
+        {"quality": 100},
+        {"quality": 30},
+        {"restart_marker_blocks": 7},
+        {"qtables": [list(range(1, 65)), [2] * 64, [3] * 64]},
+    ]
+    for sub in (0, 1, 2):
+        for kw in options:
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, "JPEG", subsampling=sub, **kw)
+            found[f"pillow subsampling {sub} {sorted(kw)}"] = buffer.getvalue()
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(_jpegs()))
+def test_the_in_memory_crop_publishes_the_same_bytes_as_the_crop_through_files(
+    name: str, tmp_path: Path
+) -> None:
+    from builder.scrub import strip_jpeg
+
+    data = _jpegs()[name]
+    path = tmp_path / "c.jpg"
+    path.write_bytes(data)
+    cut = cut_s2_half(path)
+    assert cut.mode == "lossless", cut.detail  # 8 to 32 px MCUs all divide the 256 px cut
+    assert cut.data == strip_jpeg(_crop_through_files(data))

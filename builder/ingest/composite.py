@@ -40,6 +40,8 @@ import io
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -287,12 +289,37 @@ def colour_signal(data: bytes) -> str | None:
     return None
 
 
-def _lossless_left_half(path: Path) -> bytes | str:
-    """Crop the left half in the DCT domain, or say why the JPEG does not allow it."""
+@contextmanager
+def _memory_file(data: bytes = b"") -> Iterator[str]:
+    """A path to a file in memory holding ``data`` (Linux ``memfd_create``; a temporary file
+    elsewhere), for libraries that read and write JPEGs by path only."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("cropmark-tile", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, data)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    handle, tmp = tempfile.mkstemp(suffix=".jpg")
+    try:
+        os.write(handle, data)
+        os.close(handle)
+        yield tmp
+    finally:
+        os.unlink(tmp)
+
+
+def _lossless_left_half(data: bytes) -> bytes | str:
+    """Crop the left half of the JPEG ``data`` in the DCT domain, or say why it does not allow it.
+
+    The bytes are the ones the caller checked and decoded (the composite is not read from
+    its path again); jpeglib reads and writes by path, so it is handed files in memory.
+    """
     import jpeglib  # imported here: only the JPEG path needs libjpeg
 
-    with jpeglib.version(_JPEGLIB_VERSION):
-        dct = jpeglib.read_dct(str(path))
+    with jpeglib.version(_JPEGLIB_VERSION), _memory_file(data) as source:
+        dct = jpeglib.read_dct(source)
         space = str(dct.jpeg_color_space)
         if space != "JCS_YCbCr" or dct.K is not None or dct.Cb is None or dct.Cr is None:
             return f"colour space {space.removeprefix('JCS_')}, not YCbCr"
@@ -301,17 +328,16 @@ def _lossless_left_half(path: Path) -> bytes | str:
         mcu_width = 8 * h_max
         if HALF_SIZE[0] % mcu_width:
             return f"a {mcu_width} px MCU does not divide the cut"
+        kept = []
         for name, h in zip(("Y", "Cb", "Cr"), factors[:, 1], strict=True):
             blocks = HALF_SIZE[0] * int(h) // h_max // 8
-            setattr(dct, name, np.ascontiguousarray(getattr(dct, name)[:, :blocks]))
-        dct.width = HALF_SIZE[0]
-        fd, tmp = tempfile.mkstemp(suffix=".jpg")
-        os.close(fd)
-        try:
-            dct.write_dct(tmp)
-            return Path(tmp).read_bytes()
-        finally:
-            os.unlink(tmp)
+            kept.append(np.ascontiguousarray(getattr(dct, name)[:, :blocks]))
+        # Written from the coefficients alone (not through the source file, which jpeglib would
+        # decode once more): the same bytes once scrubbed (tests/test_composite.py).
+        half = jpeglib.from_dct(*kept, qt=dct.qt, quant_tbl_no=list(dct.quant_tbl_no))
+        with _memory_file() as target:
+            half.write_dct(target)
+            return Path(target).read_bytes()
 
 
 def encode_jpeg(image: Image.Image) -> bytes:
@@ -340,7 +366,7 @@ def cut_opened(opened: Opened, path: Path) -> Cut:
         detail = f"colour space signalled by {signal}, not plainly YCbCr"  # the card counts "colour space"
     else:
         try:
-            lossless = _lossless_left_half(path)
+            lossless = _lossless_left_half(opened.data)
         except OSError:
             lossless = "libjpeg refused the DCT crop"  # Pillow read it: fall back to one re-encode
         if isinstance(lossless, bytes):

@@ -125,6 +125,7 @@ def evaluate_corpus_tile(
     config: GateConfig,
     sides: Sides,
     composite: Image.Image | None = None,
+    s2_rgb: np.ndarray | None = None,
 ) -> TileGates:
     """The four gates for a composite of the corpus: gate 1 on the published half's bytes,
     gate 3 on the composite's right half (as displayed), gates 2 and 4 on its side files.
@@ -132,13 +133,16 @@ def evaluate_corpus_tile(
     Args:
         composite: the composite as displayed (``builder.ingest.composite.open_displayed``), if the
             caller has it; otherwise it is opened here the same way.
+        s2_rgb: the published half's RGB pixels decoded from ``s2_jpeg``, if the caller has
+            them; otherwise they are decoded here.
 
     Raises:
         SideRejected: bands that cannot be read as a scene (``bad_bands``), or a cloud mask or
             land-cover raster that cannot be used for them (``bad_side_raster``).
     """
-    with Image.open(io.BytesIO(s2_jpeg)) as tile:
-        s2_rgb = np.asarray(tile.convert("RGB"))
+    if s2_rgb is None:
+        with Image.open(io.BytesIO(s2_jpeg)) as tile:
+            s2_rgb = np.asarray(tile.convert("RGB"))
     image = composite if composite is not None else open_displayed(root / source)
     width, height = image.size
     right = np.asarray(image.convert("RGB").crop((width // 2, 0, width, height)))

@@ -55,6 +55,9 @@ from builder.layouts.audit import audit_layout
 from builder.scan import TEXT_SUFFIXES, card_numbers, masked_path, private_values, redact, text_findings
 
 TOP_LEVEL = frozenset({"README.md", "LICENSE", "NOTICE.md", "data"})
+# What a build's worker checked of a tile: the SHA-256 of the bytes, and the findings.
+Checked = tuple[str, tuple[str, ...]]
+
 # The half check compares 16x16-pixel blocks (mean absolute difference over the
 # block's 768 values, 0-255) with the composite's left half. Measured on the sample
 # corpus: lossless cuts stay under 1 in every block (4:2:0 sources differ only in
@@ -168,25 +171,46 @@ def _check_split(
 
 def check_image(data: bytes, where: str) -> Iterator[str]:
     """Findings of a published tile's bytes: an RGB JPEG of 256x512, no metadata, a clean decode."""
+    yield from inspect_image(data, where)[0]
+
+
+def inspect_image(data: bytes, where: str) -> tuple[list[str], np.ndarray | None]:
+    """:func:`check_image`'s findings, and the tile's RGB pixels (H x W x 3, uint8) when it
+    decoded cleanly as an RGB JPEG of 256x512 (``None`` otherwise): the one decode that the
+    build's gates and the half check share."""
     import simplejpeg
 
+    findings: list[str] = []
     found = metadata_segments(data)
     if found:
-        yield f"{where}: metadata in image ({', '.join(found[:4])})"
+        findings.append(f"{where}: metadata in image ({', '.join(found[:4])})")
+    pixels: np.ndarray | None = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a decoder warning (a bomb, a broken chunk) is a finding
             with Image.open(io.BytesIO(data)) as image:
                 if image.format != "JPEG" or image.size != HALF_SIZE or image.mode != "RGB":
-                    yield (
+                    findings.append(
                         f"{where}: {image.format} {image.mode} {image.size[0]}x{image.size[1]}; "
                         "expected an RGB JPEG of 256x512 (w x h)"
                     )
-                    return
+                    return findings, None
                 image.load()
+                pixels = np.asarray(image)
         simplejpeg.decode_jpeg(data, colorspace="rgb", strict=True, min_factor=8)
     except (OSError, SyntaxError, ValueError, Warning, Image.DecompressionBombError) as exc:
-        yield f"{where}: does not decode cleanly ({type(exc).__name__}: {str(exc)[:80]})"
+        findings.append(f"{where}: does not decode cleanly ({type(exc).__name__}: {str(exc)[:80]})")
+        return findings, None
+    return findings, pixels
+
+
+def check_tile(data: bytes, where: str, composite: np.ndarray) -> tuple[list[str], np.ndarray | None]:
+    """Every per-tile check of :func:`audit_tile` on a tile's bytes and its composite as
+    displayed (512 x 512 x 3 RGB), decoded once by the caller; and the tile's pixels."""
+    findings, pixels = inspect_image(data, where)
+    if pixels is not None and not findings:
+        findings.extend(half_findings(pixels, composite, where))
+    return findings, pixels
 
 
 def _check_text(release: Path, secrets: set[str], allowed: frozenset[float]) -> Iterator[str]:
@@ -230,20 +254,27 @@ def _check_files(release: Path, report: dict[str, Any]) -> Iterator[str]:
         yield "private report: its file list does not match its own release digest (edited?)"
 
 
-def audit_tile(task: tuple[str, str, str | None, str | None]) -> list[str]:
+def audit_tile(task: tuple[str, str, str | None, str | None, Checked | None]) -> list[str]:
     """Every per-tile check of one published image (pure: runs in a worker process).
 
     Args:
-        task: ``(release, relative path, composite path or None, recorded sha256 or None)``.
+        task: ``(release, relative path, composite path or None, recorded sha256 or None,
+            checked or None)``. ``checked``: the SHA-256 of the bytes that the build's worker
+            already checked with :func:`check_tile` (on the composite it had decoded) and the
+            findings; they stand for this file when its bytes hash the same, so the tile and
+            its composite are not decoded a second time.
     """
-    release, rel, source, digest = task
+    release, rel, source, digest, checked = task
     path = Path(release) / rel
     data = read_file(path)  # read once: metadata, decoding and the hash all use it
     if data is None:
         return [f"{rel}: not a regular file, or cannot be read"]
+    sha256 = hashlib.sha256(data).hexdigest()
+    if digest is not None and sha256 != digest:
+        return [*check_image(data, rel), f"{rel}: differs from the file the build wrote and audited"]
+    if checked is not None and checked[0] == sha256 and source is not None:
+        return list(checked[1])
     findings = list(check_image(data, rel))
-    if digest is not None and hashlib.sha256(data).hexdigest() != digest:
-        findings.append(f"{rel}: differs from the file the build wrote and audited")
     if source is not None and not findings:
         findings.extend(check_half(data, Path(source), rel))
     return findings
@@ -263,10 +294,17 @@ def check_half(published: bytes, source: Path, where: str) -> Iterator[str]:
         yield f"{where}: its composite is not at hand; cannot prove it is the Sentinel-2 half"
         return
     assert composite.size == COMPOSITE_SIZE
-    shown = np.asarray(composite, dtype=np.int16)
-    left, right = shown[:, : HALF_SIZE[0]], shown[:, HALF_SIZE[0] :]
     with Image.open(io.BytesIO(published)) as image:
-        pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
+        pixels = np.asarray(image.convert("RGB"))
+    yield from half_findings(pixels, np.asarray(composite), where)
+
+
+def half_findings(pixels: np.ndarray, composite: np.ndarray, where: str) -> Iterator[str]:
+    """Findings unless the tile's ``pixels`` are, block by block, the left half of the
+    ``composite`` as displayed (both RGB arrays)."""
+    shown = composite.astype(np.int16)
+    left, right = shown[:, : HALF_SIZE[0]], shown[:, HALF_SIZE[0] :]
+    pixels = pixels.astype(np.int16)
     to_left = np.abs(pixels - left)
     # A lossless cut of a 4:2:0 source may differ in its last column only (chroma
     # upsampling at the new edge): that column is left out of the block check.
@@ -335,7 +373,10 @@ def _report_problem(report: Mapping[str, Any]) -> str | None:
 
 
 def audit_release(
-    release: Path, report: dict[str, Any] | None, map_: Callable[..., Iterable[list[str]]] = map
+    release: Path,
+    report: dict[str, Any] | None,
+    map_: Callable[..., Iterable[list[str]]] = map,
+    checked: Mapping[str, Checked] | None = None,
 ) -> list[str]:
     """Every finding against ``release``; an empty list means it may be published.
 
@@ -345,6 +386,8 @@ def audit_release(
             because without it nothing proves the images are Sentinel-2 halves.
         map_: how to map :func:`audit_tile` over the tiles (``map``, or a process
             pool's ``map`` to spread the image checks over cores).
+        checked: per tile path, what the build's worker checked (:func:`check_tile`): the
+            SHA-256 of the bytes and the findings, used only where the file hashes the same.
     """
     if release.is_symlink():
         return [f"{release.name}: a symbolic link; a release is a folder of regular files"]
@@ -371,7 +414,8 @@ def audit_release(
             f"{rel}: in the private report but not published" for rel in sorted(set(sources) - set(tiles))
         )
     digests: dict[str, str] = (report or {}).get("files", {})
-    tasks = [(str(release), rel, sources.get(rel), digests.get(rel)) for rel in tiles]
+    done = checked or {}
+    tasks = [(str(release), rel, sources.get(rel), digests.get(rel), done.get(rel)) for rel in tiles]
     for tile_findings in progress.bar(map_(audit_tile, tasks), "audit", len(tasks), unit="tile"):
         findings.extend(tile_findings)
     return redact(findings, private_values(report or {}))

@@ -158,20 +158,30 @@ class TileOutcome:
     bands: dict[str, Any] | None
     phash: tuple[int, ...] = ()  # pHash in each of leakage.VIEWS; the first is the tile as stored
     halves: dict[str, Any] | None = None  # builder.quality.halves: in order, swapped or not evaluated
+    checked: audit.Checked | None = None  # the audit's per-tile checks of the cut (audit.check_tile)
 
 
-def _tile_task(task: tuple[str, str, GateConfig, sides.Sides]) -> TileOutcome:
-    """Worker: cut one composite (as displayed) and run the four gates on it with its side files."""
-    root, source, config, side_files = task
+def _tile_task(task: tuple[str, str, GateConfig, sides.Sides, str]) -> TileOutcome:
+    """Worker: cut one composite (as displayed), run the four gates on it with its side files,
+    and the audit's per-tile checks (``where``: the tile's path in the release).
+
+    The composite is decoded once (strictly) and the published half once: the gates, the
+    halves check and the audit's half check share those pixels; the pHash reads the half at
+    1/8 scale, as it always has.
+    """
+    root, source, config, side_files, where = task
     path = Path(root) / source
     try:
         opened = open_checked(read_composite(path))
         cut = cut_opened(opened, path)
     except Rejected as exc:
         return TileOutcome(None, exc.reason.value, exc.detail, (), None)
+    displayed = opened.displayed()
+    shown = np.asarray(displayed.convert("RGB"))
+    audit_findings, s2_rgb = audit.inspect_image(cut.data, where)
     try:
         tile_gates = sides.evaluate_corpus_tile(
-            Path(root), source, cut.data, config, side_files, opened.displayed()
+            Path(root), source, cut.data, config, side_files, displayed, s2_rgb
         )
     except sides.SideRejected as exc:
         return TileOutcome(None, exc.reason.value, exc.detail, (), None)
@@ -181,14 +191,16 @@ def _tile_task(task: tuple[str, str, GateConfig, sides.Sides]) -> TileOutcome:
         return TileOutcome(
             None, gates.GATE_REASONS[failed.gate].value, failed.reason, results, tile_gates.read
         )
-    shown = np.asarray(opened.displayed().convert("RGB"))
     order = halves.check_halves(shown[:, : HALF_SIZE[0]], shown[:, HALF_SIZE[0] :])
     if order.verdict == "swapped":
         return TileOutcome(
             None, Reason.SWAPPED_HALVES.value, order.reason, results, tile_gates.read, (), order.as_dict()
         )
+    if s2_rgb is not None and not audit_findings:
+        audit_findings.extend(audit.half_findings(s2_rgb, shown, where))
+    checked = (hashlib.sha256(cut.data).hexdigest(), tuple(audit_findings))
     return TileOutcome(
-        cut, None, "", results, tile_gates.read, leakage.phash_views(cut.data), order.as_dict()
+        cut, None, "", results, tile_gates.read, leakage.phash_views(cut.data), order.as_dict(), checked
     )
 
 
@@ -496,7 +508,7 @@ def _stage(
     gate_config: GateConfig,
 ) -> dict[str, Any]:
     """Write the whole release into ``staged``, audit it, and return the private report."""
-    tiles, private, gate_log, hashes, views = _write_tiles(
+    tiles, private, gate_log, hashes, views, checked = _write_tiles(
         staged, config, candidates, rejections, map_, gate_config
     )
     site_leaks = _site_leakage(staged, config, hashes, tiles, private, rejections, sites)
@@ -538,7 +550,7 @@ def _stage(
         if path.is_file() and (rel := path.relative_to(staged).as_posix())
     }
     findings = [f"README.md: {problem}" for problem in cards.validate_dataset_card(card, report, staged)]
-    findings += audit.audit_release(staged, report, map_)
+    findings += audit.audit_release(staged, report, map_, checked)
     report["audit"] = {"passed": not findings, "findings": findings}
     return report
 
@@ -556,8 +568,13 @@ def _write_tiles(
     list[tuple[dict[str, Any], ...]],
     dict[str, dict[str, int]],
     dict[str, tuple[int, ...]],
+    dict[str, audit.Checked],
 ]:
-    """Cut and gate every candidate in the pool; write the tiles that pass into ``staged``."""
+    """Cut and gate every candidate in the pool; write the tiles that pass into ``staged``.
+
+    Returns the published and private tiles, the gate results, the pHashes (as stored, per
+    split; in every view, per tile), and what the workers' audit checks found per tile path.
+    """
     corpus = build.corpus
     for split in SPLITS:
         (staged / "data" / split).mkdir(parents=True)
@@ -565,7 +582,17 @@ def _write_tiles(
     private: list[PrivateTile] = []
     seen: dict[str, str] = {}
     root = str(corpus.resolve())
-    tasks = [(root, c.source, config, sides.Sides(c.bands, c.landcover, c.clouds)) for c in candidates]
+    tasks = [
+        (
+            root,
+            c.source,
+            config,
+            sides.Sides(c.bands, c.landcover, c.clouds),
+            f"data/{c.split}/{tile_name(c.content)}",
+        )
+        for c in candidates
+    ]
+    checked: dict[str, audit.Checked] = {}
     gate_log: list[tuple[dict[str, Any], ...]] = []
     hashes: dict[str, dict[str, int]] = {split: {} for split in SPLITS}
     views: dict[str, tuple[int, ...]] = {}  # every tile's pHash in each of leakage.VIEWS
@@ -588,6 +615,8 @@ def _write_tiles(
         assert outcome.phash
         hashes[candidate.split][name] = outcome.phash[0]
         views[name] = outcome.phash
+        if outcome.checked is not None:
+            checked[f"data/{candidate.split}/{name}"] = outcome.checked
         tiles.append(PublicTile(candidate.split, name, candidate.label))
         private.append(
             PrivateTile(
@@ -607,7 +636,7 @@ def _write_tiles(
                 outcome.halves,
             )
         )
-    return tiles, private, gate_log, hashes, views
+    return tiles, private, gate_log, hashes, views, checked
 
 
 def _leakage(

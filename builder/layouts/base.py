@@ -24,7 +24,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from builder.domain import MAX_FILES_PER_FOLDER
@@ -137,13 +137,15 @@ class Sample:
 def samples(staged: Path, report: dict[str, Any], sites: dict[str, Site]) -> list[Sample]:
     """The audited tiles of the staged imagefolder release, in a stable order."""
     out = []
-    for tile in sorted(report["tiles"], key=lambda t: (t["split"], t["file_name"])):
+    # A tile of a split in sub-folders is listed by its path under the split (0000/d_tile_….jpg);
+    # the sibling layouts name it by its file name.
+    for tile in sorted(report["tiles"], key=lambda t: (t["split"], PurePosixPath(t["file_name"]).name)):
         site = sites.get(tile["source"])
         group = f"{site.source_db}:{site.source_id}" if site else f"sha256:{tile['source_sha256']}"
         out.append(
             Sample(
                 tile["split"],
-                tile["file_name"],
+                PurePosixPath(tile["file_name"]).name,
                 tile["label"],
                 staged / "data" / tile["split"] / tile["file_name"],
                 tile["source"],

@@ -4,7 +4,8 @@ A release passes only with zero findings. Every finding names the file (and the
 line, for text), what was found, and masks any value it quotes (``51.5…``): a
 finding never prints a private value in full. Checked:
 
-- layout: only ``README.md``, ``LICENSE``, ``NOTICE.md`` and ``data/{train,eval}/``;
+- layout: only ``README.md``, ``LICENSE``, ``NOTICE.md`` and ``data/{train,eval}/``
+  (a split too large for one folder in sub-folders ``0000/``, ``0001/``, ...);
   only regular files (no symlink, FIFO or device); at most 10,000 files in any
   folder (the Hub's hard limit);
 - every file against the private report: a file the report does not list, a
@@ -46,7 +47,7 @@ import numpy as np
 from PIL import Image
 
 from builder import progress
-from builder.domain import COMPOSITE_SIZE, HALF_SIZE, LABELS, SPLITS, TILE_NAME_RE
+from builder.domain import COMPOSITE_SIZE, HALF_SIZE, LABELS, SPLITS, TILE_NAME_PATTERN, TILE_NAME_RE
 from builder.errors import ConfigError
 from builder.files import crowded_folders, files_digest, journal_findings, load_json, read_file
 from builder.ingest.composite import Rejected, open_displayed
@@ -58,6 +59,10 @@ TOP_LEVEL = frozenset({"README.md", "LICENSE", "NOTICE.md", "data"})
 # What a build's worker checked of a tile: the SHA-256 of the bytes, and the findings.
 Checked = tuple[str, tuple[str, ...]]
 
+# A split larger than one folder holds is written into sub-folders 0000/, 0001/, ...
+SHARD_RE = re.compile(r"^\d{4}$")
+# A tile's path under its split's folder, as metadata.csv lists it.
+TILE_PATH_RE = re.compile(rf"^(?:\d{{4}}/)?{TILE_NAME_PATTERN}$")
 # The half check compares 16x16-pixel blocks (mean absolute difference over the
 # block's 768 values, 0-255) with the composite's left half. Measured on the sample
 # corpus: lossless cuts stay under 1 in every block (4:2:0 sources differ only in
@@ -76,6 +81,7 @@ STRUCTURAL = frozenset(
         *(f"data/{s}/metadata.csv" for s in SPLITS),
     }
 )
+SHARD_PATH_RE = re.compile(rf"^data/(?:{'|'.join(SPLITS)})/\d{{4}}$")
 
 
 def _entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
@@ -145,8 +151,11 @@ def _check_split(
         shown_name = masked_path(name[:60])
         if label not in LABELS:
             yield f"{where}:{number}: label {masked_path(label[:40])!r}; allowed: Yes, No"
-        if not TILE_NAME_RE.match(name):
-            yield f"{where}:{number}: file name {shown_name} is not opaque (d_tile_<12 letters>.jpg)"
+        if not TILE_PATH_RE.match(name):
+            yield (
+                f"{where}:{number}: file name {shown_name} is not opaque "
+                "(d_tile_<12 letters>.jpg, or NNNN/d_tile_<12 letters>.jpg in a sub-folder)"
+            )
         elif known is not None and name not in known:
             yield (
                 f"{where}:{number}: {name} is not a tile of the private report "
@@ -160,13 +169,24 @@ def _check_split(
             yield f"data/{split}/{shown_name}: listed {times} times"
         if not (folder / name).is_file():
             yield f"data/{split}/{shown_name}: listed but missing"
+    for path in _split_entries(folder):
+        rel = path.relative_to(folder).as_posix()
+        if rel not in listed:
+            yield f"data/{split}/{masked_path(rel)}: not listed in metadata.csv"
+        if path.is_file() and not path.is_symlink() and rel in listed and TILE_PATH_RE.match(rel):
+            tiles.append(f"data/{split}/{rel}")
+
+
+def _split_entries(folder: Path) -> Iterator[Path]:
+    """Every entry of a split's folder but its ``metadata.csv``, with the entries of its
+    sub-folders (``0000/``, ...: a real folder named by four digits) instead of the sub-folders."""
     for path in sorted(folder.iterdir()):
         if path.name == "metadata.csv":
             continue
-        if path.name not in listed:
-            yield f"data/{split}/{masked_path(path.name)}: not listed in metadata.csv"
-        if path.is_file() and not path.is_symlink() and path.name in listed and TILE_NAME_RE.match(path.name):
-            tiles.append(f"data/{split}/{path.name}")
+        if SHARD_RE.match(path.name) and path.is_dir() and not path.is_symlink():
+            yield from sorted(path.iterdir())
+        else:
+            yield path
 
 
 def check_image(data: bytes, where: str) -> Iterator[str]:
@@ -218,7 +238,7 @@ def _check_text(release: Path, secrets: set[str], allowed: frozenset[float]) -> 
         path = release / rel
         # An opaque tile name (letters only) or a structural name holds no private
         # value; anything else is checked against the report's values too.
-        structural = TILE_NAME_RE.match(path.name) or rel in STRUCTURAL
+        structural = TILE_NAME_RE.match(path.name) or rel in STRUCTURAL or SHARD_PATH_RE.match(rel)
         yield from text_findings(f"path {masked_path(rel)}", rel, () if structural else secrets)
         if stat.S_ISREG(info.st_mode) and path.suffix.lower() in TEXT_SUFFIXES:
             raw = read_file(path)

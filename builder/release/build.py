@@ -70,6 +70,9 @@ from builder.records import Candidate, PrivateTile, PublicTile, Rejection
 from builder.release import audit, cards, leakage, licenses, siblings
 from builder.release.curate import curate
 
+# "Files per repo <100k: merge data into fewer files" (Repository limitations and recommendations).
+HUB_FILES_PER_REPO = 100_000
+HUB_LIMITS_URL = "https://huggingface.co/docs/hub/repositories-recommendations"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,95}$")
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?$")
 
@@ -478,6 +481,7 @@ def _build_locked(
             sites = curated.sites
             rejections = [*ingested.rejections, *curated.rejections]
             candidates = curated.candidates
+            check_repository_size(config, candidates)
             report = _stage(config, staged, ingested, sites, candidates, rejections, map_, gate_config)
         findings = report["audit"]["findings"]
         if findings:
@@ -555,6 +559,47 @@ def _stage(
     return report
 
 
+def tiles_per_folder() -> int:
+    """Tiles one folder of a split holds: the Hub's limit of entries per folder, less one for
+    the split's ``metadata.csv``."""
+    return audit.MAX_FILES_PER_FOLDER - 1
+
+
+def shard_folders(candidates: Sequence[Candidate]) -> dict[tuple[str, str], str]:
+    """Per (split, tile name), the sub-folder of the split the tile goes to (``""``: none).
+
+    A split of at most :func:`tiles_per_folder` candidates is one folder, as always. A larger
+    split is written into sub-folders ``0000/``, ``0001/``, ... of that many tiles each, in the
+    order of the tile names, and ``metadata.csv`` (in the split's folder) lists each tile by
+    its path under it (``0000/d_tile_….jpg``), which the ``imagefolder`` loader reads. Rejected
+    candidates leave gaps, so no sub-folder ever holds more.
+    """
+    capacity = tiles_per_folder()
+    folders: dict[tuple[str, str], str] = {}
+    for split in SPLITS:
+        names = sorted(tile_name(c.content) for c in candidates if c.split == split)
+        sharded = len(names) > capacity
+        for index, name in enumerate(names):
+            folders[split, name] = f"{index // capacity:04d}/" if sharded else ""
+    return folders
+
+
+def check_repository_size(config: BuildConfig, candidates: Sequence[Candidate]) -> None:
+    """Refuse, before any tile is cut, an imagefolder release with more files than the Hub
+    recommends per repository (one file a tile, and the card, licence and notice).
+
+    Raises:
+        ConfigError: one line, pointing to the Parquet layout.
+    """
+    files = len(candidates) + len(SPLITS) + 3
+    if config.layout == "imagefolder" and files >= HUB_FILES_PER_REPO:
+        raise ConfigError(
+            f"{len(candidates):,} tiles would make an imagefolder release of {files:,} files; the Hub "
+            f"recommends fewer than {HUB_FILES_PER_REPO:,} files per repository ({HUB_LIMITS_URL}): "
+            "build with --layout parquet, which packs the tiles into a few shards"
+        )
+
+
 def _write_tiles(
     staged: Path,
     build: BuildConfig,
@@ -582,13 +627,14 @@ def _write_tiles(
     private: list[PrivateTile] = []
     seen: dict[str, str] = {}
     root = str(corpus.resolve())
+    folders = shard_folders(candidates)
     tasks = [
         (
             root,
             c.source,
             config,
             sides.Sides(c.bands, c.landcover, c.clouds),
-            f"data/{c.split}/{tile_name(c.content)}",
+            f"data/{c.split}/{folders[c.split, tile_name(c.content)]}{tile_name(c.content)}",
         )
         for c in candidates
     ]
@@ -611,6 +657,10 @@ def _write_tiles(
         if name in seen:  # 48-bit prefix collision: never silently overwrite a tile
             raise ConfigError(f"tile name {name} collides for {seen[name]} and {candidate.source}")
         seen[name] = candidate.source
+        folder = folders[candidate.split, name]
+        if folder and not (staged / "data" / candidate.split / folder).is_dir():
+            (staged / "data" / candidate.split / folder).mkdir()
+        name = folder + name  # the path under the split's folder, as metadata.csv lists it
         (staged / "data" / candidate.split / name).write_bytes(result.data)
         assert outcome.phash
         hashes[candidate.split][name] = outcome.phash[0]

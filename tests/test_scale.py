@@ -1,0 +1,136 @@
+"""A split larger than one folder holds is written into sub-folders that ``load_dataset`` reads.
+
+The Hub refuses more than 10,000 entries per folder; a split of more tiles goes into
+``data/<split>/0000/``, ``0001/``, ... with ``metadata.csv`` in the split's folder listing each
+tile by its path under it. The tests lower the limit to 11 entries (10 tiles a folder) instead of
+building 10,000 real tiles: the small corpus's 24 train tiles then take three sub-folders and its
+8 eval tiles stay in one folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder import audit, release
+from builder.errors import ConfigError
+from builder.release import BuildConfig, build
+
+LIMIT = 11  # entries per folder in these tests: 10 tiles and metadata.csv
+
+
+@pytest.fixture
+def low_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit, "MAX_FILES_PER_FOLDER", LIMIT)
+
+
+def rows_of(folder: Path) -> dict[str, Any]:
+    """What ``load_dataset`` reads from a release folder, in a fresh process (the README's way)."""
+    script = (
+        "import hashlib, json, sys\n"
+        "from datasets import load_dataset\n"
+        "ds = load_dataset(sys.argv[1])\n"
+        "print(json.dumps({s: sorted([hashlib.sha256(r['image'].tobytes()).hexdigest(), r['label']]"
+        " for r in ds[s]) for s in ds}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(folder)], capture_output=True, text=True, check=True
+    ).stdout
+    loaded: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return loaded
+
+
+def test_a_large_split_goes_into_sub_folders_that_load_dataset_reads(
+    low_limit: None, _small_corpus_master: Path, small_release: Path, tmp_path: Path
+) -> None:
+    result = build(BuildConfig(_small_corpus_master, tmp_path / "out", "1.0.0"))
+    train = result.release / "data" / "train"
+    shards = sorted(p.name for p in train.iterdir() if p.is_dir())
+    assert shards == ["0000", "0001", "0002"]
+    assert sorted(p.name for p in train.iterdir() if p.is_file()) == ["metadata.csv"]
+    for folder in [train, *(train / s for s in shards), result.release / "data" / "eval"]:
+        assert sum(1 for _ in folder.iterdir()) <= LIMIT
+    assert not any(p.is_dir() for p in (result.release / "data" / "eval").iterdir())  # 8 tiles: one folder
+    with (train / "metadata.csv").open(newline="") as handle:
+        listed = list(csv.DictReader(handle))
+    assert all(row["file_name"][:5] in {"0000/", "0001/", "0002/"} for row in listed)
+    assert len(listed) == sum(1 for p in train.rglob("*.jpg"))
+
+    # The same tiles, labels and bytes as the one-folder release of the same corpus.
+    def tiles(root: Path) -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (root / "data").rglob("*.jpg")}
+
+    assert tiles(result.release) == tiles(small_release)
+    assert rows_of(result.release) == rows_of(small_release)
+    # The standalone audit accepts the sub-folders.
+    assert audit.audit_release(result.release, audit.load_report(result.private / "report.json")) == []
+
+
+def test_the_audit_still_refuses_a_crowded_folder(
+    low_limit: None, _small_corpus_master: Path, tmp_path: Path
+) -> None:
+    result = build(BuildConfig(_small_corpus_master, tmp_path / "out", "1.0.0"))
+    report = audit.load_report(result.private / "report.json")
+    train = result.release / "data" / "train"
+    # Every tile of shard 0001 moved into shard 0000: more tiles than one folder may hold, and the paths
+    # listed in metadata.csv and the report follow them, so only the crowding is wrong.
+    for tile in sorted((train / "0001").iterdir()):
+        tile.rename(train / "0000" / tile.name)
+    (train / "0001").rmdir()
+    text = (train / "metadata.csv").read_text().replace("0001/", "0000/")
+    (train / "metadata.csv").write_text(text)
+    for entry in report["tiles"]:
+        entry["file_name"] = entry["file_name"].replace("0001/", "0000/")
+    report["files"] = {rel.replace("0001/", "0000/"): d for rel, d in report["files"].items()}
+    report["files"]["data/train/metadata.csv"] = hashlib.sha256(text.encode()).hexdigest()
+    del report["release_digest"]
+    crowded = sum(1 for _ in (train / "0000").iterdir())
+    assert crowded > LIMIT
+    findings = audit.audit_release(result.release, report)
+    assert findings == [f"data/train/0000/: {crowded} entries; the Hub refuses more than {LIMIT} per folder"]
+    # A folder that is not a four-digit sub-folder is not a place for tiles.
+    (train / "0000").rename(train / "extra")
+    findings = audit.audit_release(result.release, report)
+    assert "data/train/extra: not listed in metadata.csv" in findings
+    assert any("listed but missing" in f for f in findings)
+
+
+def test_the_sibling_layouts_name_tiles_without_the_sub_folder(
+    low_limit: None, _small_corpus_master: Path, tmp_path: Path
+) -> None:
+    result = build(BuildConfig(_small_corpus_master, tmp_path / "out", "1.0.0", layout="parquet"))
+    assert result.report["audit"]["passed"]
+    assert sorted(p.name for p in (result.release / "data").iterdir())[0].endswith(".parquet")
+
+
+def test_past_the_hubs_files_per_repository_the_build_points_to_parquet_before_cutting(
+    monkeypatch: pytest.MonkeyPatch, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(release, "HUB_FILES_PER_REPO", 20)
+
+    def never(task: Any) -> Any:
+        raise AssertionError("a tile was cut")
+
+    monkeypatch.setattr(release, "_tile_task", never)
+    with pytest.raises(ConfigError, match=r"fewer than 20 files per repository .*--layout parquet") as caught:
+        build(BuildConfig(small_corpus, tmp_path / "out", "1.0.0"))
+    assert release.HUB_LIMITS_URL in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "out" / "cropmark-disambiguator-s2" / "1.0.0").exists()
+    from builder.cli import main
+
+    assert (
+        main(["build", "--corpus", str(small_corpus), "--out", str(tmp_path / "cli"), "--version", "1.0.0"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "--layout parquet" in err and "Traceback" not in err
+    shutil.rmtree(tmp_path / "cli", ignore_errors=True)

@@ -2,11 +2,17 @@
 
 The codec bound is measured in the same run on the same files: Pillow decoding
 a 512x512 JPEG composite and encoding a 256x512 JPEG (q95, 4:4:4), nothing
-else. The build's tiles per second per core are printed as a ratio to it, for 1
-and 2 worker processes; peak resident memory of a whole build (one process) at
-1,000 and 10,000 tiles shows whether memory stays flat in the number of tiles.
+else. Per stage of a tile's work (read, strict decode, full decode, lossless crop,
+image checks, gates, halves, audit half check, pHash, in-build audit), the cost
+per composite is printed against it. For each tile count (1,000 and 10,000), a
+whole build's tiles per second per core are printed as a ratio to it with 1 and 2
+worker processes, the 2-worker rate against the 1-worker rate, the CPU time per
+tile (all processes; less sensitive to other work on the machine than wall time)
+against the codec bound's, and peak resident memory (with 1 worker the whole
+build runs in one process), which shows whether memory stays flat in the number
+of tiles.
 
-    python benchmarks/bench_build.py [--tiles 1000] [--memory 1000,10000] [--write]
+    python benchmarks/bench_build.py [--tiles 1000,10000] [--write]
 
 Tile corpora are made from a seeded base corpus; extra tiles are copies of base
 composites with a distinct pattern of black and white 8x8 blocks along the top of
@@ -220,8 +226,9 @@ def stage_costs(files: list[Path], bound_ms: float) -> list[str]:
     return lines
 
 
-def run_build(corpus: Path, out: Path, workers: int) -> tuple[float, int, int]:
-    """Wall seconds, tiles published and peak RSS (KiB) of one build in a fresh process."""
+def run_build(corpus: Path, out: Path, workers: int) -> tuple[float, int, int, float]:
+    """Wall seconds, tiles published, peak RSS (KiB) and CPU seconds (user + system, the build
+    and its workers) of one build in a fresh process."""
     shutil.rmtree(out, ignore_errors=True)
     cmd = [
         sys.executable,
@@ -246,18 +253,20 @@ def run_build(corpus: Path, out: Path, workers: int) -> tuple[float, int, int]:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"build failed: {stderr.strip()}")
     tiles = sum(int(line.split()[2]) for line in stdout.splitlines() if line.strip().startswith("published"))
-    return wall, tiles, usage.ru_maxrss
+    return wall, tiles, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiles", type=int, default=1000, help="tiles for the throughput runs")
-    parser.add_argument("--memory", default="1000,10000", help="tile counts for the memory runs")
+    parser.add_argument("--tiles", default="1000,10000", help="tile counts of the build runs")
     parser.add_argument("--base", type=int, default=200, help="distinct generated composites")
     parser.add_argument("--write", action="store_true", help="write the figures to benchmarks/RESULTS.md")
     args = parser.parse_args()
-    sizes = sorted({args.tiles, *(int(x) for x in args.memory.split(","))})
-    lines = [f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}"]
+    sizes = sorted({int(x) for x in args.tiles.split(",")})
+    lines = [
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+        f"load average {os.getloadavg()[0]:.1f} at the start"
+    ]
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -277,17 +286,20 @@ def main() -> None:
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as maker:
             corpora = {n: maker.submit(tile_corpus, tmpdir / f"c{n}", base, n).result() for n in sizes}
-        for workers in (1, 2):
-            wall, tiles, _ = run_build(corpora[args.tiles], tmpdir / "out", workers)
-            per_core = tiles / wall / workers
-            say(
-                f"build {tiles} tiles, {workers} worker(s): {tiles / wall:.1f} tiles/s, "
-                f"{per_core:.1f} tiles/s/core = {per_core / bound:.2f}x codec bound per core"
-            )
         for n in sizes:
-            if n == args.tiles or str(n) in args.memory.split(","):
-                wall, tiles, rss = run_build(corpora[n], tmpdir / "out", 1)
-                say(f"peak memory, {tiles} tiles, 1 process: {rss / 1024:.0f} MiB ({wall:.0f} s)")
+            one = 0.0
+            for workers in (1, 2):
+                wall, tiles, rss, cpu = run_build(corpora[n], tmpdir / "out", workers)
+                per_core = tiles / wall / workers
+                one = one or tiles / wall
+                scaling = f", {tiles / wall / one:.2f}x the 1-worker rate" if workers > 1 else ""
+                say(
+                    f"build {tiles} tiles, {workers} worker(s): {tiles / wall:.1f} tiles/s, "
+                    f"{per_core:.1f} tiles/s/core = {per_core / bound:.2f}x codec bound per core{scaling}; "
+                    f"CPU {cpu / tiles * 1000:.0f} ms/tile = {tiles / cpu / bound:.2f}x the codec bound's; "
+                    f"peak memory {rss / 1024:.0f} MiB ({wall:.0f} s)"
+                )
+    say(f"load average {os.getloadavg()[0]:.1f} at the end")
     if args.write:
         write_section("bench_build", "Build throughput and memory (`benchmarks/bench_build.py`)", lines)
 

@@ -56,6 +56,7 @@ space: $(VENV)/.full
 
 bench: $(VENV)/.full
 	$(PY) benchmarks/bench_build.py --write
+	$(PY) benchmarks/bench_leakage.py --write
 	$(PY) benchmarks/bench_publish.py --write
 	$(PY) benchmarks/bench_gates.py --write
 	$(PY) benchmarks/bench_model.py --write

@@ -19,7 +19,10 @@ copy (it lands as far from the original as unrelated tiles do), so every train t
 is compared with each eval tile in the four :data:`VIEWS` (as stored, mirrored,
 upside down, turned half a turn) and the smallest distance counts. What it still
 cannot see, measured on the sample tiles in the tests (``tests/test_leakage.py``):
-a window moved by a tenth of the tile or more.
+a window moved by a tenth of the tile or more. The pairs (and the closest distance)
+are always those of comparing every pair; past :data:`BRUTE_FORCE_PAIRS`
+comparisons they are found with a multi-index hash (:class:`HammingIndex`, below
+quadratic; the method and its source are described above it).
 
 **Sites.** With the private ``sites.csv``, a train tile and an eval tile are one
 site when they come from the same source record (``source_db`` and a non-empty ``source_id``)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -134,3 +135,24 @@ def test_past_the_hubs_files_per_repository_the_build_points_to_parquet_before_c
     err = capsys.readouterr().err
     assert "--layout parquet" in err and "Traceback" not in err
     shutil.rmtree(tmp_path / "cli", ignore_errors=True)
+
+
+def test_near_duplicates_and_dropped_tiles_in_sub_folders(
+    low_limit: None, small_corpus: Path, small_release: Path, tmp_path: Path
+) -> None:
+    """Pairs name a tile by its path under the split, in the report and the card (which the
+    build validates), and a dropped train tile leaves its sub-folder."""
+    from tests.test_leakage import eval_sources, seed_near_duplicates
+
+    made = seed_near_duplicates(small_corpus, eval_sources(small_release, 2))
+    kept = build(BuildConfig(small_corpus, tmp_path / "kept", "1.0.0"))
+    pairs = kept.report["leakage"]["pairs"]
+    assert len(pairs) == len(made) and all(re.match(r"^\d{4}/d_tile_", p["train"]) for p in pairs)
+    card = (kept.release / "README.md").read_text()
+    assert all(f"`{p['train']}`" in card for p in pairs)
+    dropped = build(BuildConfig(small_corpus, tmp_path / "dropped", "1.0.0", drop_near_duplicates=True))
+    assert dropped.report["leakage"]["dropped"] == len(made)
+    for pair in pairs:
+        assert not (dropped.release / "data" / "train" / pair["train"]).exists()
+        assert (kept.release / "data" / "train" / pair["train"]).is_file()
+    assert audit.audit_release(dropped.release, audit.load_report(dropped.private / "report.json")) == []

@@ -446,7 +446,10 @@ _HALVES = re.compile(
 _SITE = re.compile(r"\*\*(?P<n>\d+)\*\* train tiles of an eval tile's site were found")
 _LEAK = re.compile(r"\*\*(?P<n>\d+)\*\* train tiles within \*\*(?P<threshold>\d+)\*\* bits of an eval tile")
 _LEAK_ROW = re.compile(
-    rf"^\| `(?P<train>{TILE_NAME_PATTERN})` \| `(?P<eval>{TILE_NAME_PATTERN})` \| (?P<d>\d+) \|$", re.M
+    # A tile of a split in sub-folders is named by its path under the split (0000/d_tile_….jpg).
+    rf"^\| `(?P<train>(?:\d{{4}}/)?{TILE_NAME_PATTERN})` \| `(?P<eval>(?:\d{{4}}/)?{TILE_NAME_PATTERN})` "
+    r"\| (?P<d>\d+) \|$",
+    re.M,
 )
 _SOURCE_ROW = re.compile(r"^- (?P<name>.+): (?P<n>\d+) tiles$", re.M)
 

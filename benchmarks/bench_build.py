@@ -216,7 +216,17 @@ def stage_costs(files: list[Path]) -> list[str]:
         (
             "whole worker task (all of the above)",
             release._tile_task,
-            [(str(root), p.relative_to(root).as_posix(), config, no_sides, "t") for p in files],
+            [
+                (
+                    str(root),
+                    p.relative_to(root).as_posix(),
+                    config,
+                    no_sides,
+                    "t",
+                    hashlib.sha256(d).hexdigest(),
+                )
+                for p, d in zip(files, data, strict=True)
+            ],
         ),
     ]
 

@@ -226,3 +226,28 @@ def test_the_in_memory_crop_publishes_the_same_bytes_as_the_crop_through_files(
     cut = cut_s2_half(path)
     assert cut.mode == "lossless", cut.detail  # 8 to 32 px MCUs all divide the 256 px cut
     assert cut.data == strip_jpeg(_crop_through_files(data))
+
+
+def test_the_cut_repeats_the_strict_decode_unless_the_bytes_are_the_ones_curation_checked(
+    tmp_path: Path,
+) -> None:
+    """The worker skips the strict entropy decode only for the very bytes curation decoded
+    strictly; a file replaced since (here by a damaged one) is decoded strictly again."""
+    import hashlib
+
+    from builder import release, sides, thresholds
+    from builder.curate import identify
+
+    good = jpeg_bytes(composite_pixels(84))
+    path = tmp_path / "composites" / "c.jpg"
+    path.parent.mkdir()
+    path.write_bytes(good)
+    checked = identify(str(path))
+    assert checked.content is not None and checked.sha256 == hashlib.sha256(good).hexdigest()
+    task = (str(tmp_path), "composites/c.jpg", thresholds.GateConfig(), sides.Sides(None, None, None), "t")
+    assert release._tile_task((*task, checked.sha256)).cut is not None
+    path.write_bytes(corrupt_scan(good))  # replaced after curation
+    outcome = release._tile_task((*task, checked.sha256))
+    assert outcome.cut is None and outcome.reason == Reason.UNREADABLE_IMAGE.value
+    assert outcome.detail.startswith("decoder warning: Corrupt JPEG data")
+    assert release._tile_task((*task, None)).reason == Reason.UNREADABLE_IMAGE.value

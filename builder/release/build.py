@@ -164,18 +164,22 @@ class TileOutcome:
     checked: audit.Checked | None = None  # the audit's per-tile checks of the cut (audit.check_tile)
 
 
-def _tile_task(task: tuple[str, str, GateConfig, sides.Sides, str]) -> TileOutcome:
+def _tile_task(task: tuple[str, str, GateConfig, sides.Sides, str, str | None]) -> TileOutcome:
     """Worker: cut one composite (as displayed), run the four gates on it with its side files,
     and the audit's per-tile checks (``where``: the tile's path in the release).
 
-    The composite is decoded once (strictly) and the published half once: the gates, the
-    halves check and the audit's half check share those pixels; the pHash reads the half at
-    1/8 scale, as it always has.
+    The composite is decoded once and the published half once: the gates, the halves check
+    and the audit's half check share those pixels; the pHash reads the half at 1/8 scale, as
+    it always has. ``verified``: the SHA-256 of the bytes that curation decoded strictly
+    (:func:`builder.curate.identify`); when the file still holds exactly those bytes, the
+    strict entropy decode is not repeated (the same bytes give the same verdict).
     """
-    root, source, config, side_files, where = task
+    root, source, config, side_files, where, verified = task
     path = Path(root) / source
     try:
-        opened = open_checked(read_composite(path))
+        data = read_composite(path)
+        strict = verified is None or hashlib.sha256(data).hexdigest() != verified
+        opened = open_checked(data, strict=strict)
         cut = cut_opened(opened, path)
     except Rejected as exc:
         return TileOutcome(None, exc.reason.value, exc.detail, (), None)
@@ -635,6 +639,7 @@ def _write_tiles(
             config,
             sides.Sides(c.bands, c.landcover, c.clouds),
             f"data/{c.split}/{folders[c.split, tile_name(c.content)]}{tile_name(c.content)}",
+            None if c.content.startswith("bytes:") else c.sha256,  # bytes curation decoded strictly
         )
         for c in candidates
     ]

@@ -135,13 +135,13 @@ class Pair:
 
 BRUTE_FORCE_PAIRS = 1 << 22  # below this many (train, eval view) comparisons, compare every pair
 _CHUNK = 1 << 22  # comparisons per step of the full comparison (bounded memory)
-# One flip pattern (a sorted lookup of every query) costs about as much as comparing every query
-# with this many indexed hashes (benchmarks/bench_leakage.py measures it: 4 in its first run;
-# 8 leaves a margin); up to _MIN_PATTERNS
-# patterns are enumerated whatever the size.
+# One flip pattern (a table lookup of every query) costs about as much as comparing every query
+# with this many indexed hashes (benchmarks/bench_leakage.py prints it: 2 to 4 in its runs; 8
+# leaves a margin). Up to _MIN_PATTERNS patterns are enumerated whatever the size. Only the
+# speed depends on these two, never the result.
 _PATTERN_COST = 8
 _MIN_PATTERNS = 4096
-_DENSE_BITS = 22  # blocks this narrow get a table of 2**bits start offsets (32 MiB at most)
+_DENSE_BITS = 22  # a block this narrow gets a table of 2**bits + 1 start offsets (32 MiB at 22 bits)
 
 
 def blocks(count: int) -> list[tuple[int, int]]:

@@ -300,15 +300,15 @@ def main() -> None:
         base = base_corpus(tmpdir / "base", args.base)
         bound = codec_bound(base)
         say(f"codec bound (1 core): {bound:.1f} tiles/s")
-        for line in check_costs(base):
-            say(line)
-        for line in stage_costs(base):
-            say(line)
-        # Made in a child process: the decoded base composites would otherwise stay in this
+        # Measured and made in a child process: decoded composites would otherwise stay in this
         # process's memory, which each build's peak RSS (measured from fork) would include.
         spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as maker:
-            corpora = {n: maker.submit(tile_corpus, tmpdir / f"c{n}", base, n).result() for n in sizes}
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as child:
+            for line in child.submit(check_costs, base).result():
+                say(line)
+            for line in child.submit(stage_costs, base).result():
+                say(line)
+            corpora = {n: child.submit(tile_corpus, tmpdir / f"c{n}", base, n).result() for n in sizes}
         for n in sizes:
             one = 0.0
             for workers in (1, 2):

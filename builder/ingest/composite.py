@@ -16,7 +16,8 @@ the leakage hash and the audit all see the composite as displayed
 
 **Cut.** JPEG sources in YCbCr with orientation 1 are cut **losslessly**: the DCT
 coefficients of the left 32 block columns are kept as they are (libjpeg-turbo
-through ``jpeglib``), so no generation loss is added and, for 4:4:4 sources, the
+through ``jpeglib``, on the very bytes that were checked and decoded, handed to it
+as files in memory), so no generation loss is added and, for 4:4:4 sources, the
 published pixels are bit-identical to the left half the model trained on. With
 4:2:0 chroma only the last pixel column can differ, by the decoder's chroma
 upsampling at the new edge. Everything else is decoded, oriented, and encoded

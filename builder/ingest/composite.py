@@ -316,6 +316,13 @@ def _lossless_left_half(data: bytes) -> bytes | str:
 
     The bytes are the ones the caller checked and decoded (the composite is not read from
     its path again); jpeglib reads and writes by path, so it is handed files in memory.
+
+    Why jpeglib: a lossless crop needs libjpeg's coefficient API or TurboJPEG's
+    ``tjTransform``. jpeglib (maintained; its wheels carry libjpeg-turbo builds) offers the
+    former. PyTurboJPEG, the maintained ``tjTransform`` wrapper, loads the system's
+    ``libturbojpeg`` through ctypes, which no wheel provides and this project's install
+    cannot bring; the ``turbojpeg`` wheel that bundles it has had one early release
+    (0.0.2); jpegtran-cffi's last release is from 2015.
     """
     import jpeglib  # imported here: only the JPEG path needs libjpeg
 

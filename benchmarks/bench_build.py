@@ -166,8 +166,11 @@ def check_costs(files: list[Path]) -> list[str]:
 def stage_costs(files: list[Path]) -> list[str]:
     """Milliseconds per composite of each stage of a tile's work, in the order the build runs
     them (one process, best of 3 rounds over the files), as fractions of the codec bound."""
-    from builder import audit, halves, leakage, release, sides, thresholds
-    from builder.composite import HALF_SIZE, cut_opened, open_checked, read_composite, strict_jpeg
+    from builder.domain import HALF_SIZE
+    from builder.ingest.composite import cut_opened, open_checked, read_composite, strict_jpeg
+    from builder.quality import halves, sides, thresholds
+    from builder.release import audit, leakage
+    from builder.release import build as release
 
     files = files[:100]
     config = thresholds.GateConfig()

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._results import write_section  # noqa: E402
-from builder import leakage  # noqa: E402
+from builder.release import leakage  # noqa: E402
 
 
 def hashes(n_train: int, n_eval: int, seed: int = 0) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:

@@ -218,7 +218,7 @@ def _jpegs() -> dict[str, bytes]:
 def test_the_in_memory_crop_publishes_the_same_bytes_as_the_crop_through_files(
     name: str, tmp_path: Path
 ) -> None:
-    from builder.scrub import strip_jpeg
+    from builder.ingest.scrub import strip_jpeg
 
     data = _jpegs()[name]
     path = tmp_path / "c.jpg"
@@ -235,8 +235,9 @@ def test_the_cut_repeats_the_strict_decode_unless_the_bytes_are_the_ones_curatio
     strictly; a file replaced since (here by a damaged one) is decoded strictly again."""
     import hashlib
 
-    from builder import release, sides, thresholds
-    from builder.curate import identify
+    from builder.quality import sides, thresholds
+    from builder.release import build as release
+    from builder.release.curate import identify
 
     good = jpeg_bytes(composite_pixels(84))
     path = tmp_path / "composites" / "c.jpg"

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pytest
 
-from builder import leakage
-from builder.leakage import VIEWS, HammingIndex, Pair, near_duplicates
+from builder.release import leakage
+from builder.release.leakage import VIEWS, HammingIndex, Pair, near_duplicates
 
 
 def reference(

@@ -21,16 +21,20 @@ from typing import Any
 
 import pytest
 
-from builder import audit, release
 from builder.errors import ConfigError
-from builder.release import BuildConfig, build
+from builder.release import audit
+from builder.release import build as release
+from builder.release.build import BuildConfig, build
 
 LIMIT = 11  # entries per folder in these tests: 10 tiles and metadata.csv
 
 
 @pytest.fixture
 def low_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audit, "MAX_FILES_PER_FOLDER", LIMIT)
+    from builder import domain
+
+    monkeypatch.setattr(domain, "MAX_FILES_PER_FOLDER", LIMIT)  # the build's
+    monkeypatch.setattr(audit, "MAX_FILES_PER_FOLDER", LIMIT)  # the audit's copy of it
 
 
 def rows_of(folder: Path) -> dict[str, Any]:

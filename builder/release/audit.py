@@ -37,6 +37,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 import stat
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping

@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from builder import progress
+from builder import domain, progress
 from builder.domain import DATASET_NAME, HALF_SIZE, LABELS, SPLITS, Reason, hub_id_problem, tile_name
 from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyReleaseError, ReleaseLayoutError
 from builder.files import files_digest, journal_path
@@ -566,7 +566,7 @@ def _stage(
 def tiles_per_folder() -> int:
     """Tiles one folder of a split holds: the Hub's limit of entries per folder, less one for
     the split's ``metadata.csv``."""
-    return audit.MAX_FILES_PER_FOLDER - 1
+    return domain.MAX_FILES_PER_FOLDER - 1
 
 
 def shard_folders(candidates: Sequence[Candidate]) -> dict[tuple[str, str], str]:

@@ -136,7 +136,7 @@ class Pair:
 BRUTE_FORCE_PAIRS = 1 << 22  # below this many (train, eval view) comparisons, compare every pair
 _CHUNK = 1 << 22  # comparisons per step of the full comparison (bounded memory)
 # One flip pattern (a table lookup of every query) costs about as much as comparing every query
-# with this many indexed hashes (benchmarks/bench_leakage.py prints it: 2 to 4 in its runs; 8
+# with this many indexed hashes (benchmarks/bench_leakage.py prints it: 2 to 6 in its runs; 8
 # leaves a margin). Up to _MIN_PATTERNS patterns are enumerated whatever the size. Only the
 # speed depends on these two, never the result.
 _PATTERN_COST = 8

@@ -31,10 +31,10 @@ LIMIT = 11  # entries per folder in these tests: 10 tiles and metadata.csv
 
 @pytest.fixture
 def low_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    from builder import domain
+    from builder import domain, files
 
     monkeypatch.setattr(domain, "MAX_FILES_PER_FOLDER", LIMIT)  # the build's
-    monkeypatch.setattr(audit, "MAX_FILES_PER_FOLDER", LIMIT)  # the audit's copy of it
+    monkeypatch.setattr(files, "MAX_FILES_PER_FOLDER", LIMIT)  # the audit's crowded-folder check
 
 
 def rows_of(folder: Path) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from builder.layouts import hdf5  # noqa: E402
 from builder.layouts.base import LayoutOptions, samples  # noqa: E402
 from builder.layouts.policy import CROPMARK  # noqa: E402
 from builder.release.build import BuildConfig, build  # noqa: E402
+from builder.release.report import BuildReport  # noqa: E402
 from builder.testing.sample import generate  # noqa: E402
 
 
@@ -54,9 +55,9 @@ def size(folder: Path, skip: tuple[str, ...] = ("README.md", "LICENSE", "NOTICE.
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name not in skip)
 
 
-def hdf5_write(release: Path, report: dict[str, object], out: Path, dtype: str) -> tuple[float, int]:
+def hdf5_write(release: Path, report: BuildReport, out: Path, dtype: str) -> tuple[float, int]:
     """Seconds for the HDF5 writer alone on ``release``'s tiles, and the bytes of its shards."""
-    items = samples(release, report, {})  # type: ignore[arg-type]
+    items = samples(release, report, {})
     out.mkdir()
     (out / "private").mkdir()
     start = time.perf_counter()

@@ -69,14 +69,14 @@ def bytes_and_commits(tmp: Path, say: Callable[[str], None]) -> None:
         corpus, out = tmp / "corpus", tmp / "build"
         generate(corpus, seed=0)
         result = build(BuildConfig(corpus, out, "1.0.0", workers=2, repo_id=REPO))
-        tiles = sum(result.report["counts"]["tiles"].values())
+        tiles = sum(result.report.counts.tiles.values())
         say(f"sample release: {tiles} tiles, {sum(p.is_file() for p in result.release.rglob('*'))} files")
         first = push(server, result.release, "v1.0.0")
         again = push(server, result.release, "v1.0.0")
-        tile = next(t for t in result.report["tiles"] if t["source"].endswith(".png") and len(t["rows"]) == 1)
-        pixels = np.asarray(Image.open(corpus / tile["source"]).convert("RGB")).copy()
+        tile = next(t for t in result.report.tiles if t.source.endswith(".png") and len(t.rows) == 1)
+        pixels = np.asarray(Image.open(corpus / tile.source).convert("RGB")).copy()
         pixels[:32, :32] = 255 - pixels[:32, :32]
-        Image.fromarray(pixels).save(corpus / tile["source"], format="PNG")
+        Image.fromarray(pixels).save(corpus / tile.source, format="PNG")
         result = build(BuildConfig(corpus, out, "1.0.1", workers=2, repo_id=REPO))
         one = push(server, result.release, "v1.0.1")
     for name, (nbytes, nfiles, commits, wall) in (

@@ -18,7 +18,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from builder.files import CARDS_DIR
 from builder.sources import SOURCES, UNRECORDED
@@ -239,16 +239,17 @@ def numbers_in(value: Any, skip: frozenset[str] = frozenset()) -> Iterator[float
             yield from numbers_in(inner, skip)
 
 
-def card_numbers(report: Mapping[str, Any]) -> frozenset[float]:
+def card_numbers(parts: Iterable[Any]) -> frozenset[float]:
     """The allow-list: every number the card quotes from the report, and each as a percentage.
 
-    Taken from the report's ``counts``, ``gates`` (thresholds and counts), ``leakage``
-    (threshold, distances), ``cut_modes`` and ``layout_summary`` (shard rows and
-    bytes); never from tiles or sites.
+    ``parts`` are the JSON parts of the report that the card quotes
+    (``BuildReport.quoted_parts()``: its ``counts``, ``gates`` (thresholds and counts),
+    ``leakage`` (threshold, distances), ``cut_modes`` and ``layout_summary`` (shard rows
+    and bytes)); never tiles or sites. The hashes of a leakage pair are not numbers.
     """
     found: set[float] = set()
-    for key in ("counts", "gates", "leakage", "cut_modes", "layout_summary"):
-        for number in numbers_in(report.get(key), frozenset({"hashes"})):
+    for part in parts:
+        for number in numbers_in(part, frozenset({"hashes"})):
             found.update({number, number * 100})
     return frozenset(found)
 
@@ -266,22 +267,46 @@ def fixed_text() -> str:
     return "\n".join(parts).lower()
 
 
-def private_values(report: dict[str, Any]) -> set[str]:
-    """Strings from the private report that must never appear in a release."""
+class PrivateSite(Protocol):
+    """What the scanner reads of a tile's private site (``builder.ingest.corpus.Site``)."""
+
+    @property
+    def source_id(self) -> str: ...
+    @property
+    def date(self) -> str: ...
+    @property
+    def lat(self) -> float: ...
+    @property
+    def lon(self) -> float: ...
+
+
+class PrivateTileValues(Protocol):
+    """What the scanner reads of one tile of the private report (``builder.release.report.TileRecord``)."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def source_sha256(self) -> str: ...
+    @property
+    def site(self) -> PrivateSite | None: ...
+
+
+def private_values(tiles: Iterable[PrivateTileValues]) -> set[str]:
+    """Strings from the private report's ``tiles`` that must never appear in a release."""
     values: set[str] = set()
-    for tile in report.get("tiles", []):
-        source = PurePosixPath(tile["source"])
+    for tile in tiles:
+        source = PurePosixPath(tile.source)
         values.add(source.stem)
-        values.add(tile["source_sha256"][:12])
-        site = tile.get("site")
+        values.add(tile.source_sha256[:12])
+        site = tile.site
         if site:
-            values.add(site["source_id"])
-            values.add(site["date"])
-            values.add(site["date"].replace("-", ""))
-            for key in ("lat", "lon"):
+            values.add(site.source_id)
+            values.add(site.date)
+            values.add(site.date.replace("-", ""))
+            for coordinate in (site.lat, site.lon):
                 for decimals in (3, 4, 5, 6):
-                    values.add(f"{site[key]:.{decimals}f}")
-                    values.add(f"{abs(site[key]):.{decimals}f}")
+                    values.add(f"{coordinate:.{decimals}f}")
+                    values.add(f"{abs(coordinate):.{decimals}f}")
     fixed = fixed_text()
     return {v for v in values if len(v) >= 5 and not (v.lower() in fixed and secret_re(v).search(fixed))}
 

@@ -8,12 +8,9 @@ one-line error with nothing written.
 
 from __future__ import annotations
 
-import copy
 import io
-import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +19,8 @@ from PIL import Image
 from builder.ingest.scrub import metadata_segments
 from builder.release.audit import BLOCK_TOLERANCE, audit_release
 from builder.release.build import BuildConfig, BuildResult, build
-from tests.data.adversarial import FATAL, CorpusCase, Leak, plant_corpus, plant_release
+from builder.release.report import AuditResult, BuildReport
+from tests.data.adversarial import FATAL, CorpusCase, plant_corpus, plant_release
 from tests.data.factory import TinyCorpus
 
 # The sample release's rejections (tests/test_release.py pins them); hostile cases add to these.
@@ -59,9 +57,9 @@ def test_every_hostile_case_has_its_outcome(hostile: tuple[BuildResult, list[Cor
     result, cases = hostile
     report = result.report
     rejected: dict[str, str] = {}
-    for r in report["rejections"]:
-        rejected.setdefault(r["where"], r["reason"])
-    tiles = {t["source"]: t for t in report["tiles"]}
+    for r in report.rejections:
+        rejected.setdefault(r.where, r.reason.value)
+    tiles = {t.source: t for t in report.tiles}
     expected_counts = dict(SAMPLE_REJECTED)
     for case in cases:
         if case.expect in ("published", "read", "card quotes it"):
@@ -70,24 +68,24 @@ def test_every_hostile_case_has_its_outcome(hostile: tuple[BuildResult, list[Cor
         assert got == case.expect, (case.kind, got)
         assert case.source not in tiles, case.kind  # nothing of it is published
         expected_counts[case.expect] = expected_counts.get(case.expect, 0) + 1
-    counted = {reason: sum(per.values()) for reason, per in report["counts"]["rejected"].items()}
+    counted = {reason: sum(per.values()) for reason, per in report.counts.rejected.items()}
     assert counted == expected_counts
     # The byte-order mark: the first eval row is read, not rejected.
     assert "sft/eval.jsonl:1" not in rejected
-    assert report["counts"]["tiles"]["eval"] == 155
+    assert report.counts.tiles["eval"] == 155
 
 
 def test_published_hostile_tiles_are_the_displayed_left_half(
     hostile: tuple[BuildResult, list[CorpusCase]],
 ) -> None:
     result, cases = hostile
-    tiles = {t["source"]: t for t in result.report["tiles"]}
+    tiles = {t.source: t for t in result.report.tiles}
     published = [c for c in cases if c.expect == "published"]
     assert len(published) >= 20
     for case in published:
         assert case.source is not None
         tile = tiles[case.source]
-        data = (result.release / "data" / tile["split"] / tile["file_name"]).read_bytes()
+        data = (result.release / "data" / tile.split / tile.file_name).read_bytes()
         assert metadata_segments(data) == [], case.kind
         with Image.open(io.BytesIO(data)) as image:
             pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
@@ -97,7 +95,7 @@ def test_published_hostile_tiles_are_the_displayed_left_half(
             to_right = np.abs(pixels - truth[:, 256:]).mean()
             assert to_left < 4.0 and to_right > 25.0, (case.kind, to_left, to_right)
         if case.lossless is not None:
-            assert (tile["cut"] == "lossless") is case.lossless, (case.kind, tile["cut"], tile["cut_detail"])
+            assert (tile.cut == "lossless") is case.lossless, (case.kind, tile.cut, tile.cut_detail)
 
 
 def test_the_card_quotes_a_many_decimal_threshold_and_passes(
@@ -106,7 +104,7 @@ def test_the_card_quotes_a_many_decimal_threshold_and_passes(
     result, _ = hostile
     card = (result.release / "README.md").read_text(encoding="utf-8")
     assert "0.100000000123" in card
-    assert result.report["audit"] == {"passed": True, "findings": []}
+    assert result.report.audit == AuditResult(passed=True, findings=())
     # The card says why JPEG composites were re-encoded (8 orientations less 1, XMP: 8).
     assert (
         "or from JPEGs that a lossless cut cannot keep (8 with an EXIF orientation, cut as a viewer" in card
@@ -121,8 +119,7 @@ def test_every_planted_leak_is_a_finding_that_names_it(
     release = tmp_path / "1.0.0"
     shutil.copytree(result.release, release, symlinks=True)
     shutil.copytree(result.private, tmp_path / "1.0.0.private")
-    report: dict[str, Any] = copy.deepcopy(result.report)
-    leaks = plant_release(release, report)
+    leaks, report = plant_release(release, result.report)
     assert len(leaks) >= 40
     findings = audit_release(release, report)
     for leak in leaks:
@@ -138,14 +135,14 @@ def test_every_planted_leak_is_a_finding_that_names_it(
     _no_private_value_in_full(findings, report)
 
 
-def _no_private_value_in_full(findings: list[str], report: dict[str, Any]) -> None:
+def _no_private_value_in_full(findings: list[str], report: BuildReport) -> None:
     from builder.scan import private_values
 
     text = "\n".join(findings)
-    for value in private_values(report):
+    for value in private_values(report.tiles):
         assert value not in text, value
-    for site in (t["site"] for t in report["tiles"] if t.get("site")):
-        assert f"{site['lat']:.4f}" not in text and site["source_id"] not in text
+    for site in (t.site for t in report.tiles if t.site):
+        assert f"{site.lat:.4f}" not in text and site.source_id not in text
 
 
 def test_a_pasted_patch_is_found_where_it_was_pasted(
@@ -156,9 +153,9 @@ def test_a_pasted_patch_is_found_where_it_was_pasted(
     from builder.ingest.scrub import strip_jpeg
 
     result, _ = hostile
-    tile = next(t for t in result.report["tiles"] if t["split"] == "train" and t["cut"] == "lossless")
-    path = result.release / "data" / "train" / tile["file_name"]
-    composite = open_displayed(Path(result.report["corpus"]) / tile["source"])
+    tile = next(t for t in result.report.tiles if t.split == "train" and t.cut == "lossless")
+    path = result.release / "data" / "train" / tile.file_name
+    composite = open_displayed(Path(result.report.corpus) / tile.source)
     context = np.asarray(composite)[:, 256:]
     with Image.open(path) as image:
         clean = np.asarray(image.convert("RGB")).copy()
@@ -173,7 +170,7 @@ def test_a_pasted_patch_is_found_where_it_was_pasted(
             - np.asarray(composite, dtype=np.int16)[:, :256]
         ).mean()
         assert mean < 4.0  # the old whole-tile tolerance would have passed it
-        (finding,) = check_half(data, Path(result.report["corpus"]) / tile["source"], "t")
+        (finding,) = check_half(data, Path(result.report.corpus) / tile.source, "t")
         worst = finding.split("worst at ")[1].split(":")[0]
         wx, wy = (int(part.split("=")[1]) for part in worst.split(", "))
         assert x - 16 < wx < x + 32 and y - 16 < wy < y + 32, (finding, x, y)
@@ -209,10 +206,9 @@ def test_a_leaking_release_is_refused_by_the_cli_audit(
     result, _ = hostile
     release = tmp_path / "1.0.0"
     shutil.copytree(result.release, release)
-    report = copy.deepcopy(result.report)
-    leaks: list[Leak] = plant_release(release, report)
+    leaks, report = plant_release(release, result.report)
     (tmp_path / "1.0.0.private").mkdir()
-    (tmp_path / "1.0.0.private" / "report.json").write_text(json.dumps(report))
+    (tmp_path / "1.0.0.private" / "report.json").write_bytes(report.to_json())
     assert main(["audit", str(release)]) == 1
     out = capsys.readouterr().out
     assert out.count("FINDING ") >= len({leak.where for leak in leaks})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import hashlib
 import io
@@ -10,8 +9,8 @@ import os
 import shutil
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
@@ -19,6 +18,7 @@ from PIL import Image
 from builder.files import files_digest
 from builder.release.audit import audit_release
 from builder.release.build import BuildConfig, BuildResult, build
+from builder.release.report import BuildReport
 from builder.testing.sample import SMALL_PLAN, generate
 
 
@@ -30,10 +30,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
 
 
 @pytest.fixture
-def release(built: BuildResult, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+def release(built: BuildResult, tmp_path: Path) -> tuple[Path, BuildReport]:
     target = tmp_path / "release"
     shutil.copytree(built.release, target)
-    return target, copy.deepcopy(built.report)
+    return target, built.report
 
 
 def _first_tile(release: Path) -> Path:
@@ -57,7 +57,7 @@ def _set_sof_size(path: Path, width: int, height: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_a_good_release_passes(release: tuple[Path, dict[str, Any]]) -> None:
+def test_a_good_release_passes(release: tuple[Path, BuildReport]) -> None:
     path, report = release
     assert audit_release(path, report) == []
 
@@ -92,7 +92,7 @@ def _png(path: Path) -> None:
         image.save(path, format="PNG")
 
 
-SEEDS: dict[str, tuple[Callable[[Path, dict[str, Any]], None], str]] = {
+SEEDS: dict[str, tuple[Callable[[Path, BuildReport], None], str]] = {
     "exif gps": (lambda r, _: _exif(_first_tile(r)), "APP1"),
     "comment": (lambda r, _: _comment(_first_tile(r)), "metadata in image (COM"),
     "trailing bytes": (lambda r, _: _trailing(_first_tile(r)), "bytes after EOI"),
@@ -126,11 +126,11 @@ SEEDS: dict[str, tuple[Callable[[Path, dict[str, Any]], None], str]] = {
         "compact date-like",
     ),
     "source id from the report": (
-        lambda r, rep: (r / "NOTICE.md").write_text(f"see {rep['tiles'][0]['site']['source_id']}\n"),
+        lambda r, rep: (r / "NOTICE.md").write_text(f"see {rep.tiles[0].site.source_id}\n"),
         "private value of the report",
     ),
     "source file name": (
-        lambda r, rep: (r / "README.md").write_text(Path(rep["tiles"][1]["source"]).stem + "\n"),
+        lambda r, rep: (r / "README.md").write_text(Path(rep.tiles[1].source).stem + "\n"),
         "private value of the report",
     ),
     "product id": (
@@ -153,7 +153,7 @@ SEEDS: dict[str, tuple[Callable[[Path, dict[str, Any]], None], str]] = {
     ),
     "private value glued to letters in a name": (
         lambda r, rep: _rewrite_csv(
-            r, "train", lambda rows: [*rows, [f"lat{rep['tiles'][0]['site']['lat']:.4f}.jpg", "No"]]
+            r, "train", lambda rows: [*rows, [f"lat{rep.tiles[0].site.lat:.4f}.jpg", "No"]]
         ),
         "latitude/longitude label-like string lat",
     ),
@@ -165,7 +165,7 @@ SEEDS: dict[str, tuple[Callable[[Path, dict[str, Any]], None], str]] = {
 
 
 @pytest.mark.parametrize("case", sorted(SEEDS))
-def test_seeded_finding_is_caught(case: str, release: tuple[Path, dict[str, Any]]) -> None:
+def test_seeded_finding_is_caught(case: str, release: tuple[Path, BuildReport]) -> None:
     path, report = release
     seed, expected = SEEDS[case]
     seed(path, report)
@@ -173,30 +173,31 @@ def test_seeded_finding_is_caught(case: str, release: tuple[Path, dict[str, Any]
     assert any(expected in f for f in findings), findings
 
 
-def test_right_half_published_is_caught(release: tuple[Path, dict[str, Any]]) -> None:
+def test_right_half_published_is_caught(release: tuple[Path, BuildReport]) -> None:
     path, report = release
-    tile = report["tiles"][0]
-    with Image.open(Path(report["corpus"]) / tile["source"]) as composite:
+    tile = report.tiles[0]
+    with Image.open(Path(report.corpus) / tile.source) as composite:
         right = composite.convert("RGB").crop((256, 0, 512, 512))
-    target = path / "data" / tile["split"] / tile["file_name"]
+    target = path / "data" / tile.split / tile.file_name
     buf = io.BytesIO()
     right.save(buf, format="JPEG", quality=95, subsampling=0)
     from builder.ingest.scrub import strip_jpeg
 
     target.write_bytes(strip_jpeg(buf.getvalue()))
     # A build that lied: its report records the hash of what it wrote.
-    report["files"][f"data/{tile['split']}/{tile['file_name']}"] = hashlib.sha256(
-        target.read_bytes()
-    ).hexdigest()
-    report["release_digest"] = files_digest(report["files"])
+    files = {
+        **report.files,
+        f"data/{tile.split}/{tile.file_name}": hashlib.sha256(target.read_bytes()).hexdigest(),
+    }
+    report = replace(report, files=files, release_digest=files_digest(files))
     findings = audit_release(path, report)
     assert findings == [
-        f"data/{tile['split']}/{tile['file_name']}: matches its composite's right (context) half, "
+        f"data/{tile.split}/{tile.file_name}: matches its composite's right (context) half, "
         "not the Sentinel-2 half"
     ]
 
 
-def test_more_than_10000_files_in_a_folder(release: tuple[Path, dict[str, Any]]) -> None:
+def test_more_than_10000_files_in_a_folder(release: tuple[Path, BuildReport]) -> None:
     path, report = release
     crowded = path / "data" / "eval"
     for i in range(10_001):
@@ -207,12 +208,12 @@ def test_more_than_10000_files_in_a_folder(release: tuple[Path, dict[str, Any]])
     )
 
 
-def test_no_private_report_is_a_finding(release: tuple[Path, dict[str, Any]]) -> None:
+def test_no_private_report_is_a_finding(release: tuple[Path, BuildReport]) -> None:
     path, _ = release
     assert audit_release(path, None) == ["no private report: cannot check hashes or which half was published"]
 
 
-def test_the_real_licence_text_is_shipped(release: tuple[Path, dict[str, Any]]) -> None:
+def test_the_real_licence_text_is_shipped(release: tuple[Path, BuildReport]) -> None:
     path, _ = release
     shared = Path(__file__).resolve().parents[2] / "shared" / "licenses" / "CDLA-Permissive-2.0.txt"
     text = (path / "LICENSE").read_text(encoding="utf-8")
@@ -224,21 +225,21 @@ def test_the_real_licence_text_is_shipped(release: tuple[Path, dict[str, Any]]) 
     assert "Open Government Licence v3.0" in notice
 
 
-def _no_value_in_full(findings: list[str], report: dict[str, Any]) -> None:
+def _no_value_in_full(findings: list[str], report: BuildReport) -> None:
     from builder.scan import private_values
 
     text = "\n".join(findings)
-    for value in private_values(report):
+    for value in private_values(report.tiles):
         assert value not in text, value
 
 
 def test_findings_never_print_a_private_value_glued_to_other_text(
-    release: tuple[Path, dict[str, Any]],
+    release: tuple[Path, BuildReport],
 ) -> None:
     """A private value inside a word or a longer name is masked like a whole word."""
     path, report = release
-    site = next(t["site"] for t in report["tiles"] if t.get("site"))
-    lat, sid, date = f"{site['lat']:.4f}", site["source_id"], site["date"]
+    site = next(t.site for t in report.tiles if t.site)
+    lat, sid, date = f"{site.lat:.4f}", site.source_id, site.date
     _rewrite_csv(path, "train", lambda rows: [*rows, [f"lat{lat}.jpg", "No"], [f"id{sid}x.jpg", "Yes"]])
     (path / f"notes_{sid}x.txt").write_text("x\n")
     with (path / "README.md").open("a") as handle:
@@ -251,7 +252,7 @@ def test_findings_never_print_a_private_value_glued_to_other_text(
     _no_value_in_full(findings, report)
 
 
-def test_a_fifo_in_the_release_is_a_finding_not_a_hang(release: tuple[Path, dict[str, Any]]) -> None:
+def test_a_fifo_in_the_release_is_a_finding_not_a_hang(release: tuple[Path, BuildReport]) -> None:
     path, report = release
     (path / "NOTICE.md").unlink()
     os.mkfifo(path / "NOTICE.md")
@@ -265,7 +266,7 @@ def test_a_fifo_in_the_release_is_a_finding_not_a_hang(release: tuple[Path, dict
 
 
 def test_a_release_folder_that_is_a_symlink_is_refused(
-    release: tuple[Path, dict[str, Any]], tmp_path: Path
+    release: tuple[Path, BuildReport], tmp_path: Path
 ) -> None:
     path, report = release
     link = tmp_path / "linked"
@@ -286,7 +287,7 @@ def test_a_release_folder_that_is_a_symlink_is_refused(
 def test_cli_audit_with_a_broken_report_is_one_line(
     content: str,
     message: str,
-    release: tuple[Path, dict[str, Any]],
+    release: tuple[Path, BuildReport],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

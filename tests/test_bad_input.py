@@ -21,8 +21,8 @@ from tests.data.factory import TinyCorpus, composite_pixels, jpeg_bytes, png16_r
 
 def _build(corpus: TinyCorpus, out: Path) -> dict[str, dict[str, int]]:
     result = build(BuildConfig(corpus.write(), out, "1.0.0"))
-    assert result.report["counts"]["tiles"] == {"train": 4, "eval": 2}  # the good tiles survive
-    rejected: dict[str, dict[str, int]] = result.report["counts"]["rejected"]
+    assert result.report.counts.tiles == {"train": 4, "eval": 2}  # the good tiles survive
+    rejected: dict[str, dict[str, int]] = result.report.counts.rejected
     return rejected
 
 
@@ -80,18 +80,18 @@ def test_unreadable_row_is_counted_with_its_line(case: str, tmp_path: Path) -> N
     corpus = TinyCorpus(tmp_path / "corpus")
     corpus.add_raw_line("train", line)
     result = build(BuildConfig(corpus.write(), tmp_path / "out", "1.0.0"))
-    assert result.report["counts"]["rejected"] == {reason: {"train": 1, "eval": 0}}
-    (rejection,) = result.report["rejections"]
-    assert rejection["where"] == "sft/train.jsonl:5"  # the 4 good rows come first
+    assert result.report.counts.rejected == {reason: {"train": 1, "eval": 0}}
+    (rejection,) = result.report.rejections
+    assert rejection.where == "sft/train.jsonl:5"  # the 4 good rows come first
 
 
 def test_non_utf8_line_is_counted(tmp_path: Path) -> None:
     corpus = TinyCorpus(tmp_path / "corpus")
     corpus.rows["eval"].append(b'{"messages": "caf\xe9"}')  # type: ignore[arg-type]
     result = build(BuildConfig(corpus.write(), tmp_path / "out", "1.0.0"))
-    (rejection,) = result.report["rejections"]
-    assert rejection["reason"] == "unreadable_row" and "UTF-8" in rejection["detail"]
-    assert rejection["where"] == "sft/eval.jsonl:3"
+    (rejection,) = result.report.rejections
+    assert rejection.reason == "unreadable_row" and "UTF-8" in rejection.detail
+    assert rejection.where == "sft/eval.jsonl:3"
 
 
 @pytest.mark.parametrize("label", ["yes", "YES", "Maybe", '=HYPERLINK("http://x","Yes")', "", "Yes No"])
@@ -138,8 +138,8 @@ def test_csv_manifest_is_read_like_jsonl(tmp_path: Path) -> None:
     rows.append("composites/site_train_0.jpg,=cmd|' /C calc'!A0")
     (corpus / "sft" / "train.csv").write_text("\n".join(rows) + "\n")
     result = build(BuildConfig(corpus, tmp_path / "out", "1.0.0"))
-    assert result.report["counts"]["tiles"] == {"train": 4, "eval": 2}
-    assert result.report["counts"]["rejected"] == {"bad_label": {"train": 1, "eval": 0}}
+    assert result.report.counts.tiles == {"train": 4, "eval": 2}
+    assert result.report.counts.rejected == {"bad_label": {"train": 1, "eval": 0}}
 
 
 def test_published_image_has_no_metadata_even_when_the_source_has(tmp_path: Path) -> None:

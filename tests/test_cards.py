@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from builder.errors import ConfigError
 from builder.model.schema import check_evaluation, check_training_summary
 from builder.release import cards
 from builder.release.build import BuildResult
+from builder.release.report import BuildReport
 from tests.golden import refresh
 
 DATA = Path(__file__).parent / "data"
@@ -257,14 +259,13 @@ def test_card_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_card_problems_never_print_a_private_value(sample_release: BuildResult) -> None:
     """A problem quotes values; one that equals a private value of the report is masked."""
-    report = copy.deepcopy(sample_release.report)
-    site = next(t["site"] for t in report["tiles"] if t.get("site"))
-    report["sources"] = {f"{site['source_id']} at {site['lat']:.4f}": 1}
+    site = next(t.site for t in sample_release.report.tiles if t.site)
+    report = replace(sample_release.report, sources={f"{site.source_id} at {site.lat:.4f}": 1})
     text = (sample_release.release / "README.md").read_text()
     problems = cards.validate_dataset_card(text, report, sample_release.release)
     joined = "\n".join(problems)
     assert "source counts" in joined
-    assert site["source_id"] not in joined and f"{site['lat']:.4f}" not in joined
+    assert site.source_id not in joined and f"{site.lat:.4f}" not in joined
 
 
 def test_a_percentage_threshold_is_quoted_exactly() -> None:
@@ -274,5 +275,8 @@ def test_a_percentage_threshold_is_quoted_exactly() -> None:
 
     shown = figures.pct(0.0123456789)
     assert shown == "1.23456789 %" and figures.pct(0.3) == "30 %"
-    allowed = card_numbers({"gates": {"config": {"max_saturated": 0.0123456789}}})
+    report = BuildReport.from_dict(_json("build_report.json"))
+    allowed = card_numbers(
+        replace(report, gates=replace(report.gates, config={"max_saturated": 0.0123456789})).quoted_parts()
+    )
     assert list(text_findings("README.md", f"< {shown} saturated pixels", (), allowed)) == []

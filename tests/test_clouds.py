@@ -113,31 +113,28 @@ def test_build_never_publishes_a_cloudy_scene_as_passed_and_rejects_the_forest(
         else:
             (root / "bands" / f"real_{k}.tif").write_bytes(source.read_bytes())
     report = build(BuildConfig(corpus.write(), tmp_path / "out", "1.0.0")).report
-    published = {t["source"]: t for t in report["tiles"] if t["source"].startswith("composites/real_")}
-    rejected = {r["where"]: r for r in report["rejections"]}
+    published = {t.source: t for t in report.tiles if t.source.startswith("composites/real_")}
+    rejected = {r.where: r for r in report.rejections}
     for k in CLEAR:
         forest = rejected[f"composites/real_{k}.jpg"]
-        assert forest["reason"] == "gate_not_agricultural" and "(forest)" in forest["detail"]
+        assert forest.reason == "gate_not_agricultural" and "(forest)" in forest.detail
     for k in CLOUDY:
         source = f"composites/real_{k}.jpg"
         if form.startswith("l1c"):  # the detector measured the cloud: gate 2 rejected it first
-            assert (
-                rejected[source]["reason"] == "gate_s2_cloudy"
-                and "(s2cloudless)" in rejected[source]["detail"]
-            )
+            assert rejected[source].reason == "gate_s2_cloudy" and "(s2cloudless)" in rejected[source].detail
         elif source in published:  # L2A without SCL or mask: cloud unknown, so never "passed"
-            cloud = published[source]["gates"][1]
+            cloud = published[source].gates[1]
             assert cloud["evaluated"] is False and cloud["passed"] is None
             assert "cloud cover not measured" in cloud["reason"]
         else:  # ... or rejected on what was measured
-            assert rejected[source]["reason"] in ("gate_s2_cloudy", "gate_not_agricultural")
+            assert rejected[source].reason in ("gate_s2_cloudy", "gate_not_agricultural")
     assert set(published) <= {f"composites/real_{k}.jpg" for k in CLOUDY}
-    assert all(t["gates"][1]["passed"] is not True for t in published.values())
-    gate2 = report["gates"]["s2_not_cloudy"]
+    assert all(t.gates[1]["passed"] is not True for t in published.values())
+    gate2 = report.gates.per_gate["s2_not_cloudy"]
     if form.startswith("l1c"):
-        assert (gate2["evaluated"], gate2["passed"], gate2["rejected"]) == (5, 3, 2)
+        assert (gate2.evaluated, gate2.passed, gate2.rejected) == (5, 3, 2)
     else:
-        assert gate2["passed"] == 0 and gate2["not_evaluated_reasons"]
+        assert gate2.passed == 0 and gate2.not_evaluated_reasons
 
 
 def test_without_the_bands_the_detector_needs_cloud_is_not_measured() -> None:

@@ -162,27 +162,27 @@ def test_a_copy_without_side_files_listed_first_still_gets_the_bands_gates_and_s
     small_corpus: Path, tmp_path: Path
 ) -> None:
     rejected = build(BuildConfig(small_corpus, tmp_path / "before", "1.0.0")).report
-    cloudy = next(r["where"] for r in rejected["rejections"] if r["reason"] == "gate_s2_cloudy")
-    published = next(t for t in rejected["tiles"] if t["bands"] is not None and t["split"] == "train")
+    cloudy = next(r.where for r in rejected.rejections if r.reason == "gate_s2_cloudy")
+    published = next(t for t in rejected.tiles if t.bands is not None and t.split == "train")
     # A copy with a trailing byte of the cloudy composite, and a byte-identical copy of a published
     # one whose name sorts first (so it is the copy that is cut), each listed first, without bands.
     copies = {
         "composites/0_cloudy.jpg": with_trailing_byte((small_corpus / cloudy).read_bytes()),
-        "composites/0_copy.jpg": (small_corpus / published["source"]).read_bytes(),
+        "composites/0_copy.jpg": (small_corpus / published.source).read_bytes(),
     }
     for copy, data in copies.items():
         (small_corpus / copy).write_bytes(data)
     _prepend_row(small_corpus, "train", "composites/0_cloudy.jpg", "No")
-    _prepend_row(small_corpus, "train", "composites/0_copy.jpg", published["label"])
+    _prepend_row(small_corpus, "train", "composites/0_copy.jpg", published.label)
     report = build(BuildConfig(small_corpus, tmp_path / "after", "1.0.0")).report
-    again = [r for r in report["rejections"] if r["reason"] == "gate_s2_cloudy"]
-    assert len(again) == 1 and again[0]["where"] in (cloudy, "composites/0_cloudy.jpg")
-    assert not any(t["source"] == "composites/0_cloudy.jpg" for t in report["tiles"])
-    tile = next(t for t in report["tiles"] if t["file_name"] == published["file_name"])
-    assert tile["source"] == "composites/0_copy.jpg" and tile["bands"] == published["bands"]
-    assert tile["site"] == published["site"] and tile["site"] is not None
-    assert tile["gates"] == published["gates"]
-    assert report["sources"] == rejected["sources"]  # no "unrecorded" attribution
+    again = [r for r in report.rejections if r.reason == "gate_s2_cloudy"]
+    assert len(again) == 1 and again[0].where in (cloudy, "composites/0_cloudy.jpg")
+    assert not any(t.source == "composites/0_cloudy.jpg" for t in report.tiles)
+    tile = next(t for t in report.tiles if t.file_name == published.file_name)
+    assert tile.source == "composites/0_copy.jpg" and tile.bands == published.bands
+    assert tile.site == published.site and tile.site is not None
+    assert tile.gates == published.gates
+    assert report.sources == rejected.sources  # no "unrecorded" attribution
 
 
 def test_copies_naming_different_side_files_or_sites_are_a_counted_conflict(tmp_path: Path) -> None:
@@ -279,10 +279,10 @@ def test_a_shuffled_manifest_gives_the_identical_release_and_gate_verdicts(
         }
 
     assert files(first.release) == files(second.release)
-    verdicts = {t["file_name"]: (t["source"], t["gates"], t["site"]) for t in first.report["tiles"]}
-    assert verdicts == {t["file_name"]: (t["source"], t["gates"], t["site"]) for t in second.report["tiles"]}
-    assert first.report["gates"] == second.report["gates"]
-    assert first.report["counts"] == second.report["counts"]
+    verdicts = {t.file_name: (t.source, t.gates, t.site) for t in first.report.tiles}
+    assert verdicts == {t.file_name: (t.source, t.gates, t.site) for t in second.report.tiles}
+    assert first.report.gates == second.report.gates
+    assert first.report.counts == second.report.counts
 
 
 def test_a_copy_stored_rotated_with_its_exif_orientation_is_the_same_composite(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from PIL import Image
 from builder.cli import main
 from builder.errors import ConfigError, LayoutDataError, PolicyError
 from builder.layouts import hdf5, policy, sft_jsonl
-from builder.layouts.audit import audit_layout
 from builder.layouts.base import LayoutOptions
+from builder.release.audit import audit_sibling
 from builder.release.build import BuildConfig, BuildResult, build
+from builder.release.report import BuildReport
 from tests.test_leakage import eval_sources, seed_near_duplicates
 
 OPEN = policy.Policy("open-sibling", coordinates=True, timestamps=True, source_ids=True, sidecars=True)
@@ -128,8 +130,8 @@ def test_sft_rows_are_the_one_prompt_with_relative_paths(
     result, _ = sft_release
     rows = _rows(result.release)
     total = sum(len(r) for r in rows.values())
-    assert total == sum(result.report["counts"]["tiles"].values())
-    label_of = {t["file_name"]: t["label"] for t in result.report["tiles"]}
+    assert total == sum(result.report.counts.tiles.values())
+    label_of = {t.file_name: t.label for t in result.report.tiles}
     for row in (r for split in rows.values() for r in split):
         image = row["messages"][1]["content"][0]["image"]
         assert image.startswith("images/s0000") and (result.release / image).is_file()
@@ -172,7 +174,7 @@ def test_the_sft_card_snippet_loads_rows_and_opens_their_images(
 def test_sft_images_are_sharded_and_paths_rewritten(sft_release: tuple[BuildResult, dict[str, str]]) -> None:
     result, _ = sft_release
     folders = sorted((result.release / "images").iterdir())
-    n = sum(result.report["counts"]["tiles"].values())
+    n = sum(result.report.counts.tiles.values())
     assert [f.name for f in folders] == [f"s{i:05d}" for i in range(-(-n // 5))]
     assert all(len(list(f.iterdir())) <= 5 for f in folders)
     used = {
@@ -195,13 +197,13 @@ def test_sft_split_keeps_each_site_in_one_split(sft_release: tuple[BuildResult, 
         for part in r["messages"][1]["content"]
         if part["type"] == "image"
     }
-    name = {t["source"]: t["file_name"] for t in result.report["tiles"]}
+    name = {t.source: t.file_name for t in result.report.tiles}
     # Jittered copies of an eval site sit in the curated train split; here they follow their site.
     for variant, original in made.items():
         assert split_of[name[variant]] == split_of[name[original]]
     groups = json.loads((_private(result.release) / "groups.json").read_text())
     assert sft_jsonl.validate(result.release, groups) == []
-    summary = result.report["layout_summary"]
+    summary = result.report.layout_summary
     assert sum(s["groups"] for s in summary["splits"].values()) == summary["groups"]
 
 
@@ -263,7 +265,7 @@ def test_sidecars_stay_private_unless_the_policy_allows(
     result = _build(_small_corpus_master, tmp_path / "a", "sft-jsonl", fractions=(0.6, 0.2, 0.2))
     assert not (result.release / "sidecars").exists()
     sidecars = sorted((_private(result.release) / "sidecars").glob("*.json"))
-    assert len(sidecars) == sum(result.report["counts"]["tiles"].values())
+    assert len(sidecars) == sum(result.report.counts.tiles.values())
     full = json.loads(sidecars[0].read_text())
     assert {"lat", "lon", "scene_id", "date", "label_stats"} <= set(full)
     # Asking for public sidecars under the cropmark policy: one line, nothing built.
@@ -287,13 +289,13 @@ def test_sidecars_stay_private_unless_the_policy_allows(
     assert "lat" in shown and "date" not in shown and "source" not in shown
     # The audit enforces the policy: a date slipped into a sidecar is refused (no-dates allows
     # sidecars but not timestamps), and so are the sidecars themselves under the cropmark policy.
-    report = json.loads((_private(opened.release) / "report.json").read_text())
-    assert audit_layout(opened.release, report, _private(opened.release)) == []
+    report = BuildReport.from_json((_private(opened.release) / "report.json").read_bytes())
+    assert audit_sibling(opened.release, report, _private(opened.release)) == []
     public[0].write_text(json.dumps({**shown, "date": full["date"]}))
-    findings = audit_layout(opened.release, report, _private(opened.release))
+    findings = audit_sibling(opened.release, report, _private(opened.release))
     assert any("key 'date' is not allowed by policy 'no-dates'" in f for f in findings)
-    report["policy"] = policy.CROPMARK.as_dict()
-    findings = audit_layout(opened.release, report, _private(opened.release))
+    report = replace(report, policy=policy.CROPMARK)
+    findings = audit_sibling(opened.release, report, _private(opened.release))
     assert any("forbids publishing per-tile sidecars" in f for f in findings)
 
 
@@ -331,9 +333,9 @@ def test_hdf5_round_trip_is_bit_exact(hdf5_open: BuildResult) -> None:
 
     release = hdf5_open.release
     shards = sorted((release / "shards").glob("*.h5"))
-    n = sum(hdf5_open.report["counts"]["tiles"].values())
+    n = sum(hdf5_open.report.counts.tiles.values())
     assert len(shards) == -(-n // 7)
-    sites = {t["file_name"].removesuffix(".jpg"): t for t in hdf5_open.report["tiles"]}
+    sites = {t.file_name.removesuffix(".jpg"): t for t in hdf5_open.report.tiles}
     checked = 0
     with hdf5.open_main(release / "main.h5") as handle:
         import h5py
@@ -346,20 +348,20 @@ def test_hdf5_round_trip_is_bit_exact(hdf5_open: BuildResult) -> None:
             tile = sites[key]
             image = sample["image"]
             assert image.dtype == np.uint8 and image.shape == (3, 512, 256)
-            assert sample["labels"] == [tile["label"]]
-            site = tile["site"]
+            assert sample["labels"] == [tile.label]
+            site = tile.site
             if site is None:
                 continue
-            grid, epsg = hdf5.site_coords(site["lat"], site["lon"])
+            grid, epsg = hdf5.site_coords(site.lat, site.lon)
             assert isinstance(sample["crs"], np.integer) and sample["crs"] == epsg
             assert 32601 <= epsg <= 32660 or 32701 <= epsg <= 32760  # WGS 84 / UTM zones
             assert sample["coords"].dtype == np.float32
             assert np.array_equal(sample["coords"].view(np.uint32), grid.view(np.uint32))
-            stamp = datetime.fromisoformat(site["date"]).replace(tzinfo=UTC).timestamp()
+            stamp = datetime.fromisoformat(site.date).replace(tzinfo=UTC).timestamp()
             assert isinstance(sample["timestamp"], np.float64) and sample["timestamp"] == stamp
             assert float(np.float32(stamp)) != stamp or stamp % 128 == 0  # float32 would round it
             checked += 1
-    assert checked == hdf5_open.report["layout_summary"]["coords"] > 0
+    assert checked == hdf5_open.report.layout_summary["coords"] > 0
     meta = pq.read_table(release / "metadata.parquet").to_pylist()
     assert [m["key"] for m in meta] == sorted(sites)
     assert main(["audit", str(release)]) == 0
@@ -388,7 +390,7 @@ def test_hdf5_float32_option_stores_the_same_values_over_255(
         policy=OPEN,
         hdf5_dtype="float32",
     )
-    assert wide.report["layout_summary"]["dtype"] == "float32"
+    assert wide.report.layout_summary["dtype"] == "float32"
     with (
         hdf5.open_main(hdf5_open.release / "main.h5") as small,
         hdf5.open_main(wide.release / "main.h5") as big,
@@ -408,7 +410,7 @@ def test_hdf5_split_is_stratified_and_keeps_sites_together(hdf5_open: BuildResul
     import pyarrow.parquet as pq
 
     meta = pq.read_table(hdf5_open.release / "metadata.parquet").to_pylist()
-    summary = hdf5_open.report["layout_summary"]["splits"]
+    summary = hdf5_open.report.layout_summary["splits"]
     for split, info in summary.items():
         rows = [m for m in meta if m["split"] == split]
         assert info["samples"] == len(rows) > 0
@@ -491,10 +493,10 @@ def test_hdf5_under_the_cropmark_policy_has_no_place_or_time(
 
 
 def test_hdf5_audit_refuses_coordinates_the_policy_forbids(hdf5_open: BuildResult) -> None:
-    report = json.loads((_private(hdf5_open.release) / "report.json").read_text())
-    assert audit_layout(hdf5_open.release, report, _private(hdf5_open.release)) == []
-    report["policy"] = policy.CROPMARK.as_dict()
-    findings = "\n".join(audit_layout(hdf5_open.release, report, _private(hdf5_open.release)))
+    report = BuildReport.from_json((_private(hdf5_open.release) / "report.json").read_bytes())
+    assert audit_sibling(hdf5_open.release, report, _private(hdf5_open.release)) == []
+    report = replace(report, policy=policy.CROPMARK)
+    findings = "\n".join(audit_sibling(hdf5_open.release, report, _private(hdf5_open.release)))
     assert (
         "forbids coordinates" in findings and "'timestamp': policy 'cropmark' forbids timestamps" in findings
     )
@@ -554,8 +556,8 @@ def test_layout_audit_refuses_tampered_releases(_small_corpus_master: Path, tmp_
 
     result = _build(_small_corpus_master, tmp_path / "out", "parquet")
     release, private = result.release, _private(result.release)
-    report = json.loads((private / "report.json").read_text())
-    assert audit_layout(release, report, private) == []
+    report = BuildReport.from_json((private / "report.json").read_bytes())
+    assert audit_sibling(release, report, private) == []
     (release / "notes.txt").write_text("found at 52.27468, -1.23456 on 2022-05-20\n")
     shard = release / "data" / "eval-00000-of-00001.parquet"
     table = pq.read_table(shard)
@@ -564,7 +566,7 @@ def test_layout_audit_refuses_tampered_releases(_small_corpus_master: Path, tmp_
     pq.write_table(
         table.set_column(0, "image", pa.array(images, type=table.schema.field("image").type)), shard
     )
-    findings = "\n".join(audit_layout(release, report, private))
+    findings = "\n".join(audit_sibling(release, report, private))
     for expected in (
         "notes.txt: not part of a parquet release",
         "notes.txt: not written by the build",

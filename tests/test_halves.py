@@ -118,18 +118,18 @@ def test_a_build_rejects_swapped_halves_and_counts_unsure_tiles(tmp_path: Path) 
     corpus.add_file("composites/real_cloudy.jpg", _composite(cloudy_fc, cloudy_tc), "train", "No")
     result = build(BuildConfig(corpus.write(), tmp_path / "out", "1.0.0"))
     report = result.report
-    rejected = {r["where"]: r for r in report["rejections"]}
-    assert rejected["composites/real_swapped.jpg"]["reason"] == "swapped_halves"
-    tiles = {t["source"]: t for t in report["tiles"]}
+    rejected = {r.where: r for r in report.rejections}
+    assert rejected["composites/real_swapped.jpg"].reason == "swapped_halves"
+    tiles = {t.source: t for t in report.tiles}
     assert "composites/real_swapped.jpg" not in tiles
-    assert tiles["composites/real_in_order.jpg"]["halves"]["verdict"] == "in order"
-    assert tiles["composites/real_cloudy.jpg"]["halves"]["verdict"] == "not evaluated"
-    order = report["halves"]
-    assert order["swapped"] == 1 and order["not_evaluated"] >= 1
-    assert order["in_order"] + order["not_evaluated"] == sum(report["counts"]["tiles"].values())
+    assert tiles["composites/real_in_order.jpg"].halves["verdict"] == "in order"
+    assert tiles["composites/real_cloudy.jpg"].halves["verdict"] == "not evaluated"
+    order = report.halves
+    assert order is not None and order.swapped == 1 and order.not_evaluated >= 1
+    assert order.in_order + order.not_evaluated == sum(report.counts.tiles.values())
     card = (result.release / "README.md").read_text(encoding="utf-8")
     assert (
-        f"**{order['in_order']}** published tiles were found in order, **1** composites were rejected "
-        f"with swapped halves, and the check was **not evaluated** on **{order['not_evaluated']}** published"
+        f"**{order.in_order}** published tiles were found in order, **1** composites were rejected "
+        f"with swapped halves, and the check was **not evaluated** on **{order.not_evaluated}** published"
     ) in card.replace("\n", " ")
     assert "| `swapped_halves` | composite halves swapped" in card

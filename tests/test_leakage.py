@@ -18,6 +18,7 @@ from builder.release import leakage
 from builder.release.audit import audit_release
 from builder.release.build import BuildConfig, build
 from builder.release.cards import validate_dataset_card
+from builder.release.report import BuildReport
 
 KINDS = ("reencoded", "shifted", "brightened")
 
@@ -75,8 +76,10 @@ def seed_near_duplicates(corpus: Path, eval_sources: list[str]) -> dict[str, str
 
 
 def eval_sources(release: Path, count: int) -> list[str]:
-    report = json.loads((release.with_name(release.name + ".private") / "report.json").read_text())
-    return sorted(t["source"] for t in report["tiles"] if t["split"] == "eval")[:count]
+    report = BuildReport.from_json(
+        (release.with_name(release.name + ".private") / "report.json").read_bytes()
+    )
+    return sorted(t.source for t in report.tiles if t.split == "eval")[:count]
 
 
 def test_dct_matrix_is_orthonormal_and_phash_is_stable() -> None:
@@ -108,18 +111,18 @@ def test_seeded_near_duplicates_are_found_reported_and_droppable(
 ) -> None:
     made = seed_near_duplicates(small_corpus, eval_sources(small_release, 2))
     result = build(BuildConfig(small_corpus, tmp_path / "kept", "1.0.0"))
-    leaks = result.report["leakage"]
-    by_source = {t["source"]: t["file_name"] for t in result.report["tiles"]}
+    leaks = result.report.leakage
+    by_source = {t.source: t.file_name for t in result.report.tiles}
     expected = {(by_source[variant], by_source[original]) for variant, original in made.items()}
-    found = {(p["train"], p["eval"]) for p in leaks["pairs"]}
+    found = {(p.train, p.eval) for p in leaks.pairs}
     assert found == expected  # every seeded copy, and nothing else
-    assert leaks["train_tiles"] == 6 and leaks["dropped"] == 0
-    assert all(p["distance"] <= leaks["threshold"] for p in leaks["pairs"])
+    assert leaks.train_tiles == 6 and leaks.dropped == 0
+    assert all(p.distance <= leaks.threshold for p in leaks.pairs)
     unrelated = leakage.distances(
-        [int(h, 16) for n, h in leaks["hashes"]["train"].items() if n not in {t for t, _ in expected}],
-        [int(h, 16) for h in leaks["hashes"]["eval"].values()],
+        [int(h, 16) for n, h in leaks.hashes["train"].items() if n not in {t for t, _ in expected}],
+        [int(h, 16) for h in leaks.hashes["eval"].values()],
     )
-    assert unrelated.min() > leaks["threshold"]
+    assert unrelated.min() > leaks.threshold
     card = (result.release / "README.md").read_text()
     assert "**6** train tiles within **10** bits of an eval tile were found and kept" in card
     for train_name, eval_name in expected:
@@ -129,13 +132,13 @@ def test_seeded_near_duplicates_are_found_reported_and_droppable(
     row = next(line for line in card.splitlines() if line.startswith(f"| `{train_name}` | `{eval_name}` |"))
     problems = validate_dataset_card(card.replace(row + "\n", ""), result.report, result.release)
     assert any("near-duplicate table lists 5 pairs; the build report has 6" in p for p in problems)
-    assert result.report["counts"]["tiles"]["train"] == 24 + 6
+    assert result.report.counts.tiles["train"] == 24 + 6
 
     dropped = build(BuildConfig(small_corpus, tmp_path / "dropped", "1.0.0", drop_near_duplicates=True))
-    counts = dropped.report["counts"]
-    assert counts["tiles"] == {"train": 24, "eval": 8}
-    assert counts["rejected"]["near_duplicate"] == {"train": 6, "eval": 0}
-    assert dropped.report["leakage"]["dropped"] == 6
+    counts = dropped.report.counts
+    assert counts.tiles == {"train": 24, "eval": 8}
+    assert counts.rejected["near_duplicate"] == {"train": 6, "eval": 0}
+    assert dropped.report.leakage.dropped == 6
     published = {p.name for p in (dropped.release / "data" / "train").iterdir()}
     assert not published & {t for t, _ in expected}
     card = (dropped.release / "README.md").read_text()
@@ -148,7 +151,7 @@ def test_seeded_near_duplicates_are_found_reported_and_droppable(
 def test_card_validation_catches_a_wrong_near_duplicate_count(
     small_release: Path,
 ) -> None:
-    report = json.loads((small_release.with_name("1.0.0.private") / "report.json").read_text())
+    report = BuildReport.from_json((small_release.with_name("1.0.0.private") / "report.json").read_bytes())
     card = (small_release / "README.md").read_text()
     assert validate_dataset_card(card, report, small_release) == []
     wrong = card.replace("**0** train tiles within", "**2** train tiles within")
@@ -266,13 +269,13 @@ def test_a_mirrored_eval_composite_in_train_is_found_without_a_site_list(
     with (small_corpus / "sft" / "train.jsonl").open("a") as handle:
         handle.write("\n".join(rows) + "\n")
     report = build(BuildConfig(small_corpus, tmp_path / "kept", "1.0.0")).report
-    by_source = {t["source"]: t["file_name"] for t in report["tiles"]}
-    pairs = {(p["train"], p["eval"]): p["view"] for p in report["leakage"]["pairs"]}
+    by_source = {t.source: t.file_name for t in report.tiles}
+    pairs = {(p.train, p.eval): p.view for p in report.leakage.pairs}
     eval_name = by_source[source]
     assert pairs[by_source["composites/upside_down.png"], eval_name] == "upside down"
     assert pairs[by_source["composites/mirrored.png"], eval_name] == "mirrored"
     dropped = build(BuildConfig(small_corpus, tmp_path / "dropped", "1.0.0", drop_near_duplicates=True))
-    gone = {r["where"]: r["detail"] for r in dropped.report["rejections"] if r["reason"] == "near_duplicate"}
+    gone = {r.where: r.detail for r in dropped.report.rejections if r.reason == "near_duplicate"}
     assert gone["composites/upside_down.png"].endswith(f"to eval tile {eval_name} upside down")
     assert gone["composites/mirrored.png"].endswith(f"to eval tile {eval_name} mirrored")
 
@@ -340,14 +343,14 @@ def test_revisits_of_eval_sites_are_found_listed_counted_and_droppable(
 ) -> None:
     made = _add_revisits(small_corpus, eval_sources(small_release, 2))
     result = build(BuildConfig(small_corpus, tmp_path / "kept", "1.0.0"))
-    by_source = {t["source"]: t["file_name"] for t in result.report["tiles"]}
+    by_source = {t.source: t.file_name for t in result.report.tiles}
     expected = {(by_source[revisit], by_source[original]) for revisit, original in made.items()}
-    assert result.report["leakage"]["train_tiles"] == 0  # pHash does not see them
-    site = result.report["site_leakage"]
-    assert {(p["train"], p["eval"]) for p in site["pairs"]} == expected  # the private report lists them
-    assert site["train_tiles"] == 2 and site["same_record"] == 1 and site["dropped"] == 0
-    other = next(p for p in site["pairs"] if not p["same_record"])
-    assert other["metres"] == pytest.approx(400, abs=5)
+    assert result.report.leakage.train_tiles == 0  # pHash does not see them
+    site = result.report.site_leakage
+    assert {(p.train, p.eval) for p in site.pairs} == expected  # the private report lists them
+    assert site.train_tiles == 2 and site.same_record == 1 and site.dropped == 0
+    other = next(p for p in site.pairs if not p.same_record)
+    assert other.metres == pytest.approx(400, abs=5)
     card = (result.release / "README.md").read_text()
     assert (
         "**2** train tiles of an eval tile's site were found and kept (1 of them from the same record" in card
@@ -376,8 +379,8 @@ def test_revisits_of_eval_sites_are_found_listed_counted_and_droppable(
         capsys.readouterr().out
     )
     release = out / "cropmark-disambiguator-s2" / "1.0.0"
-    report = json.loads((release.with_name("1.0.0.private") / "report.json").read_text())
-    assert report["counts"]["rejected"]["site_leak"] == {"train": 2, "eval": 0}
+    report = BuildReport.from_json((release.with_name("1.0.0.private") / "report.json").read_bytes())
+    assert report.counts.rejected["site_leak"] == {"train": 2, "eval": 0}
     assert not {t for t, _ in expected} & {p.name for p in (release / "data" / "train").iterdir()}
     card = (release / "README.md").read_text()
     assert (
@@ -389,7 +392,7 @@ def test_revisits_of_eval_sites_are_found_listed_counted_and_droppable(
 def test_without_a_site_list_the_site_check_is_not_evaluated(small_corpus: Path, tmp_path: Path) -> None:
     (small_corpus / "sites.csv").unlink()
     result = build(BuildConfig(small_corpus, tmp_path / "out", "1.0.0"))
-    assert result.report["site_leakage"]["evaluated"] is False
+    assert result.report.site_leakage.evaluated is False
     card = (result.release / "README.md").read_text()
     assert "the same-site check was **not\nevaluated**" in card
     assert validate_dataset_card(card, result.report, result.release) == []
@@ -413,7 +416,7 @@ def test_sites_csv_paths_are_matched_as_the_manifests_resolve_them(
     the manifests' "composites/a.jpg": its rows were once silently unused, and the card said the
     same-site check was not evaluated although the site list was given."""
     sites = small_corpus / "sites.csv"
-    plain = build(BuildConfig(small_corpus, tmp_path / "plain", "1.0.0")).report["site_leakage"]
+    plain = build(BuildConfig(small_corpus, tmp_path / "plain", "1.0.0")).report.site_leakage
     lines = sites.read_text(encoding="utf-8").splitlines()
     rewritten = [lines[0]] + [
         ("./" if i % 2 else "") + (line.replace("/", "\\", 1) if i % 3 == 0 else line)
@@ -421,9 +424,9 @@ def test_sites_csv_paths_are_matched_as_the_manifests_resolve_them(
     ]
     assert any(line.startswith("./") for line in rewritten) and any("\\" in line for line in rewritten)
     sites.write_text("\n".join(rewritten) + "\n", encoding="utf-8")
-    site = build(BuildConfig(small_corpus, tmp_path / "prefixed", "1.0.0")).report["site_leakage"]
-    assert site["evaluated"] and site["unchecked"] == plain["unchecked"] == {"train": 0, "eval": 0}
-    assert site["pairs"] == plain["pairs"]
+    site = build(BuildConfig(small_corpus, tmp_path / "prefixed", "1.0.0")).report.site_leakage
+    assert site.evaluated and site.unchecked == plain.unchecked == {"train": 0, "eval": 0}
+    assert site.pairs == plain.pairs
 
 
 def test_an_empty_record_id_is_no_record_and_the_distance_is_strict() -> None:

@@ -58,12 +58,12 @@ def _writes(hub: HubServer) -> list[tuple[str, str, int]]:
 
 def _change_one_tile(corpus: Path, result: BuildResult) -> str:
     """Brighten the S2 half of one composite in the corpus; returns the old tile name."""
-    tile = next(t for t in result.report["tiles"] if t["source"].endswith(".png") and len(t["rows"]) == 1)
-    path = corpus / tile["source"]
+    tile = next(t for t in result.report.tiles if t.source.endswith(".png") and len(t.rows) == 1)
+    path = corpus / tile.source
     pixels = np.asarray(Image.open(path).convert("RGB")).copy()
     pixels[:64, :64] = np.clip(pixels[:64, :64].astype(int) + 40, 0, 255).astype(np.uint8)
     Image.fromarray(pixels).save(path, format="PNG")
-    return str(tile["file_name"])
+    return str(tile.file_name)
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_publish_then_load_dataset_through_the_hub_gives_the_folder_rows(
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     assert loaded["hub"] == loaded["folder"]
-    assert {s: len(r) for s, r in loaded["hub"].items()} == released.report["counts"]["tiles"]
+    assert {s: len(r) for s, r in loaded["hub"].items()} == released.report.counts.tiles
     assert loaded["names"] == ["No", "Yes"]
 
 
@@ -150,19 +150,19 @@ def test_a_deleted_tile_leaves_the_remote_in_the_same_commit(
 ) -> None:
     first = _build(small_corpus, tmp_path / "build")
     assert _publish_cli("dataset", str(first.release), "--repo-id", REPO, "--no-tag") == 0
-    tile = next(t for t in first.report["tiles"] if len(t["rows"]) == 1)
-    (small_corpus / tile["source"]).unlink()  # its row becomes a missing-file rejection
+    tile = next(t for t in first.report.tiles if len(t.rows) == 1)
+    (small_corpus / tile.source).unlink()  # its row becomes a missing-file rejection
     second = _build(small_corpus, tmp_path / "build")
     hub.stats.reset()
     assert _publish_cli("dataset", str(second.release), "--repo-id", REPO, "--no-tag") == 0
     assert hub.stats.commits == 1
     remote = _remote(hub)
     assert remote == _local(second.release)
-    assert f"data/{tile['split']}/{tile['file_name']}" not in remote
+    assert f"data/{tile.split}/{tile.file_name}" not in remote
     repo = hub.repo("dataset", REPO)
     head = repo.commits[repo.branches["main"]]
     parent = repo.commits[head.parent or ""]
-    assert f"data/{tile['split']}/{tile['file_name']}" in parent.files  # removed by this very commit
+    assert f"data/{tile.split}/{tile.file_name}" in parent.files  # removed by this very commit
 
 
 @pytest.mark.parametrize("layout", ["parquet", "sft-jsonl", "hdf5"])
@@ -225,7 +225,7 @@ def test_a_card_with_a_wrong_figure_is_never_sent(
 ) -> None:
     readme = released.release / "README.md"
     text = readme.read_text(encoding="utf-8")
-    train = released.report["counts"]["tiles"]["train"]
+    train = released.report.counts.tiles["train"]
     readme.write_text(text.replace(f"**{train} train**", f"**{train + 1} train**"), encoding="utf-8")
     # The file manifest in the private report catches the edit first; either way nothing is sent.
     assert _publish_cli("dataset", str(released.release), "--repo-id", REPO) == 2

@@ -18,6 +18,7 @@ from PIL import Image
 from builder.domain import tile_name
 from builder.errors import ConfigError, EmptyReleaseError
 from builder.release.build import BuildConfig, BuildResult, build, private_dir
+from builder.release.report import BuildReport
 from builder.testing.sample import SMALL_PLAN, Plan, generate
 
 
@@ -33,11 +34,11 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def test_default_corpus_gives_the_cards_numbers(sample_release: BuildResult) -> None:
-    counts = sample_release.report["counts"]
+    counts = sample_release.report.counts
     # The card's 1,138 + 157 rows, plus 9 train rows the four gates reject (the sample exercises them).
-    assert counts["rows"] == {"train": 1138 + 9, "eval": 157}
-    assert counts["tiles"] == {"train": 767, "eval": 155}
-    assert counts["rejected"] == {
+    assert counts.rows == {"train": 1138 + 9, "eval": 157}
+    assert counts.tiles == {"train": 767, "eval": 155}
+    assert counts.rejected == {
         "sibling_duplicate": {"train": 353, "eval": 0},
         "quarantined": {"train": 10, "eval": 1},
         "label_conflict": {"train": 4, "eval": 0},
@@ -49,7 +50,7 @@ def test_default_corpus_gives_the_cards_numbers(sample_release: BuildResult) -> 
         "gate_not_agricultural": {"train": 3, "eval": 0},
     }
     # Every row is accounted for: published or rejected with a reason.
-    rejected = sum(sum(v.values()) for v in counts["rejected"].values())
+    rejected = sum(sum(v.values()) for v in counts.rejected.values())
     assert rejected + 767 + 155 == 1147 + 157
     for split, n in (("train", 767), ("eval", 155)):
         folder = sample_release.release / "data" / split
@@ -75,19 +76,19 @@ def test_load_dataset_gives_train_and_eval_with_classlabel(sample_release: Build
 
 
 def test_published_tiles_are_the_left_half_never_the_right(sample_release: BuildResult) -> None:
-    corpus = Path(sample_release.report["corpus"])
+    corpus = Path(sample_release.report.corpus)
     modes = {"lossless": 0, "reencoded": 0}
-    for tile in sample_release.report["tiles"][:60]:
-        composite = _pixels(corpus / tile["source"])
-        published = _pixels(sample_release.release / "data" / tile["split"] / tile["file_name"])
+    for tile in sample_release.report.tiles[:60]:
+        composite = _pixels(corpus / tile.source)
+        published = _pixels(sample_release.release / "data" / tile.split / tile.file_name)
         left, right = composite[:, :256], composite[:, 256:]
         to_left = np.abs(published - left)
-        assert to_left.mean() < (0.25 if tile["cut"] == "lossless" else 3.0)
+        assert to_left.mean() < (0.25 if tile.cut == "lossless" else 3.0)
         assert np.abs(published - right).mean() > 10 * max(to_left.mean(), 1.0)
-        if tile["cut"] == "lossless":
+        if tile.cut == "lossless":
             # 4:2:0 sources: only the new edge column may differ (chroma upsampling).
             assert to_left[:, :-1].max() == 0
-        modes[tile["cut"]] += 1
+        modes[tile.cut] += 1
     assert modes["lossless"] > 0 and modes["reencoded"] > 0
 
 
@@ -107,8 +108,8 @@ def test_lossless_cut_of_a_444_jpeg_is_bit_identical(tmp_path: Path) -> None:
 def test_reencoded_tiles_use_q95_with_444_chroma(sample_release: BuildResult) -> None:
     from PIL import JpegImagePlugin
 
-    tile = next(t for t in sample_release.report["tiles"] if t["cut"] == "reencoded")
-    with Image.open(sample_release.release / "data" / tile["split"] / tile["file_name"]) as image:
+    tile = next(t for t in sample_release.report.tiles if t.cut == "reencoded")
+    with Image.open(sample_release.release / "data" / tile.split / tile.file_name) as image:
         assert JpegImagePlugin.get_sampling(image) == 0  # 4:4:4
 
 
@@ -116,7 +117,7 @@ def test_two_builds_are_byte_identical(small_corpus: Path, tmp_path: Path) -> No
     a = build(BuildConfig(small_corpus, tmp_path / "a", "1.0.0"))
     b = build(BuildConfig(small_corpus, tmp_path / "b", "1.0.0", workers=2))
     assert _files(a.release) == _files(b.release)
-    assert a.report["files"] == b.report["files"]
+    assert a.report.files == b.report.files
 
 
 def test_names_are_opaque_and_stable() -> None:
@@ -131,22 +132,22 @@ def test_private_report_sits_beside_the_release_never_inside(sample_release: Bui
     assert (sample_release.private / "report.json").is_file()
     published = {p.name for p in sample_release.release.rglob("*")}
     assert "report.json" not in published
-    tile = sample_release.report["tiles"][0]
-    assert {"source", "source_sha256", "site", "rows"} <= set(tile)
+    tile = sample_release.report.tiles[0]
+    assert {"source", "source_sha256", "site", "rows"} <= set(tile.to_dict())
 
 
 def test_rebuild_replaces_the_previous_release(small_corpus: Path, tmp_path: Path) -> None:
     first = build(BuildConfig(small_corpus, tmp_path, "1.0.0"))
     before = _files(first.release)
-    dropped = next(t for t in first.report["tiles"] if t["split"] == "eval")
+    dropped = next(t for t in first.report.tiles if t.split == "eval")
     lines = (small_corpus / "sft" / "eval.jsonl").read_text().splitlines()
-    gone = {int(where.rsplit(":", 1)[1]) for where in dropped["rows"]}
+    gone = {int(where.rsplit(":", 1)[1]) for where in dropped.rows}
     kept = [line for number, line in enumerate(lines, start=1) if number not in gone]
     (small_corpus / "sft" / "eval.jsonl").write_text("\n".join(kept) + "\n")
     second = build(BuildConfig(small_corpus, tmp_path, "1.0.0"))
     assert second.release == first.release
     after = _files(second.release)
-    assert set(before) - set(after) == {f"data/eval/{dropped['file_name']}"}
+    assert set(before) - set(after) == {f"data/eval/{dropped.file_name}"}
     leftovers = [p.name for p in second.release.parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []
 
@@ -258,12 +259,10 @@ def _build_killed_at(point: str, corpus: Path, out: Path) -> None:
     assert done.returncode == -signal.SIGKILL, done.stderr
 
 
-def _drop_an_eval_tile(corpus: Path, report: dict[str, object]) -> None:
-    tiles = report["tiles"]
-    assert isinstance(tiles, list)
-    dropped = next(t for t in tiles if t["split"] == "eval")
+def _drop_an_eval_tile(corpus: Path, report: BuildReport) -> None:
+    dropped = next(t for t in report.tiles if t.split == "eval")
     lines = (corpus / "sft" / "eval.jsonl").read_text().splitlines()
-    gone = {int(where.rsplit(":", 1)[1]) for where in dropped["rows"]}
+    gone = {int(where.rsplit(":", 1)[1]) for where in dropped.rows}
     kept = [line for number, line in enumerate(lines, start=1) if number not in gone]
     (corpus / "sft" / "eval.jsonl").write_text("\n".join(kept) + "\n")
 
@@ -272,7 +271,6 @@ def _drop_an_eval_tile(corpus: Path, report: dict[str, object]) -> None:
 def test_release_and_report_are_one_commit_whatever_the_kill_point(
     point: str, small_corpus: Path, tmp_path: Path
 ) -> None:
-    import json
 
     from builder.files import journal_path
     from builder.release.audit import audit_release
@@ -294,7 +292,7 @@ def test_release_and_report_are_one_commit_whatever_the_kill_point(
         assert (old.private / "report.json").read_bytes() == old_report
         return
     assert journal.is_file()
-    report = json.loads((old.private / "report.json").read_text())
+    report = BuildReport.from_json((old.private / "report.json").read_bytes())
     if point == "between swaps":  # the new release beside the old report: refused, never published
         assert _files(old.release) == new_files
         assert (old.private / "report.json").read_bytes() == old_report
@@ -304,8 +302,8 @@ def test_release_and_report_are_one_commit_whatever_the_kill_point(
         _recover(old.release)
     assert not journal.exists()
     assert _files(old.release) == new_files  # the committed pair, whole
-    report = json.loads((old.private / "report.json").read_text())
-    assert report["release_digest"] == tree_digest(old.release)
+    report = BuildReport.from_json((old.private / "report.json").read_bytes())
+    assert report.release_digest == tree_digest(old.release)
     assert audit_release(old.release, report) == []
     build(BuildConfig(small_corpus, out, "1.0.0"))  # and a build after it leaves no temporary behind
     assert [p.name for p in old.release.parent.iterdir() if p.name.startswith(".")] == []

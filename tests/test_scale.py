@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +93,10 @@ def test_the_audit_still_refuses_a_crowded_folder(
     (train / "0001").rmdir()
     text = (train / "metadata.csv").read_text().replace("0001/", "0000/")
     (train / "metadata.csv").write_text(text)
-    for entry in report["tiles"]:
-        entry["file_name"] = entry["file_name"].replace("0001/", "0000/")
-    report["files"] = {rel.replace("0001/", "0000/"): d for rel, d in report["files"].items()}
-    report["files"]["data/train/metadata.csv"] = hashlib.sha256(text.encode()).hexdigest()
-    del report["release_digest"]
+    tiles = tuple(replace(t, file_name=t.file_name.replace("0001/", "0000/")) for t in report.tiles)
+    files = {rel.replace("0001/", "0000/"): d for rel, d in report.files.items()}
+    files["data/train/metadata.csv"] = hashlib.sha256(text.encode()).hexdigest()
+    report = replace(report, tiles=tiles, files=files, release_digest=None)
     crowded = sum(1 for _ in (train / "0000").iterdir())
     assert crowded > LIMIT
     findings = audit.audit_release(result.release, report)
@@ -112,7 +112,7 @@ def test_the_sibling_layouts_name_tiles_without_the_sub_folder(
     low_limit: None, _small_corpus_master: Path, tmp_path: Path
 ) -> None:
     result = build(BuildConfig(_small_corpus_master, tmp_path / "out", "1.0.0", layout="parquet"))
-    assert result.report["audit"]["passed"]
+    assert result.report.audit is not None and result.report.audit.passed
     assert sorted(p.name for p in (result.release / "data").iterdir())[0].endswith(".parquet")
 
 
@@ -150,13 +150,13 @@ def test_near_duplicates_and_dropped_tiles_in_sub_folders(
 
     made = seed_near_duplicates(small_corpus, eval_sources(small_release, 2))
     kept = build(BuildConfig(small_corpus, tmp_path / "kept", "1.0.0"))
-    pairs = kept.report["leakage"]["pairs"]
-    assert len(pairs) == len(made) and all(re.match(r"^\d{4}/d_tile_", p["train"]) for p in pairs)
+    pairs = kept.report.leakage.pairs
+    assert len(pairs) == len(made) and all(re.match(r"^\d{4}/d_tile_", p.train) for p in pairs)
     card = (kept.release / "README.md").read_text()
-    assert all(f"`{p['train']}`" in card for p in pairs)
+    assert all(f"`{p.train}`" in card for p in pairs)
     dropped = build(BuildConfig(small_corpus, tmp_path / "dropped", "1.0.0", drop_near_duplicates=True))
-    assert dropped.report["leakage"]["dropped"] == len(made)
+    assert dropped.report.leakage.dropped == len(made)
     for pair in pairs:
-        assert not (dropped.release / "data" / "train" / pair["train"]).exists()
+        assert not (dropped.release / "data" / "train" / pair.train).exists()
         assert (kept.release / "data" / "train" / pair["train"]).is_file()
     assert audit.audit_release(dropped.release, audit.load_report(dropped.private / "report.json")) == []

@@ -147,37 +147,34 @@ def test_build_uses_clouds_beside_bands_and_rejects_side_rasters_that_do_not_fit
     corpus, stem = _corpus_with_side_files(root)
     # Without SCL or mask the five bands leave cloud unknown: gate 2 is not evaluated.
     report = build(BuildConfig(corpus.write(), tmp_path / "a", "1.0.0")).report
-    tile = next(t for t in report["tiles"] if t["source"] == f"composites/{stem}.jpg")
-    assert tile["gates"][1]["evaluated"] is False and "cloud cover not measured" in tile["gates"][1]["reason"]
+    tile = next(t for t in report.tiles if t.source == f"composites/{stem}.jpg")
+    assert tile.gates[1]["evaluated"] is False and "cloud cover not measured" in tile.gates[1]["reason"]
     # A cloud mask beside the bands measures it (here: a cloud over the top 40 %).
     mask = np.zeros((512, 256), np.uint8)
     mask[:205] = 1
     write_raster(root / "clouds" / f"{stem}.tif", mask)
     report = build(BuildConfig(root, tmp_path / "b", "1.0.0")).report
-    cloudy = next(r for r in report["rejections"] if r["where"] == f"composites/{stem}.jpg")
-    assert cloudy["reason"] == "gate_s2_cloudy" and "(cloud mask)" in cloudy["detail"]
+    cloudy = next(r for r in report.rejections if r.where == f"composites/{stem}.jpg")
+    assert cloudy.reason == "gate_s2_cloudy" and "(cloud mask)" in cloudy.detail
     # A mask of another place is a counted rejection with its reason, not "0 % cloud".
     write_raster(
         root / "clouds" / f"{stem}.tif", np.zeros((512, 256), np.uint8), origin=(520_000.0, 5_000_000.0)
     )
     report = build(BuildConfig(root, tmp_path / "c", "1.0.0")).report
-    off = next(r for r in report["rejections"] if r["where"] == f"composites/{stem}.jpg")
-    assert off["reason"] == "bad_side_raster" and "does not overlap the scene" in off["detail"]
-    assert report["counts"]["rejected"]["bad_side_raster"] == {"train": 1, "eval": 0}
+    off = next(r for r in report.rejections if r.where == f"composites/{stem}.jpg")
+    assert off.reason == "bad_side_raster" and "does not overlap the scene" in off.detail
+    assert report.counts.rejected["bad_side_raster"] == {"train": 1, "eval": 0}
     # The documented minimum share comes from gates.json like every threshold.
     (root / "clouds" / f"{stem}.tif").unlink()
     cover = np.full((512, 256), 40, np.uint8)
     cover[:300] = 0  # no data in the land-cover convention: 41 % of the window is valid
     write_raster(root / "landcover" / f"{stem}.tif", cover, nodata=0)
     report = build(BuildConfig(root, tmp_path / "d", "1.0.0")).report
-    assert any(
-        r["reason"] == "bad_side_raster" and "41.4% of the window" in r["detail"]
-        for r in report["rejections"]
-    )
+    assert any(r.reason == "bad_side_raster" and "41.4% of the window" in r.detail for r in report.rejections)
     (root / "gates.json").write_text(json.dumps({"min_side_coverage": 0.4}))
     report = build(BuildConfig(root, tmp_path / "e", "1.0.0")).report
-    tile = next(t for t in report["tiles"] if t["source"] == f"composites/{stem}.jpg")
-    assert tile["gates"][3]["values"]["cropland_fraction"] == 1.0 and tile["gates"][3]["passed"]
+    tile = next(t for t in report.tiles if t.source == f"composites/{stem}.jpg")
+    assert tile.gates[3]["values"]["cropland_fraction"] == 1.0 and tile.gates[3]["passed"]
 
 
 def test_implausible_bands_are_a_counted_rejection_in_the_build(tmp_path: Path) -> None:
@@ -197,7 +194,7 @@ def test_implausible_bands_are_a_counted_rejection_in_the_build(tmp_path: Path) 
         tags={"BOA_ADD_OFFSET": "0"},
     )
     report = build(BuildConfig(corpus.write(), tmp_path / "out", "1.0.0")).report
-    bad = {r["where"]: r["detail"] for r in report["rejections"] if r["reason"] == "bad_bands"}
+    bad = {r.where: r.detail for r in report.rejections if r.reason == "bad_bands"}
     assert "offset applied twice" in bad["composites/site_train_1.jpg"]
     assert "window 40x40 px is smaller than the minimum 64x64 px" in bad["composites/site_train_2.jpg"]
 
@@ -222,15 +219,15 @@ def test_a_land_cover_of_class_0_is_no_data_not_zero_cropland(scene: Path, tmp_p
     corpus, stem = _corpus_with_side_files(root)
     write_raster(root / "landcover" / f"{stem}.tif", np.zeros((512, 256), np.uint8))
     report = build(BuildConfig(corpus.write(), tmp_path / "out", "1.0.0")).report
-    bad = next(r for r in report["rejections"] if r["where"] == f"composites/{stem}.jpg")
-    assert bad["reason"] == "bad_side_raster" and "or class 0 there" in bad["detail"]
+    bad = next(r for r in report.rejections if r.where == f"composites/{stem}.jpg")
+    assert bad.reason == "bad_side_raster" and "or class 0 there" in bad.detail
     # The card's gate counts are over the tiles the gates ran on: this one was cut, never gated.
-    gated = sum(report["counts"]["tiles"].values()) + sum(
+    gated = sum(report.counts.tiles.values()) + sum(
         sum(per_split.values())
-        for reason, per_split in report["counts"]["rejected"].items()
+        for reason, per_split in report.counts.rejected.items()
         if reason.startswith("gate_")
     )
-    assert report["gates"]["tiles"] == gated
+    assert report.gates.tiles == gated
     card = (tmp_path / "out" / "cropmark-disambiguator-s2" / "1.0.0" / "README.md").read_text()
     assert f"Counts are over the {gated} tiles the gates ran on" in card
 

@@ -15,6 +15,7 @@ from builder.errors import ConfigError
 from builder.quality import thresholds
 from builder.quality.thresholds import GateConfig
 from builder.release.cards import validate_dataset_card
+from builder.release.report import BuildReport
 
 
 def test_every_setting_has_a_type_and_a_range() -> None:
@@ -85,16 +86,13 @@ def test_card_cli_and_report_quote_the_thresholds_the_build_used(
     printed = capsys.readouterr().out
     assert "thresholds     min_nonzero=0.4, max_cloud=0.2 (gates.json; others: the card's)" in printed
     release = out / "cropmark-disambiguator-s2" / "1.0.0"
-    report = json.loads((release.with_name("1.0.0.private") / "report.json").read_text())
-    assert report["gates"]["config"]["max_cloud"] == 0.2 and report["gates"]["changed"] == {
+    report = BuildReport.from_json((release.with_name("1.0.0.private") / "report.json").read_bytes())
+    assert report.gates.config["max_cloud"] == 0.2 and report.gates.changed == {
         "max_cloud": 0.2,
         "min_nonzero": 0.4,
     }
     per_tile = {
-        g["thresholds"]["max_cloud"]
-        for t in report["tiles"]
-        for g in t["gates"]
-        if g["gate"] == "s2_not_cloudy"
+        g["thresholds"]["max_cloud"] for t in report.tiles for g in t.gates if g["gate"] == "s2_not_cloudy"
     }
     assert per_tile == {0.2}
     card = (release / "README.md").read_text()
@@ -206,8 +204,8 @@ def test_thresholds_are_quoted_exactly_and_the_audit_accepts_them(
     printed = capsys.readouterr().out
     assert "max_cloud=0.123456789012345" in printed and "min_ndvi=0.1234567891" in printed
     release = out / "cropmark-disambiguator-s2" / "1.0.0"
-    report = json.loads((release.with_name("1.0.0.private") / "report.json").read_text())
-    assert report["audit"]["passed"] and report["gates"]["config"]["min_cropland"] == 0.0
+    report = BuildReport.from_json((release.with_name("1.0.0.private") / "report.json").read_bytes())
+    assert report.audit.passed and report.gates.config["min_cropland"] == 0.0
     card = (release / "README.md").read_text()
     assert "cloud and cloud shadow <= 12.3456789012345 %" in card
     assert "mean reflectance < 4000.75 (x 10^-4), mean NDVI > 0.1234567891, < 20 % saturated" in card
@@ -220,9 +218,9 @@ def test_thresholds_are_quoted_exactly_and_the_audit_accepts_them(
     assert "2560.5 m to one" in card  # the --site-distance used, not "2560"
     assert "-0 %" not in card and "12.3457" not in card and "0.123457" not in card
     assert validate_dataset_card(card, report, release) == []
-    cloudy = [r["detail"] for r in report["rejections"] if r["reason"] == "gate_s2_cloudy"]
+    cloudy = [r.detail for r in report.rejections if r.reason == "gate_s2_cloudy"]
     assert cloudy and all("> 12.3456789012345% (" in d for d in cloudy)  # not "> 12%"
-    no_context = [r["detail"] for r in report["rejections"] if r["reason"] == "gate_no_context"]
+    no_context = [r.detail for r in report.rejections if r.reason == "gate_no_context"]
     assert no_context and all("<= 2.125 (a flat fill)" in d for d in no_context)
 
 

@@ -314,10 +314,10 @@ def dataset_bundle(release: Path, repo_id: str) -> Bundle:
             f"the card does not name {repo_id}; rebuild with `cropmark build --repo-id {repo_id}`"
         )
     if problems:
-        shown = "; ".join(redact(problems, private_values(report)))
+        shown = "; ".join(redact(problems, private_values(report.tiles)))
         raise PublishError(f"dataset card refused: {shown}; nothing was published")
     files = tuple(LocalFile.from_path(p.relative_to(release).as_posix(), p) for p in _walk(release))
-    audited: Mapping[str, str] = report.get("files", {})
+    audited: Mapping[str, str] = report.files
     differs = [f.path for f in files if audited.get(f.path) != f.sha256]
     if differs:
         raise PublishError(
@@ -325,13 +325,13 @@ def dataset_bundle(release: Path, repo_id: str) -> Bundle:
             "build the release again; nothing was published"
         )
     scan(files, patterns=False)  # the audit applied the patterns, with the card's figures allowed
-    counts = report["counts"]["published"]
-    notes = [f"{report['name']} {report['version']}: {sum(report['counts']['tiles'].values())} tiles"]
+    counts = report.counts.published
+    notes = [f"{report.name} {report.version}: {report.total_tiles} tiles"]
     notes += [
         f"{split}: " + ", ".join(f"{label} {n}" for label, n in labels.items())
         for split, labels in counts.items()
     ]
-    return Bundle("dataset", files, tuple(notes), str(report["version"]))
+    return Bundle("dataset", files, tuple(notes), report.version)
 
 
 # -- model ------------------------------------------------------------------------------------

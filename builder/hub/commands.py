@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import builder
 from builder.domain import DATASET_NAME, hub_id_argument
-from builder.errors import CropmarkError
+from builder.errors import ConfigError, CropmarkError
 
 if TYPE_CHECKING:
     from builder.hub.bundles import Bundle
@@ -134,9 +134,13 @@ def cmd_card(args: argparse.Namespace) -> int:
     from builder.files import load_json
     from builder.model.schema import check_evaluation, check_training_summary
     from builder.release import cards
+    from builder.release.report import BuildReport, ReportError
 
     if args.kind == "dataset":
-        report = load_json(args.report)
+        try:
+            report = BuildReport.from_dict(load_json(args.report))
+        except ReportError as exc:
+            raise ConfigError(f"{args.report} is not a report of `cropmark build`: {exc}") from None
         text = cards.dataset_card(report, args.repo_id)
         problems = cards.validate_dataset_card(text, report)
         if problems:

@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from builder.domain import LABELS, TILE_NAME_RE
 from builder.files import crowded_folders, journal_findings, read_file
 from builder.ingest.scrub import metadata_segments
+from builder.layouts.base import AuditedTile
 from builder.layouts.hdf5 import missing_shards
 from builder.layouts.policy import Policy
 from builder.layouts.sft_jsonl import SIDECAR_POLICY, validate
-from builder.scan import TEXT_SUFFIXES, card_numbers, mask, masked_path, private_values, redact, text_findings
+from builder.scan import TEXT_SUFFIXES, mask, masked_path, private_values, redact, text_findings
 
 TOP_LEVEL = {
     "parquet": {"README.md", "LICENSE", "NOTICE.md", "data"},
@@ -178,22 +178,39 @@ def _hdf5(root: Path, policy: Policy, secrets: set[str]) -> Iterator[str]:
                 yield f"metadata.parquet: key {mask(str(key))} is not opaque"
 
 
-def audit_layout(root: Path, report: dict[str, Any], private: Path | None = None) -> list[str]:
-    """Every finding against a sibling-layout release; an empty list means it may be published."""
-    layout = report.get("layout", "")
+def audit_layout(
+    root: Path,
+    layout: str,
+    policy: Policy | None,
+    tiles: Sequence[AuditedTile],
+    files: Mapping[str, str],
+    allowed: frozenset[float],
+    private: Path | None = None,
+) -> list[str]:
+    """Every finding against a sibling-layout release; an empty list means it may be published.
+
+    Args:
+        root: the layout release's folder.
+        layout: the layout the private report names.
+        policy: the release's policy as the report records it (None: the default policy).
+        tiles: the report's tiles (their private values are secrets; their published hashes
+            the only images allowed).
+        files: the report's SHA-256 of every file the build wrote.
+        allowed: the numbers the card quotes (:func:`builder.scan.card_numbers`).
+        private: the release's ``<version>.private`` folder (the SFT site map), if any.
+    """
     if layout not in TOP_LEVEL:
         return [f"report names layout {layout!r}; not a sibling layout"]
     if root.is_symlink():
         return [f"{root.name}: a symbolic link; a release is a folder of regular files"]
     if not root.is_dir():
         return [f"{root}: not a folder"]
-    policy = Policy(**report.get("policy", {}))
-    secrets = private_values(report)
-    published = {t["published_sha256"] for t in report.get("tiles", [])}
+    policy = policy or Policy()
+    secrets = private_values(tiles)
+    published = {t.published_sha256 for t in tiles}
     findings = list(_layout(root, layout))
     findings += journal_findings(root)
-    findings += list(_texts(root, secrets, policy, card_numbers(report)))
-    files: dict[str, str] = report.get("files", {})
+    findings += list(_texts(root, secrets, policy, allowed))
     digests = {
         p.relative_to(root).as_posix(): hashlib.sha256(raw).hexdigest()
         for p in sorted(root.rglob("*"))

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Protocol
 
 from builder.domain import MAX_FILES_PER_FOLDER
 from builder.errors import ConfigError
@@ -134,22 +134,47 @@ class Sample:
         return datetime.fromisoformat(self.site.date).replace(tzinfo=UTC).timestamp()
 
 
-def samples(staged: Path, report: dict[str, Any], sites: dict[str, Site]) -> list[Sample]:
-    """The audited tiles of the staged imagefolder release, in a stable order."""
+class AuditedTile(Protocol):
+    """What a layout reads of one tile of the private report (``builder.release.report.TileRecord``).
+
+    The report itself belongs to the release package above this one; a layout takes its
+    tiles, never the whole report.
+    """
+
+    @property
+    def split(self) -> str: ...
+    @property
+    def file_name(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def source_sha256(self) -> str: ...
+    @property
+    def published_sha256(self) -> str: ...
+    @property
+    def rows(self) -> tuple[str, ...]: ...
+    @property
+    def site(self) -> Site | None: ...
+
+
+def samples(staged: Path, tiles: Sequence[AuditedTile], sites: dict[str, Site]) -> list[Sample]:
+    """The audited ``tiles`` of the staged imagefolder release, in a stable order."""
     out = []
     # A tile of a split in sub-folders is listed by its path under the split (0000/d_tile_….jpg);
     # the sibling layouts name it by its file name.
-    for tile in sorted(report["tiles"], key=lambda t: (t["split"], PurePosixPath(t["file_name"]).name)):
-        site = sites.get(tile["source"])
-        group = f"{site.source_db}:{site.source_id}" if site else f"sha256:{tile['source_sha256']}"
+    for tile in sorted(tiles, key=lambda t: (t.split, PurePosixPath(t.file_name).name)):
+        site = sites.get(tile.source)
+        group = f"{site.source_db}:{site.source_id}" if site else f"sha256:{tile.source_sha256}"
         out.append(
             Sample(
-                tile["split"],
-                PurePosixPath(tile["file_name"]).name,
-                tile["label"],
-                staged / "data" / tile["split"] / tile["file_name"],
-                tile["source"],
-                tuple(tile["rows"]),
+                tile.split,
+                PurePosixPath(tile.file_name).name,
+                tile.label,
+                staged / "data" / tile.split / tile.file_name,
+                tile.source,
+                tile.rows,
                 site,
                 group,
             )

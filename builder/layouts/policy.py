@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from builder.config import read_mapping, unknown_keys
 from builder.errors import ConfigError, PolicyError
-from builder.files import load_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +71,17 @@ def load(path: Path | None) -> Policy:
     """The policy in ``path`` (JSON), or :data:`CROPMARK` when ``path`` is None.
 
     Raises:
-        ConfigError: unreadable file, unknown key or a value that is not a boolean.
+        ConfigError: a file :func:`builder.config.read_mapping` refuses, an unknown key or a
+            value that is not a boolean (the name: text).
     """
     if path is None:
         return CROPMARK
     try:
-        raw = load_json(path, "policy object of booleans")
+        raw = read_mapping(path, "a policy object of booleans", "policy setting")
     except ConfigError as exc:
         raise ConfigError(f"policy file: {exc}") from None
     known = {f.name for f in fields(Policy)}
-    unknown = sorted(set(raw) - known)
+    unknown = unknown_keys(raw, Policy)
     if unknown:
         raise ConfigError(f"policy file {path}: unknown key(s) {unknown}; known: {sorted(known)}")
     for key, value in raw.items():

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from builder.config import read_mapping, unknown_keys
 from builder.domain import BASE_MODEL
 from builder.errors import ConfigError
 from builder.model import data
@@ -87,21 +87,17 @@ class TrainConfig:
 
 
 def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """A :class:`TrainConfig` from a YAML/JSON file and overrides; unknown keys are errors."""
+    """A :class:`TrainConfig` from a YAML/JSON file (read by :func:`builder.config.read_mapping`)
+    and overrides; unknown keys and wrong types are one-line errors."""
     values: dict[str, Any] = {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"training config {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"training config {path} is not YAML/JSON ({exc})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"training config {path} must be a mapping of settings")
-        values.update(loaded)
+            values.update(read_mapping(path, "a mapping of settings", "training setting", yaml=True))
+        except ConfigError as exc:
+            raise ConfigError(f"training config {exc}") from None
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
+    unknown = unknown_keys(values, TrainConfig)
     if unknown:
         raise ConfigError(f"training config: unknown setting(s) {unknown}; known: {sorted(known)}")
     defaults = TrainConfig()

@@ -10,16 +10,15 @@ one build never states two thresholds for one gate.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from builder.config import load, shown, unknown_keys
 from builder.errors import ConfigError
 from builder.figures import number, pct
-from builder.files import read_regular, special_kind
 
 GATES = ("s2_not_blank", "s2_not_cloudy", "context_available", "agricultural")
 
@@ -92,7 +91,7 @@ class GateConfig:
                 ok = _is_number(value) and low <= value <= high
                 allowed = f"a number from {low:g} to {high:g} ({what})"
             if not ok:
-                raise ConfigError(f"gate setting {name} = {_shown(value)}: expected {allowed}")
+                raise ConfigError(f"gate setting {name} = {shown(value)}: expected {allowed}")
             if isinstance(value, float) and value == 0:
                 object.__setattr__(self, name, 0.0)  # -0.0 is 0: quoted "0", never "-0"
 
@@ -112,12 +111,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
-def _shown(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters, so that an error stays one short line."""
-    text = repr(value) if not (isinstance(value, int) and value.bit_length() > 200) else "<a huge number>"
-    return text if len(text) <= limit else f"{text[: limit - 5]}... ({len(text)} characters)"
-
-
 def config_from(mapping: Mapping[str, Any]) -> GateConfig:
     """A config from a mapping (a JSON file's content).
 
@@ -125,11 +118,11 @@ def config_from(mapping: Mapping[str, Any]) -> GateConfig:
         ConfigError: an unknown key, a wrong type or a value out of range (one line).
     """
     known = [f.name for f in fields(GateConfig)]
-    unknown = sorted(set(mapping) - set(known))
+    unknown = unknown_keys(mapping, GateConfig)
     if unknown:
-        shown = ", ".join(_shown(k, 40) if not k.isidentifier() else k for k in unknown[:5])
+        names = ", ".join(shown(k, 40) if not k.isidentifier() else k for k in unknown[:5])
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        raise ConfigError(f"unknown gate setting(s) {shown}{more}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown gate setting(s) {names}{more}; known: {', '.join(sorted(known))}")
     values = dict(mapping)
     if isinstance(values.get("cropland_classes"), list):
         values["cropland_classes"] = tuple(values["cropland_classes"])
@@ -160,30 +153,6 @@ def reason_texts(config: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``object_pairs_hook``: a key given twice is an error (``json`` would keep the last silently)."""
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _DuplicateKey(key)
-        found[key] = value
-    return found
-
-
-def _whole_number(text: str) -> int:
-    """``parse_int``: Python refuses to parse an int of more than 4300 digits with a ValueError;
-    no setting needs more than 20, so longer ones are refused here by name."""
-    if len(text.lstrip("-")) > 20:
-        raise ValueError(f"a whole number of {len(text.lstrip('-'))} digits")
-    return int(text)
-
-
 def load_config(path: Path) -> GateConfig:
     """The thresholds of a ``gates.json`` file (an object of :class:`GateConfig` settings).
 
@@ -196,30 +165,4 @@ def load_config(path: Path) -> GateConfig:
             opened), not JSON, nested too deeply, a key given twice, not an object, an
             unknown key, a wrong type or a value out of range; one line naming the file.
     """
-
-    if (kind := special_kind(path)) is not None:
-        raise ConfigError(f"{path} is a {kind}, not a file; write a JSON object of gate thresholds")
-    if not path.is_file():
-        what = "is a symbolic link to nothing" if path.is_symlink() else "does not exist"
-        raise ConfigError(f"{path} {what}; pass a JSON object of gate thresholds")
-    try:
-        text = read_regular(path).decode("utf-8-sig")
-        mapping = json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_whole_number)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not JSON ({exc}); write an object of gate thresholds") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: JSON nested too deeply; write a flat object of gate thresholds") from None
-    except _DuplicateKey as exc:
-        raise ConfigError(f"{path}: setting {_shown(exc.key, 40)} is given twice; keep one") from None
-    except ValueError as exc:
-        raise ConfigError(
-            f"{path}: {exc} is not a gate threshold; write an object of gate thresholds"
-        ) from None
-    if not isinstance(mapping, dict):
-        raise ConfigError(f"{path}: expected an object of gate thresholds, found {type(mapping).__name__}")
-    try:
-        return config_from(mapping)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return load(path, "an object of gate thresholds", "gate threshold", config_from, special="not a file")

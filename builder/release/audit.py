@@ -42,7 +42,6 @@ import stat
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -54,6 +53,7 @@ from builder.files import crowded_folders, files_digest, journal_findings, load_
 from builder.ingest.composite import Rejected, open_displayed
 from builder.ingest.scrub import metadata_segments
 from builder.layouts.audit import audit_layout
+from builder.release.report import BuildReport, ReportError
 from builder.scan import TEXT_SUFFIXES, card_numbers, masked_path, private_values, redact, text_findings
 
 TOP_LEVEL = frozenset({"README.md", "LICENSE", "NOTICE.md", "data"})
@@ -256,8 +256,8 @@ def _check_text(release: Path, secrets: set[str], allowed: frozenset[float]) -> 
             )
 
 
-def _check_files(release: Path, report: dict[str, Any]) -> Iterator[str]:
-    files: dict[str, str] = report.get("files", {})
+def _check_files(release: Path, report: BuildReport) -> Iterator[str]:
+    files = report.files
     present = {rel for rel, info in _entries(release) if not stat.S_ISDIR(info.st_mode)}
     for rel in sorted(present - set(files)):
         yield f"{masked_path(rel)}: not written by the build (the private report does not list it)"
@@ -271,7 +271,7 @@ def _check_files(release: Path, report: dict[str, Any]) -> Iterator[str]:
         raw = read_file(path)
         if raw is None or hashlib.sha256(raw).hexdigest() != digest:
             yield f"{rel}: differs from the file the build wrote and audited"
-    if "release_digest" in report and files_digest(files) != report["release_digest"]:
+    if report.release_digest is not None and files_digest(files) != report.release_digest:
         yield "private report: its file list does not match its own release digest (edited?)"
 
 
@@ -353,49 +353,25 @@ def _block_means(diff: np.ndarray) -> np.ndarray:
     return means
 
 
-_TILE_FIELDS = ("split", "file_name", "label", "source", "source_sha256")
-
-
-def load_report(path: Path) -> dict[str, Any]:
+def load_report(path: Path) -> BuildReport:
     """The private report of a build at ``path``, checked for the fields the audit reads.
 
     Raises:
         ConfigError: not a regular file, not JSON, nested too deeply, not an object, or
-            without the ``tiles`` and ``files`` of a report that ``cropmark build`` writes;
-            one line naming the file (never a value of it: the report is private).
+            without the ``tiles`` and ``files`` of a report that ``cropmark build`` writes, or
+            with a field missing or of the wrong type; one line naming the file and the field
+            (never a value of it: the report is private).
     """
-    report = load_json(path, "private report of `cropmark build`")
-    problem = _report_problem(report)
-    if problem:
-        raise ConfigError(f"{path} is not a private report of `cropmark build`: {problem}")
-    return report
-
-
-def _report_problem(report: Mapping[str, Any]) -> str | None:
-    tiles, files = report.get("tiles"), report.get("files")
-    if not isinstance(tiles, list):
-        return "no list of tiles"
-    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-        return "no file digests"
-    for i, tile in enumerate(tiles):
-        if not isinstance(tile, dict):
-            return f"tile {i} is not an object"
-        missing = [k for k in _TILE_FIELDS if not isinstance(tile.get(k), str)]
-        if missing:
-            return f"tile {i} has no text field {missing[0]!r}"
-        site = tile.get("site")
-        if site is not None and not (
-            isinstance(site, dict)
-            and all(isinstance(site.get(k), int | float) for k in ("lat", "lon"))
-            and all(isinstance(site.get(k), str) for k in ("source_id", "date"))
-        ):
-            return f"tile {i} has a malformed site"
-    return None
+    data = load_json(path, "private report of `cropmark build`")
+    try:
+        return BuildReport.from_dict(data, private=True)
+    except ReportError as exc:
+        raise ConfigError(f"{path} is not a private report of `cropmark build`: {exc}") from None
 
 
 def audit_release(
     release: Path,
-    report: dict[str, Any] | None,
+    report: BuildReport | None,
     map_: Callable[..., Iterable[list[str]]] = map,
     checked: Mapping[str, Checked] | None = None,
 ) -> list[str]:
@@ -418,35 +394,47 @@ def audit_release(
     findings += journal_findings(release)
     tiles: list[str] = []
     known: dict[str, dict[str, str]] = {split: {} for split in SPLITS}
-    for tile in (report or {}).get("tiles", []):
-        known.setdefault(tile["split"], {})[tile["file_name"]] = tile["label"]
+    secrets = private_values(report.tiles if report is not None else ())
+    for tile in report.tiles if report is not None else ():
+        known.setdefault(tile.split, {})[tile.file_name] = tile.label
     for split in SPLITS:
         findings.extend(_check_split(release, split, tiles, known[split] if report is not None else None))
-    allowed = card_numbers(report or {})
-    findings.extend(_check_text(release, private_values(report or {}), allowed))
+    allowed = card_numbers(report.quoted_parts() if report is not None else ())
+    findings.extend(_check_text(release, secrets, allowed))
     sources: dict[str, str] = {}
     if report is None:
         findings.append("no private report: cannot check hashes or which half was published")
     else:
         findings.extend(_check_files(release, report))
-        corpus = Path(report.get("corpus", ""))
-        sources = {f"data/{t['split']}/{t['file_name']}": str(corpus / t["source"]) for t in report["tiles"]}
+        corpus = Path(report.corpus)
+        sources = {f"data/{t.split}/{t.file_name}": str(corpus / t.source) for t in report.tiles}
         findings.extend(
             f"{rel}: in the private report but not published" for rel in sorted(set(sources) - set(tiles))
         )
-    digests: dict[str, str] = (report or {}).get("files", {})
+    digests = report.files if report is not None else {}
     done = checked or {}
     tasks = [(str(release), rel, sources.get(rel), digests.get(rel), done.get(rel)) for rel in tiles]
     for tile_findings in progress.bar(map_(audit_tile, tasks), "audit", len(tasks), unit="tile"):
         findings.extend(tile_findings)
-    return redact(findings, private_values(report or {}))
+    return redact(findings, secrets)
+
+
+def audit_sibling(root: Path, report: BuildReport, private: Path | None = None) -> list[str]:
+    """:func:`builder.layouts.audit.audit_layout` of ``root`` with the parts of ``report`` it reads.
+
+    Args:
+        root: the sibling-layout release's folder.
+        report: the private report of its build.
+        private: the release's ``<version>.private`` folder (the SFT site map), if any.
+    """
+    allowed = card_numbers(report.quoted_parts())
+    return audit_layout(root, report.layout, report.policy, report.tiles, report.files, allowed, private)
 
 
 def audit_any(
-    release: Path, report: dict[str, Any] | None, map_: Callable[..., Iterable[list[str]]] = map
+    release: Path, report: BuildReport | None, map_: Callable[..., Iterable[list[str]]] = map
 ) -> list[str]:
     """:func:`audit_release`, or the sibling layout's audit when the report names one."""
-    layout = (report or {}).get("layout", "imagefolder")
-    if layout == "imagefolder":
+    if report is None or report.layout == "imagefolder":
         return audit_release(release, report, map_)
-    return audit_layout(release, report or {}, release.with_name(release.name + ".private"))
+    return audit_sibling(release, report, release.with_name(release.name + ".private"))

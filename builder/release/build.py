@@ -49,7 +49,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,19 @@ from builder.quality.thresholds import GateConfig
 from builder.records import Candidate, PrivateTile, PublicTile, Rejection
 from builder.release import audit, cards, leakage, licenses, siblings
 from builder.release.curate import curate
+from builder.release.report import (
+    AuditResult,
+    BuildReport,
+    Counts,
+    GateCounts,
+    GateSummary,
+    HalvesSummary,
+    Leakage,
+    LeakPair,
+    SiteLeakage,
+    SitePair,
+    TileRecord,
+)
 
 # "Files per repo <100k: merge data into fewer files" (Repository limitations and recommendations).
 HUB_FILES_PER_REPO = 100_000
@@ -142,7 +155,7 @@ class BuildConfig:
 class BuildResult:
     release: Path
     private: Path
-    report: dict[str, Any]
+    report: BuildReport
 
 
 def private_dir(release: Path) -> Path:
@@ -423,24 +436,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _counts(
-    rows: dict[str, int], rejections: Sequence[Rejection], tiles: Sequence[PublicTile]
-) -> dict[str, Any]:
+def _counts(rows: dict[str, int], rejections: Sequence[Rejection], tiles: Sequence[PublicTile]) -> Counts:
     rejected: dict[str, dict[str, int]] = {}
     for reason in Reason:
         per_split = Counter(r.split or "unknown" for r in rejections if r.reason is reason)
         if per_split:
             rejected[reason.value] = {split: per_split.get(split, 0) for split in SPLITS}
-    published = {
+    published: dict[str, dict[str, int]] = {
         split: {label: sum(1 for t in tiles if t.split == split and t.label == label) for label in LABELS}
         for split in SPLITS
     }
-    return {
-        "rows": {split: rows.get(split, 0) for split in SPLITS},
-        "rejected": rejected,
-        "published": published,
-        "tiles": {split: sum(published[split].values()) for split in SPLITS},
-    }
+    return Counts(
+        rows={split: rows.get(split, 0) for split in SPLITS},
+        rejected=rejected,
+        published=published,
+        tiles={split: sum(published[split].values()) for split in SPLITS},
+    )
 
 
 def build(config: BuildConfig) -> BuildResult:
@@ -473,7 +484,7 @@ def _build_locked(
     ingested: Ingested,
     all_sites: dict[str, Site],
     gate_config: GateConfig,
-) -> dict[str, Any]:
+) -> BuildReport:
     parent = final.parent
     staged = parent / f".{config.version}.tmp-{os.getpid()}"
     staged_private = parent / f".{config.version}.private.tmp-{os.getpid()}"
@@ -487,17 +498,19 @@ def _build_locked(
             candidates = curated.candidates
             check_repository_size(config, candidates)
             report = _stage(config, staged, ingested, sites, candidates, rejections, map_, gate_config)
-        findings = report["audit"]["findings"]
+        assert report.audit is not None
+        findings = list(report.audit.findings)
         if findings:
             raise AuditError(str(final), findings)
         staged_private.mkdir()
         if config.layout != "imagefolder":
             # A sibling layout is written from the audited imagefolder and audited itself.
-            ready = siblings.convert(config, staged, staged_private, report, sites)
-        report["release_digest"] = files_digest(report["files"])
-        report_bytes = (json.dumps(report, indent=1, sort_keys=True) + "\n").encode()
+            ready, report = siblings.convert(config, staged, staged_private, report, sites)
+        digest = files_digest(report.files)
+        report = replace(report, release_digest=digest)
+        report_bytes = report.to_json()
         (staged_private / "report.json").write_bytes(report_bytes)
-        _commit(final, ready, staged_private, report_bytes, report["release_digest"])
+        _commit(final, ready, staged_private, report_bytes, digest)
     finally:
         # After the commit each temporary holds the previous release or report (or nothing).
         for temporary in {staged, staged_private, ready}:
@@ -514,17 +527,17 @@ def _stage(
     rejections: list[Rejection],
     map_: Mapper,
     gate_config: GateConfig,
-) -> dict[str, Any]:
+) -> BuildReport:
     """Write the whole release into ``staged``, audit it, and return the private report."""
     tiles, private, gate_log, hashes, views, checked = _write_tiles(
         staged, config, candidates, rejections, map_, gate_config
     )
     site_leaks = _site_leakage(staged, config, hashes, tiles, private, rejections, sites)
     leaks = _leakage(staged, config, hashes, views, tiles, private, rejections)
-    if leaks["dropped"] and not site_leaks["dropped"]:  # what the pHash step dropped is no longer kept
+    if leaks.dropped and not site_leaks.dropped:  # what the pHash step dropped is no longer kept
         published = {p.file_name for p in private if p.split == "train"}
-        site_leaks["pairs"] = [pair for pair in site_leaks["pairs"] if pair["train"] in published]
-        site_leaks["train_tiles"] = len({pair["train"] for pair in site_leaks["pairs"]})
+        kept = tuple(pair for pair in site_leaks.pairs if pair.train in published)
+        site_leaks = replace(site_leaks, pairs=kept, train_tiles=len({pair.train for pair in kept}))
     for split in SPLITS:
         _write_csv(staged / "data" / split / "metadata.csv", [t for t in tiles if t.split == split])
     gate_stats = gate_summary(gate_config, gate_log, private)
@@ -540,27 +553,38 @@ def _stage(
     counts = _counts(ingested.row_counts, rejections, tiles)
     (staged / "LICENSE").write_text(licenses.license_text(), encoding="utf-8")
     (staged / "NOTICE.md").write_text(licenses.notice_text(used_sites), encoding="utf-8")
-    report = _report(config, ingested.manifests, counts, rejections, private, sites)
-    report["gates"] = gate_stats
-    report["halves"] = halves_summary(private, rejections)
-    report["leakage"] = leaks
-    report["site_leakage"] = site_leaks
-    report["layout"] = "imagefolder"
-    report["policy"] = config.policy.as_dict()
-    report["data_fingerprint"] = cards.data_fingerprint(staged)
+    report = BuildReport(
+        name=config.name,
+        version=config.version,
+        corpus=str(config.corpus.resolve()),
+        manifests=tuple(ingested.manifests),
+        counts=counts,
+        cut_modes=dict(Counter(p.cut for p in private)),
+        cut_reasons=dict(sorted(Counter(p.cut_detail for p in private if p.cut == "reencoded").items())),
+        sources={s.name: s.tiles for s in licenses.sources(sites.get(p.source) for p in private)},
+        tiles=tuple(_tile_record(p, sites.get(p.source)) for p in private),
+        rejections=tuple(rejections),
+        gates=gate_stats,
+        halves=halves_summary(private, rejections),
+        leakage=leaks,
+        site_leakage=site_leaks,
+        layout="imagefolder",
+        policy=config.policy,
+        data_fingerprint=cards.data_fingerprint(staged),
+    )
     card = cards.dataset_card(report, config.repo_id)
     (staged / "README.md").write_text(card, encoding="utf-8")
     # Tiles were hashed as they were written; only the few text files are read back.
     tile_hashes = {f"data/{p.split}/{p.file_name}": p.published_sha256 for p in private}
-    report["files"] = {
+    files = {
         rel: tile_hashes.get(rel) or hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(staged.rglob("*"))
         if path.is_file() and (rel := path.relative_to(staged).as_posix())
     }
+    report = replace(report, files=files)
     findings = [f"README.md: {problem}" for problem in cards.validate_dataset_card(card, report, staged)]
     findings += audit.audit_release(staged, report, map_, checked)
-    report["audit"] = {"passed": not findings, "findings": findings}
-    return report
+    return replace(report, audit=AuditResult.of(findings))
 
 
 def tiles_per_folder() -> int:
@@ -702,7 +726,7 @@ def _leakage(
     tiles: list[PublicTile],
     private: list[PrivateTile],
     rejections: list[Rejection],
-) -> dict[str, Any]:
+) -> Leakage:
     """Find train tiles that near-duplicate an eval tile (as stored, mirrored, upside down or
     turned half a turn); drop them (counted) if asked."""
     eval_views = {name: views[name] for name in hashes["eval"]}
@@ -718,19 +742,19 @@ def _leakage(
         }
         _drop_train(staged, involved, Reason.NEAR_DUPLICATE, details, hashes, tiles, private, rejections)
         dropped = involved
-    return {
-        "method": (
+    return Leakage(
+        method=(
             "pHash (64-bit DCT); Hamming distance between every train tile and every eval tile "
             f"{', '.join(leakage.VIEWS[:-1])} or {leakage.VIEWS[-1]} (the smallest)"
         ),
-        "threshold": build.leak_threshold,
-        "pairs": [{"train": p.train, "eval": p.eval, "distance": p.distance, "view": p.view} for p in pairs],
-        "train_tiles": len(involved),
-        "eval_tiles": len({p.eval for p in pairs}),
-        "closest": closest,
-        "dropped": len(dropped),
-        "hashes": {split: {n: f"{h:016x}" for n, h in sorted(hashes[split].items())} for split in SPLITS},
-    }
+        threshold=build.leak_threshold,
+        pairs=tuple(LeakPair(p.train, p.eval, p.distance, p.view) for p in pairs),
+        train_tiles=len(involved),
+        eval_tiles=len({p.eval for p in pairs}),
+        closest=closest,
+        dropped=len(dropped),
+        hashes={split: {n: f"{h:016x}" for n, h in sorted(hashes[split].items())} for split in SPLITS},
+    )
 
 
 def _drop_train(
@@ -762,13 +786,15 @@ def _site_leakage(
     private: list[PrivateTile],
     rejections: list[Rejection],
     sites: dict[str, Site],
-) -> dict[str, Any]:
+) -> SiteLeakage:
     """Find train tiles of an eval tile's site (same record, or closer than the distance); drop if asked."""
     by_split = {
         split: {p.file_name: sites[p.source] for p in private if p.split == split and p.source in sites}
         for split in SPLITS
     }
-    unchecked = {split: sum(p.split == split and p.source not in sites for p in private) for split in SPLITS}
+    unchecked: dict[str, int] = {
+        split: sum(p.split == split and p.source not in sites for p in private) for split in SPLITS
+    }
     pairs, closest = leakage.same_sites(by_split["train"], by_split["eval"], build.site_distance)
     involved = sorted({p.train for p in pairs})
     if build.drop_site_leaks and involved:
@@ -783,43 +809,40 @@ def _site_leakage(
             for name, pair in nearest.items()
         }
         _drop_train(staged, involved, Reason.SITE_LEAK, details, hashes, tiles, private, rejections)
-    return {
-        "method": "same source record, or great-circle distance between sites.csv points",
-        "evaluated": bool(sites),
-        "distance_m": build.site_distance,
-        "pairs": [
-            {"train": p.train, "eval": p.eval, "metres": p.metres, "same_record": p.same_record}
-            for p in pairs
-        ],
-        "train_tiles": len(involved),
-        "same_record": len({p.train for p in pairs if p.same_record}),
-        "closest_m": closest,
-        "dropped": len(involved) if build.drop_site_leaks else 0,
-        "unchecked": unchecked,
-    }
+    return SiteLeakage(
+        method="same source record, or great-circle distance between sites.csv points",
+        evaluated=bool(sites),
+        distance_m=build.site_distance,
+        pairs=tuple(SitePair(p.train, p.eval, p.metres, p.same_record) for p in pairs),
+        train_tiles=len(involved),
+        same_record=len({p.train for p in pairs if p.same_record}),
+        closest_m=closest,
+        dropped=len(involved) if build.drop_site_leaks else 0,
+        unchecked=unchecked,
+    )
 
 
-def halves_summary(published: Sequence[PrivateTile], rejections: Sequence[Rejection]) -> dict[str, Any]:
+def halves_summary(published: Sequence[PrivateTile], rejections: Sequence[Rejection]) -> HalvesSummary:
     """How many tiles the halves-order check (:mod:`builder.quality.halves`) found in order, swapped
     (rejected) or could not tell (not evaluated), with its thresholds."""
     verdicts = Counter((p.halves or {}).get("verdict", "not evaluated") for p in published)
     swapped = sum(r.reason is Reason.SWAPPED_HALVES for r in rejections)
-    return {
-        "in_order": verdicts["in order"],
-        "swapped": swapped,
-        "not_evaluated": verdicts["not evaluated"],
-        "evaluated": verdicts["in order"] + swapped,
-        "thresholds": {
+    return HalvesSummary(
+        in_order=verdicts["in order"],
+        swapped=swapped,
+        not_evaluated=verdicts["not evaluated"],
+        evaluated=verdicts["in order"] + swapped,
+        thresholds={
             "fc_min_red_over_green": halves.FC_MIN_RED_OVER_GREEN,
             "fc_max_rg_correlation": halves.FC_MAX_RG_CORRELATION,
             "tc_min_rg_correlation": halves.TC_MIN_RG_CORRELATION,
         },
-    }
+    )
 
 
 def gate_summary(
     config: GateConfig, log: Sequence[tuple[dict[str, Any], ...]], published: Sequence[PrivateTile] = ()
-) -> dict[str, Any]:
+) -> GateSummary:
     """Per gate: on how many tiles it was evaluated, passed, failed, rejected, or not evaluated (and why).
 
     ``log`` holds the gate results of every tile that was cut; a tile stops at its first
@@ -827,12 +850,7 @@ def gate_summary(
     table) and ``failed`` every failure. ``published_*`` count the same over the published
     tiles only.
     """
-    summary: dict[str, Any] = {
-        "config": asdict(config),
-        "changed": thresholds.changed_settings(config),
-        "tiles": len(log),
-        "published": len(published),
-    }
+    per_gate: dict[str, GateCounts] = {}
     first = Counter(
         next((r["gate"] for r in results if r["evaluated"] and not r["passed"]), None) for results in log
     )
@@ -840,49 +858,44 @@ def gate_summary(
         rows = [r for results in log for r in results if r["gate"] == gate]
         reasons = Counter(r["reason"] for r in rows if not r["evaluated"])
         shown = [r for p in published for r in p.gates if r["gate"] == gate]
-        summary[gate] = {
-            "evaluated": sum(r["evaluated"] for r in rows),
-            "passed": sum(bool(r["passed"]) for r in rows),
-            "failed": sum(r["evaluated"] and not r["passed"] for r in rows),
-            "rejected": first.get(gate, 0),
-            "not_evaluated": sum(reasons.values()),
-            "not_evaluated_reasons": dict(sorted(reasons.items())),
-            "published_passed": sum(bool(r["passed"]) for r in shown),
-            "published_not_evaluated": sum(not r["evaluated"] for r in shown),
-        }
-    summary["published_full"] = sum(
-        len(p.gates) == len(gates.GATES) and all(g["evaluated"] for g in p.gates) for p in published
+        per_gate[gate] = GateCounts(
+            evaluated=sum(r["evaluated"] for r in rows),
+            passed=sum(bool(r["passed"]) for r in rows),
+            failed=sum(r["evaluated"] and not r["passed"] for r in rows),
+            rejected=first.get(gate, 0),
+            not_evaluated=sum(reasons.values()),
+            not_evaluated_reasons=dict(sorted(reasons.items())),
+            published_passed=sum(bool(r["passed"]) for r in shown),
+            published_not_evaluated=sum(not r["evaluated"] for r in shown),
+        )
+    return GateSummary(
+        config=asdict(config),
+        changed=thresholds.changed_settings(config),
+        tiles=len(log),
+        published=len(published),
+        per_gate=per_gate,
+        published_full=sum(
+            len(p.gates) == len(gates.GATES) and all(g["evaluated"] for g in p.gates) for p in published
+        ),
     )
-    return summary
 
 
-def _report(
-    config: BuildConfig,
-    manifests: Sequence[str],
-    counts: dict[str, Any],
-    rejections: Sequence[Rejection],
-    private: Sequence[PrivateTile],
-    sites: dict[str, Site],
-) -> dict[str, Any]:
-    return {
-        "name": config.name,
-        "version": config.version,
-        "corpus": str(config.corpus.resolve()),
-        "manifests": list(manifests),
-        "counts": counts,
-        "cut_modes": dict(Counter(p.cut for p in private)),
-        "cut_reasons": dict(sorted(Counter(p.cut_detail for p in private if p.cut == "reencoded").items())),
-        "sources": {s.name: s.tiles for s in licenses.sources(sites.get(p.source) for p in private)},
-        "tiles": [
-            {
-                **asdict(p),
-                "rows": list(p.rows),
-                "site": asdict(sites[p.source]) if p.source in sites else None,
-            }
-            for p in private
-        ],
-        "rejections": [
-            {"reason": r.reason.value, "where": r.where, "detail": r.detail, "split": r.split}
-            for r in rejections
-        ],
-    }
+def _tile_record(tile: PrivateTile, site: Site | None) -> TileRecord:
+    """The report's record of a published tile: its private side and its site."""
+    return TileRecord(
+        split=tile.split,
+        file_name=tile.file_name,
+        label=tile.label,
+        source=tile.source,
+        source_sha256=tile.source_sha256,
+        published_sha256=tile.published_sha256,
+        cut=tile.cut,
+        rows=tile.rows,
+        gates=tile.gates,
+        bands=tile.bands,
+        cut_detail=tile.cut_detail,
+        content_sha256=tile.content_sha256,
+        copies=tile.copies,
+        halves=tile.halves,
+        site=site,
+    )

@@ -35,6 +35,7 @@ from builder.files import CARDS_DIR
 from builder.layouts import hdf5, parquet, sft_jsonl
 from builder.model.prompt import PROMPT, SYSTEM_PROMPT
 from builder.quality import gates, thresholds
+from builder.release.report import NO_SITE_CHECK, BuildReport, Leakage, SiteLeakage
 from builder.scan import private_values, redact
 
 PRETTY_NAME = "Cropmark Disambiguator S2"
@@ -67,19 +68,6 @@ REASON_TEXT = {
     Reason.SWAPPED_HALVES: "composite halves swapped (false colour on the right, context on the left)",
     Reason.NEAR_DUPLICATE: "train tile a near-duplicate of an eval tile (perceptual hash), dropped",
     Reason.SITE_LEAK: "train tile of the same site as an eval tile (source record or distance), dropped",
-}
-
-
-# What a report from before the same-site check holds: the check was not evaluated.
-NO_SITE_CHECK: dict[str, Any] = {
-    "evaluated": False,
-    "train_tiles": 0,
-    "same_record": 0,
-    "dropped": 0,
-    "distance_m": 0,
-    "closest_m": None,
-    "unchecked": {},
-    "pairs": [],
 }
 
 
@@ -130,14 +118,14 @@ def data_fingerprint(release: Path) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest().translate(_HEX_LETTERS)
 
 
-def config_description(report: Mapping[str, Any]) -> str:
+def config_description(report: BuildReport) -> str:
     """The ``description`` of the card's configs: the release and its data fingerprint."""
-    fingerprint = report.get("data_fingerprint")
+    fingerprint = report.data_fingerprint
     if not isinstance(fingerprint, str) or not re.fullmatch(r"[a-p]{64}", fingerprint):
         raise CropmarkError(
             "the build report has no data_fingerprint (a report of an older build); rebuild the release"
         )
-    return f"{report['name']} {report['version']}, data files {fingerprint}"
+    return f"{report.name} {report.version}, data files {fingerprint}"
 
 
 def card_fingerprints(text: str) -> list[str | None]:
@@ -202,8 +190,8 @@ def _card(card_class: type[Any], data: Any, body: str) -> str:
     return str(card_class(f"---\n{data.to_yaml()}\n---\n{body}"))
 
 
-def dataset_card_data(report: Mapping[str, Any]) -> DatasetCardData:
-    total = sum(report["counts"]["tiles"].values())
+def dataset_card_data(report: BuildReport) -> DatasetCardData:
+    total = report.total_tiles
     return DatasetCardData(
         license="cdla-permissive-2.0",
         pretty_name=PRETTY_NAME,
@@ -222,7 +210,7 @@ def dataset_card_data(report: Mapping[str, Any]) -> DatasetCardData:
         configs=[
             {"config_name": c["config_name"], "description": config_description(report)}
             | {k: v for k, v in c.items() if k != "config_name"}
-            for c in layout_configs(report.get("layout", "imagefolder"))
+            for c in layout_configs(report.layout)
         ],
     )
 
@@ -234,12 +222,12 @@ def layout_configs(layout: str) -> list[dict[str, Any]]:
     return {"parquet": parquet.configs, "sft-jsonl": sft_jsonl.configs, "hdf5": hdf5.configs}[layout]()
 
 
-def dataset_context(report: Mapping[str, Any], repo_id: str | None) -> dict[str, Any]:
-    counts = report["counts"]
-    rejected = counts["rejected"]
-    site = report.get("site_leakage") or NO_SITE_CHECK
+def dataset_context(report: BuildReport, repo_id: str | None) -> dict[str, Any]:
+    counts = report.counts
+    rejected = counts.rejected
+    site = report.site_leakage or NO_SITE_CHECK
     # Gate rejections are described with the thresholds this build used (its report's config).
-    gate_text = thresholds.reason_texts(report["gates"]["config"])
+    gate_text = thresholds.reason_texts(report.gates.config)
     texts = {**REASON_TEXT, **{reason: gate_text[gate] for gate, reason in gates.GATE_REASONS.items()}}
     rows = [
         {"reason": reason.value, "text": texts[reason], **rejected[reason.value]}
@@ -249,35 +237,36 @@ def dataset_context(report: Mapping[str, Any], repo_id: str | None) -> dict[str,
     return {
         "pretty_name": PRETTY_NAME,
         "repo_id": repo_id,
-        "version": report["version"],
-        "rows": counts["rows"],
-        "total_rows": sum(counts["rows"].values()),
-        "tiles": counts["tiles"],
-        "total_tiles": sum(counts["tiles"].values()),
-        "published": counts["published"],
+        "version": report.version,
+        "rows": counts.rows,
+        "total_rows": sum(counts.rows.values()),
+        "tiles": counts.tiles,
+        "total_tiles": report.total_tiles,
+        "published": counts.published,
         "rejections": rows,
-        "cut_modes": report["cut_modes"],
-        "cut_other": _cut_other(report.get("cut_reasons", {})),
-        "sources": report["sources"],
+        "cut_modes": report.cut_modes,
+        "cut_other": _cut_other(report.cut_reasons),
+        "sources": report.sources,
         "labels": LABELS,
         "prompt": PROMPT,
         "doi": PAPER_DOI,
         "base_model": BASE_MODEL,
-        "gates": report["gates"],
-        "halves": report.get("halves"),
-        "leakage": report["leakage"],
-        "leak_outcome": _leak_outcome(report["leakage"]),
-        "site": site,
+        # The templates read the report's parts as report.json holds them.
+        "gates": report.gates.to_dict(),
+        "halves": None if report.halves is None else report.halves.to_dict(),
+        "leakage": report.leakage.to_dict(),
+        "leak_outcome": _leak_outcome(report.leakage),
+        "site": site.to_dict(),
         "site_outcome": _site_outcome(site),
-        "site_unchecked": sum(site["unchecked"].values()),
+        "site_unchecked": sum(site.unchecked.values()),
         "gate_counts": _gate_counts,
         "not_evaluated": [
             {"number": number, "count": count, "reason": reason}
             for number, gate in enumerate(gates.GATES, 1)
-            for reason, count in report["gates"][gate]["not_evaluated_reasons"].items()
+            for reason, count in report.gates.per_gate[gate].not_evaluated_reasons.items()
         ],
-        "layout": report.get("layout", "imagefolder"),
-        "layout_summary": report.get("layout_summary"),
+        "layout": report.layout,
+        "layout_summary": report.layout_summary,
         "pct": figures.pct,  # thresholds quoted exactly as the build used them
         "num": figures.number,
     }
@@ -303,11 +292,11 @@ def _gate_counts(gate: Mapping[str, Any]) -> str:
     return " | ".join(str(gate[cell]) for cell in cells)
 
 
-def _site_outcome(site: Mapping[str, Any]) -> str:
-    if site["dropped"]:
+def _site_outcome(site: SiteLeakage) -> str:
+    if site.dropped:
         return " and dropped from `train` (the `site_leak` row above)."
-    if site["train_tiles"]:
-        records = site["same_record"]
+    if site.train_tiles:
+        records = site.same_record
         return (
             f" and kept ({records} of them from the same record as an eval tile); "
             "the private report lists them."
@@ -315,15 +304,15 @@ def _site_outcome(site: Mapping[str, Any]) -> str:
     return "."
 
 
-def _leak_outcome(leaks: Mapping[str, Any]) -> str:
-    if leaks["dropped"]:
+def _leak_outcome(leaks: Leakage) -> str:
+    if leaks.dropped:
         return " and dropped from `train` (the `near_duplicate` row above)."
-    if leaks["train_tiles"]:
+    if leaks.train_tiles:
         return " and kept; they are listed below, so that you can drop them."
     return "."
 
 
-def dataset_card(report: Mapping[str, Any], repo_id: str | None = None) -> str:
+def dataset_card(report: BuildReport, repo_id: str | None = None) -> str:
     """The full dataset card of a release, every figure from its build report."""
     body = render("dataset_card.md.j2", dataset_context(report, repo_id))
     return _card(DatasetCard, dataset_card_data(report), body)
@@ -454,7 +443,7 @@ _LEAK_ROW = re.compile(
 _SOURCE_ROW = re.compile(r"^- (?P<name>.+): (?P<n>\d+) tiles$", re.M)
 
 
-def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | None = None) -> list[str]:
+def validate_dataset_card(text: str, report: BuildReport, release: Path | None = None) -> list[str]:
     """Offline checks of a dataset card before any publish; an empty list means valid.
 
     Required keys present; the YAML parses back through ``DatasetCard`` to the
@@ -463,10 +452,10 @@ def validate_dataset_card(text: str, report: Mapping[str, Any], release: Path | 
     the curation table) equal the build report's. A problem that quotes a value
     of the private report shows it masked (:func:`builder.scan.redact`).
     """
-    return redact(_card_problems(text, report, release), private_values(dict(report)))
+    return redact(_card_problems(text, report, release), private_values(report.tiles))
 
 
-def _card_problems(text: str, report: Mapping[str, Any], release: Path | None) -> list[str]:
+def _card_problems(text: str, report: BuildReport, release: Path | None) -> list[str]:
     problems: list[str] = []
     card = DatasetCard(text)
     data: dict[str, Any] = card.data.to_dict()  # type: ignore[no-untyped-call]
@@ -479,8 +468,8 @@ def _card_problems(text: str, report: Mapping[str, Any], release: Path | None) -
     again = DatasetCard(str(card)).data.to_dict()  # type: ignore[no-untyped-call]
     if again != data:
         problems.append("YAML does not parse back to the same data")
-    counts = report["counts"]
-    expected_size = size_category(sum(counts["tiles"].values()))
+    counts = report.counts
+    expected_size = size_category(report.total_tiles)
     if data.get("size_categories") != [expected_size]:
         problems.append(f"size_categories {data.get('size_categories')} but the counts give {expected_size}")
     if release is not None:
@@ -496,57 +485,62 @@ def _card_problems(text: str, report: Mapping[str, Any], release: Path | None) -
                 f"{fingerprint} (load_dataset would reuse the cache of other data)"
             )
     body = card.text
-    for pattern, key in ((_SUMMARY, "tiles"), (_ROWS, "rows")):
+    for pattern, key, quoted in ((_SUMMARY, "tiles", counts.tiles), (_ROWS, "rows", counts.rows)):
         match = pattern.search(body)
         found = {s: int(match[s]) for s in SPLITS} if match else None
-        if found != counts[key]:
-            problems.append(f"body quotes {key} {found}; the build report says {counts[key]}")
+        if found != quoted:
+            problems.append(f"body quotes {key} {found}; the build report says {quoted}")
     table = {m["reason"]: {s: int(m[s]) for s in SPLITS} for m in _TABLE_ROW.finditer(body)}
-    if table != counts["rejected"]:
-        problems.append(f"curation table {table} differs from the build report {counts['rejected']}")
+    if table != counts.rejected:
+        problems.append(f"curation table {table} differs from the build report {counts.rejected}")
     splits = {m["split"]: {label: int(m[label]) for label in LABELS} for m in _SPLIT_ROW.finditer(body)}
     tiles = {m["split"]: int(m["tiles"]) for m in _SPLIT_ROW.finditer(body)}
-    if splits != counts["published"] or tiles != counts["tiles"]:
-        problems.append(f"split table {splits} differs from the build report {counts['published']}")
+    if splits != counts.published or tiles != counts.tiles:
+        problems.append(f"split table {splits} differs from the build report {counts.published}")
     sources = {m["name"]: int(m["n"]) for m in _SOURCE_ROW.finditer(body)}
-    if sources != report.get("sources", {}):
-        problems.append(f"source counts {sources} differ from the build report {report.get('sources')}")
+    if sources != report.sources:
+        problems.append(f"source counts {sources} differ from the build report {report.sources}")
     gate_rows = {int(m["n"]): tuple(int(m[c]) for c in _GATE_CELLS) for m in _GATE_ROW.finditer(body)}
     expected_gates = {
-        i: tuple(report["gates"][gate][c] for c in _GATE_CELLS) for i, gate in enumerate(gates.GATES, 1)
+        i: tuple(report.gates.per_gate[gate].cell(c) for c in _GATE_CELLS)
+        for i, gate in enumerate(gates.GATES, 1)
     }
     if gate_rows != expected_gates:
         problems.append(
             f"gate table {_GATE_CELLS} {gate_rows} differs from the build report {expected_gates}"
         )
-    order = report.get("halves")
+    order = report.halves
     if order is not None:
         match = _HALVES.search(body)
         found_order = {k: int(v) for k, v in match.groupdict().items()} if match else None
-        expected_order = {k: order[k] for k in ("in_order", "swapped", "not_evaluated")}
+        expected_order = {
+            "in_order": order.in_order,
+            "swapped": order.swapped,
+            "not_evaluated": order.not_evaluated,
+        }
         if found_order != expected_order:
             problems.append(
                 f"halves-order counts {found_order} differ from the build report {expected_order}"
             )
-    site = report.get("site_leakage") or NO_SITE_CHECK
+    site = report.site_leakage or NO_SITE_CHECK
     match = _SITE.search(body)
-    if site["evaluated"] and (match is None or int(match["n"]) != site["train_tiles"]):
+    if site.evaluated and (match is None or int(match["n"]) != site.train_tiles):
         problems.append(
-            f"same-site count {match and match['n']} differs from the build report {site['train_tiles']}"
+            f"same-site count {match and match['n']} differs from the build report {site.train_tiles}"
         )
-    if not site["evaluated"] and (match is not None or "same-site check was **not" not in body):
+    if not site.evaluated and (match is not None or "same-site check was **not" not in body):
         problems.append("the build did not check sites but the card does not say so")
-    leaks = report.get("leakage")
+    leaks = report.leakage
     if leaks is not None:
         match = _LEAK.search(body)
         found_leak = (int(match["n"]), int(match["threshold"])) if match else None
-        if found_leak != (leaks["train_tiles"], leaks["threshold"]):
+        if found_leak != (leaks.train_tiles, leaks.threshold):
             problems.append(
                 f"near-duplicate count (tiles, threshold) {found_leak} differs from the build report "
-                f"{(leaks['train_tiles'], leaks['threshold'])}"
+                f"{(leaks.train_tiles, leaks.threshold)}"
             )
         listed = [(m["train"], m["eval"], int(m["d"])) for m in _LEAK_ROW.finditer(body)]
-        kept = [] if leaks["dropped"] else [(p["train"], p["eval"], p["distance"]) for p in leaks["pairs"]]
+        kept = [] if leaks.dropped else [(p.train, p.eval, p.distance) for p in leaks.pairs]
         if listed != kept:
             problems.append(
                 f"near-duplicate table lists {len(listed)} pairs; the build report has {len(kept)}"

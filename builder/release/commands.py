@@ -9,37 +9,39 @@ from typing import Any
 
 from builder.domain import DATASET_NAME, hub_id_argument
 from builder.errors import ConfigError, ReleaseNotFoundError
+from builder.release.report import BuildReport, GateSummary
 
 
-def _print_summary(report: dict[str, Any], release: Path, private: Path) -> None:
+def _print_summary(report: BuildReport, release: Path, private: Path) -> None:
     """What a build did, one line a figure (the private report holds the rest)."""
-    counts = report["counts"]
-    print(f"built {report['name']} {report['version']} -> {release}")
-    print("  rows read      " + "  ".join(f"{s} {n}" for s, n in counts["rows"].items()))
-    for split, labels in counts["published"].items():
+    counts = report.counts
+    print(f"built {report.name} {report.version} -> {release}")
+    print("  rows read      " + "  ".join(f"{s} {n}" for s, n in counts.rows.items()))
+    for split, labels in counts.published.items():
         detail = ", ".join(f"{label} {n}" for label, n in labels.items())
         print(f"  published      {split} {sum(labels.values())} ({detail})")
-    for reason, per_split in sorted(counts["rejected"].items()):
+    for reason, per_split in sorted(counts.rejected.items()):
         total = sum(per_split.values())
         detail = ", ".join(f"{s} {n}" for s, n in per_split.items())
         print(f"  rejected       {reason:<21} {total:>5}  ({detail})")
-    print("  cut            " + ", ".join(f"{m} {n}" for m, n in sorted(report["cut_modes"].items())))
-    _print_gates(report["gates"])
+    print("  cut            " + ", ".join(f"{m} {n}" for m, n in sorted(report.cut_modes.items())))
+    _print_gates(report.gates)
     _print_checks(report)
-    if report.get("layout", "imagefolder") != "imagefolder":
-        summary = report["layout_summary"]
+    if report.layout != "imagefolder" and report.layout_summary is not None:
         splits = ", ".join(
-            f"{split} {info.get('rows', info.get('samples'))}" for split, info in summary["splits"].items()
+            f"{split} {info.get('rows', info.get('samples'))}"
+            for split, info in report.layout_summary["splits"].items()
         )
-        print(f"  layout         {report['layout']} ({splits})")
-    audit = report["audit"]
-    print(f"  audit          {'passed' if audit['passed'] else 'FAILED'} ({len(audit['findings'])} findings)")
+        print(f"  layout         {report.layout} ({splits})")
+    audit = report.audit
+    assert audit is not None  # a build always audits
+    print(f"  audit          {'passed' if audit.passed else 'FAILED'} ({len(audit.findings)} findings)")
     print(f"  private report {private / 'report.json'}  (private: never publish this folder)")
 
 
-def _print_gates(gates: dict[str, Any]) -> None:
+def _print_gates(gates: GateSummary) -> None:
     """The thresholds in force and what each of the four gates did."""
-    changed = gates["changed"]
+    changed = gates.changed
     print(
         "  thresholds     "
         + (
@@ -49,37 +51,39 @@ def _print_gates(gates: dict[str, Any]) -> None:
         )
     )
     for number, gate in enumerate(("s2_not_blank", "s2_not_cloudy", "context_available", "agricultural"), 1):
-        g = gates[gate]
+        g = gates.per_gate[gate]
         print(
-            f"  gate {number}         {gate:<21} {g['evaluated']:>5} evaluated, {g['passed']} passed, "
-            f"{g['rejected']} rejected, {g['not_evaluated']} not evaluated"
+            f"  gate {number}         {gate:<21} {g.evaluated:>5} evaluated, {g.passed} passed, "
+            f"{g.rejected} rejected, {g.not_evaluated} not evaluated"
         )
     print(
-        f"  all four gates {gates['published_full']} of {gates['published']} published tiles "
+        f"  all four gates {gates.published_full} of {gates.published} published tiles "
         "(the others have gates not evaluated)"
     )
 
 
-def _print_checks(report: dict[str, Any]) -> None:
+def _print_checks(report: BuildReport) -> None:
     """Halves order, train/eval near-duplicates and same-site leaks."""
-    order = report["halves"]
+    order = report.halves
+    assert order is not None  # a build always runs the halves-order check
     print(
-        f"  halves         {order['in_order']} in order, {order['swapped']} swapped (rejected), "
-        f"{order['not_evaluated']} not evaluated"
+        f"  halves         {order.in_order} in order, {order.swapped} swapped (rejected), "
+        f"{order.not_evaluated} not evaluated"
     )
-    leaks = report["leakage"]
-    kept = "dropped" if leaks["dropped"] else ("kept" if leaks["train_tiles"] else "none")
+    leaks = report.leakage
+    kept = "dropped" if leaks.dropped else ("kept" if leaks.train_tiles else "none")
     print(
-        f"  near-dups      {leaks['train_tiles']} train tiles within {leaks['threshold']} bits "
-        f"of an eval tile ({kept}; closest pair {leaks['closest']} bits)"
+        f"  near-dups      {leaks.train_tiles} train tiles within {leaks.threshold} bits "
+        f"of an eval tile ({kept}; closest pair {leaks.closest} bits)"
     )
-    site = report["site_leakage"]
-    if site["evaluated"]:
-        kept = "dropped" if site["dropped"] else ("kept" if site["train_tiles"] else "none")
-        unchecked = sum(site["unchecked"].values())
+    site = report.site_leakage
+    assert site is not None  # a build always writes the same-site check (evaluated or not)
+    if site.evaluated:
+        kept = "dropped" if site.dropped else ("kept" if site.train_tiles else "none")
+        unchecked = sum(site.unchecked.values())
         print(
-            f"  same site      {site['train_tiles']} train tiles of an eval tile's site (same record or "
-            f"< {site['distance_m']:g} m; {kept}; {unchecked} tiles without a site unchecked)"
+            f"  same site      {site.train_tiles} train tiles of an eval tile's site (same record or "
+            f"< {site.distance_m:g} m; {kept}; {unchecked} tiles without a site unchecked)"
         )
     else:
         print("  same site      not evaluated (no sites.csv)")
@@ -138,7 +142,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if findings:
         print(f"audit refused {release}: {len(findings)} finding(s)")
         return 1
-    layout = (report or {}).get("layout", "imagefolder")
+    layout = report.layout if report is not None else "imagefolder"
     checked = "metadata, images, text and halves" if layout == "imagefolder" else "images, text and policy"
     print(f"audit passed {release} ({layout}): layout, {checked} clean")
     return 0

@@ -10,29 +10,32 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from builder.errors import AuditError
 from builder.ingest.corpus import Site
-from builder.layouts import audit as layout_audit
 from builder.layouts import hdf5, parquet, sft_jsonl
 from builder.layouts.base import LayoutOptions, common_files, samples
 from builder.release import cards
+from builder.release.audit import audit_sibling
+from builder.release.report import AuditResult, BuildReport
 
 if TYPE_CHECKING:  # for the annotation only: the build imports this module
     from builder.release.build import BuildConfig
 
 
 def convert(
-    config: BuildConfig, staged: Path, private: Path, report: dict[str, Any], sites: dict[str, Site]
-) -> Path:
-    """Write ``config.layout`` from the audited imagefolder ``staged``; audit it; return its folder.
+    config: BuildConfig, staged: Path, private: Path, report: BuildReport, sites: dict[str, Site]
+) -> tuple[Path, BuildReport]:
+    """Write ``config.layout`` from the audited imagefolder ``staged``; audit it; return its folder
+    and the report of the converted release.
 
     The new folder is a hidden temporary sibling that :func:`builder.release.build.build`
-    renames into place (or removes, on any error). ``report`` gains ``layout``,
-    ``layout_summary`` and the new ``files``; sidecars and other private outputs
-    go to ``private``.
+    renames into place (or removes, on any error). The returned report is ``report``
+    with the new ``layout``, ``layout_summary``, ``data_fingerprint``, ``files`` and
+    ``audit``; sidecars and other private outputs go to ``private``.
 
     Raises:
         CropmarkError: a sample that cannot be written, or an audit finding.
@@ -42,27 +45,31 @@ def convert(
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir()
     try:
-        items = samples(staged, report, sites)
+        items = samples(staged, report.tiles, sites)
         writer = {"parquet": parquet.write, "sft-jsonl": sft_jsonl.write, "hdf5": hdf5.write}[config.layout]
         summary = writer(items, dest, private, options, config.policy)
         common_files(staged, dest)
-        report["layout"] = config.layout
-        report["layout_summary"] = summary
-        report["data_fingerprint"] = cards.data_fingerprint(dest)
+        report = replace(
+            report,
+            layout=config.layout,
+            layout_summary=summary,
+            data_fingerprint=cards.data_fingerprint(dest),
+        )
         card = cards.dataset_card(report, config.repo_id)
         (dest / "README.md").write_text(card, encoding="utf-8")
-        report["files"] = {
+        files = {
             p.relative_to(dest).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(dest.rglob("*"))
             if p.is_file()
         }
+        report = replace(report, files=files)
         findings = [f"README.md: {problem}" for problem in cards.validate_dataset_card(card, report, dest)]
-        findings += layout_audit.audit_layout(dest, report, private)
-        report["audit"] = {"passed": not findings, "findings": findings}
+        findings += audit_sibling(dest, report, private)
+        report = replace(report, audit=AuditResult.of(findings))
         if findings:
             raise AuditError(str(dest), findings)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
     shutil.rmtree(staged, ignore_errors=True)
-    return dest
+    return dest, report

@@ -28,7 +28,7 @@ import re
 import struct
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,9 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from builder.ingest.corpus import Site
 from builder.ingest.scrub import segments, strip_jpeg
+from builder.release.report import BuildReport
 from builder.testing.sample import _row
 from tests.data.factory import composite_pixels, jpeg_bytes, png16_rgb, png_bomb
 
@@ -563,8 +565,8 @@ class Leak:
     expect: str  # a fragment of the finding
 
 
-def _site_tile(report: dict[str, Any]) -> dict[str, Any]:
-    return next(t for t in report["tiles"] if t.get("site"))
+def _site(report: BuildReport) -> Site:
+    return next(t.site for t in report.tiles if t.site)
 
 
 def _rewrite(path: Path, edit: Callable[[list[list[str]]], list[list[str]]]) -> None:
@@ -586,8 +588,8 @@ def _paste(tile: Path, composite: Image.Image, size: int, at: tuple[int, int]) -
     tile.write_bytes(strip_jpeg(encode_jpeg(Image.fromarray(pixels))))
 
 
-def plant_release(release: Path, report: dict[str, Any]) -> list[Leak]:
-    """Plant every leak into ``release`` and forge ``report``'s hashes to match the edits.
+def plant_release(release: Path, report: BuildReport) -> tuple[list[Leak], BuildReport]:
+    """Plant every leak into ``release``; return them and ``report`` with hashes forged to match.
 
     A forged hash means each leak must be caught by its own check, not by the
     file's changed hash. Files the build never wrote stay out of the report.
@@ -598,7 +600,7 @@ def plant_release(release: Path, report: dict[str, Any]) -> list[Leak]:
     leaks: list[Leak] = []
     readme = release / "README.md"
     lines = readme.read_text(encoding="utf-8").splitlines()
-    site = _site_tile(report)["site"]
+    site = _site(report)
     planted = [
         ("UTM pair", "EPSG:32633 500000 4600000", "UTM coordinate"),
         ("CRS code", "reprojected from EPSG:27700", "CRS code"),
@@ -622,8 +624,8 @@ def plant_release(release: Path, report: dict[str, Any]) -> list[Leak]:
         ("what3words", "///filled.count.soap", "what3words address"),
         ("product id", "S2B_MSIL2A_20210614T105619_N0500_R094_T30UXC", "Sentinel-2 product id"),
         ("high-precision decimal", "ratio 0.123456789", "high-precision decimal"),
-        ("private latitude", f"about {site['lat']:.4f}", "private value of the report"),
-        ("private record id", f"see {site['source_id']}", "private value of the report"),
+        ("private latitude", f"about {site.lat:.4f}", "private value of the report"),
+        ("private record id", f"see {site.source_id}", "private value of the report"),
         ("comma decimals", "at 51,5074", "decimal-comma decimal"),
         ("comma-decimal pair", "at 51,5074 -0,1278", "coordinate pair"),
         ("fullwidth digits", "at \uff15\uff11.\uff15\uff10\uff17\uff14, -0.1278", "coordinate pair"),
@@ -649,10 +651,10 @@ def plant_release(release: Path, report: dict[str, Any]) -> list[Leak]:
         ("labelled record number", "HER 12345", "labelled record number"),
         (
             "private record id with a space",
-            "see " + re.sub(r"(\d)", r" \1", site["source_id"], count=1),
+            "see " + re.sub(r"(\d)", r" \1", site.source_id, count=1),
             "private value",
         ),
-        ("private latitude glued", f"at{site['lat']:.4f}x", "private value of the report"),
+        ("private latitude glued", f"at{site.lat:.4f}x", "private value of the report"),
     ]
     for kind, text, expect in planted:
         lines.append(text)
@@ -660,7 +662,7 @@ def plant_release(release: Path, report: dict[str, Any]) -> list[Leak]:
     readme.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     notice = release / "NOTICE.md"
-    stem = Path(report["tiles"][5]["source"]).stem
+    stem = Path(report.tiles[5].source).stem
     notice.write_text(notice.read_text(encoding="utf-8") + f"\nsource {stem}\n", encoding="utf-8")
     n = len(notice.read_text(encoding="utf-8").splitlines())
     leaks.append(Leak("source file name", f"NOTICE.md:{n}:", "private value of the report"))
@@ -683,22 +685,22 @@ def plant_release(release: Path, report: dict[str, Any]) -> list[Leak]:
     leaks.append(Leak("date in a file name (report)", "data/train/m_2021…", "not written by the build"))
     leaks.append(Leak("date in a file name (listing)", "data/train/m_2021…", "not listed in metadata.csv"))
 
-    train = [t for t in report["tiles"] if t["split"] == "train"]
+    train = [t for t in report.tiles if t.split == "train"]
     meta = release / "data" / "train" / "metadata.csv"
     flipped = train[0]
-    other = "No" if flipped["label"] == "Yes" else "Yes"
+    other = "No" if flipped.label == "Yes" else "Yes"
     stranger = "d_tile_aaaaaaaaaaaa.jpg"
     (release / "data" / "train" / stranger).write_bytes(
-        (release / "data" / "train" / train[1]["file_name"]).read_bytes()
+        (release / "data" / "train" / train[1].file_name).read_bytes()
     )
 
     def edit(rows: list[list[str]]) -> list[list[str]]:
-        out = [[name, other if name == flipped["file_name"] else label] for name, label in rows]
+        out = [[name, other if name == flipped.file_name else label] for name, label in rows]
         return [*out, [stranger, "No"]]
 
     _rewrite(meta, edit)
     names = [row[0] for row in csv.reader(io.StringIO(meta.read_text(encoding="utf-8")))]
-    line = names.index(flipped["file_name"]) + 1
+    line = names.index(flipped.file_name) + 1
     leaks.append(
         Leak("label flipped", f"data/train/metadata.csv:{line}:", f"labelled {other}; the build wrote")
     )
@@ -713,42 +715,40 @@ def plant_release(release: Path, report: dict[str, Any]) -> list[Leak]:
         Leak("tile the report does not know (file)", f"data/train/{stranger}:", "not written by the build")
     )
 
-    corpus = Path(report["corpus"])
+    corpus = Path(report.corpus)
     for kind, tile, size, at in (
         ("pasted 32x32 context patch", train[2], 32, (101, 203)),
         ("pasted 64x64 context patch", train[3], 64, (7, 400)),
     ):
-        composite = open_displayed(corpus / tile["source"])
-        _paste(release / "data" / "train" / tile["file_name"], composite, size, at)
+        composite = open_displayed(corpus / tile.source)
+        _paste(release / "data" / "train" / tile.file_name, composite, size, at)
         leaks.append(
-            Leak(
-                kind, f"data/train/{tile['file_name']}:", "blocks differ from its composite's Sentinel-2 half"
-            )
+            Leak(kind, f"data/train/{tile.file_name}:", "blocks differ from its composite's Sentinel-2 half")
         )
     rotated = train[4]
-    path = release / "data" / "train" / rotated["file_name"]
+    path = release / "data" / "train" / rotated.file_name
     with Image.open(path) as image:
         turned = image.transpose(Image.Transpose.ROTATE_180)
         from builder.ingest.composite import encode_jpeg
 
         path.write_bytes(strip_jpeg(encode_jpeg(turned)))
-    leaks.append(Leak("tile in raw orientation", f"data/train/{rotated['file_name']}:", "blocks differ"))
+    leaks.append(Leak("tile in raw orientation", f"data/train/{rotated.file_name}:", "blocks differ"))
     right = train[6]
-    composite = open_displayed(corpus / right["source"])
+    composite = open_displayed(corpus / right.source)
     from builder.ingest.composite import encode_jpeg
 
-    (release / "data" / "train" / right["file_name"]).write_bytes(
+    (release / "data" / "train" / right.file_name).write_bytes(
         strip_jpeg(encode_jpeg(composite.crop((256, 0, 512, 512))))
     )
     leaks.append(
         Leak(
             "context half published",
-            f"data/train/{right['file_name']}:",
+            f"data/train/{right.file_name}:",
             "matches its composite's right (context) half",
         )
     )
     gps = train[7]
-    path = release / "data" / "train" / gps["file_name"]
+    path = release / "data" / "train" / gps.file_name
     with Image.open(path) as image:
         image.load()
         exif = Image.Exif()
@@ -756,15 +756,16 @@ def plant_release(release: Path, report: dict[str, Any]) -> list[Leak]:
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=95, subsampling=0, exif=exif.tobytes())
     path.write_bytes(buffer.getvalue())
-    leaks.append(Leak("EXIF GPS in a tile", f"data/train/{gps['file_name']}:", "APP1)"))
+    leaks.append(Leak("EXIF GPS in a tile", f"data/train/{gps.file_name}:", "APP1)"))
 
     # Forge the report's hashes for every file the build wrote, so the content checks must speak.
-    for rel in report["files"]:
-        target = release / rel
-        if target.is_file():
-            report["files"][rel] = hashlib.sha256(target.read_bytes()).hexdigest()
-    report["release_digest"] = files_digest(report["files"])
-    return leaks
+    files = {
+        rel: hashlib.sha256(target.read_bytes()).hexdigest()
+        if (target := release / rel).is_file()
+        else digest
+        for rel, digest in report.files.items()
+    }
+    return leaks, replace(report, files=files, release_digest=files_digest(files))
 
 
 # -- corpus-level faults: one-line errors ---------------------------------------------------------

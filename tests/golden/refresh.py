@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from builder.release import cards
+from builder.release.report import BuildReport
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data"
@@ -21,7 +22,7 @@ GRADIO = "6.31.0"
 
 def rendered() -> dict[str, str]:
     """Every golden card, rendered from the fixtures, by file name."""
-    report = json.loads((DATA / "build_report.json").read_text())
+    report = BuildReport.from_dict(json.loads((DATA / "build_report.json").read_text()))
     training = json.loads((DATA / "training_summary.json").read_text())
     evaluation = json.loads((DATA / "evaluation.json").read_text())
     return {

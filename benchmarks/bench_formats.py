@@ -57,7 +57,7 @@ def size(folder: Path, skip: tuple[str, ...] = ("README.md", "LICENSE", "NOTICE.
 
 def hdf5_write(release: Path, report: BuildReport, out: Path, dtype: str) -> tuple[float, int]:
     """Seconds for the HDF5 writer alone on ``release``'s tiles, and the bytes of its shards."""
-    items = samples(release, report, {})
+    items = samples(release, report.tiles, {})
     out.mkdir()
     (out / "private").mkdir()
     start = time.perf_counter()

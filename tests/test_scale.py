@@ -158,5 +158,5 @@ def test_near_duplicates_and_dropped_tiles_in_sub_folders(
     assert dropped.report.leakage.dropped == len(made)
     for pair in pairs:
         assert not (dropped.release / "data" / "train" / pair.train).exists()
-        assert (kept.release / "data" / "train" / pair["train"]).is_file()
+        assert (kept.release / "data" / "train" / pair.train).is_file()
     assert audit.audit_release(dropped.release, audit.load_report(dropped.private / "report.json")) == []

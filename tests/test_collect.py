@@ -664,3 +664,86 @@ def test_a_progress_bar_on_a_terminal_and_none_with_quiet(catalogue: Catalogue, 
     assert code == 0 and "collecting: " in shown and "/2 " in shown and "site/s" in shown, shown[-300:]
     code, shown = _in_a_terminal([*args, "--out", "b", "--quiet"], tmp_path)
     assert code == 0 and shown == ""
+
+
+def test_a_site_fetched_again_and_skipped_leaves_no_stale_rows(
+    catalogue: Catalogue, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # alpha and bravo are collected; then alpha's point moves where the catalogue has no item. Its
+    # rows must go: the old composite shows the old point, and sites.csv would pair it with the new.
+    rows = _site_rows()[:2]
+    sites = write_sites(tmp_path / "sites.csv", rows)
+    assert _run(catalogue, sites, tmp_path / "corpus") == 0
+    assert set(_sites_csv(tmp_path / "corpus")) == {"alpha", "bravo"}
+    capsys.readouterr()
+    rows[0]["lat"], rows[0]["lon"] = "51.500000", "-0.100000"
+    write_sites(tmp_path / "sites.csv", rows)
+    assert _run(catalogue, sites, tmp_path / "corpus") == 0
+    out = capsys.readouterr().out
+    assert "collected 1 site(s)" in out and "skipped        no_items            1" in out
+    assert set(_sites_csv(tmp_path / "corpus")) == {"bravo"}
+    assert "alpha" not in (tmp_path / "corpus" / "sft" / "train.jsonl").read_text(encoding="utf-8")
+
+
+def test_a_token_in_an_xyz_url_is_never_written_or_printed(
+    catalogue: Catalogue, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "pk.SECRETTOKEN0123456789"
+    sites = write_sites(tmp_path / "sites.csv", _site_rows()[:1])
+    tiles = RangeServer(catalogue.tiles)
+    with tiles.serve() as url:
+        template = f"xyz:{url}/{{z}}/{{x}}/{{y}}.png?access_token={secret}"
+        assert _run(catalogue, sites, tmp_path / "corpus", "--context", template, "--verbose") == 0
+        tiles.fail(".png", 401)  # a revoked token: the site is skipped, and no corpus is left
+        assert _run(catalogue, sites, tmp_path / "again", "--context", template, "--verbose") == 2
+    said = capsys.readouterr()
+    assert "skipped (context_failed)" in said.err and "HTTP Error 401" in said.err
+    assert secret not in said.out + said.err
+    for path in (tmp_path / "corpus").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_token_in_the_stac_url_is_not_printed(
+    catalogue: Catalogue, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sites = write_sites(tmp_path / "sites.csv", _site_rows()[:1])
+    secret = "SECRETSTACTOKEN42"
+    code = main(
+        [
+            "collect",
+            "--sites",
+            str(sites),
+            "--stac",
+            f"http://127.0.0.1:1/?token={secret}",  # nothing listens on port 1
+            "--out",
+            str(tmp_path / "corpus"),
+            "--context",
+            f"xyz:{catalogue.tiles}/{{z}}/{{x}}/{{y}}.png",
+            "--backoff",
+            "0",
+            "--attempts",
+            "1",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot open the STAC API" in err
+    assert secret not in err
+    assert not (tmp_path / "corpus").exists()
+
+
+def test_a_window_across_the_antimeridian_is_refused_not_a_whole_world_context() -> None:
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.warp import transform as warp_transform
+
+    from builder.collect.fetch import Grid
+    from builder.collect.run import _lonlat_bounds
+
+    crs = CRS.from_epsg(32660)  # UTM zone 60 north: Chukotka, Fiji's longitudes
+    xs, ys = warp_transform("EPSG:4326", crs, [179.999], [65.0])
+    grid = Grid(crs, Affine(10.0, 0.0, xs[0] - 1280, 0.0, -10.0, ys[0] + 2560), 256, 512)
+    with pytest.raises(ValueError, match="antimeridian"):
+        _lonlat_bounds(grid)
+    west, _, east, _ = _lonlat_bounds(Grid(crs, Affine(10.0, 0.0, xs[0] - 6000, 0.0, -10.0, ys[0]), 256, 512))
+    assert 0 < east - west < 0.2

@@ -56,7 +56,7 @@ import numpy as np
 from builder import progress
 from builder.collect import fetch
 from builder.collect.context import ContextProvider, provider
-from builder.collect.remote import Remote, RemoteError
+from builder.collect.remote import Remote, RemoteError, redact
 from builder.collect.sites import SiteRequest, read_site_list
 from builder.collect.stac import Candidate, Catalogue, candidates
 from builder.errors import CropmarkError, Interrupted
@@ -148,16 +148,17 @@ class Skip(Exception):
 
 
 def _request_key(config: CollectConfig, site: SiteRequest) -> dict[str, Any]:
-    """What a site's collected files depend on; a change fetches the site again."""
+    """What a site's collected files depend on; a change fetches the site again. URLs are kept
+    redacted: the journal never holds an access token (a new token is not a new request)."""
     return {
         "lat": site.lat,
         "lon": site.lon,
         "date": site.date.isoformat(),
         "window_days": config.window_days,
         "collection": config.collection,
-        "stac": config.stac,
+        "stac": redact(config.stac),
         "size_m": list(config.size_m),
-        "context": config.context,
+        "context": redact(config.context),
     }
 
 
@@ -395,6 +396,9 @@ def _lonlat_bounds(grid: fetch.Grid) -> tuple[float, float, float, float]:
     right = left + grid.width * grid.transform.a
     bottom = top + grid.height * grid.transform.e
     xs, ys = warp_transform(grid.crs, "EPSG:4326", [left, right, right, left], [top, top, bottom, bottom])
+    if max(xs) - min(xs) > 180:
+        # Corners on both sides of +-180 degrees: their min and max would be a box around the world.
+        raise ValueError("the window crosses the antimeridian; the context providers take no such box")
     return min(xs), min(ys), max(xs), max(ys)
 
 
@@ -405,6 +409,18 @@ def _done(out: Path, entry: dict[str, Any] | None, key: dict[str, Any]) -> bool:
         and (out / entry["composite"]).is_file()
         and (out / entry["bands"]).is_file()
     )
+
+
+def _current(
+    config: CollectConfig, sites: Sequence[SiteRequest], journal: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The journal entries that hold for the site list as it is now: an entry of a site whose
+    request changed (its point, date, ...) and was not fetched again shows another place or time."""
+    return {
+        s.site: journal[s.site]
+        for s in sites
+        if _done(config.out, journal.get(s.site), _request_key(config, s))
+    }
 
 
 def write_manifests(
@@ -534,9 +550,10 @@ def collect(config: CollectConfig, on_site: Callable[[str, str], None] | None = 
         try:
             _collect_sites(remote, catalogue, context, sites, config, gate_config, journal, outcome, on_site)
         except KeyboardInterrupt:
-            done = [s for s in sites if s.site in journal]
+            current = _current(config, sites, journal)
+            done = [s for s in sites if s.site in current]
             if done:
-                write_manifests(config.out, sites, journal)
+                write_manifests(config.out, sites, current)
             raise Interrupted(
                 f"{len(done)} site(s) are in {config.out} with their rows; run the same command again "
                 "to collect the others (nothing done is fetched again)"
@@ -552,5 +569,5 @@ def collect(config: CollectConfig, on_site: Callable[[str, str], None] | None = 
             raise CollectError(f"no site could be collected ({reasons}); no corpus was written")
         if config.gates is not None:
             shutil.copyfile(config.gates, config.out / "gates.json")
-        outcome.splits = write_manifests(config.out, sites, journal)
+        outcome.splits = write_manifests(config.out, sites, _current(config, sites, journal))
     return outcome

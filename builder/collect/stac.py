@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from builder.collect.remote import Remote, RemoteError
+from builder.collect.remote import Remote, RemoteError, redact
 from builder.errors import CropmarkError
 from builder.raster.bands import NEW_BASELINE_OFFSET
 
@@ -139,14 +139,17 @@ class Catalogue:
                 "pip install -c constraints.txt 'cropmark[collect]'"
             ) from None
         if not url.startswith(("http://", "https://")):
-            raise CatalogueError(f"--stac {url[:80]!r}: give the STAC API's http(s) URL")
+            raise CatalogueError(f"--stac {redact(url)[:80]!r}: give the STAC API's http(s) URL")
         self.url, self.collection, self.remote = url, collection, remote
+        shown = redact(url)  # a signed or token-bearing URL is never printed
         try:
-            self.client = remote.call(f"open the STAC API {url}", lambda: Client.open(url, timeout=timeout_s))
+            self.client = remote.call(
+                f"open the STAC API {shown}", lambda: Client.open(url, timeout=timeout_s)
+            )
         except RemoteError as exc:
             raise CatalogueError(f"cannot open the STAC API ({exc}); check --stac and the network") from None
         if not self.client.conforms_to("ITEM_SEARCH"):
-            raise CatalogueError(f"{url} does not offer STAC API item search; pass a STAC API's root URL")
+            raise CatalogueError(f"{shown} does not offer STAC API item search; pass a STAC API's root URL")
         try:
             found = remote.call(f"collection {collection}", lambda: self.client.get_collection(collection))
             problem = "" if found is not None else "not found"

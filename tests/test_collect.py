@@ -747,3 +747,20 @@ def test_a_window_across_the_antimeridian_is_refused_not_a_whole_world_context()
         _lonlat_bounds(grid)
     west, _, east, _ = _lonlat_bounds(Grid(crs, Affine(10.0, 0.0, xs[0] - 6000, 0.0, -10.0, ys[0]), 256, 512))
     assert 0 < east - west < 0.2
+
+
+def test_ctrl_c_before_any_site_is_done_leaves_no_corpus(
+    catalogue: Catalogue, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from builder.collect import run
+
+    sites = write_sites(tmp_path / "sites.csv", _site_rows()[:2])
+
+    def interrupted(*args: object, **kwargs: object) -> dict[str, object]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "collect_site", interrupted)
+    assert _run(catalogue, sites, tmp_path / "corpus") == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted: no site was collected; no corpus was written")
+    assert not (tmp_path / "corpus").exists()

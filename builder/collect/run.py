@@ -552,8 +552,12 @@ def collect(config: CollectConfig, on_site: Callable[[str, str], None] | None = 
         except KeyboardInterrupt:
             current = _current(config, sites, journal)
             done = [s for s in sites if s.site in current]
-            if done:
-                write_manifests(config.out, sites, current)
+            if not done:
+                if created:
+                    shutil.rmtree(config.out, ignore_errors=True)
+                where = "no corpus was written" if created else f"{config.out} is as it was"
+                raise Interrupted(f"no site was collected; {where}") from None
+            write_manifests(config.out, sites, current)
             raise Interrupted(
                 f"{len(done)} site(s) are in {config.out} with their rows; run the same command again "
                 "to collect the others (nothing done is fetched again)"

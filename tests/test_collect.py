@@ -764,3 +764,26 @@ def test_ctrl_c_before_any_site_is_done_leaves_no_corpus(
     err = capsys.readouterr().err
     assert err.startswith("interrupted: no site was collected; no corpus was written")
     assert not (tmp_path / "corpus").exists()
+
+
+def test_a_run_without_gates_into_a_corpus_with_gates_json_gates_as_the_build_will(
+    catalogue: Catalogue, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The first run copies gates.json (max_canopy 0.9) into the corpus; the build reads it. A second
+    # run without --gates must count the gates with those thresholds, not the card's (at the card's
+    # 50 % the patch's forest fails gate 4), and leave gates.json as it is.
+    rows = _site_rows()[:2]
+    assert _run(catalogue, write_sites(tmp_path / "sites.csv", rows[:1]), tmp_path / "corpus") == 0
+    capsys.readouterr()
+    sites = write_sites(tmp_path / "sites.csv", rows)
+    args = ["collect", "--sites", str(sites), "--stac", catalogue.stac, "--out", str(tmp_path / "corpus")]
+    args += ["--window-days", str(WINDOW_DAYS), "--window-m", *WINDOW_M, "--backoff", "0"]
+    args += ["--context", f"xyz:{catalogue.tiles}/{{z}}/{{x}}/{{y}}.png"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "(1 fetched, 1 already there)" in out
+    assert "gate           agricultural       2 pass" in out
+    assert json.loads((tmp_path / "corpus" / "gates.json").read_text(encoding="utf-8")) == GATES
+    # --gates naming the corpus's own gates.json is no copy onto itself (shutil.SameFileError).
+    assert main([*args, "--gates", str(tmp_path / "corpus" / "gates.json")]) == 0
+    assert "(0 fetched, 2 already there)" in capsys.readouterr().out

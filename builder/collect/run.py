@@ -529,7 +529,10 @@ def collect(config: CollectConfig, on_site: Callable[[str, str], None] | None = 
             "raise --max-wait or lower --backoff"
         )
     sites = read_site_list(config.sites)
-    gate_config = load_config(config.gates) if config.gates is not None else GateConfig()
+    gates_path = config.gates
+    if gates_path is None and (config.out / "gates.json").is_file():
+        gates_path = config.out / "gates.json"  # an earlier run's thresholds: the build will use them
+    gate_config = load_config(gates_path) if gates_path is not None else GateConfig()
     context = provider(config.context)
     if config.out.exists() and not config.out.is_dir():
         raise CollectError(f"--out {config.out} is not a folder")
@@ -571,7 +574,9 @@ def collect(config: CollectConfig, on_site: Callable[[str, str], None] | None = 
                 shutil.rmtree(config.out, ignore_errors=True)
             reasons = ", ".join(f"{r} {n}" for r, n in sorted(outcome.reasons.items()))
             raise CollectError(f"no site could be collected ({reasons}); no corpus was written")
-        if config.gates is not None:
+        if config.gates is not None and not (
+            (config.out / "gates.json").exists() and (config.out / "gates.json").samefile(config.gates)
+        ):
             shutil.copyfile(config.gates, config.out / "gates.json")
         outcome.splits = write_manifests(config.out, sites, _current(config, sites, journal))
     return outcome

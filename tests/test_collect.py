@@ -787,3 +787,15 @@ def test_a_run_without_gates_into_a_corpus_with_gates_json_gates_as_the_build_wi
     # --gates naming the corpus's own gates.json is no copy onto itself (shutil.SameFileError).
     assert main([*args, "--gates", str(tmp_path / "corpus" / "gates.json")]) == 0
     assert "(0 fetched, 2 already there)" in capsys.readouterr().out
+
+
+def test_no_site_collected_into_an_earlier_corpus_says_it_is_as_it_was(
+    catalogue: Catalogue, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(catalogue, write_sites(tmp_path / "sites.csv", _site_rows()[:1]), tmp_path / "corpus") == 0
+    capsys.readouterr()
+    sites = write_sites(tmp_path / "sites.csv", _site_rows()[2:3])  # delta: cloudy
+    assert _run(catalogue, sites, tmp_path / "corpus") == 2
+    err = capsys.readouterr().err
+    assert f"no site could be collected (cloudy 1); {tmp_path / 'corpus'} is as it was" in err
+    assert set(_sites_csv(tmp_path / "corpus")) == {"alpha"}

@@ -573,7 +573,8 @@ def collect(config: CollectConfig, on_site: Callable[[str, str], None] | None = 
             if created:
                 shutil.rmtree(config.out, ignore_errors=True)
             reasons = ", ".join(f"{r} {n}" for r, n in sorted(outcome.reasons.items()))
-            raise CollectError(f"no site could be collected ({reasons}); no corpus was written")
+            where = "no corpus was written" if created else f"{config.out} is as it was"
+            raise CollectError(f"no site could be collected ({reasons}); {where}")
         if config.gates is not None and not (
             (config.out / "gates.json").exists() and (config.out / "gates.json").samefile(config.gates)
         ):

@@ -799,3 +799,9 @@ def test_no_site_collected_into_an_earlier_corpus_says_it_is_as_it_was(
     err = capsys.readouterr().err
     assert f"no site could be collected (cloudy 1); {tmp_path / 'corpus'} is as it was" in err
     assert set(_sites_csv(tmp_path / "corpus")) == {"alpha"}
+
+
+def test_redact_hides_a_password_in_a_url() -> None:
+    said = redact("cannot open http://me:hunter2@stac.example/api?token=abc and https://u:p@x.example")
+    assert "hunter2" not in said and "abc" not in said and ":p@" not in said
+    assert "http://***@stac.example/api?token=***" in said

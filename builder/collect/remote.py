@@ -34,6 +34,7 @@ _TRANSIENT_TEXT = re.compile(
     re.I,
 )
 _TOKEN = re.compile(r"(access_token|token|key|sig|signature)=[^&\s'\"]+", re.I)
+_USERINFO = re.compile(r"(?<=://)[^/@\s'\"]+@")  # http://user:password@host
 
 
 class RemoteError(CropmarkError, OSError):
@@ -45,8 +46,8 @@ class RemoteError(CropmarkError, OSError):
 
 
 def redact(text: str) -> str:
-    """``text`` with the values of token-like URL parameters replaced by ``***``."""
-    return _TOKEN.sub(lambda m: f"{m.group(1)}=***", text)
+    """``text`` with the values of token-like URL parameters and URLs' user:password replaced by ``***``."""
+    return _USERINFO.sub("***@", _TOKEN.sub(lambda m: f"{m.group(1)}=***", text))
 
 
 def status_of(exc: BaseException) -> int | None:

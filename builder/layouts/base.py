@@ -14,6 +14,11 @@ Sentinel-2 datasets of the same family:
 Each is written from the staged imagefolder release *after* that release passed
 its audit, into its own hidden temporary folder; its own audit (layout, text,
 policy) runs before the build puts it in place. Nothing partial is ever left.
+
+A layout is a :class:`Layout`: its name, writer, card ``configs``, audit (top-level
+entries and checks), the options it reads and the policy fields those options need.
+Each layout module defines one (``LAYOUT``); :mod:`builder.layouts.registry` lists them,
+and the CLI, the option check, the build, the cards and the audits take them from there.
 """
 
 from __future__ import annotations
@@ -21,18 +26,18 @@ from __future__ import annotations
 import hashlib
 import math
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import Any, Protocol
 
 from builder.domain import MAX_FILES_PER_FOLDER
 from builder.errors import ConfigError
 from builder.ingest.corpus import Site
-from builder.layouts.policy import Policy, require
+from builder.ingest.scrub import metadata_segments
+from builder.layouts.policy import Policy
 
-LAYOUTS = ("imagefolder", "parquet", "sft-jsonl", "hdf5")
 SFT_SPLITS = ("train", "validation", "test")
 
 
@@ -65,18 +70,15 @@ class LayoutOptions:
 HDF5_DTYPES = ("uint8", "float32")
 
 
-def check(layout: str, options: LayoutOptions | None, policy: Policy) -> None:
-    """Refuse bad layout options before anything is read or written.
+def check_options(options: LayoutOptions) -> None:
+    """Refuse option values that no layout can use (whichever layout reads them).
 
     Raises:
-        ConfigError: unknown layout, a limit below 1, fractions that are not shares.
-        PolicyError: an option would write a field the policy forbids.
+        ConfigError: an unknown HDF5 dtype, a limit below 1, fractions that are not shares.
     """
-    if layout not in LAYOUTS:
-        raise ConfigError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
-    if options is not None and options.hdf5_dtype not in HDF5_DTYPES:
-        raise ConfigError(f"HDF5 dtype {options.hdf5_dtype!r} is not one of {', '.join(HDF5_DTYPES)}")
-    o = options or LayoutOptions()
+    o = options
+    if o.hdf5_dtype not in HDF5_DTYPES:
+        raise ConfigError(f"HDF5 dtype {o.hdf5_dtype!r} is not one of {', '.join(HDF5_DTYPES)}")
     if not o.shard_mb > 0 or not math.isfinite(o.shard_mb):
         raise ConfigError(f"shard size {o.shard_mb} MiB: use a positive size")
     if o.files_per_folder < 1:
@@ -97,10 +99,6 @@ def check(layout: str, options: LayoutOptions | None, policy: Policy) -> None:
             f"split fractions {list(o.fractions)} sum to {sum(o.fractions):g}; "
             "they must sum to 1, with train > 0"
         )
-    if layout == "hdf5" and o.coords:
-        require(policy, "coordinates", "--coords (HDF5 coords and crs)")
-    if layout == "sft-jsonl" and o.public_sidecars:
-        require(policy, "sidecars", "--public-sidecars (per-tile sidecars with coordinates and scene ids)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,3 +211,116 @@ def common_files(staged: Path, dest: Path) -> None:
     """The licence files every layout carries, copied from the audited release."""
     for name in ("LICENSE", "NOTICE.md"):
         shutil.copyfile(staged / name, dest / name)
+
+
+def image_findings(data: bytes, where: str, published: set[str]) -> Iterator[str]:
+    """An image a layout carries must be one of the audited tiles, with no metadata segment."""
+    if hashlib.sha256(data).hexdigest() not in published:
+        yield f"{where}: not one of the tiles the imagefolder audit passed"
+    found = metadata_segments(data)
+    if found:
+        yield f"{where}: metadata in image ({', '.join(found[:4])})"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditContext:
+    """What a layout's own checks get from its audit (:func:`builder.layouts.audit.audit_layout`).
+
+    Attributes:
+        root: the layout's release folder.
+        private: its ``<version>.private`` folder (sidecars, the site map), if known.
+        policy: the release's policy.
+        secrets: the private report's values (never to appear in a text).
+        published: SHA-256 of every tile the imagefolder audit passed.
+        digests: ``{relative path: SHA-256}`` of every regular file under ``root``.
+    """
+
+    root: Path
+    private: Path | None
+    policy: Policy
+    secrets: set[str]
+    published: set[str]
+    digests: dict[str, str]
+
+
+class Writer(Protocol):
+    """Writes a layout into ``dest`` from the audited samples; returns its ``layout_summary``."""
+
+    def __call__(
+        self, samples: Sequence[Sample], dest: Path, private: Path, options: LayoutOptions, policy: Policy
+    ) -> dict[str, Any]: ...
+
+
+class Layout(Protocol):
+    """A release layout, as the registry (:mod:`builder.layouts.registry`) holds it.
+
+    ``primary`` is the layout every build writes first, in the build's own staging, and the
+    release audit (:func:`builder.release.audit.audit_release`) audits: it has no ``writer``
+    and no ``checks`` of its own. Every other layout is written by its ``writer`` from the
+    audited primary release and audited by :func:`builder.layouts.audit.audit_layout` with
+    its ``checks``.
+    """
+
+    @property
+    def name(self) -> str:
+        """The ``--layout`` value and the report's ``layout``."""
+        ...
+
+    @property
+    def primary(self) -> bool:
+        """Written first by the build and audited by the release audit."""
+        ...
+
+    @property
+    def top_level(self) -> frozenset[str]:
+        """The only entries its release folder may hold at the top."""
+        ...
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The :class:`LayoutOptions` fields it reads (the CLI's help names it for each)."""
+        ...
+
+    @property
+    def audited(self) -> str:
+        """What its audit checks beyond layout (``cropmark audit`` says it when it passes)."""
+        ...
+
+    @property
+    def configs(self) -> Callable[[], list[dict[str, Any]]]:
+        """The README ``configs:`` entries, without the description the card adds."""
+        ...
+
+    @property
+    def writer(self) -> Writer | None:
+        """Its writer; None for the primary layout, which the build writes itself."""
+        ...
+
+    @property
+    def checks(self) -> Callable[[AuditContext], Iterator[str]] | None:
+        """Its own audit checks; None for the primary layout, which the release audit checks."""
+        ...
+
+    @property
+    def policy_check(self) -> Callable[[LayoutOptions, Policy], None] | None:
+        """Refuses (``PolicyError``) an option the policy forbids, before anything is written."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutSpec:
+    """A :class:`Layout` as a record: what each layout module defines as its ``LAYOUT``."""
+
+    name: str
+    top_level: frozenset[str]
+    options: tuple[str, ...]
+    audited: str
+    configs: Callable[[], list[dict[str, Any]]]
+    writer: Writer | None = None
+    checks: Callable[[AuditContext], Iterator[str]] | None = None
+    policy_check: Callable[[LayoutOptions, Policy], None] | None = None
+
+    @property
+    def primary(self) -> bool:
+        """The layout the build writes itself (no writer of its own)."""
+        return self.writer is None

@@ -46,10 +46,19 @@ import numpy as np
 from PIL import Image
 
 from builder import progress
-from builder.domain import COMPOSITE_BANDS, HALF_SIZE, LABELS
+from builder.domain import COMPOSITE_BANDS, HALF_SIZE, LABELS, TILE_NAME_RE
 from builder.errors import LayoutDataError
-from builder.layouts.base import SFT_SPLITS, LayoutOptions, Sample, require_filled, unit_hash
-from builder.layouts.policy import Policy
+from builder.layouts.base import (
+    SFT_SPLITS,
+    AuditContext,
+    LayoutOptions,
+    LayoutSpec,
+    Sample,
+    require_filled,
+    unit_hash,
+)
+from builder.layouts.policy import Policy, require
+from builder.scan import mask, text_findings
 
 PIXEL_M = 10.0
 QUERIES = {
@@ -311,3 +320,79 @@ def read_sample(handle: Any, key: str) -> dict[str, Any]:
             value = group.attrs[name]
             out[name] = value.decode() if isinstance(value, bytes) else value
     return out
+
+
+KEY_NAMES = frozenset({"image", "coords"})
+HDF5_ATTRS = {"labels": None, "crs": "coordinates", "timestamp": "timestamps"}
+
+
+def checks(context: AuditContext) -> Iterator[str]:
+    """The HDF5 layout's own audit: links, opaque keys, datasets and attributes against the policy."""
+    import h5py
+    import pyarrow.parquet as pq
+
+    root, policy, secrets = context.root, context.policy, context.secrets
+    main = root / "main.h5"
+    if not main.is_file():
+        yield "main.h5: missing"
+        return
+    for missing in missing_shards(main):
+        yield f"main.h5: links {missing}, which is not in the release"
+    forbidden_coords = not policy.coordinates
+    for path in sorted((root / "shards").glob("*.h5")):
+        rel = path.relative_to(root).as_posix()
+        with h5py.File(path, "r") as shard:
+            for key, group in shard.items():
+                where = f"{rel}:/{key}"
+                if not TILE_NAME_RE.match(f"{key}.jpg"):
+                    yield f"{where}: sample key is not opaque"
+                for name in group:
+                    if name not in KEY_NAMES:
+                        yield f"{where}/{name}: not a sample dataset (allowed: image, coords)"
+                    elif name == "coords" and forbidden_coords:
+                        yield f"{where}/coords: policy {policy.name!r} forbids coordinates"
+                for name, value in group.attrs.items():
+                    field = HDF5_ATTRS.get(name, "unknown")
+                    if field == "unknown":
+                        yield f"{where}: attribute {name!r} is not part of the layout"
+                    elif field is not None and not getattr(policy, field):
+                        yield f"{where}: attribute {name!r}: policy {policy.name!r} forbids {field}"
+                    elif field is not None:
+                        continue  # a CRS or a timestamp the policy publishes on purpose
+                    yield from text_findings(f"{where} attribute {name}", str(value), secrets)
+    table = pq.read_table(root / "metadata.parquet")
+    if table.column_names != ["key", "split", "labels", "shard"]:
+        yield f"metadata.parquet: columns {table.column_names}; allowed: key, split, labels, shard"
+    else:
+        for key in table["key"].to_pylist():
+            if not TILE_NAME_RE.match(f"{key}.jpg"):
+                yield f"metadata.parquet: key {mask(str(key))} is not opaque"
+
+
+def policy_check(options: LayoutOptions, policy: Policy) -> None:
+    """Refuse ``--coords`` unless the policy publishes coordinates."""
+    if options.coords:
+        require(policy, "coordinates", "--coords (HDF5 coords and crs)")
+
+
+LAYOUT = LayoutSpec(
+    name="hdf5",
+    top_level=frozenset(
+        {
+            "README.md",
+            "LICENSE",
+            "NOTICE.md",
+            "main.h5",
+            "shards",
+            "metadata.parquet",
+            "queries.jsonl",
+            "qrels",
+        }
+    ),
+    options=("fractions", "salt", "samples_per_shard", "coords", "hdf5_dtype"),
+    audited="images, text and policy",
+    configs=configs,
+    writer=write,
+    checks=checks,
+    policy_check=policy_check,
+)

@@ -18,14 +18,15 @@ the size ``datasets`` uses for image data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from builder import progress
-from builder.domain import LABELS, SPLITS
-from builder.layouts.base import LayoutOptions, Sample
+from builder.domain import LABELS, SPLITS, TILE_NAME_RE
+from builder.layouts.base import AuditContext, LayoutOptions, LayoutSpec, Sample, image_findings
 from builder.layouts.policy import Policy
+from builder.scan import mask, text_findings
 
 ROW_GROUP = 100  # datasets.config.PARQUET_ROW_GROUP_SIZE_FOR_IMAGE_DATASETS
 
@@ -99,3 +100,45 @@ def configs() -> list[dict[str, Any]]:
             "data_files": [{"split": split, "path": f"data/{split}-*.parquet"} for split in SPLITS],
         }
     ]
+
+
+def checks(context: AuditContext) -> Iterator[str]:
+    """The Parquet layout's own audit: columns, embedded images, opaque paths, labels, schema text."""
+    import pyarrow.parquet as pq
+
+    root, published, secrets = context.root, context.published, context.secrets
+    for path in sorted((root / "data").glob("*.parquet")):
+        rel = path.relative_to(root).as_posix()
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+            yield f"{rel}: not a readable Parquet file ({type(exc).__name__}); nothing in it was checked"
+            continue
+        if table.column_names != ["image", "label"]:
+            yield f"{rel}: columns {table.column_names}; allowed: image, label"
+            continue
+        meta = (table.schema.metadata or {}).get(b"huggingface", b"").decode("utf-8", errors="replace")
+        yield from text_findings(f"{rel} schema metadata", meta, secrets)
+        for number, (image, label) in enumerate(
+            zip(table["image"].to_pylist(), table["label"].to_pylist(), strict=True)
+        ):
+            where = f"{rel} row {number}"
+            if not (isinstance(image, dict) and isinstance(image.get("bytes"), bytes)):
+                yield f"{where}: image is not embedded as bytes"
+                continue
+            if image.get("path") is not None and not TILE_NAME_RE.match(str(image["path"])):
+                yield f"{where}: image path {mask(str(image['path']))} is not an opaque tile name"
+            if label not in range(len(LABELS)):
+                yield f"{where}: label {label!r}; allowed 0..{len(LABELS) - 1}"
+            yield from image_findings(image["bytes"], where, published)
+
+
+LAYOUT = LayoutSpec(
+    name="parquet",
+    top_level=frozenset({"README.md", "LICENSE", "NOTICE.md", "data"}),
+    options=("shard_mb",),
+    audited="images, text and policy",
+    configs=configs,
+    writer=write,
+    checks=checks,
+)

@@ -36,10 +36,19 @@ from typing import Any
 from PIL import Image
 
 from builder import progress
-from builder.domain import LABELS
+from builder.domain import LABELS, TILE_NAME_RE
 from builder.files import crowded_folders
-from builder.layouts.base import SFT_SPLITS, LayoutOptions, Sample, require_filled, shard_names, unit_hash
-from builder.layouts.policy import Policy
+from builder.layouts.base import (
+    SFT_SPLITS,
+    AuditContext,
+    LayoutOptions,
+    LayoutSpec,
+    Sample,
+    require_filled,
+    shard_names,
+    unit_hash,
+)
+from builder.layouts.policy import Policy, require
 from builder.model.prompt import messages, sft_row
 
 ROLES = ("system", "user", "assistant")
@@ -267,3 +276,49 @@ def validate(root: Path, groups: dict[str, str] | None = None, folders: bool = T
     if folders:  # the layout audit checks folders itself
         problems.extend(crowded_folders(root))
     return problems
+
+
+def checks(context: AuditContext) -> Iterator[str]:
+    """The SFT JSONL layout's own audit: sidecars against the policy, rows, sites, images."""
+    root, private, policy = context.root, context.private, context.policy
+    if (root / "sidecars").exists() and not policy.sidecars:
+        yield f"sidecars/: policy {policy.name!r} forbids publishing per-tile sidecars"
+    elif (root / "sidecars").exists():
+        for path in sorted((root / "sidecars").rglob("*.json")):
+            for key in json.loads(path.read_text(encoding="utf-8")):
+                field = SIDECAR_POLICY.get(key, "never")
+                if field == "never" or (field is not None and not getattr(policy, field)):
+                    rel = path.relative_to(root).as_posix()
+                    yield f"{rel}: key {key!r} is not allowed by policy {policy.name!r}"
+    groups_path = private / "groups.json" if private is not None else None
+    groups = (
+        json.loads(groups_path.read_text(encoding="utf-8")) if groups_path and groups_path.is_file() else None
+    )
+    if groups is None:
+        yield "no private site map (groups.json): cannot prove that no site spans two splits"
+    yield from validate(root, groups, folders=False)
+    # An image whose bytes hash to an audited tile is that tile: metadata and all.
+    for rel, digest in sorted(context.digests.items()):
+        if rel.startswith("images/"):
+            if not TILE_NAME_RE.match(PurePosixPath(rel).name):
+                yield f"{rel}: not an opaque tile name"
+            if digest not in context.published:
+                yield f"{rel}: not one of the tiles the imagefolder audit passed"
+
+
+def policy_check(options: LayoutOptions, policy: Policy) -> None:
+    """Refuse ``--public-sidecars`` unless the policy publishes sidecars."""
+    if options.public_sidecars:
+        require(policy, "sidecars", "--public-sidecars (per-tile sidecars with coordinates and scene ids)")
+
+
+LAYOUT = LayoutSpec(
+    name="sft-jsonl",
+    top_level=frozenset({"README.md", "LICENSE", "NOTICE.md", "data", "images", "sidecars"}),
+    options=("fractions", "salt", "files_per_folder", "public_sidecars"),
+    audited="images, text and policy",
+    configs=configs,
+    writer=write,
+    checks=checks,
+    policy_check=policy_check,
+)

@@ -52,11 +52,12 @@ from builder.errors import ConfigError
 from builder.files import crowded_folders, files_digest, journal_findings, load_json, read_file
 from builder.ingest.composite import Rejected, open_displayed
 from builder.ingest.scrub import metadata_segments
+from builder.layouts import registry
 from builder.layouts.audit import audit_layout
 from builder.release.report import BuildReport, ReportError
 from builder.scan import TEXT_SUFFIXES, card_numbers, masked_path, private_values, redact, text_findings
 
-TOP_LEVEL = frozenset({"README.md", "LICENSE", "NOTICE.md", "data"})
+TOP_LEVEL = registry.primary().top_level
 # What a build's worker checked of a tile: the SHA-256 of the bytes, and the findings.
 Checked = tuple[str, tuple[str, ...]]
 
@@ -434,7 +435,9 @@ def audit_sibling(root: Path, report: BuildReport, private: Path | None = None) 
 def audit_any(
     release: Path, report: BuildReport | None, map_: Callable[..., Iterable[list[str]]] = map
 ) -> list[str]:
-    """:func:`audit_release`, or the sibling layout's audit when the report names one."""
-    if report is None or report.layout == "imagefolder":
+    """:func:`audit_release` for the primary layout (or no report), else the layout audit of the
+    one the report names."""
+    layout = registry.LAYOUTS.get(report.layout) if report is not None else registry.primary()
+    if report is None or (layout is not None and layout.primary):
         return audit_release(release, report, map_)
     return audit_sibling(release, report, release.with_name(release.name + ".private"))

@@ -61,7 +61,7 @@ from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyRelea
 from builder.files import files_digest, journal_path
 from builder.ingest.composite import Cut, Rejected, cut_opened, open_checked, read_composite
 from builder.ingest.corpus import Ingested, Site, read_manifests, read_sites
-from builder.layouts import base as layouts
+from builder.layouts import registry
 from builder.layouts.base import LayoutOptions
 from builder.layouts.policy import CROPMARK, Policy
 from builder.quality import gates, halves, sides, thresholds
@@ -107,8 +107,8 @@ class BuildConfig:
         site_distance: metres under which a train site and an eval site are one site.
         drop_site_leaks: drop train tiles of an eval tile's site (counted) instead of only
             reporting them.
-        layout: ``imagefolder`` (the cropmark release) or a sibling layout of
-            :mod:`builder.layouts.base`.
+        layout: a name of :mod:`builder.layouts.registry`: ``imagefolder`` (the
+            primary layout, the cropmark release) or a sibling layout.
         layout_options: options of that layout (:class:`builder.layouts.base.LayoutOptions`).
         policy: what the release may publish about place and time.
     """
@@ -121,7 +121,7 @@ class BuildConfig:
     repo_id: str | None = None
     leak_threshold: int = leakage.DEFAULT_THRESHOLD
     drop_near_duplicates: bool = False
-    layout: str = "imagefolder"
+    layout: str = registry.primary().name
     layout_options: LayoutOptions | None = None
     policy: Policy = CROPMARK
     site_distance: float = leakage.DEFAULT_SITE_DISTANCE_M
@@ -148,7 +148,7 @@ class BuildConfig:
                 f"site distance {self.site_distance!r} m: give it to the millimetre at most (3 decimals)"
             )
         self.policy.check()
-        layouts.check(self.layout, self.layout_options, self.policy)
+        registry.check(self.layout, self.layout_options, self.policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,7 +394,7 @@ def stale_name(name: str) -> re.Pattern[str]:
     ``.<name>.commit.tmp-PID`` and the ``.old-PID`` of a swap, so that the build of
     ``1.0.0-rc`` never touches the temporaries of ``1.0.0-rc.1``.
     """
-    kinds = "|".join(re.escape(k) for k in ("private", "commit", "parquet", "sft-jsonl", "hdf5"))
+    kinds = "|".join(re.escape(k) for k in ("private", "commit", *(s.name for s in registry.siblings())))
     return re.compile(rf"\.{re.escape(name)}(?:\.(?:{kinds}))?\.(?:tmp|old)-(?P<pid>\d+)")
 
 
@@ -503,7 +503,7 @@ def _build_locked(
         if findings:
             raise AuditError(str(final), findings)
         staged_private.mkdir()
-        if config.layout != "imagefolder":
+        if not registry.get(config.layout).primary:
             # A sibling layout is written from the audited imagefolder and audited itself.
             ready, report = siblings.convert(config, staged, staged_private, report, sites)
         digest = files_digest(report.files)
@@ -568,7 +568,7 @@ def _stage(
         halves=halves_summary(private, rejections),
         leakage=leaks,
         site_leakage=site_leaks,
-        layout="imagefolder",
+        layout=registry.primary().name,
         policy=config.policy,
         data_fingerprint=cards.data_fingerprint(staged),
     )
@@ -620,7 +620,7 @@ def check_repository_size(config: BuildConfig, candidates: Sequence[Candidate]) 
         ConfigError: one line, pointing to the Parquet layout.
     """
     files = len(candidates) + len(SPLITS) + 3
-    if config.layout == "imagefolder" and files >= HUB_FILES_PER_REPO:
+    if registry.get(config.layout).primary and files >= HUB_FILES_PER_REPO:
         raise ConfigError(
             f"{len(candidates):,} tiles would make an imagefolder release of {files:,} files; the Hub "
             f"recommends fewer than {HUB_FILES_PER_REPO:,} files per repository ({HUB_LIMITS_URL}): "

@@ -32,7 +32,7 @@ from builder import figures
 from builder.domain import BASE_MODEL, LABELS, SPLITS, TILE_NAME_PATTERN, Reason
 from builder.errors import CropmarkError
 from builder.files import CARDS_DIR
-from builder.layouts import hdf5, parquet, sft_jsonl
+from builder.layouts import registry
 from builder.model.prompt import PROMPT, SYSTEM_PROMPT
 from builder.quality import gates, thresholds
 from builder.release.report import NO_SITE_CHECK, BuildReport, Leakage, SiteLeakage
@@ -138,31 +138,6 @@ def card_fingerprints(text: str) -> list[str | None]:
     return found
 
 
-def features_yaml() -> list[dict[str, Any]]:
-    """``image`` + ``label`` as ClassLabel, in the YAML form datasets reads inside ``configs``.
-
-    datasets ignores ``dataset_info.features`` for imagefolder; ``features`` inside
-    the configs entry is what gives ``ClassLabel(names=["No", "Yes"])``
-    (https://huggingface.co/docs/hub/datasets-manual-configuration).
-    """
-    names = {str(i): name for i, name in enumerate(LABELS)}
-    return [
-        {"name": "image", "dtype": "image"},
-        {"name": "label", "dtype": {"class_label": {"names": names}}},
-    ]
-
-
-def configs_yaml() -> list[dict[str, Any]]:
-    """The ``configs:`` entry: one split per ``data/<split>/`` folder, with the features."""
-    return [
-        {
-            "config_name": "default",
-            "data_files": [{"split": split, "path": f"data/{split}/**"} for split in SPLITS],
-            "features": features_yaml(),
-        }
-    ]
-
-
 # The Hub's size buckets (datasets 5.2, datasets/utils/resources/size_categories.json).
 SIZE_CATEGORIES = (
     "n<1K",
@@ -216,10 +191,8 @@ def dataset_card_data(report: BuildReport) -> DatasetCardData:
 
 
 def layout_configs(layout: str) -> list[dict[str, Any]]:
-    """The ``configs:`` entry of a release layout (imagefolder or a sibling, :mod:`builder.layouts.base`)."""
-    if layout == "imagefolder":
-        return configs_yaml()
-    return {"parquet": parquet.configs, "sft-jsonl": sft_jsonl.configs, "hdf5": hdf5.configs}[layout]()
+    """The ``configs:`` entry of a release layout (its entry in :mod:`builder.layouts.registry`)."""
+    return registry.get(layout).configs()
 
 
 def dataset_context(report: BuildReport, repo_id: str | None) -> dict[str, Any]:

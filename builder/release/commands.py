@@ -27,7 +27,7 @@ def _print_summary(report: BuildReport, release: Path, private: Path) -> None:
     print("  cut            " + ", ".join(f"{m} {n}" for m, n in sorted(report.cut_modes.items())))
     _print_gates(report.gates)
     _print_checks(report)
-    if report.layout != "imagefolder" and report.layout_summary is not None:
+    if report.layout_summary is not None:  # a sibling layout's (the primary layout has none)
         splits = ", ".join(
             f"{split} {info.get('rows', info.get('samples'))}"
             for split, info in report.layout_summary["splits"].items()
@@ -125,6 +125,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from builder.layouts import registry
     from builder.release.audit import audit_any, load_report
     from builder.release.build import private_dir
 
@@ -142,9 +143,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if findings:
         print(f"audit refused {release}: {len(findings)} finding(s)")
         return 1
-    layout = report.layout if report is not None else "imagefolder"
-    checked = "metadata, images, text and halves" if layout == "imagefolder" else "images, text and policy"
-    print(f"audit passed {release} ({layout}): layout, {checked} clean")
+    layout = registry.get(report.layout if report is not None else registry.primary().name)
+    print(f"audit passed {release} ({layout.name}): layout, {layout.audited} clean")
     return 0
 
 
@@ -159,6 +159,7 @@ def register(sub: Any) -> None:
 
 def _register_build(sub: Any) -> None:
     """``build``: where from and to, the checks' settings, then the layouts' options."""
+    from builder.layouts import registry
     from builder.release.leakage import DEFAULT_SITE_DISTANCE_M
 
     b = sub.add_parser("build", help="build, audit and put in place a release from a private corpus")
@@ -174,9 +175,10 @@ def _register_build(sub: Any) -> None:
     )
     b.add_argument(
         "--layout",
-        default="imagefolder",
-        choices=("imagefolder", "parquet", "sft-jsonl", "hdf5"),
-        help="release layout (imagefolder is the cropmark release; the others serve sibling datasets)",
+        default=registry.primary().name,
+        choices=registry.names(),
+        help=f"release layout ({registry.primary().name} is the cropmark release; "
+        "the others serve sibling datasets)",
     )
     b.add_argument(
         "--policy", type=Path, help="policy.json of what may be published (default: cropmark, none)"
@@ -206,33 +208,51 @@ def _register_build(sub: Any) -> None:
 
 
 def _add_layout_options(b: argparse.ArgumentParser) -> None:
-    """The options of the layouts other than imagefolder (parquet, sft-jsonl, hdf5)."""
-    b.add_argument("--shard-mb", type=float, default=500.0, help="parquet: largest shard in MiB")
+    """The options of the layouts other than imagefolder, each help naming the layouts that read it."""
+    from builder.layouts import registry
+    from builder.layouts.base import HDF5_DTYPES
+
+    b.add_argument(
+        "--shard-mb", type=float, default=500.0, help=f"{registry.readers('shard_mb')}: largest shard in MiB"
+    )
     b.add_argument(
         "--split-fractions",
         type=float,
         nargs=3,
         default=(0.8, 0.1, 0.1),
         metavar=("TRAIN", "VALIDATION", "TEST"),
-        help="sft-jsonl, hdf5: shares of the site groups",
+        help=f"{registry.readers('fractions')}: shares of the site groups",
     )
-    b.add_argument("--split-salt", default="cropmark", help="sft-jsonl, hdf5: change to draw other splits")
-    b.add_argument("--files-per-folder", type=int, default=8000, help="sft-jsonl: images per leaf folder")
-    b.add_argument("--samples-per-shard", type=int, default=256, help="hdf5: sample groups per shard file")
+    b.add_argument(
+        "--split-salt", default="cropmark", help=f"{registry.readers('salt')}: change to draw other splits"
+    )
+    b.add_argument(
+        "--files-per-folder",
+        type=int,
+        default=8000,
+        help=f"{registry.readers('files_per_folder')}: images per leaf folder",
+    )
+    b.add_argument(
+        "--samples-per-shard",
+        type=int,
+        default=256,
+        help=f"{registry.readers('samples_per_shard')}: sample groups per shard file",
+    )
     b.add_argument(
         "--coords",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="hdf5: write coords and crs (default: as far as the policy allows)",
+        help=f"{registry.readers('coords')}: write coords and crs (default: as far as the policy allows)",
     )
     b.add_argument(
         "--public-sidecars",
         action="store_true",
-        help="sft-jsonl: publish per-tile sidecars (policy permitting)",
+        help=f"{registry.readers('public_sidecars')}: publish per-tile sidecars (policy permitting)",
     )
     b.add_argument(
         "--hdf5-dtype",
-        choices=("uint8", "float32"),
+        choices=HDF5_DTYPES,
         default="uint8",
-        help="hdf5: store the tile's 8-bit values (uint8, default) or them / 255 (float32)",
+        help=f"{registry.readers('hdf5_dtype')}: store the tile's 8-bit values (uint8, default) "
+        "or them / 255 (float32)",
     )

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar, cast
 from builder.domain import Label, Reason, Split
 from builder.errors import ConfigError
 from builder.ingest.corpus import Site
+from builder.layouts import registry
 from builder.layouts.policy import Policy
 from builder.quality.thresholds import GATES
 from builder.records import Rejection
@@ -622,7 +623,7 @@ class BuildReport:
     rejections: tuple[Rejection, ...] = ()
     halves: HalvesSummary | None = None
     site_leakage: SiteLeakage | None = None
-    layout: str = "imagefolder"
+    layout: str = registry.primary().name
     layout_summary: JsonObject | None = None
     policy: Policy | None = None
     data_fingerprint: str | None = None
@@ -730,7 +731,7 @@ class BuildReport:
             ),
             halves=None if halves is None else HalvesSummary.from_dict(halves),
             site_leakage=None if site_leakage is None else SiteLeakage.from_dict(site_leakage),
-            layout=_str(data, "layout", where) if "layout" in data else "imagefolder",
+            layout=_str(data, "layout", where) if "layout" in data else registry.primary().name,
             layout_summary=_opt_obj(data, "layout_summary", where),
             policy=policy_value,
             data_fingerprint=_opt_str(data, "data_fingerprint", where),

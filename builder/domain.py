@@ -108,3 +108,14 @@ def hub_id_argument(text: str) -> str:
     if problem is not None:
         raise argparse.ArgumentTypeError(problem.strip())
     return text
+
+
+def count_argument(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value

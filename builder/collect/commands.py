@@ -7,15 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below 1")
-    return value
+from builder.domain import count_argument
 
 
 def _days(text: str) -> int:
@@ -124,11 +116,15 @@ def register(sub: Any) -> None:
         metavar=("WIDTH", "HEIGHT"),
         help="the site's window in metres, 640 (64 px at 10 m) or more (default 2560 5120: 256 x 512 px)",
     )
-    c.add_argument("--max-items", type=_positive, default=50, help="items per search at most (default 50)")
+    c.add_argument(
+        "--max-items", type=count_argument, default=50, help="items per search at most (default 50)"
+    )
     c.add_argument(
         "--gates", type=Path, help="gates.json of thresholds other than the card's (copied into the corpus)"
     )
-    c.add_argument("--attempts", type=_positive, default=4, help="tries in all per remote call (default 4)")
+    c.add_argument(
+        "--attempts", type=count_argument, default=4, help="tries in all per remote call (default 4)"
+    )
     c.add_argument(
         "--backoff", type=_number(0, 600, "seconds"), default=1.0, help="first retry wait, doubled"
     )

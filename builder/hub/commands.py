@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import builder
-from builder.domain import DATASET_NAME, hub_id_argument
+from builder.domain import DATASET_NAME, count_argument, hub_id_argument
 from builder.errors import ConfigError, CropmarkError
 
 if TYPE_CHECKING:
@@ -104,17 +104,6 @@ def _gated_bundle(args: argparse.Namespace, repo_id: str, dataset_id: str, retri
     )
     repo_root = Path(builder.__file__).resolve().parent.parent  # the checkout holding space/
     return bundles.space_bundle(args.source, repo_root, args.title, config, args.baseline, sources.tiles)
-
-
-def _count(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below 1")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -235,7 +224,7 @@ def _add_retry_options(p: argparse.ArgumentParser) -> None:
     """How often to try a transient Hub failure, and how long to wait between tries."""
     p.add_argument(
         "--attempts",
-        type=_count,
+        type=count_argument,
         default=4,
         help="tries in all on transient Hub errors (408, 429, 5xx but 501, dropped connections)",
     )

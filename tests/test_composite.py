@@ -228,6 +228,38 @@ def test_the_in_memory_crop_publishes_the_same_bytes_as_the_crop_through_files(
     assert cut.data == strip_jpeg(_crop_through_files(data))
 
 
+@pytest.mark.parametrize("name", sorted(_jpegs()))
+def test_the_direct_crop_writes_no_file_and_matches_jpeglibs_public_api(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crop calls jpeglib's C library on memory files: no temporary file is made (the
+    public API makes two), and the bytes are those of the public API, which stays the path
+    for any other jpeglib version."""
+    import tempfile
+
+    from builder.ingest import composite
+
+    data = _jpegs()[name]
+    assert composite._jpeglib_c() is not None  # the pinned jpeglib: the direct path runs
+    expected = composite._lossless_left_half_public(data)
+    assert isinstance(expected, bytes)
+    empty = tmp_path / "tmp"
+    empty.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(empty))
+
+    def no_temporary_file(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the crop made a temporary file")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", no_temporary_file)
+    monkeypatch.setattr(tempfile, "mkstemp", no_temporary_file)
+    assert composite._lossless_left_half(data) == expected
+    assert not any(empty.iterdir())
+    monkeypatch.undo()
+    monkeypatch.setattr(composite, "_DIRECT_JPEGLIB", "0.0.0")  # another jpeglib: public API
+    assert composite._jpeglib_c() is None
+    assert composite._lossless_left_half(data) == expected
+
+
 def test_the_cut_repeats_the_strict_decode_unless_the_bytes_are_the_ones_curation_checked(
     tmp_path: Path,
 ) -> None:

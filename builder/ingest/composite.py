@@ -37,6 +37,7 @@ rejections: a damaged composite is never published.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
 import tempfile
@@ -313,7 +314,145 @@ def _memory_file(data: bytes = b"") -> Iterator[str]:
         os.unlink(tmp)
 
 
+# Direct calls into jpeglib's bundled C library (the libjpeg-turbo 2.1.0 build of its wheel):
+# its read_jpeg_dct / write_jpeg_dct read and write by path, and are given memory files, so
+# the crop writes no file anywhere. jpeglib's public API (DCTJPEG.load / write_dct) wraps the
+# same two calls but first runs a third libjpeg pass for the header (read_jpeg_info) and
+# copies the bytes through two temporary files on disk. The C signatures are those of the
+# jpeglib version named here (jpeglib/_bind.py of that release); with any other version the
+# public API is used instead, so a changed signature can never be called.
+_DIRECT_JPEGLIB = "1.0.2"
+_JCS_YCBCR = 3  # libjpeg's J_COLOR_SPACE: JCS_YCbCr
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """A JPEG frame header (ITU-T T.81 B.2.2): size, and per component (id, h, v, table)."""
+
+    height: int
+    width: int
+    components: tuple[tuple[int, int, int, int], ...]
+
+    def blocks(self, index: int) -> tuple[int, int]:
+        """(rows, columns) of 8x8 blocks of component ``index`` (T.81 A.1.1, libjpeg's
+        ``width_in_blocks``: ceil(ceil(X * H_i / H_max) / 8))."""
+        h_max = max(c[1] for c in self.components)
+        v_max = max(c[2] for c in self.components)
+        _, h, v, _ = self.components[index]
+        return -(-self.height * v // (8 * v_max)), -(-self.width * h // (8 * h_max))
+
+
+def _frame(data: bytes) -> _Frame | None:
+    for seg in segments(data):
+        if seg.name in ("SOF0", "SOF1", "SOF2"):
+            body = data[seg.start + 4 : seg.end]
+            if len(body) < 6 or len(body) < 6 + 3 * body[5]:
+                return None
+            comps = tuple(
+                (body[6 + 3 * k], body[7 + 3 * k] >> 4, body[7 + 3 * k] & 15, body[8 + 3 * k])
+                for k in range(body[5])
+            )
+            height, width = int.from_bytes(body[1:3], "big"), int.from_bytes(body[3:5], "big")
+            return _Frame(height, width, comps)
+        if seg.name == "SOS":
+            return None
+    return None
+
+
+_direct_library: ctypes.CDLL | None = None
+
+
+def _jpeglib_c() -> ctypes.CDLL | None:
+    """jpeglib's C library for :data:`_JPEGLIB_VERSION`, when jpeglib is the version whose C
+    signatures the direct crop calls (``None`` otherwise)."""
+    global _direct_library
+    import jpeglib
+    from jpeglib import cjpeglib
+
+    if jpeglib.__version__ != _DIRECT_JPEGLIB:
+        return None
+    if _direct_library is None:
+        folder = Path(next(iter(cjpeglib.__path__)))
+        found = sorted(folder.glob(f"cjpeglib_{_JPEGLIB_VERSION}.*"))
+        if len(found) != 1:
+            return None
+        _direct_library = ctypes.CDLL(str(found[0]))
+    return _direct_library
+
+
+def _crop_direct(library: ctypes.CDLL, data: bytes, frame: _Frame) -> bytes:
+    """The left :data:`HALF_SIZE` of ``data`` from its coefficients: one libjpeg read, one write."""
+    shapes = [frame.blocks(i) for i in range(3)]
+    planes = [np.zeros((rows, cols, 64), dtype=np.int16) for rows, cols in shapes]
+    tables = np.zeros((4, 64), dtype=np.uint16)
+    table_of = np.zeros(4, dtype=np.int16)
+    as_c = np.ctypeslib.as_ctypes
+    with _memory_file(data) as source:
+        status = library.read_jpeg_dct(
+            source.encode(), *(as_c(p) for p in planes), None, as_c(tables), as_c(table_of)
+        )
+    if status == 0:
+        raise OSError("libjpeg could not read the coefficients")
+    h_max = max(c[1] for c in frame.components)
+    kept = [
+        np.ascontiguousarray(p[:, : HALF_SIZE[0] * c[1] // h_max // 8])
+        for p, c in zip(planes, frame.components, strict=True)
+    ]
+    used = table_of[:3]
+    # What jpeglib.from_dct infers for these planes: sampling factors from the plane sizes.
+    ratios = np.array([np.array(kept[0].shape[:2]) / np.array(k.shape[:2]) for k in kept[1:]])
+    largest = ratios.max(axis=0)
+    factors = np.ceil(np.array([largest, *(largest / ratios)])).astype(np.int32)
+    quant = np.full(4, -1, dtype=np.int16)
+    quant[:3] = used
+    block_dims = (ctypes.c_int * 6)(*(n for k in kept for n in k.shape[:2]))
+    image_dims = (ctypes.c_int * 2)(kept[0].shape[0] * 8, kept[0].shape[1] * 8)
+    with _memory_file() as target:
+        status = library.write_jpeg_dct(
+            None,
+            target.encode(),
+            *(as_c(k) for k in kept),
+            None,
+            image_dims,
+            block_dims,
+            as_c(factors),
+            _JCS_YCBCR,
+            3,
+            as_c(tables[: int(used.max()) + 1].astype(np.int16)),
+            -1,
+            as_c(quant),
+            0,
+            None,
+            None,
+            None,
+            ctypes.c_uint(0),
+            ctypes.c_uint(0xFFFFFFFF),
+        )
+        if status == 0:
+            raise OSError("libjpeg could not write the coefficients")
+        return Path(target).read_bytes()
+
+
 def _lossless_left_half(data: bytes) -> bytes | str:
+    """Crop the left half of the JPEG ``data`` in the DCT domain, or say why it does not allow it.
+
+    The bytes are the ones the caller checked and decoded (the composite is not read from
+    its path again). A baseline or progressive Huffman-coded YCbCr JPEG is cropped by
+    :func:`_crop_direct`, in memory; anything else, or another jpeglib version, goes through
+    jpeglib's public API (:func:`_lossless_left_half_public`), which writes the same bytes
+    (tests/test_composite.py compares the two).
+    """
+    library = _jpeglib_c()
+    frame = _frame(data) if library is not None else None
+    if library is None or frame is None or len(frame.components) != 3 or colour_signal(data) is not None:
+        return _lossless_left_half_public(data)
+    h_max = max(c[1] for c in frame.components)
+    if HALF_SIZE[0] % (8 * h_max):
+        return f"a {8 * h_max} px MCU does not divide the cut"
+    return _crop_direct(library, data, frame)
+
+
+def _lossless_left_half_public(data: bytes) -> bytes | str:
     """Crop the left half of the JPEG ``data`` in the DCT domain, or say why it does not allow it.
 
     The bytes are the ones the caller checked and decoded (the composite is not read from

@@ -5,13 +5,15 @@ Builds the small sample release, fits the physics baseline, and launches
 adapter (``--model tiny``, the default) or the real-size random stand-in of
 LFM2.5-VL-450M (``--model standin``, no adapter). Tiles are sent one at a time,
 the way the page sends them (upload, queue, event stream, output images
-fetched), and through ``gradio_client`` twice: the way ``space/app.py``'s docstring
+fetched), through Gradio's HTTP API (upload, ``POST /gradio_api/call/predict``, its
+event stream, the picture fetched; one reused httpx client), and through
+``gradio_client`` twice: the way ``space/app.py``'s docstring
 documents (one reused ``Client`` with one SSL context) and with gradio_client's
 defaults (one reused ``Client(url)``, which builds a new SSL context for each of the
 four HTTP steps of a call). Both clients download the picture, as the page does. The
 reference, measured in the same run, is the app's own work done in-process (read and
 check the upload, score with the VLM and the baseline, draw what was scored beside its
-proxy maps), so the ratio is what HTTP, the queue and the client add. The four ways take
+proxy maps), so the ratio is what HTTP, the queue and the client add. The five ways take
 turns tile by tile, so a change of machine load meets all of them alike. The Space's peak
 memory is its process's high-water mark (``VmHWM``).
 
@@ -118,7 +120,7 @@ def main() -> None:
     from builder.model.upload import figure, read_upload
     from builder.testing.standin import write_standin
     from builder.testing.tiny import write_tiny_lfm2_vl
-    from tests.space_server import BrowserClient, client, default_client, run_space
+    from tests.space_server import BrowserClient, HttpApiClient, client, default_client, run_space
 
     with tempfile.TemporaryDirectory(prefix="bench_space_") as tmp:
         root = Path(tmp)
@@ -155,10 +157,12 @@ def main() -> None:
         builds = HttpxBuilds()
         with run_space(env, root / "space.log") as (url, process):
             browser, api, plain = BrowserClient(url), client(url), default_client(url)
+            http_api = HttpApiClient(url)
             rows = interleaved(
                 {
                     "local": in_process,
                     "page": browser.predict,
+                    "http": http_api.predict,
                     "client": lambda p: api.predict(handle_file(str(p)), api_name="/predict"),
                     "default": lambda p: plain.predict(handle_file(str(p)), api_name="/predict"),
                 },
@@ -166,6 +170,7 @@ def main() -> None:
                 builds,
             )
             browser.close()
+            http_api.close()
             peak = peak_mib(process.pid)
 
     seconds = {name: [row[0] for row in way] for name, way in rows.items()}
@@ -178,6 +183,7 @@ def main() -> None:
 
     (l50, l95), (p50, p95) = quantiles(seconds["local"]), quantiles(seconds["page"])
     (c50, c95), (d50, d95) = quantiles(seconds["client"]), quantiles(seconds["default"])
+    h50, h95 = quantiles(seconds["http"])
     load = os.getloadavg()[0]
     described = {
         "tiny": "tiny LFM2-VL + 2-step LoRA, and the physics baseline",
@@ -193,6 +199,8 @@ def main() -> None:
         f"in-process (read, VLM, baseline, figure):  median {l50:8.1f} ms, p95 {l95:8.1f} ms (the reference)",
         f"Space, as the page calls it:               median {p50:8.1f} ms, p95 {p95:8.1f} ms "
         f"= {p50 / l50:.2f}x / {p95 / l95:.2f}x the reference",
+        f"Space via Gradio's HTTP API (documented):  median {h50:8.1f} ms, p95 {h95:8.1f} ms "
+        f"= {h50 / l50:.2f}x / {h95 / l95:.2f}x the reference",
         f"Space via gradio_client, documented way:   median {c50:8.1f} ms, p95 {c95:8.1f} ms "
         f"= {c50 / l50:.2f}x / {c95 / l95:.2f}x the reference ({building('client')})",
         f"Space via gradio_client, Client(url) only: median {d50:8.1f} ms, p95 {d95:8.1f} ms "

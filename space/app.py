@@ -69,6 +69,22 @@ passes ``ssl_verify`` unchanged to httpx as ``verify``, which also takes a ready
 the bundle is read once. One ``Client`` for many calls also fetches the Space's config and
 API description once and keeps one heartbeat stream. ``benchmarks/bench_space.py`` measures
 a call both ways against the same work in-process (figures in ``benchmarks/RESULTS.md``).
+
+From any language, or without gradio_client's own wait (it checks for the Space's messages
+in 50 ms steps, ``gradio_client/utils.py`` in 2.7, which is most of what a fast call costs
+beyond the page's): Gradio's HTTP API, three requests::
+
+    curl -s -F "files=@tile.jpg" https://OWNER-SPACE.hf.space/gradio_api/upload
+    # -> ["/tmp/gradio/.../tile.jpg"]
+    curl -s -H "Content-Type: application/json" \\
+      -d '{"data": [{"path": "/tmp/gradio/.../tile.jpg", "meta": {"_type": "gradio.FileData"}}]}' \\
+      https://OWNER-SPACE.hf.space/gradio_api/call/predict
+    # -> {"event_id": "..."}
+    curl -sN https://OWNER-SPACE.hf.space/gradio_api/call/predict/EVENT_ID
+    # -> event: complete / data: [marker, vlm, baseline, picture record, explanation]
+
+The answer is the same five outputs (the picture as its file record, fetched from its ``url``);
+a bad upload ends the stream with ``event: error`` and the page's message.
 """
 
 from __future__ import annotations

@@ -152,3 +152,46 @@ class BrowserClient:
 
     def close(self) -> None:
         self.http.close()
+
+
+class HttpApiClient:
+    """Calls an endpoint through Gradio's HTTP API, as Gradio's "view API" page documents for
+    any language: upload the file, ``POST /gradio_api/call/<api_name>`` for an event id, read
+    ``GET /gradio_api/call/<api_name>/<event_id>``'s event stream to its ``complete`` event,
+    fetch the output files. One connection pool (and one SSL context) for all calls."""
+
+    def __init__(self, url: str, api_name: str = "predict") -> None:
+        import httpx
+
+        self.url = url.rstrip("/") + "/gradio_api/"
+        self.call = f"{self.url}call/{api_name}"
+        self.http = httpx.Client(timeout=TIMEOUT_S)
+
+    def predict(self, path: Path, download: bool = True) -> list[Any]:
+        """The endpoint's outputs for one uploaded file; raises RuntimeError with the app's message."""
+        with path.open("rb") as handle:
+            response = self.http.post(self.url + "upload", files=[("files", (path.name, handle))])
+        if response.status_code != 200:
+            raise RuntimeError(f"upload refused ({response.status_code}): {response.text}")
+        data = [{"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}]
+        started = self.http.post(self.call, json={"data": data})
+        started.raise_for_status()
+        event, payload = "", ""
+        with self.http.stream("GET", f"{self.call}/{started.json()['event_id']}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    payload = line[5:].strip()
+                    break
+        if event != "complete":
+            raise RuntimeError(payload or f"the event stream ended with {event!r}")
+        outputs: list[Any] = json.loads(payload)
+        if download:
+            for item in outputs:
+                if isinstance(item, dict) and item.get("url"):
+                    self.http.get(item["url"]).raise_for_status()
+        return outputs
+
+    def close(self) -> None:
+        self.http.close()

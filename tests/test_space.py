@@ -32,7 +32,14 @@ from builder.model import data
 from builder.model.scoring import load_scorer
 from builder.model.train import load_config, train
 from builder.release.cards import SPACE_GRADIO
-from tests.space_server import TIMEOUT_S, BrowserClient, client, default_client, run_space
+from tests.space_server import (
+    TIMEOUT_S,
+    BrowserClient,
+    HttpApiClient,
+    client,
+    default_client,
+    run_space,
+)
 from tests.upload_files import exif_jpeg, png16, tiff16
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,6 +174,29 @@ def test_gradio_clients_defaults_get_the_same_answer(space: dict[str, Any]) -> N
     """``Client(url)`` as the page's "Use via API" shows it: slower per call, the same answer."""
     result = tuple(default_client(space["url"]).predict(handle_file(str(space["yes"])), api_name="/predict"))
     _check(result, _expected(space, np.asarray(Image.open(space["yes"]).convert("RGB"))))
+
+
+def test_gradios_http_api_gets_the_same_answer(space: dict[str, Any], tmp_path: Path) -> None:
+    """The Space through Gradio's HTTP API (any language; the lighter way ``space/app.py``
+    documents): the verdicts and the explanation gradio_client gets; a bad upload ends the
+    event stream with the page's message."""
+    bad = tmp_path / "upload.png"
+    bad.write_text("hello")
+    api = HttpApiClient(space["url"])
+    try:
+        outputs = api.predict(space["yes"])
+        with pytest.raises(RuntimeError, match="not an image that can be read"):
+            api.predict(bad)
+    finally:
+        api.close()
+    expected = space["client"].predict(handle_file(str(space["yes"])), api_name="/predict")
+    assert outputs[0] == expected[0] and outputs[4] == expected[4]
+    for got, want in zip(outputs[1:3], expected[1:3], strict=True):
+        assert got["label"] == want["label"]
+        assert {c["label"]: c["confidence"] for c in got["confidences"]} == {
+            c["label"]: c["confidence"] for c in want["confidences"]
+        }
+    assert outputs[3]["url"].startswith(space["url"].rstrip("/") + "/gradio_api/file=")
 
 
 def test_without_downloads_the_picture_is_the_spaces_file_record(space: dict[str, Any]) -> None:

@@ -113,7 +113,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         args.out,
         args.version,
         args.name,
-        args.workers or 1,
+        1 if args.workers is None else args.workers,
         args.repo_id,
         leak_threshold=args.leak_threshold,
         drop_near_duplicates=args.drop_near_duplicates,

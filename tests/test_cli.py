@@ -31,6 +31,9 @@ def test_build_then_audit(small_corpus: Path, tmp_path: Path, capsys: pytest.Cap
     assert "52.12345" not in out
 
 
+_RAY_BUILD = ["build", "--corpus", "CORPUS", "--out", "OUT", "--version", "1.0.0", "--engine", "ray"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -55,19 +58,7 @@ def test_build_then_audit(small_corpus: Path, tmp_path: Path, capsys: pytest.Cap
             "error: cropmark build: argument --engine: invalid choice: 'spark'",
         ),
         (
-            [
-                "build",
-                "--corpus",
-                "CORPUS",
-                "--out",
-                "OUT",
-                "--version",
-                "1.0.0",
-                "--engine",
-                "ray",
-                "--workers",
-                "2",
-            ],
+            [*_RAY_BUILD, "--workers", "2"],
             "error: --workers sets the local engine's processes; with --engine ray the cluster's CPUs",
         ),
         (
@@ -75,20 +66,12 @@ def test_build_then_audit(small_corpus: Path, tmp_path: Path, capsys: pytest.Cap
             "error: a Ray address is for --engine ray",
         ),
         (
-            [
-                "build",
-                "--corpus",
-                "CORPUS",
-                "--out",
-                "OUT",
-                "--version",
-                "1.0.0",
-                "--engine",
-                "ray",
-                "--ray-address",
-                "CLOSED",
-            ],
+            [*_RAY_BUILD, "--ray-address", "CLOSED"],
             "error: cannot reach the Ray cluster at CLOSED (Connection refused)",
+        ),
+        (
+            [*_RAY_BUILD, "--ray-address", "auto"],
+            "error: cannot start or reach Ray at auto: Could not find any running Ray instance",
         ),
         (["audit", "/nonexistent/release"], "error: release folder /nonexistent/release does not exist"),
     ],

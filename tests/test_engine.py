@@ -171,6 +171,17 @@ def test_a_worker_with_other_code_is_refused(
         list(map_(_pid_of, range(4)))
 
 
+def _always_die(x: int) -> int:
+    os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def test_a_task_whose_worker_always_dies_stops_the_build_in_one_line(ray_cluster: dict[str, Any]) -> None:
+    with engine.ray_map() as map_, pytest.raises(EngineError, match="failed 4 times") as caught:
+        list(map_(_always_die, range(3)))
+    assert "\n" not in str(caught.value)
+
+
 def test_without_ray_installed_the_error_names_the_extra(
     small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

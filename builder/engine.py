@@ -20,8 +20,9 @@ interface, an ordered and streaming ``map``::
 Whichever engine runs, the results are the same values in the same order, so the release is
 byte-identical. Curation, the leakage search, the cards and the audit stay in the driver.
 
-What a Ray worker needs: the ``cropmark`` package installed (the same code as the driver's,
-checked: every chunk's result carries a digest of the worker's ``builder`` sources) and the
+What a Ray worker needs: the ``cropmark`` package installed (the same code and image
+libraries as the driver's, checked: every chunk's result carries a digest of the worker's
+``builder`` sources and library versions) and the
 corpus at the same path as on the driver (the tasks name files by the corpus's absolute
 path). No worker keeps state between tasks.
 """
@@ -41,6 +42,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from importlib import metadata
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -96,9 +98,15 @@ def local_map(workers: int) -> Iterator[Mapper]:
     pool.shutdown()
 
 
+# The distributions whose versions shape a tile's bytes or verdicts (decoders, encoders, the
+# cloud detector): a worker must run the same ones as the driver.
+_LIBRARIES = ("pillow", "numpy", "jpeglib", "simplejpeg", "rasterio", "s2cloudless", "lightgbm", "scipy")
+
+
 @functools.cache
 def code_digest() -> str:
-    """SHA-256 over the paths and bytes of this installation's ``builder/**/*.py``.
+    """SHA-256 over the paths and bytes of this installation's ``builder/**/*.py`` and the
+    versions of :data:`_LIBRARIES`.
 
     A driver and a worker with the same digest run the same per-tile code.
     """
@@ -107,6 +115,12 @@ def code_digest() -> str:
     for path in sorted(package.rglob("*.py")):
         digest.update(path.relative_to(package).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for name in _LIBRARIES:
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = "absent"
+        digest.update(f"{name}=={installed}\0".encode())
     return digest.hexdigest()
 
 
@@ -214,8 +228,9 @@ def ray_map(address: str | None = None) -> Iterator[Mapper]:
                 ) from None
             if digest != driver:
                 raise EngineError(
-                    "a Ray worker runs other cropmark code than this build (builder sources "
-                    f"{digest[:12]} there, {driver[:12]} here): install the same version on every node"
+                    "a Ray worker runs other cropmark code or libraries than this build (digest "
+                    f"{digest[:12]} there, {driver[:12]} here): install the same versions on every node "
+                    "(pip install -c constraints.txt)"
                 )
             return list(results)
 

@@ -164,11 +164,20 @@ def test_an_error_in_a_task_is_the_builds_error_not_retried(ray_cluster: dict[st
 def test_a_worker_with_other_code_is_refused(
     ray_cluster: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The workers' builder sources are hashed in the worker; a driver whose sources differ
-    (here: a driver that believes it runs other code) refuses their results."""
+    """The workers' builder sources and library versions are hashed in the worker; a driver
+    whose digest differs (here: a driver that believes it runs other code) refuses their
+    results."""
     monkeypatch.setattr(engine, "code_digest", lambda: "0" * 64)
-    with engine.ray_map() as map_, pytest.raises(EngineError, match="other cropmark code"):
+    with engine.ray_map() as map_, pytest.raises(EngineError, match="other cropmark code or libraries"):
         list(map_(_pid_of, range(4)))
+
+
+def test_the_digest_covers_the_image_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
+    here = engine.code_digest.__wrapped__()
+    assert here == engine.code_digest()
+    real = engine.metadata.version
+    monkeypatch.setattr(engine.metadata, "version", lambda name: "0.0" if name == "pillow" else real(name))
+    assert engine.code_digest.__wrapped__() != here
 
 
 def _always_die(x: int) -> int:

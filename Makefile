@@ -64,6 +64,7 @@ bench: $(VENV)/.full
 	$(PY) benchmarks/bench_standin.py --write
 	$(PY) benchmarks/bench_space.py --model standin --write
 	$(PY) benchmarks/bench_formats.py --write
+	$(PY) benchmarks/bench_engine.py --write
 
 clean:
 	rm -rf $(DEMO) build .pytest_cache .mypy_cache .ruff_cache

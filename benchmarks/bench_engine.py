@@ -198,6 +198,13 @@ def main() -> None:
             f"{_duration(serial)} in one process = {_duration(total)}, ${cost:,.0f} "
             f"(the stage alone: ${stage / 3600 * args.nodes * args.node_price:,.0f})"
         )
+    say(
+        "  assumed, not measured: a vCPU does a tile's work at this machine's per-core cost; the "
+        "driver's share grows linearly with the tiles; the shared file system serves the corpus as "
+        "fast as the tasks read it; nodes are billed for the whole build. Not included: starting "
+        "the nodes, and writing a sibling layout (an imagefolder release stops at 100,000 files: "
+        "1M tiles need --layout parquet)"
+    )
     say(f"load average {os.getloadavg()[0]:.1f} at the end")
     if args.write:
         write_section(

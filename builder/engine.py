@@ -223,7 +223,7 @@ def ray_map(address: str | None = None) -> Iterator[Mapper]:
                 raise (cause if isinstance(cause, Exception) else exc) from None
             except errors.RayError as exc:
                 raise EngineError(
-                    f"a Ray task of the per-tile stage failed {RETRIES + 1} times: "
+                    f"a Ray task of the per-tile stage did not complete (run up to {RETRIES + 1} times): "
                     f"{' '.join(str(exc).split())[:300]}"
                 ) from None
             if digest != driver:

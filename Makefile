@@ -18,9 +18,9 @@ $(VENV)/.core: pyproject.toml constraints.txt
 	touch $@
 
 # torch 2.14.1 + torchvision 0.29.1 are pinned in constraints.txt (no CPU torchvision exists);
-# gradio for the Space and its tests; pystac-client for cropmark collect.
+# gradio for the Space and its tests; pystac-client for cropmark collect; ray for --engine ray.
 $(VENV)/.full: $(VENV)/.core
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,model,space,collect]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,model,space,collect,ray]'
 	touch $@
 
 demo: $(VENV)/.core
@@ -64,6 +64,7 @@ bench: $(VENV)/.full
 	$(PY) benchmarks/bench_standin.py --write
 	$(PY) benchmarks/bench_space.py --model standin --write
 	$(PY) benchmarks/bench_formats.py --write
+	$(PY) benchmarks/bench_engine.py --write
 
 clean:
 	rm -rf $(DEMO) build .pytest_cache .mypy_cache .ruff_cache

@@ -36,6 +36,11 @@ class ConfigError(CropmarkError, ValueError):
     """A build option has a value that is not allowed."""
 
 
+class EngineError(CropmarkError, RuntimeError):
+    """The engine of the per-tile stage cannot run: Ray is not installed, its cluster cannot
+    be reached, its workers run other code, or a task failed more often than it is retried."""
+
+
 class EmptyReleaseError(CropmarkError, ValueError):
     """Curation and the gates rejected every row: there is nothing to publish."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,9 @@ def test_build_then_audit(small_corpus: Path, tmp_path: Path, capsys: pytest.Cap
     assert "52.12345" not in out
 
 
+_RAY_BUILD = ["build", "--corpus", "CORPUS", "--out", "OUT", "--version", "1.0.0", "--engine", "ray"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -49,14 +53,42 @@ def test_build_then_audit(small_corpus: Path, tmp_path: Path, capsys: pytest.Cap
             ["build", "--corpus", "CORPUS", "--out", "OUT", "--version", "1.0.0", "--workers", "0"],
             "error: workers=0; use 1 or more",
         ),
+        (
+            ["build", "--corpus", "CORPUS", "--out", "OUT", "--version", "1.0.0", "--engine", "spark"],
+            "error: cropmark build: argument --engine: invalid choice: 'spark'",
+        ),
+        (
+            [*_RAY_BUILD, "--workers", "2"],
+            "error: --workers sets the local engine's processes; with --engine ray the cluster's CPUs",
+        ),
+        (
+            ["build", "--corpus", "CORPUS", "--out", "OUT", "--version", "1.0.0", "--ray-address", "auto"],
+            "error: a Ray address is for --engine ray",
+        ),
+        (
+            [*_RAY_BUILD, "--ray-address", "CLOSED"],
+            "error: cannot reach the Ray cluster at CLOSED (Connection refused)",
+        ),
+        (
+            [*_RAY_BUILD, "--ray-address", "auto"],
+            "error: cannot start or reach Ray at auto: Could not find any running Ray instance",
+        ),
         (["audit", "/nonexistent/release"], "error: release folder /nonexistent/release does not exist"),
     ],
 )
 def test_user_errors_are_one_line(args: list[str], message: str, small_corpus: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    subs = {"CORPUS": str(small_corpus), "OUT": str(tmp_path / "out"), "EMPTY": str(tmp_path / "empty")}
+    with socket.socket() as closed:  # a port of this machine that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    subs = {
+        "CORPUS": str(small_corpus),
+        "OUT": str(tmp_path / "out"),
+        "EMPTY": str(tmp_path / "empty"),
+        "CLOSED": f"127.0.0.1:{port}",
+    }
     args = [subs.get(a, a) for a in args]
-    message = message.replace("EMPTY", subs["EMPTY"])
+    message = message.replace("EMPTY", subs["EMPTY"]).replace("CLOSED", subs["CLOSED"])
     proc = _run(*args)
     assert proc.returncode == 2
     assert proc.stderr.startswith(message), proc.stderr

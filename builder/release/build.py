@@ -28,6 +28,11 @@ the release while it writes; a second build into the same release is refused
 with a one-line error. Worker processes ask the kernel to kill them when the
 build dies (``PR_SET_PDEATHSIG``), so a killed build leaves no worker holding
 its output open.
+
+Engines: the per-tile stage (curation's identity decode, the cut, gates, hashes and a
+tile's audit checks) runs on :mod:`builder.engine`'s local process pool or on Ray; the
+workers only read the corpus and return their results, and this process writes the
+release, so the bytes do not depend on the engine.
 """
 
 from __future__ import annotations
@@ -39,15 +44,11 @@ import hashlib
 import io
 import json
 import math
-import multiprocessing
 import os
 import re
 import shutil
-import signal
-import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -55,8 +56,9 @@ from typing import Any
 
 import numpy as np
 
-from builder import domain, progress
+from builder import domain, engine, progress
 from builder.domain import DATASET_NAME, HALF_SIZE, LABELS, SPLITS, Reason, hub_id_problem, tile_name
+from builder.engine import Mapper
 from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyReleaseError, ReleaseLayoutError
 from builder.files import files_digest, journal_path
 from builder.ingest.composite import Cut, Rejected, cut_opened, open_checked, read_composite
@@ -99,7 +101,11 @@ class BuildConfig:
         out: the output root; the release goes to ``out/name/version``.
         version: semantic version of the release (``1.0.0``).
         name: dataset name (lowercase slug).
-        workers: processes that cut tiles (1 = in this process).
+        workers: processes of the local engine's pool (1 = in this process).
+        engine: what runs the per-tile stage, one of :data:`builder.engine.ENGINES`:
+            ``local`` (a pool of ``workers`` processes) or ``ray`` (the cluster's CPUs).
+        ray_address: the Ray cluster (``HOST:PORT``, ``ray://HOST:PORT``, ``auto``); ``None``:
+            ``RAY_ADDRESS``, else a Ray instance started for the build on this machine.
         repo_id: Hub id the card's loading example names (``ORG/NAME``), if known.
         leak_threshold: Hamming distance (of 64 pHash bits) at or under which a train
             tile counts as a near-duplicate of an eval tile.
@@ -126,6 +132,8 @@ class BuildConfig:
     policy: Policy = CROPMARK
     site_distance: float = leakage.DEFAULT_SITE_DISTANCE_M
     drop_site_leaks: bool = False
+    engine: str = "local"
+    ray_address: str | None = None
 
     def check(self) -> None:
         if not _VERSION_RE.match(self.version):
@@ -136,6 +144,10 @@ class BuildConfig:
             raise ConfigError(problem)
         if self.workers < 1:
             raise ConfigError(f"workers={self.workers}; use 1 or more")
+        if self.engine not in engine.ENGINES:
+            raise ConfigError(f"engine {self.engine!r}: use one of {', '.join(engine.ENGINES)}")
+        if self.ray_address is not None and self.engine != "ray":
+            raise ConfigError("a Ray address is for --engine ray; the local engine runs on this machine")
         if not 0 <= self.leak_threshold < 64:
             raise ConfigError(f"leak threshold {self.leak_threshold}: use 0 to 63 bits of the 64-bit pHash")
         if not (math.isfinite(self.site_distance) and 0 <= self.site_distance <= leakage.MAX_SITE_DISTANCE_M):
@@ -222,49 +234,6 @@ def _tile_task(task: tuple[str, str, GateConfig, sides.Sides, str, str | None]) 
     return TileOutcome(
         cut, None, "", results, tile_gates.read, leakage.phash_views(cut.data), order.as_dict(), checked
     )
-
-
-Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
-_PR_SET_PDEATHSIG = 1  # prctl(2): signal sent to this process when its parent thread dies
-
-
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: the kernel kills this worker (SIGKILL) when the build dies.
-
-    ``PR_SET_PDEATHSIG`` fires when the thread that started the worker exits; the
-    executor starts its workers from the thread that submits work, the build's main
-    thread. A parent that died before the call is caught by the ``getppid`` check.
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-@contextmanager
-def worker_map(workers: int) -> Iterator[Mapper]:
-    """A ``map`` over ``workers`` processes, in order and streaming (or plain ``map``).
-
-    Per-tile work (cut, audit) is a pure function of its task, so the same
-    functions could be mapped by Ray Data or Dask beyond one machine. Workers die
-    with the build; an error or an interrupt cancels the work not yet started
-    instead of waiting for it.
-    """
-    if workers == 1:
-        yield map
-        return
-    # spawn: a clean interpreter per worker, safe whatever threads the caller runs.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
-    )
-    try:
-        yield lambda fn, items: pool.map(fn, items, chunksize=16)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
 
 
 def _write_csv(path: Path, tiles: Sequence[PublicTile]) -> None:
@@ -490,14 +459,20 @@ def _build_locked(
     staged_private = parent / f".{config.version}.private.tmp-{os.getpid()}"
     ready = staged
     try:
-        with worker_map(config.workers) as map_:
-            # Identity decodes every composite: in the pool, like the cut.
+        with engine.engine_map(config.engine, config.workers, config.ray_address) as map_:
+            # Identity decodes every composite: on the engine, like the cut.
             curated = curate(config.corpus, ingested.rows, map_, all_sites)
             sites = curated.sites
             rejections = [*ingested.rejections, *curated.rejections]
             candidates = curated.candidates
             check_repository_size(config, candidates)
-            report = _stage(config, staged, ingested, sites, candidates, rejections, map_, gate_config)
+            # The audit reads the staged release, which only this machine holds: a Ray cluster's
+            # workers may not see it. Its per-tile work there is a hash (the workers checked the
+            # pixels), so it runs here, in this process.
+            audit_map = map_ if config.engine == "local" else map
+            report = _stage(
+                config, staged, ingested, sites, candidates, rejections, map_, gate_config, audit_map
+            )
         assert report.audit is not None
         findings = list(report.audit.findings)
         if findings:
@@ -527,8 +502,13 @@ def _stage(
     rejections: list[Rejection],
     map_: Mapper,
     gate_config: GateConfig,
+    audit_map: Mapper = map,
 ) -> BuildReport:
-    """Write the whole release into ``staged``, audit it, and return the private report."""
+    """Write the whole release into ``staged``, audit it, and return the private report.
+
+    ``map_`` runs the per-tile stage (the engine's), ``audit_map`` the audit's hash of each
+    written tile (the local pool's, or this process's).
+    """
     tiles, private, gate_log, hashes, views, checked = _write_tiles(
         staged, config, candidates, rejections, map_, gate_config
     )
@@ -583,7 +563,7 @@ def _stage(
     }
     report = replace(report, files=files)
     findings = [f"README.md: {problem}" for problem in cards.validate_dataset_card(card, report, staged)]
-    findings += audit.audit_release(staged, report, map_, checked)
+    findings += audit.audit_release(staged, report, audit_map, checked)
     return replace(report, audit=AuditResult.of(findings))
 
 

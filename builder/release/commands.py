@@ -104,12 +104,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         public_sidecars=args.public_sidecars,
         hdf5_dtype=args.hdf5_dtype,
     )
+    if args.engine == "ray" and args.workers is not None:
+        raise ConfigError(
+            "--workers sets the local engine's processes; with --engine ray the cluster's CPUs run the tiles"
+        )
     config = BuildConfig(
         args.corpus,
         args.out,
         args.version,
         args.name,
-        args.workers,
+        1 if args.workers is None else args.workers,
         args.repo_id,
         leak_threshold=args.leak_threshold,
         drop_near_duplicates=args.drop_near_duplicates,
@@ -118,6 +122,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         layout=args.layout,
         layout_options=options,
         policy=policy.load(args.policy),
+        engine=args.engine,
+        ray_address=args.ray_address,
     )
     result = build(config)
     _print_summary(result.report, result.release, result.private)
@@ -159,6 +165,7 @@ def register(sub: Any) -> None:
 
 def _register_build(sub: Any) -> None:
     """``build``: where from and to, the checks' settings, then the layouts' options."""
+    from builder.engine import ENGINES
     from builder.layouts import registry
     from builder.release.leakage import DEFAULT_SITE_DISTANCE_M
 
@@ -167,7 +174,19 @@ def _register_build(sub: Any) -> None:
     b.add_argument("--out", type=Path, required=True, help="output root; release goes to OUT/NAME/VERSION")
     b.add_argument("--version", required=True, help="release version, e.g. 1.0.0")
     b.add_argument("--name", default=DATASET_NAME, help="dataset name")
-    b.add_argument("--workers", type=int, default=1, help="processes that cut tiles")
+    b.add_argument(
+        "--engine",
+        default="local",
+        choices=ENGINES,
+        help="what runs the per-tile stage: local (a pool of --workers processes) or ray "
+        "(a Ray cluster's CPUs; needs the ray extra); the release is the same bytes",
+    )
+    b.add_argument("--workers", type=int, help="processes of the local engine that cut tiles (default 1)")
+    b.add_argument(
+        "--ray-address",
+        help="with --engine ray: the cluster (HOST:PORT, ray://HOST:PORT or auto; default: "
+        "RAY_ADDRESS, else a Ray instance started on this machine for the build)",
+    )
     b.add_argument(
         "--repo-id",
         type=hub_id_argument,

@@ -35,21 +35,19 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from builder import progress
 from builder.domain import HALF_SIZE, Reason, Split
+from builder.engine import Mapper
 from builder.ingest.composite import Rejected, open_checked, read_composite
 from builder.ingest.corpus import QUARANTINE_DIR, Site, resolve_image
 from builder.quality.sides import SideRejected, find_sides
 from builder.records import Candidate, Rejection, SftRow
-
-Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +113,7 @@ def curate(
     Args:
         corpus: the corpus root.
         rows: readable manifest rows.
-        map_: an ordered ``map`` (a process pool's) for decoding the composites.
+        map_: an ordered ``map`` (an engine's, :mod:`builder.engine`) for decoding the composites.
         sites: ``sites.csv`` rows by corpus-relative composite path.
     """
     sites = sites or {}

@@ -1,0 +1,262 @@
+"""The engine that runs a build's per-tile stage: the local process pool or a Ray cluster.
+
+The per-tile work (curation's identity decode, the cut, the gates, the hashes, a tile's
+audit checks) is a pure function of its task: its input names a file under the corpus and
+its result is returned, never written by the worker. An engine is therefore one small
+interface, an ordered and streaming ``map``::
+
+    with engine_map("local", workers=2) as map_:
+        results = list(map_(fn, items))  # in the order of items, produced as they come
+
+- ``local``: a ``ProcessPoolExecutor`` of ``workers`` spawned processes (or plain ``map``
+  with one), chunks of :data:`CHUNK` items. Workers die with the build.
+- ``ray``: the same chunks as Ray tasks (https://docs.ray.io/en/latest/ray-core/tasks.html),
+  at most :data:`IN_FLIGHT_PER_CPU` chunks per CPU of the cluster submitted at once (the
+  driver's memory stays flat in the number of items), each retried up to :data:`RETRIES`
+  times when its worker process or node dies (``max_retries``; an exception the function
+  raises is not retried, it is the build's error). The results come back to the driver,
+  which writes the release.
+
+Whichever engine runs, the results are the same values in the same order, so the release is
+byte-identical. Curation, the leakage search, the cards and the audit stay in the driver.
+
+What a Ray worker needs: the ``cropmark`` package installed (the same code and image
+libraries as the driver's, checked: every chunk's result carries a digest of the worker's
+``builder`` sources and library versions) and the
+corpus at the same path as on the driver (the tasks name files by the corpus's absolute
+path). No worker keeps state between tasks.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import importlib
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from importlib import metadata
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from builder.errors import EngineError
+
+Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
+
+ENGINES = ("local", "ray")
+CHUNK = 16  # items per task: a tile costs tens of milliseconds, a task's overhead about one
+IN_FLIGHT_PER_CPU = 2  # chunks submitted per cluster CPU: one running, one queued behind it
+RETRIES = 3  # Ray's max_retries: reruns of a task whose worker process or node died
+CONNECT_TIMEOUT_S = 10.0
+RAY_EXTRA = "pip install 'cropmark[ray]'"
+
+_PR_SET_PDEATHSIG = 1  # prctl(2): signal sent to this process when its parent thread dies
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: the kernel kills this worker (SIGKILL) when the build dies.
+
+    ``PR_SET_PDEATHSIG`` fires when the thread that started the worker exits; the
+    executor starts its workers from the thread that submits work, the build's main
+    thread. A parent that died before the call is caught by the ``getppid`` check.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+@contextmanager
+def local_map(workers: int) -> Iterator[Mapper]:
+    """A ``map`` over ``workers`` processes, in order and streaming (or plain ``map``).
+
+    Workers die with the build; an error or an interrupt cancels the work not yet started
+    instead of waiting for it.
+    """
+    if workers == 1:
+        yield map
+        return
+    # spawn: a clean interpreter per worker, safe whatever threads the caller runs.
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
+    )
+    try:
+        yield lambda fn, items: pool.map(fn, items, chunksize=CHUNK)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+# The distributions whose versions shape a tile's bytes or verdicts (decoders, encoders, the
+# cloud detector): a worker must run the same ones as the driver.
+_LIBRARIES = ("pillow", "numpy", "jpeglib", "simplejpeg", "rasterio", "s2cloudless", "lightgbm", "scipy")
+
+
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 over the paths and bytes of this installation's ``builder/**/*.py`` and the
+    versions of :data:`_LIBRARIES`.
+
+    A driver and a worker with the same digest run the same per-tile code.
+    """
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for name in _LIBRARIES:
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = "absent"
+        digest.update(f"{name}=={installed}\0".encode())
+    return digest.hexdigest()
+
+
+def run_chunk(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[str, list[Any]]:
+    """One Ray task: ``fn`` over ``items`` in order, with the digest of the code that ran it."""
+    return code_digest(), [fn(item) for item in items]
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse in seconds a ``HOST:PORT`` (or ``ray://HOST:PORT``) nothing listens on.
+
+    ``ray.init`` would wait minutes for such an address before it fails. ``auto``,
+    ``local`` and other forms are left to Ray.
+
+    Raises:
+        EngineError: the port cannot be connected to.
+    """
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise EngineError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start it "
+            "(`ray start --head` on its head node) or give its address with --ray-address or RAY_ADDRESS"
+        ) from None
+
+
+def _import_ray() -> tuple[Any, Any]:
+    """The ``ray`` module and its ``ray.exceptions`` (an optional dependency: the ``ray`` extra)."""
+    try:
+        return importlib.import_module("ray"), importlib.import_module("ray.exceptions")
+    except ImportError:
+        raise EngineError(f"--engine ray needs Ray, which is not installed: {RAY_EXTRA}") from None
+
+
+@contextmanager
+def ray_map(address: str | None = None) -> Iterator[Mapper]:
+    """A ``map`` whose chunks run as Ray tasks, in order and streaming.
+
+    Args:
+        address: the cluster to connect to (``HOST:PORT``, ``ray://HOST:PORT`` or ``auto``);
+            ``None``: ``RAY_ADDRESS`` if set, else a Ray instance started on this machine for
+            this build. If this process already called ``ray.init``, that connection is used
+            (and left open).
+
+    Raises:
+        EngineError: Ray is not installed, the cluster cannot be reached, a worker runs other
+            code than the driver, or a task's worker died more than :data:`RETRIES` times.
+    """
+    ray, errors = _import_ray()
+    started = False
+    if not ray.is_initialized():
+        target = address or os.environ.get("RAY_ADDRESS") or None
+        if target is not None:
+            _check_reachable(target)
+        try:
+            ray.init(
+                address=target,
+                include_dashboard=False,
+                logging_level="WARNING",
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"at {target}" if target else "on this machine"
+            raise EngineError(f"cannot start or reach Ray {where}: {' '.join(str(exc).split())}") from None
+        started = True
+    try:
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        task = ray.remote(max_retries=RETRIES, retry_exceptions=False)(run_chunk)
+        driver = code_digest()
+
+        def map_(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+            pending: deque[Any] = deque()
+            chunks = _chunks(items, CHUNK)
+            try:
+                for chunk in chunks:
+                    pending.append(task.remote(fn, chunk))
+                    if len(pending) >= cpus * IN_FLIGHT_PER_CPU:
+                        yield from _result(pending.popleft())
+                while pending:
+                    yield from _result(pending.popleft())
+            finally:
+                for ref in pending:  # an error or an interrupt: drop the work not yet returned
+                    ray.cancel(ref, force=True)
+
+        def _result(ref: Any) -> list[Any]:
+            try:
+                digest, results = ray.get(ref)
+            except errors.RayTaskError as exc:  # the function's own error, raised as it was
+                cause = exc.cause
+                raise (cause if isinstance(cause, Exception) else exc) from None
+            except errors.RayError as exc:
+                raise EngineError(
+                    f"a Ray task of the per-tile stage did not complete (run up to {RETRIES + 1} times): "
+                    f"{' '.join(str(exc).split())[:300]}"
+                ) from None
+            if digest != driver:
+                raise EngineError(
+                    "a Ray worker runs other cropmark code or libraries than this build (digest "
+                    f"{digest[:12]} there, {driver[:12]} here): install the same versions on every node "
+                    "(pip install -c constraints.txt)"
+                )
+            return list(results)
+
+        yield map_
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@contextmanager
+def engine_map(engine: str, workers: int = 1, address: str | None = None) -> Iterator[Mapper]:
+    """The ordered, streaming ``map`` of ``engine`` (one of :data:`ENGINES`).
+
+    Args:
+        engine: ``local`` (a pool of ``workers`` processes) or ``ray`` (:func:`ray_map`).
+        workers: processes of the local pool (1 = in this process); Ray uses its cluster's CPUs.
+        address: the Ray cluster (see :func:`ray_map`); only with ``ray``.
+
+    Raises:
+        EngineError: an unknown engine, or :func:`ray_map`'s errors.
+    """
+    if engine == "local":
+        with local_map(workers) as map_:
+            yield map_
+    elif engine == "ray":
+        with ray_map(address) as map_:
+            yield map_
+    else:
+        raise EngineError(f"engine {engine!r}: use one of {', '.join(ENGINES)}")

@@ -1,0 +1,206 @@
+"""The per-tile stage on Ray: the same release bytes as the local pool, retries of a killed
+worker, bounded submission, and one-line errors (builder/engine.py)."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from builder import engine
+from builder.cli import main
+from builder.errors import EngineError
+from builder.release import build as release
+from builder.release.build import BuildConfig, BuildResult, build
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def _same(a: BuildResult, b: BuildResult) -> None:
+    """Every byte of the release and of the private report is the same."""
+    assert _files(a.release) == _files(b.release)
+    assert (a.private / "report.json").read_bytes() == (b.private / "report.json").read_bytes()
+    assert a.report.release_digest == b.report.release_digest
+
+
+@pytest.fixture(scope="module")
+def local_release(_small_corpus_master: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    """The small corpus built by the local engine (one process), the reference bytes."""
+    return build(BuildConfig(_small_corpus_master, tmp_path_factory.mktemp("local"), "1.0.0"))
+
+
+def test_the_command_line_starts_its_own_ray_and_writes_the_same_bytes(
+    _small_corpus_master: Path, local_release: BuildResult, tmp_path: Path
+) -> None:
+    """What a user runs: `cropmark build --engine ray` from outside the repository, without a
+    cluster: the build starts a Ray instance on this machine, whose workers import the
+    installed package, and shuts it down. (First in this module: no Ray runs in this process.)"""
+    assert not ray.is_initialized()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = tmp_path / "out"
+    args = ["build", "--corpus", str(_small_corpus_master), "--out", str(out), "--version", "1.0.0"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "builder.cli", "--quiet", *args, "--engine", "ray"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "audit          passed (0 findings)" in proc.stdout
+    final = out / "cropmark-disambiguator-s2" / "1.0.0"
+    assert _files(final) == _files(local_release.release)
+    assert (release.private_dir(final) / "report.json").read_bytes() == (
+        local_release.private / "report.json"
+    ).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A local Ray instance with 2 CPUs (so 2 worker processes run tasks), started by the test."""
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+        object_store_memory=256 * 1024**2,
+    )
+    try:
+        yield ray.cluster_resources()
+    finally:
+        ray.shutdown()
+
+
+def test_ray_build_is_byte_identical_to_the_local_pool(
+    ray_cluster: dict[str, Any], _small_corpus_master: Path, local_release: BuildResult, tmp_path: Path
+) -> None:
+    assert ray_cluster["CPU"] == 2
+    on_ray = build(BuildConfig(_small_corpus_master, tmp_path, "1.0.0", engine="ray"))
+    _same(on_ray, local_release)
+    assert ray.is_initialized()  # a connection the caller opened is the caller's to close
+
+
+_REAL_TILE_TASK = release._tile_task
+
+
+def _die_once(marker: Path, task: Any) -> Any:
+    """The cut of one tile; then, the first time any worker gets here, that worker kills itself
+    (SIGKILL: no Python cleanup, as when the kernel's OOM killer or a lost node ends it)."""
+    outcome = _REAL_TILE_TASK(task)
+    try:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        return outcome
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
+
+
+def test_a_worker_killed_mid_task_is_retried_and_the_release_is_the_same(
+    ray_cluster: dict[str, Any],
+    _small_corpus_master: Path,
+    local_release: BuildResult,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Ray worker dies inside a task, after the first tile of its chunk; Ray runs the task
+    again (max_retries) and the build publishes the same bytes as the local pool."""
+    marker = tmp_path / "killed"  # the test's tmp folder: the workers run on this machine
+    # The workers unpickle this function by its module (tests.test_engine): Ray puts the
+    # driver's working directory, the repository, on their sys.path.
+    monkeypatch.setattr(release, "_tile_task", functools.partial(_die_once, marker))
+    on_ray = build(BuildConfig(_small_corpus_master, tmp_path / "out", "1.0.0", engine="ray"))
+    assert marker.is_file(), "no worker was killed: the test proved nothing"
+    pid = int(marker.read_text())
+    assert pid != os.getpid()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # that worker is gone; the retry ran elsewhere
+    _same(on_ray, local_release)
+
+
+def _pid_of(x: int) -> tuple[int, int]:
+    time.sleep(0.005)  # a chunk lasts long enough that both workers get some
+    return x * x, os.getpid()
+
+
+def test_ray_map_is_ordered_streaming_and_bounded(ray_cluster: dict[str, Any]) -> None:
+    with engine.ray_map() as map_:
+        results = list(map_(_pid_of, range(200)))
+        assert [r[0] for r in results] == [x * x for x in range(200)]
+        assert len({pid for _, pid in results}) == 2  # both workers ran chunks
+        assert os.getpid() not in {pid for _, pid in results}
+        # An endless input: a map that submitted everything before yielding would never return.
+        first = next(iter(map_(_pid_of, itertools.count())))
+        assert first[0] == 0
+
+
+def _fail(x: int) -> int:
+    if x == 20:
+        raise EngineError(f"item {x} is bad")
+    return x
+
+
+def test_an_error_in_a_task_is_the_builds_error_not_retried(ray_cluster: dict[str, Any]) -> None:
+    with engine.ray_map() as map_, pytest.raises(EngineError, match=r"^item 20 is bad$"):
+        list(map_(_fail, range(64)))
+
+
+def test_a_worker_with_other_code_is_refused(
+    ray_cluster: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers' builder sources and library versions are hashed in the worker; a driver
+    whose digest differs (here: a driver that believes it runs other code) refuses their
+    results."""
+    monkeypatch.setattr(engine, "code_digest", lambda: "0" * 64)
+    with engine.ray_map() as map_, pytest.raises(EngineError, match="other cropmark code or libraries"):
+        list(map_(_pid_of, range(4)))
+
+
+def test_the_digest_covers_the_image_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
+    here = engine.code_digest.__wrapped__()
+    assert here == engine.code_digest()
+    real = engine.metadata.version
+    monkeypatch.setattr(engine.metadata, "version", lambda name: "0.0" if name == "pillow" else real(name))
+    assert engine.code_digest.__wrapped__() != here
+
+
+def _always_die(x: int) -> int:
+    os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def test_a_task_whose_worker_always_dies_stops_the_build_in_one_line(ray_cluster: dict[str, Any]) -> None:
+    with (
+        engine.ray_map() as map_,
+        pytest.raises(EngineError, match=r"did not complete \(run up to 4 times\)") as caught,
+    ):
+        list(map_(_always_die, range(3)))
+    assert "\n" not in str(caught.value)
+
+
+def test_without_ray_installed_the_error_names_the_extra(
+    small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    monkeypatch.setitem(sys.modules, "ray.exceptions", None)
+    args = ["build", "--corpus", str(small_corpus), "--out", str(tmp_path), "--version", "1.0.0"]
+    assert main([*args, "--engine", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --engine ray needs Ray, which is not installed: pip install 'cropmark[ray]'\n"
+    assert not (tmp_path / "cropmark-disambiguator-s2" / "1.0.0").exists()

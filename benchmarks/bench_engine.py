@@ -42,8 +42,10 @@ from benchmarks.bench_build import base_corpus, tile_corpus  # noqa: E402
 # The named cluster node of the estimate (override with --node-type/--node-vcpus/--node-price).
 NODE_TYPE = "AWS EC2 c7i.8xlarge (32 vCPU, 64 GiB)"
 NODE_VCPUS = 32
-NODE_PRICE = 1.428  # USD per hour, on-demand, Linux, us-east-1
-PRICE_SOURCE = "https://aws.amazon.com/ec2/pricing/on-demand/ (us-east-1, Linux, on-demand)"
+# An assumed price, not one read from the price list when the benchmark ran (this machine has no
+# network): the dollars scale with it, the node-hours do not. Give the day's price with --node-price.
+NODE_PRICE = 1.428  # USD per node-hour, assumed for on-demand Linux in us-east-1
+PRICE_SOURCE = "assumed; the day's on-demand price: https://aws.amazon.com/ec2/pricing/on-demand/"
 
 RAY_DRIVER = """
 import sys, time
@@ -186,7 +188,7 @@ def main() -> None:
     vcpus = args.nodes * args.node_vcpus
     say(
         f"estimate on {args.nodes} x {args.node_type} = {vcpus} vCPUs, at ${args.node_price:.3f} "
-        f"per node-hour ({args.price_source}):"
+        f"per node-hour ({args.price_source}; --node-price):"
     )
     for n in (1_000_000, 10_000_000):
         stage = n * (mapped + extra) / vcpus
@@ -195,7 +197,8 @@ def main() -> None:
         cost = total / 3600 * args.nodes * args.node_price
         say(
             f"  {n:>10,} tiles: per-tile stage {_duration(stage)} on the cluster + driver "
-            f"{_duration(serial)} in one process = {_duration(total)}, ${cost:,.0f} "
+            f"{_duration(serial)} in one process = {_duration(total)}, "
+            f"{total / 3600 * args.nodes:,.1f} node-hours = ${cost:,.0f} "
             f"(the stage alone: ${stage / 3600 * args.nodes * args.node_price:,.0f})"
         )
     say(

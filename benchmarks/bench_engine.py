@@ -183,7 +183,7 @@ def main() -> None:
         f"per tile, measured: mapped work {mapped * 1000:.1f} ms CPU (identify + tile task, "
         f"{min(args.sample, args.tiles)} composites in one process); driver share "
         f"{driver * 1000:.1f} ms (the baseline's CPU per tile less the mapped work); Ray adds "
-        f"{extra * 1000:.1f} ms CPU per tile on its workers"
+        f"{extra * 1000:.1f} ms of its CPUs' time per tile (its wall-time overhead x {args.cpus} CPUs)"
     )
     vcpus = args.nodes * args.node_vcpus
     say(

@@ -186,7 +186,9 @@ def ray_map(address: str | None = None) -> Iterator[Mapper]:
             _check_reachable(target)
         try:
             ray.init(
-                address=target,
+                # "local": a new instance for this build, even where `ray start` left a cluster
+                # registered on this machine (address=None would join that one).
+                address=target or "local",
                 include_dashboard=False,
                 logging_level="WARNING",
                 log_to_driver=False,
@@ -194,7 +196,17 @@ def ray_map(address: str | None = None) -> Iterator[Mapper]:
             )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"at {target}" if target else "on this machine"
-            raise EngineError(f"cannot start or reach Ray {where}: {' '.join(str(exc).split())}") from None
+            hint = ""
+            if target and "RAY_AUTH_MODE" not in os.environ:
+                # Ray 2.60's `ray start` turns token authentication on; a client joins such a
+                # cluster only with RAY_AUTH_MODE=token and the cluster's token.
+                hint = (
+                    "; a cluster started by `ray start` checks a token: set RAY_AUTH_MODE=token "
+                    "and give its token (~/.ray/auth_token from the head node, or RAY_AUTH_TOKEN)"
+                )
+            raise EngineError(
+                f"cannot start or reach Ray {where}: {' '.join(str(exc).split())}{hint}"
+            ) from None
         started = True
     try:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))

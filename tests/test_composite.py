@@ -284,3 +284,18 @@ def test_the_cut_repeats_the_strict_decode_unless_the_bytes_are_the_ones_curatio
     assert outcome.cut is None and outcome.reason == Reason.UNREADABLE_IMAGE.value
     assert outcome.detail.startswith("decoder warning: Corrupt JPEG data")
     assert release._tile_task((*task, None)).reason == Reason.UNREADABLE_IMAGE.value
+
+
+def test_a_non_image_is_rejected_with_the_same_words_in_every_process() -> None:
+    """Pillow's message names its stream's memory address; the counted reason must not (the
+    private report is the same bytes on every rebuild and every engine)."""
+    from builder.ingest.composite import open_checked
+
+    details = set()
+    for data in (b"hello", b"hello", bytes(100)):
+        with pytest.raises(Rejected) as caught:
+            open_checked(data)
+        assert caught.value.reason == Reason.UNREADABLE_IMAGE
+        assert "0x" not in caught.value.detail and "object at" not in caught.value.detail
+        details.add(caught.value.detail)
+    assert details == {"cannot decode: cannot identify image file"}

@@ -3,6 +3,7 @@ worker, bounded submission, and one-line errors (builder/engine.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -204,3 +205,101 @@ def test_without_ray_installed_the_error_names_the_extra(
     err = capsys.readouterr().err
     assert err == "error: --engine ray needs Ray, which is not installed: pip install 'cropmark[ray]'\n"
     assert not (tmp_path / "cropmark-disambiguator-s2" / "1.0.0").exists()
+
+
+def test_without_an_address_the_build_starts_its_own_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``address="local"``: Ray's ``address=None`` would join a cluster that `ray start` left
+    registered on the machine (someone else's, perhaps) instead of starting one for the build."""
+    seen: dict[str, Any] = {}
+
+    def init(**kwargs: Any) -> None:
+        seen.update(kwargs)
+        raise RuntimeError("not started by this test")
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    with pytest.raises(EngineError, match="cannot start or reach Ray on this machine"), engine.ray_map():
+        pass
+    assert seen["address"] == "local"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _stop_processes_under(folder: str) -> None:
+    """Stop the processes of the cluster whose temp dir is ``folder`` (``ray stop`` would stop
+    every Ray process of the machine)."""
+    mine = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if folder.encode() in (entry / "cmdline").read_bytes() and int(entry.name) != os.getpid():
+                    mine.append(int(entry.name))
+            except OSError:
+                continue
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in mine:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        time.sleep(2)
+
+
+def test_a_build_joins_a_cluster_started_by_ray_start(
+    _small_corpus_master: Path, local_release: BuildResult, tmp_path: Path
+) -> None:
+    """The README's cluster commands: `ray start --head`, then a build with --ray-address and
+    RAY_AUTH_MODE=token writes the local build's bytes and leaves the cluster running; without
+    RAY_AUTH_MODE the cluster refuses the build and the one-line error says what to set."""
+    import shutil
+    import socket
+    import tempfile
+
+    ray_bin = Path(sys.executable).with_name("ray")
+    temp = tempfile.mkdtemp(prefix="rc", dir="/tmp")  # short: Ray's socket paths live under it
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    head = [str(ray_bin), "start", "--head", "--num-cpus", "2", "--include-dashboard", "false"]
+    start = subprocess.run(
+        [*head, "--port", str(port), "--temp-dir", temp, "--disable-usage-stats"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    try:
+        assert start.returncode == 0, start.stderr
+        address = f"{socket.gethostbyname(socket.gethostname())}:{port}"
+        out = tmp_path / "out"
+        args = ["--quiet", "build", "--corpus", str(_small_corpus_master), "--out", str(out)]
+        cmd = [sys.executable, "-m", "builder.cli", *args, "--engine", "ray", "--ray-address", address]
+        refused = subprocess.run(
+            [*cmd, "--version", "1.0.0"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600
+        )
+        assert refused.returncode == 2
+        last = refused.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: cannot start or reach Ray at {address}")
+        assert "RAY_AUTH_MODE=token" in last
+        joined = subprocess.run(
+            [*cmd, "--version", "1.0.1"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**env, "RAY_AUTH_MODE": "token"},
+            timeout=600,
+        )
+        assert joined.returncode == 0, joined.stderr
+        final = out / "cropmark-disambiguator-s2" / "1.0.1"
+        reference = {k: v for k, v in _files(local_release.release).items() if k != "README.md"}
+        assert {k: v for k, v in _files(final).items() if k != "README.md"} == reference
+        host, _, head_port = address.rpartition(":")
+        with socket.create_connection((host, int(head_port)), timeout=10):  # still running
+            pass
+    finally:
+        _stop_processes_under(temp)
+        shutil.rmtree(temp, ignore_errors=True)

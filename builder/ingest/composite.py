@@ -40,6 +40,7 @@ from __future__ import annotations
 import ctypes
 import io
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -66,6 +67,7 @@ MAX_PIXELS = COMPOSITE_SIZE[0] * COMPOSITE_SIZE[1] * 16
 # in memory, twice).
 MAX_COMPOSITE_BYTES = 16 * 1024 * 1024
 _JPEGLIB_VERSION = "turbo210"
+_OBJECT_REPR = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")
 ORIENTATION_TAG = 0x0112  # EXIF Orientation (TIFF 6.0 tag 274)
 # EXIF orientation -> the transpose that shows the image as displayed (the table of
 # PIL.ImageOps.exif_transpose).
@@ -222,7 +224,10 @@ def open_checked(data: bytes, reduced: bool = False, strict: bool = True) -> Ope
     except Rejected:
         raise
     except (OSError, SyntaxError, ValueError, Warning) as exc:  # Pillow's ways of saying "corrupt"
-        raise Rejected(Reason.UNREADABLE_IMAGE, f"cannot decode: {str(exc)[:120]}") from None
+        # Pillow names the stream it read ("<_io.BytesIO object at 0x7f...>"): an address that
+        # differs in every process, and a report must be the same bytes on every rebuild.
+        said = _OBJECT_REPR.sub("", str(exc))
+        raise Rejected(Reason.UNREADABLE_IMAGE, f"cannot decode: {said[:120]}") from None
     shown = (height, width) if orientation >= 5 else (width, height)
     if shown != COMPOSITE_SIZE:
         turned = f" (orientation {orientation} turns {width}x{height})" if orientation >= 5 else ""

@@ -1,4 +1,4 @@
-"""Cropmark Disambiguator: the Gradio Space that serves the fine-tuned model.
+r"""Cropmark Disambiguator: the Gradio Space that serves the fine-tuned model.
 
 Upload a Sentinel-2 false-colour tile (or a 512x512 composite, cut to its
 Sentinel-2 half) and get the fine-tuned model's Yes/No probability, the physics
@@ -37,7 +37,7 @@ Environment (all optional):
     CROPMARK_DATASET     the dataset id the examples come from
     CROPMARK_DATASET_REVISION  the dataset's revision ("" for main)
     CROPMARK_CONCURRENCY requests scored at once (default 2; CPU Spaces have 2 cores)
-    CROPMARK_MAX_MB      upload limit in MB (default 10), enforced by Gradio and by the app
+    CROPMARK_MAX_MB      upload limit in MiB (default 10), enforced by Gradio and by the app
     CROPMARK_LOAD_TIMEOUT_S  seconds the model may take to load before the fallback (default 300)
     CROPMARK_DEVICE      torch device of the model (default cpu)
     HF_TOKEN             a read token, only if the adapter or the dataset is private or
@@ -76,15 +76,18 @@ beyond the page's): Gradio's HTTP API, three requests::
 
     curl -s -F "files=@tile.jpg" https://OWNER-SPACE.hf.space/gradio_api/upload
     # -> ["/tmp/gradio/.../tile.jpg"]
-    curl -s -H "Content-Type: application/json" \\
-      -d '{"data": [{"path": "/tmp/gradio/.../tile.jpg", "meta": {"_type": "gradio.FileData"}}]}' \\
+    curl -s -H "Content-Type: application/json" \
+      -d '{"data": [{"path": "/tmp/gradio/.../tile.jpg", "meta": {"_type": "gradio.FileData"}}]}' \
       https://OWNER-SPACE.hf.space/gradio_api/call/predict
-    # -> {"event_id": "..."}
+    # -> {"event_id":"..."}
     curl -sN https://OWNER-SPACE.hf.space/gradio_api/call/predict/EVENT_ID
     # -> event: complete / data: [marker, vlm, baseline, picture record, explanation]
 
-The answer is the same five outputs (the picture as its file record, fetched from its ``url``);
-a bad upload ends the stream with ``event: error`` and the page's message.
+The answer is the same five outputs (the picture as its file record, fetched from its
+``url``). A file the app refuses ends the stream with ``event: error`` and
+``data: {"error": "<the page's message>", ...}``; a file over the upload limit is refused
+by the upload request itself (HTTP 413, one plain-text line); a path outside Gradio's
+uploads is refused by Gradio with ``data: {"error": null}``.
 """
 
 from __future__ import annotations
@@ -416,7 +419,7 @@ def build(examples: list[tuple[str, str]]) -> gr.Blocks:
             "(ring ditches, enclosures, linear features)? Upload a false-colour tile "
             "(R = B08 NIR, G = B04 red, B = B05 red edge; 256x512 px, 8-bit) or a 512x512 composite "
             "(its right half is ignored). A fine-tuned LFM2.5-VL answers Yes/No with a probability, "
-            f"beside a simple physics baseline. Uploads up to {MAX_BYTES / 2**20:g} MB.\n\n" + DISCLAIMER
+            f"beside a simple physics baseline. Uploads up to {MAX_BYTES / 2**20:g} MiB.\n\n" + DISCLAIMER
         )
         status_box = gr.Markdown(MODELS.status, elem_id="status")
         with gr.Row():

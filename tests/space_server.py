@@ -173,7 +173,12 @@ class HttpApiClient:
             response = self.http.post(self.url + "upload", files=[("files", (path.name, handle))])
         if response.status_code != 200:
             raise RuntimeError(f"upload refused ({response.status_code}): {response.text}")
-        data = [{"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}]
+        return self.score(response.json()[0], download)
+
+    def score(self, uploaded: str, download: bool = True) -> list[Any]:
+        """The endpoint's outputs for a path on the Space, with the body ``space/app.py``'s
+        docstring gives to curl; raises RuntimeError with the app's message."""
+        data = [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}]
         started = self.http.post(self.call, json={"data": data})
         started.raise_for_status()
         event, payload = "", ""

@@ -300,6 +300,11 @@ def test_a_build_joins_a_cluster_started_by_ray_start(
         host, _, head_port = address.rpartition(":")
         with socket.create_connection((host, int(head_port)), timeout=10):  # still running
             pass
+        # Without an address, beside that cluster, the build starts its own instance: joining
+        # the cluster without RAY_AUTH_MODE=token would have been refused (above).
+        own = [sys.executable, "-m", "builder.cli", *args, "--engine", "ray", "--version", "1.0.2"]
+        alone = subprocess.run(own, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+        assert alone.returncode == 0, alone.stderr
     finally:
         _stop_processes_under(temp)
         shutil.rmtree(temp, ignore_errors=True)

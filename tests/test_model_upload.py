@@ -92,7 +92,7 @@ def test_the_limit_sentence_names_the_limit(tmp_path: Path) -> None:
     with pytest.raises(UploadError) as caught:
         read_upload(path, max_bytes=2**20)
     assert str(caught.value) == limit_message(3 * 2**19, 2**20)
-    assert "the upload limit is 1 MB" in str(caught.value)
+    assert "the upload limit is 1 MiB" in str(caught.value)
 
 
 def test_the_page_shows_what_was_scored(tmp_path: Path) -> None:
@@ -193,3 +193,9 @@ def test_a_damaged_jpeg_that_pillow_decodes_is_refused(tmp_path: Path) -> None:
         image.load()  # Pillow alone accepts it
     with pytest.raises(UploadError, match=r"^The JPEG is damaged \(decoder warning: "):
         read_upload(path)
+
+
+def test_a_path_that_does_not_exist_is_an_upload_error(tmp_path: Path) -> None:
+    """Gradio's HTTP API hands the app any path a caller sends: a missing one gets a sentence."""
+    with pytest.raises(UploadError, match="This upload cannot be found"):
+        read_upload(tmp_path / "never-uploaded.jpg")

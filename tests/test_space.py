@@ -187,6 +187,18 @@ def test_gradios_http_api_gets_the_same_answer(space: dict[str, Any], tmp_path: 
         outputs = api.predict(space["yes"])
         with pytest.raises(RuntimeError, match="not an image that can be read"):
             api.predict(bad)
+        # A path among Gradio's uploads that no upload returned: the app's sentence, not a
+        # traceback in the Space's log; a path outside them is refused by Gradio itself.
+        with space["yes"].open("rb") as handle:
+            uploaded = api.http.post(api.url + "upload", files=[("files", ("t.jpg", handle))]).json()[0]
+        with pytest.raises(RuntimeError, match="This upload cannot be found"):
+            api.score(uploaded + ".missing")
+        with pytest.raises(RuntimeError, match='"error": null'):
+            api.score(str(tmp_path / "never-uploaded.jpg"))
+        big = tmp_path / "big.png"
+        big.write_bytes(np.random.default_rng(1).bytes(3 * 2**19))
+        with pytest.raises(RuntimeError, match=r"upload refused \(413\)"):
+            api.predict(big)
     finally:
         api.close()
     expected = space["client"].predict(handle_file(str(space["yes"])), api_name="/predict")
@@ -313,7 +325,7 @@ def test_no_upload_asks_for_one(space: dict[str, Any]) -> None:
 def test_an_upload_over_the_limit_is_refused_by_gradio_with_the_apps_limit(
     space: dict[str, Any], tmp_path: Path
 ) -> None:
-    """Gradio enforces the app's limit (1 MB here): one limit, whoever checks it first."""
+    """Gradio enforces the app's limit (1 MiB here): one limit, whoever checks it first."""
     big = tmp_path / "big.png"
     big.write_bytes(np.random.default_rng(0).bytes(3 * 2**19))
     browser = BrowserClient(space["url"])
@@ -413,7 +425,7 @@ def test_chromium_shows_the_tile_its_verdict_the_test_marker_and_labelled_exampl
             page.locator("#examples .thumbnail-item").filter(has_text=first).click()
             page.locator("#upload").get_by_text(first).wait_for()
             page.get_by_text("A 256x512 Sentinel-2 tile.").wait_for()
-            # A file over the limit: Gradio's message names the app's limit (1 MB here).
+            # A file over the limit: Gradio's message names the app's limit (1 MiB here).
             page.goto(space["url"])
             page.locator("#upload input[type=file]").set_input_files(str(big))
             toast = page.get_by_text("exceed the maximum allowed size of 1.0 Mb")

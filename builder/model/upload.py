@@ -57,8 +57,8 @@ class UploadError(CropmarkError, ValueError):
 def limit_message(size: int, max_bytes: int) -> str:
     """The one sentence for a file over the upload limit (the app's check and Gradio's agree on it)."""
     return (
-        f"The file is {size / 2**20:.1f} MB; the upload limit is {max_bytes / 2**20:g} MB. "
-        "A 256x512 tile is well under 1 MB."
+        f"The file is {size / 2**20:.1f} MiB; the upload limit is {max_bytes / 2**20:g} MiB. "
+        "A 256x512 tile is well under 1 MiB."
     )
 
 
@@ -97,13 +97,18 @@ def _bit_depth(image: Image.Image, head: bytes) -> int:
 def read_upload(path: str | Path, max_bytes: int = MAX_BYTES) -> Tile:
     """Check and open an upload; return its Sentinel-2 tile or raise :class:`UploadError`."""
     path = Path(path)
-    size = os.path.getsize(path)
+    try:
+        size = os.path.getsize(path)
+        with path.open("rb") as handle:
+            head = handle.read(32)
+    except OSError:  # a path no upload returned (Gradio's HTTP API takes any path it is given)
+        raise UploadError(
+            "This upload cannot be found: upload the file first and pass the path the upload returned."
+        ) from None
     if size == 0:
         raise UploadError("The file is empty. Upload a 256x512 Sentinel-2 tile (JPEG or PNG).")
     if size > max_bytes:
         raise UploadError(limit_message(size, max_bytes))
-    with path.open("rb") as handle:
-        head = handle.read(32)
     try:
         with warnings.catch_warnings(), contextlib.ExitStack() as stack:
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -75,9 +75,9 @@ in 50 ms steps, ``gradio_client/utils.py`` in 2.7, which is most of what a fast 
 beyond the page's): Gradio's HTTP API, three requests::
 
     curl -s -F "files=@tile.jpg" https://OWNER-SPACE.hf.space/gradio_api/upload
-    # -> ["/tmp/gradio/.../tile.jpg"]
+    # -> ["UPLOADED"]: the path the Space stored the tile under, for the next request
     curl -s -H "Content-Type: application/json" \
-      -d '{"data": [{"path": "/tmp/gradio/.../tile.jpg", "meta": {"_type": "gradio.FileData"}}]}' \
+      -d '{"data": [{"path": "UPLOADED", "meta": {"_type": "gradio.FileData"}}]}' \
       https://OWNER-SPACE.hf.space/gradio_api/call/predict
     # -> {"event_id":"..."}
     curl -sN https://OWNER-SPACE.hf.space/gradio_api/call/predict/EVENT_ID

@@ -103,7 +103,37 @@ def run_space(
                 process.wait()
 
 
-class BrowserClient:
+class _GradioHttp:
+    """What both HTTP callers share: one httpx client (one connection pool, one SSL context),
+    the upload, and fetching the output files."""
+
+    def __init__(self, url: str) -> None:
+        import httpx
+
+        self.url = url.rstrip("/") + "/gradio_api/"
+        self.http = httpx.Client(timeout=TIMEOUT_S)
+
+    def upload(self, path: Path) -> str:
+        """The Space's path of the uploaded file; raises RuntimeError when the upload is refused."""
+        with path.open("rb") as handle:
+            response = self.http.post(self.url + "upload", files=[("files", (path.name, handle))])
+        if response.status_code != 200:
+            raise RuntimeError(f"upload refused ({response.status_code}): {response.text}")
+        return str(response.json()[0])
+
+    def fetch(self, outputs: list[Any], download: bool) -> list[Any]:
+        """Download the output files (as the page shows them) and return ``outputs``."""
+        if download:
+            for item in outputs:
+                if isinstance(item, dict) and item.get("url"):
+                    self.http.get(item["url"]).raise_for_status()
+        return outputs
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class BrowserClient(_GradioHttp):
     """Calls an endpoint the way the page does: upload, join the queue, read the event stream
     as it arrives, fetch the output files.
 
@@ -113,20 +143,13 @@ class BrowserClient:
     """
 
     def __init__(self, url: str, api_name: str = "predict") -> None:
-        import httpx
-
-        self.url = url.rstrip("/") + "/gradio_api/"
-        self.http = httpx.Client(timeout=TIMEOUT_S)
+        super().__init__(url)
         config = self.http.get(url.rstrip("/") + "/config").json()
         self.fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
 
     def predict(self, path: Path, download: bool = True) -> list[Any]:
         """The endpoint's outputs for one uploaded file; raises RuntimeError with the app's message."""
-        with path.open("rb") as handle:
-            response = self.http.post(self.url + "upload", files=[("files", (path.name, handle))])
-        if response.status_code != 200:
-            raise RuntimeError(f"upload refused ({response.status_code}): {response.text}")
-        uploaded = response.json()[0]
+        uploaded = self.upload(path)
         session = uuid.uuid4().hex
         data = [{"path": uploaded, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}]
         self.http.post(
@@ -143,37 +166,22 @@ class BrowserClient:
         output = message.get("output", {})
         if not message.get("success"):
             raise RuntimeError(output.get("error") or str(output))
-        outputs: list[Any] = output["data"]
-        if download:
-            for item in outputs:
-                if isinstance(item, dict) and item.get("url"):
-                    self.http.get(item["url"]).raise_for_status()
-        return outputs
-
-    def close(self) -> None:
-        self.http.close()
+        return self.fetch(output["data"], download)
 
 
-class HttpApiClient:
+class HttpApiClient(_GradioHttp):
     """Calls an endpoint through Gradio's HTTP API, as Gradio's "view API" page documents for
     any language: upload the file, ``POST /gradio_api/call/<api_name>`` for an event id, read
     ``GET /gradio_api/call/<api_name>/<event_id>``'s event stream to its ``complete`` event,
     fetch the output files. One connection pool (and one SSL context) for all calls."""
 
     def __init__(self, url: str, api_name: str = "predict") -> None:
-        import httpx
-
-        self.url = url.rstrip("/") + "/gradio_api/"
+        super().__init__(url)
         self.call = f"{self.url}call/{api_name}"
-        self.http = httpx.Client(timeout=TIMEOUT_S)
 
     def predict(self, path: Path, download: bool = True) -> list[Any]:
         """The endpoint's outputs for one uploaded file; raises RuntimeError with the app's message."""
-        with path.open("rb") as handle:
-            response = self.http.post(self.url + "upload", files=[("files", (path.name, handle))])
-        if response.status_code != 200:
-            raise RuntimeError(f"upload refused ({response.status_code}): {response.text}")
-        return self.score(response.json()[0], download)
+        return self.score(self.upload(path), download)
 
     def score(self, uploaded: str, download: bool = True) -> list[Any]:
         """The endpoint's outputs for a path on the Space, with the body ``space/app.py``'s
@@ -191,12 +199,4 @@ class HttpApiClient:
                     break
         if event != "complete":
             raise RuntimeError(payload or f"the event stream ended with {event!r}")
-        outputs: list[Any] = json.loads(payload)
-        if download:
-            for item in outputs:
-                if isinstance(item, dict) and item.get("url"):
-                    self.http.get(item["url"]).raise_for_status()
-        return outputs
-
-    def close(self) -> None:
-        self.http.close()
+        return self.fetch(json.loads(payload), download)

@@ -189,10 +189,8 @@ def test_gradios_http_api_gets_the_same_answer(space: dict[str, Any], tmp_path: 
             api.predict(bad)
         # A path among Gradio's uploads that no upload returned: the app's sentence, not a
         # traceback in the Space's log; a path outside them is refused by Gradio itself.
-        with space["yes"].open("rb") as handle:
-            uploaded = api.http.post(api.url + "upload", files=[("files", ("t.jpg", handle))]).json()[0]
         with pytest.raises(RuntimeError, match="This upload cannot be found"):
-            api.score(uploaded + ".missing")
+            api.score(api.upload(space["yes"]) + ".missing")
         with pytest.raises(RuntimeError, match='"error": null'):
             api.score(str(tmp_path / "never-uploaded.jpg"))
         big = tmp_path / "big.png"

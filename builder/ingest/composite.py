@@ -442,14 +442,15 @@ def _lossless_left_half(data: bytes) -> bytes | str:
     """Crop the left half of the JPEG ``data`` in the DCT domain, or say why it does not allow it.
 
     The bytes are the ones the caller checked and decoded (the composite is not read from
-    its path again). A baseline or progressive Huffman-coded YCbCr JPEG is cropped by
+    its path again), and whose colour space :func:`colour_signal` found plainly YCbCr (the
+    caller, :func:`cut_opened`, checks it once). A baseline or progressive JPEG is cropped by
     :func:`_crop_direct`, in memory; anything else, or another jpeglib version, goes through
     jpeglib's public API (:func:`_lossless_left_half_public`), which writes the same bytes
     (tests/test_composite.py compares the two).
     """
     library = _jpeglib_c()
     frame = _frame(data) if library is not None else None
-    if library is None or frame is None or len(frame.components) != 3 or colour_signal(data) is not None:
+    if library is None or frame is None or len(frame.components) != 3:
         return _lossless_left_half_public(data)
     h_max = max(c[1] for c in frame.components)
     if HALF_SIZE[0] % (8 * h_max):

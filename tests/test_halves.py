@@ -133,3 +133,24 @@ def test_a_build_rejects_swapped_halves_and_counts_unsure_tiles(tmp_path: Path) 
         f"with swapped halves, and the check was **not evaluated** on **{order.not_evaluated}** published"
     ) in card.replace("\n", " ")
     assert "| `swapped_halves` | composite halves swapped" in card
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_exact_statistics_match_numpy_float(seed: int) -> None:
+    """The histogram's exact integer moments give NumPy's float figures (share exactly, the
+    correlation to rounding), on noise, correlated channels, a few levels and flat channels."""
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, (512, 256, 3), dtype=np.uint8)
+    if seed % 2:
+        rgb[..., 1] = rgb[..., 0] // 2 + rng.integers(0, 40, (512, 256), dtype=np.uint8)
+    if seed == 4:
+        rgb //= 64  # four levels
+    view = np.dstack([rgb[..., 0], rgb[..., 1], rgb[..., 2]])[:, ::2]  # not contiguous
+    for image in (rgb, view):
+        exact, numpy_float = halves.colour_statistics(image), halves._float_statistics(image)
+        assert exact["red_over_green"] == numpy_float["red_over_green"]
+        assert exact["rg_correlation"] == pytest.approx(numpy_float["rg_correlation"], abs=1e-12)
+    flat = rgb.copy()
+    flat[..., 1] = 7
+    assert halves.colour_statistics(flat)["rg_correlation"] is None
+    assert halves._float_statistics(flat)["rg_correlation"] is None

@@ -609,3 +609,15 @@ def test_a_small_window_needs_the_explicit_flag(tmp_path: Path, capsys: pytest.C
     assert "resized from 16x32 px" in capsys.readouterr().out
     with Image.open(out) as tile:
         assert tile.size == (256, 512)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pixel_std_matches_numpy_float(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256 >> seed, (512, 256, 3), dtype=np.uint8)
+    for view in (pixels, pixels[:, ::3], pixels[::2, :, 1:]):
+        assert gates.pixel_std(view) == pytest.approx(float(view.std()), rel=1e-14)
+    assert gates.pixel_std(np.full((8, 8, 3), 200, np.uint8)) == 0.0
+    assert gates.pixel_std(np.zeros((0, 3), np.uint8)) == 0.0
+    floats = pixels.astype(np.float32) / 255
+    assert gates.pixel_std(floats) == float(floats.std())

@@ -308,3 +308,20 @@ def test_a_build_joins_a_cluster_started_by_ray_start(
     finally:
         _stop_processes_under(temp)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _allocator_set(_: int) -> tuple[int, int]:
+    """In a worker: how often keep_large_blocks ran (its cache) and the process id."""
+    return engine.keep_large_blocks.cache_info().currsize, os.getpid()
+
+
+def test_every_process_of_the_per_tile_work_keeps_large_blocks() -> None:
+    """The pool's workers set glibc's thresholds when they start (the per-tile arrays stay on
+    the heap), and so does a one-worker build's own process; the call is honoured here."""
+    assert engine.keep_large_blocks() is True  # glibc, Linux: mallopt accepted both settings
+    with engine.local_map(2) as map_:
+        seen = dict(map_(_allocator_set, range(64)))
+    assert set(seen) == {1}
+    engine.keep_large_blocks.cache_clear()
+    with engine.local_map(1) as map_:
+        assert next(iter(map_(_allocator_set, [0])))[0] == 1

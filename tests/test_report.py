@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,26 @@ def test_a_real_report_reads_back_to_the_same_bytes(small_release: Path) -> None
     }
     assert report.halves is not None and report.site_leakage is not None and report.policy is not None
     assert report.total_tiles == sum(report.counts.tiles.values()) == len(report.tiles)
+
+
+@pytest.mark.parametrize("chunk", [1, 4096, 1 << 20])
+def test_the_streamed_report_is_to_json_bytes(
+    small_release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """``write_json`` (what the build writes, record by record) gives ``to_json``'s bytes and
+    their SHA-256, with tiles and without, in chunks of any size."""
+    from dataclasses import replace
+
+    from builder.release import report as report_module
+
+    monkeypatch.setattr(report_module, "_WRITE_CHUNK", chunk)
+    report = BuildReport.from_json(_report_json(small_release))
+    for case in (report, replace(report, tiles=()), replace(report, tiles=report.tiles[:1])):
+        target = tmp_path / "report.json"
+        digest = case.write_json(target)
+        assert target.read_bytes() == case.to_json()
+        assert digest == hashlib.sha256(case.to_json()).hexdigest()
+    assert '"tiles": []' in replace(report, tiles=()).to_json().decode()
 
 
 def test_the_build_returns_the_report_it_wrote(tmp_path: Path) -> None:

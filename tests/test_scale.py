@@ -160,3 +160,22 @@ def test_near_duplicates_and_dropped_tiles_in_sub_folders(
         assert not (dropped.release / "data" / "train" / pair.train).exists()
         assert (kept.release / "data" / "train" / pair.train).is_file()
     assert audit.audit_release(dropped.release, audit.load_report(dropped.private / "report.json")) == []
+
+
+def test_shard_folders_rank_tiles_by_name(low_limit: None) -> None:
+    """A sharded split's tile goes to the folder of its rank among the split's names; a split
+    that fits one folder has none; a name that is not a candidate's is refused."""
+    from builder.domain import tile_name
+    from builder.records import Candidate
+
+    contents = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(25)]
+    candidates = [
+        Candidate("train", f"c{i}.jpg", "0" * 64, "Yes", (), content) for i, content in enumerate(contents)
+    ]
+    candidates += [Candidate("eval", "e.jpg", "0" * 64, "No", (), contents[0])]
+    folders = release.ShardFolders(candidates)
+    ranked = sorted(tile_name(c) for c in contents)
+    assert [folders["train", name] for name in ranked] == ["0000/"] * 10 + ["0001/"] * 10 + ["0002/"] * 5
+    assert folders["eval", tile_name(contents[0])] == ""
+    with pytest.raises(KeyError):
+        folders["train", "d_tile_notacandidate.jpg"]

@@ -37,6 +37,7 @@ release, so the bytes do not depend on the engine.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import ctypes
 import fcntl
@@ -48,7 +49,7 @@ import os
 import re
 import shutil
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -84,6 +85,7 @@ from builder.release.report import (
     SitePair,
     TileRecord,
 )
+from builder.spill import Mapped, Spilled
 
 # "Files per repo <100k: merge data into fewer files" (Repository limitations and recommendations).
 HUB_FILES_PER_REPO = 100_000
@@ -280,14 +282,14 @@ def tree_digest(folder: Path) -> str:
     )
 
 
-def _commit(final: Path, staged: Path, staged_private: Path, report_bytes: bytes, digest: str) -> None:
+def _commit(final: Path, staged: Path, staged_private: Path, report_sha256: str, digest: str) -> None:
     """Put the release and its private report in place as one commit (see the module docstring)."""
     journal = journal_path(final)
     plan = {
         "release": staged.name,
         "private": staged_private.name,
         "release_digest": digest,
-        "report_sha256": hashlib.sha256(report_bytes).hexdigest(),
+        "report_sha256": report_sha256,
     }
     temporary = journal.with_name(journal.name + f".tmp-{os.getpid()}")
     with temporary.open("w", encoding="utf-8") as f:
@@ -458,6 +460,7 @@ def _build_locked(
     staged = parent / f".{config.version}.tmp-{os.getpid()}"
     staged_private = parent / f".{config.version}.private.tmp-{os.getpid()}"
     ready = staged
+    report: BuildReport | None = None
     try:
         with engine.engine_map(config.engine, config.workers, config.ray_address) as map_:
             # Identity decodes every composite: on the engine, like the cut.
@@ -483,9 +486,12 @@ def _build_locked(
             ready, report = siblings.convert(config, staged, staged_private, report, sites)
         digest = files_digest(report.files)
         report = replace(report, release_digest=digest)
-        report_bytes = report.to_json()
-        (staged_private / "report.json").write_bytes(report_bytes)
-        _commit(final, ready, staged_private, report_bytes, digest)
+        report_sha256 = report.write_json(staged_private / "report.json")
+        _commit(final, ready, staged_private, report_sha256, digest)
+    except BaseException:
+        if report is not None and isinstance(report.tiles, Mapped):
+            report.tiles.close()  # the spilled records: now, not when the traceback is freed
+        raise
     finally:
         # After the commit each temporary holds the previous release or report (or nothing).
         for temporary in {staged, staged_private, ready}:
@@ -509,9 +515,52 @@ def _stage(
     ``map_`` runs the per-tile stage (the engine's), ``audit_map`` the audit's hash of each
     written tile (the local pool's, or this process's).
     """
-    tiles, private, gate_log, hashes, views, checked = _write_tiles(
-        staged, config, candidates, rejections, map_, gate_config
-    )
+    # Every published tile's private record, and every cut tile's gate results, wait on disk
+    # for the report (builder.spill), not in memory: they were most of what grew with the tiles.
+    private: Spilled[PrivateTile] = Spilled(staged.parent)
+    gate_log: Spilled[tuple[dict[str, Any], ...]] = Spilled(staged.parent)
+    try:
+        tiles, hashes, views, checked = _write_tiles(
+            staged, config, candidates, rejections, map_, gate_config, private, gate_log
+        )
+        return _report(
+            config,
+            staged,
+            ingested,
+            sites,
+            rejections,
+            gate_config,
+            audit_map,
+            tiles,
+            private,
+            gate_log,
+            hashes,
+            views,
+            checked,
+        )
+    except BaseException:
+        private.close()  # now, not when the traceback is freed: the clean-up needs descriptors
+        raise
+    finally:
+        gate_log.close()
+
+
+def _report(
+    config: BuildConfig,
+    staged: Path,
+    ingested: Ingested,
+    sites: dict[str, Site],
+    rejections: list[Rejection],
+    gate_config: GateConfig,
+    audit_map: Mapper,
+    tiles: list[PublicTile],
+    private: Spilled[PrivateTile],
+    gate_log: Spilled[tuple[dict[str, Any], ...]],
+    hashes: dict[str, dict[str, int]],
+    views: dict[str, tuple[int, ...]],
+    checked: dict[str, audit.Checked],
+) -> BuildReport:
+    """The leakage searches, ``metadata.csv``, licence, card and audit of the staged tiles."""
     site_leaks = _site_leakage(staged, config, hashes, tiles, private, rejections, sites)
     leaks = _leakage(staged, config, hashes, views, tiles, private, rejections)
     if leaks.dropped and not site_leaks.dropped:  # what the pHash step dropped is no longer kept
@@ -542,7 +591,7 @@ def _stage(
         cut_modes=dict(Counter(p.cut for p in private)),
         cut_reasons=dict(sorted(Counter(p.cut_detail for p in private if p.cut == "reencoded").items())),
         sources={s.name: s.tiles for s in licenses.sources(sites.get(p.source) for p in private)},
-        tiles=tuple(_tile_record(p, sites.get(p.source)) for p in private),
+        tiles=Mapped(private, lambda p: _tile_record(p, sites.get(p.source))),
         rejections=tuple(rejections),
         gates=gate_stats,
         halves=halves_summary(private, rejections),
@@ -573,23 +622,34 @@ def tiles_per_folder() -> int:
     return domain.MAX_FILES_PER_FOLDER - 1
 
 
-def shard_folders(candidates: Sequence[Candidate]) -> dict[tuple[str, str], str]:
-    """Per (split, tile name), the sub-folder of the split the tile goes to (``""``: none).
+class ShardFolders:
+    """Per ``(split, tile name)``, the sub-folder of the split the tile goes to (``""``: none).
 
     A split of at most :func:`tiles_per_folder` candidates is one folder, as always. A larger
     split is written into sub-folders ``0000/``, ``0001/``, ... of that many tiles each, in the
     order of the tile names, and ``metadata.csv`` (in the split's folder) lists each tile by
     its path under it (``0000/d_tile_….jpg``), which the ``imagefolder`` loader reads. Rejected
-    candidates leave gaps, so no sub-folder ever holds more.
+    candidates leave gaps, so no sub-folder ever holds more. Only a sharded split's sorted
+    names are kept (a tile's folder is its rank among them), not a mapping of every tile.
     """
-    capacity = tiles_per_folder()
-    folders: dict[tuple[str, str], str] = {}
-    for split in SPLITS:
-        names = sorted(tile_name(c.content) for c in candidates if c.split == split)
-        sharded = len(names) > capacity
-        for index, name in enumerate(names):
-            folders[split, name] = f"{index // capacity:04d}/" if sharded else ""
-    return folders
+
+    def __init__(self, candidates: Sequence[Candidate]) -> None:
+        self._capacity = tiles_per_folder()
+        self._names: dict[str, list[str]] = {}
+        for split in SPLITS:
+            names = sorted(tile_name(c.content) for c in candidates if c.split == split)
+            if len(names) > self._capacity:
+                self._names[split] = names
+
+    def __getitem__(self, key: tuple[str, str]) -> str:
+        split, name = key
+        names = self._names.get(split)
+        if names is None:
+            return ""
+        index = bisect.bisect_left(names, name)
+        if index == len(names) or names[index] != name:
+            raise KeyError(key)
+        return f"{index // self._capacity:04d}/"
 
 
 def check_repository_size(config: BuildConfig, candidates: Sequence[Candidate]) -> None:
@@ -615,28 +675,29 @@ def _write_tiles(
     rejections: list[Rejection],
     map_: Mapper,
     config: GateConfig,
+    private: Spilled[PrivateTile],
+    gate_log: Spilled[tuple[dict[str, Any], ...]],
 ) -> tuple[
     list[PublicTile],
-    list[PrivateTile],
-    list[tuple[dict[str, Any], ...]],
     dict[str, dict[str, int]],
     dict[str, tuple[int, ...]],
     dict[str, audit.Checked],
 ]:
-    """Cut and gate every candidate in the pool; write the tiles that pass into ``staged``.
+    """Cut and gate every candidate in the pool; write the tiles that pass into ``staged``,
+    each tile's private record into ``private`` and every cut tile's gate results into
+    ``gate_log``.
 
-    Returns the published and private tiles, the gate results, the pHashes (as stored, per
-    split; in every view, per tile), and what the workers' audit checks found per tile path.
+    Returns the published tiles, the pHashes (as stored, per split; in every view, per tile),
+    and what the workers' audit checks found per tile path.
     """
     corpus = build.corpus
     for split in SPLITS:
         (staged / "data" / split).mkdir(parents=True)
     tiles: list[PublicTile] = []
-    private: list[PrivateTile] = []
     seen: dict[str, str] = {}
     root = str(corpus.resolve())
-    folders = shard_folders(candidates)
-    tasks = [
+    folders = ShardFolders(candidates)
+    tasks = (  # made as the engine takes them (it streams), not all at once
         (
             root,
             c.source,
@@ -646,12 +707,11 @@ def _write_tiles(
             None if c.content.startswith("bytes:") else c.sha256,  # bytes curation decoded strictly
         )
         for c in candidates
-    ]
+    )
     checked: dict[str, audit.Checked] = {}
-    gate_log: list[tuple[dict[str, Any], ...]] = []
     hashes: dict[str, dict[str, int]] = {split: {} for split in SPLITS}
     views: dict[str, tuple[int, ...]] = {}  # every tile's pHash in each of leakage.VIEWS
-    outcomes = progress.bar(map_(_tile_task, tasks), "cut and gate", len(tasks), unit="tile")
+    outcomes = progress.bar(map_(_tile_task, tasks), "cut and gate", len(candidates), unit="tile")
     for candidate, outcome in zip(candidates, outcomes, strict=True):
         if outcome.gates:
             gate_log.append(outcome.gates)
@@ -695,7 +755,7 @@ def _write_tiles(
                 outcome.halves,
             )
         )
-    return tiles, private, gate_log, hashes, views, checked
+    return tiles, hashes, views, checked
 
 
 def _leakage(
@@ -704,7 +764,7 @@ def _leakage(
     hashes: dict[str, dict[str, int]],
     views: dict[str, tuple[int, ...]],
     tiles: list[PublicTile],
-    private: list[PrivateTile],
+    private: Spilled[PrivateTile],
     rejections: list[Rejection],
 ) -> Leakage:
     """Find train tiles that near-duplicate an eval tile (as stored, mirrored, upside down or
@@ -744,7 +804,7 @@ def _drop_train(
     details: dict[str, str],
     hashes: dict[str, dict[str, int]],
     tiles: list[PublicTile],
-    private: list[PrivateTile],
+    private: Spilled[PrivateTile],
     rejections: list[Rejection],
 ) -> None:
     """Remove train tiles from the staged release, counted as ``reason``."""
@@ -755,7 +815,7 @@ def _drop_train(
         hashes["train"].pop(name, None)
     gone = set(names)
     tiles[:] = [t for t in tiles if not (t.split == "train" and t.file_name in gone)]
-    private[:] = [p for p in private if not (p.split == "train" and p.file_name in gone)]
+    private.retain(lambda p: not (p.split == "train" and p.file_name in gone))
 
 
 def _site_leakage(
@@ -763,7 +823,7 @@ def _site_leakage(
     build: BuildConfig,
     hashes: dict[str, dict[str, int]],
     tiles: list[PublicTile],
-    private: list[PrivateTile],
+    private: Spilled[PrivateTile],
     rejections: list[Rejection],
     sites: dict[str, Site],
 ) -> SiteLeakage:
@@ -821,7 +881,7 @@ def halves_summary(published: Sequence[PrivateTile], rejections: Sequence[Reject
 
 
 def gate_summary(
-    config: GateConfig, log: Sequence[tuple[dict[str, Any], ...]], published: Sequence[PrivateTile] = ()
+    config: GateConfig, log: Iterable[tuple[dict[str, Any], ...]], published: Iterable[PrivateTile] = ()
 ) -> GateSummary:
     """Per gate: on how many tiles it was evaluated, passed, failed, rejected, or not evaluated (and why).
 
@@ -830,33 +890,51 @@ def gate_summary(
     table) and ``failed`` every failure. ``published_*`` count the same over the published
     tiles only.
     """
-    per_gate: dict[str, GateCounts] = {}
-    first = Counter(
-        next((r["gate"] for r in results if r["evaluated"] and not r["passed"]), None) for results in log
-    )
-    for gate in gates.GATES:
-        rows = [r for results in log for r in results if r["gate"] == gate]
-        reasons = Counter(r["reason"] for r in rows if not r["evaluated"])
-        shown = [r for p in published for r in p.gates if r["gate"] == gate]
-        per_gate[gate] = GateCounts(
-            evaluated=sum(r["evaluated"] for r in rows),
-            passed=sum(bool(r["passed"]) for r in rows),
-            failed=sum(r["evaluated"] and not r["passed"] for r in rows),
+    # One pass over each sequence, counting as it goes: the log and the published records are
+    # read back from disk (builder.spill), and no gate's rows are gathered in memory.
+    counts = {gate: Counter[str]() for gate in gates.GATES}
+    reasons = {gate: Counter[str]() for gate in gates.GATES}
+    first: Counter[str | None] = Counter()
+    tiles = 0
+    for results in log:
+        tiles += 1
+        first[next((r["gate"] for r in results if r["evaluated"] and not r["passed"]), None)] += 1
+        for r in results:
+            if r["gate"] in counts:
+                counted = counts[r["gate"]]
+                counted["evaluated"] += bool(r["evaluated"])
+                counted["passed"] += bool(r["passed"])
+                counted["failed"] += bool(r["evaluated"] and not r["passed"])
+                if not r["evaluated"]:
+                    reasons[r["gate"]][r["reason"]] += 1
+    published_count = published_full = 0
+    for p in published:
+        published_count += 1
+        published_full += len(p.gates) == len(gates.GATES) and all(g["evaluated"] for g in p.gates)
+        for r in p.gates:
+            if r["gate"] in counts:
+                counts[r["gate"]]["published_passed"] += bool(r["passed"])
+                counts[r["gate"]]["published_not_evaluated"] += not r["evaluated"]
+    per_gate = {
+        gate: GateCounts(
+            evaluated=counts[gate]["evaluated"],
+            passed=counts[gate]["passed"],
+            failed=counts[gate]["failed"],
             rejected=first.get(gate, 0),
-            not_evaluated=sum(reasons.values()),
-            not_evaluated_reasons=dict(sorted(reasons.items())),
-            published_passed=sum(bool(r["passed"]) for r in shown),
-            published_not_evaluated=sum(not r["evaluated"] for r in shown),
+            not_evaluated=sum(reasons[gate].values()),
+            not_evaluated_reasons=dict(sorted(reasons[gate].items())),
+            published_passed=counts[gate]["published_passed"],
+            published_not_evaluated=counts[gate]["published_not_evaluated"],
         )
+        for gate in gates.GATES
+    }
     return GateSummary(
         config=asdict(config),
         changed=thresholds.changed_settings(config),
-        tiles=len(log),
-        published=len(published),
+        tiles=tiles,
+        published=published_count,
         per_gate=per_gate,
-        published_full=sum(
-            len(p.gates) == len(gates.GATES) and all(g["evaluated"] for g in p.gates) for p in published
-        ),
+        published_full=published_full,
     )
 
 

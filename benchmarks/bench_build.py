@@ -2,9 +2,10 @@
 
 The codec bound is measured in the same run on the same files: Pillow decoding
 a 512x512 JPEG composite and encoding a 256x512 JPEG (q95, 4:4:4), nothing
-else. Per stage of a tile's work (read, strict decode, full decode, lossless crop,
-image checks, gates, halves, audit half check, pHash, in-build audit), the cost
-per composite is printed against it. For each tile count (1,000 and 10,000), a
+else. Per stage of a tile's work (curation's identity, which decodes every composite
+file before the cut; then read, strict decode, full decode, lossless crop, image checks,
+gates, halves, audit half check, pHash, in-build audit), the cost per composite is
+printed against it. For each tile count (1,000 and 10,000), a
 whole build's tiles per second per core are printed as a ratio to it with 1 and 2
 worker processes, the 2-worker rate against the 1-worker rate, the CPU time per
 tile (all processes; less sensitive to other work on the machine than wall time)
@@ -12,7 +13,17 @@ against the codec bound's, and peak resident memory (with 1 worker the whole
 build runs in one process), which shows whether memory stays flat in the number
 of tiles.
 
-    python benchmarks/bench_build.py [--tiles 1000,10000] [--write]
+    python benchmarks/bench_build.py [--tiles 1000,10000] [--memory-tiles 99000]
+                                     [--corpora DIR] [--write]
+
+``--memory-tiles N`` adds one 2-worker build of N composites for its peak memory alone
+(its time is printed, not compared), and the growth in MiB per 1,000 tiles from the
+smallest 2-worker build; with ``--tiles ''`` only that is measured (against a 1,000-composite
+build) and ``--write`` puts it in its own section. 99,000 is the largest corpus the
+imagefolder layout accepts: with the card, licence, notice and two ``metadata.csv`` its
+release stays under the Hub's recommended 100,000 files per repository. ``--corpora DIR``
+keeps the generated corpora there and reuses them on the next run (a 99,000-composite
+corpus takes 10 GB and 10 minutes).
 
 Tile corpora are made from a seeded base corpus; extra tiles are copies of base
 composites with a distinct pattern of black and white 8x8 blocks along the top of
@@ -95,6 +106,27 @@ def tile_corpus(root: Path, base: list[Path], n: int) -> Path:
     return root
 
 
+def _fresh(context: Any, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a fresh process of ``context``."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as fresh:
+        return fresh.submit(fn, *args).result()
+
+
+REFERENCE_TILES = 1000  # the small build a memory-only run compares with
+
+
+def _corpus(child: ProcessPoolExecutor, store: Path, base: list[Path], n: int) -> Path:
+    """The tile corpus of ``n`` composites in ``store``, made (in ``child``) unless a complete one
+    is there from an earlier run (its ``.complete`` marker, beside it, is written last)."""
+    folder = store / f"c{n}-base{len(base)}"
+    done = folder.with_name(folder.name + ".complete")
+    if not done.is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        child.submit(tile_corpus, folder, base, n).result()
+        done.write_text("made by benchmarks/bench_build.py\n")
+    return folder
+
+
 def codec_bound(files: list[Path], rounds: int = 3) -> float:
     """Tiles per second on one core: decode 512x512 + encode 256x512 q95 4:4:4."""
     best = float("inf")
@@ -163,13 +195,39 @@ def check_costs(files: list[Path]) -> list[str]:
     ]
 
 
+def half_check_allocators(files: list[Path], heap: bool) -> float:
+    """Milliseconds per composite of the audit's half check on decoded pixels, with glibc's
+    malloc keeping large blocks (``heap``, as the build sets it: builder.engine.keep_large_blocks)
+    or with its default 128 KiB threshold held fixed (every large array mapped afresh from the
+    kernel and unmapped when freed). Run in a fresh process each."""
+    import ctypes
+
+    from builder import engine
+    from builder.ingest.composite import cut_opened, open_checked, read_composite
+    from builder.release import audit
+
+    if heap:
+        assert engine.keep_large_blocks(), "glibc's mallopt is not available here"
+    else:
+        assert ctypes.CDLL(None).mallopt(-3, 128 * 1024), "glibc's mallopt is not available here"
+    files = files[:100]
+    opened = [open_checked(read_composite(p)) for p in files]
+    shown = [np.asarray(o.displayed().convert("RGB")) for o in opened]
+    pixels = [audit.inspect_image(cut_opened(o, p).data, "t")[1] for o, p in zip(opened, files, strict=True)]
+    return _best(lambda i: list(audit.half_findings(pixels[i], shown[i], "t")), list(range(len(files))))
+
+
 def stage_costs(files: list[Path]) -> list[str]:
     """Milliseconds per composite of each stage of a tile's work, in the order the build runs
-    them (one process, best of 3 rounds over the files), as fractions of the codec bound."""
+    them (one process, best of 3 rounds over the files, its allocator set as a build's worker
+    sets it), as fractions of the codec bound."""
+    from builder import engine
+
+    engine.keep_large_blocks()
     from builder.domain import HALF_SIZE
     from builder.ingest.composite import cut_opened, open_checked, read_composite, strict_jpeg
     from builder.quality import halves, sides, thresholds
-    from builder.release import audit, leakage
+    from builder.release import audit, curate, leakage
     from builder.release import build as release
 
     files = files[:100]
@@ -187,6 +245,7 @@ def stage_costs(files: list[Path]) -> list[str]:
     checks = [(hashlib.sha256(cut.data).hexdigest(), ()) for cut in cuts]
     no_sides = sides.Sides(None, None, None)
     stages: list[tuple[str, Any, list[Any]]] = [
+        ("curation's identity (decodes, once per file)", curate.identify, [str(p) for p in files]),
         ("read the file", read_composite, files),
         ("strict entropy decode (simplejpeg)", strict_jpeg, data),
         ("open + full decode (Pillow)", lambda d: open_checked(d, strict=False), data),
@@ -252,10 +311,28 @@ def stage_costs(files: list[Path]) -> list[str]:
     return lines
 
 
+# Linux keeps a process's peak resident memory across fork and exec (getrusage(2), ru_maxrss:
+# exec saves the old memory map's high-water mark), so a build started from this process
+# would report at least this process's own peak. The build is started by a small launcher
+# instead, whose children start from its own few MiB, and which reports the rusage of its
+# waited-for descendants (the build and its workers).
+_LAUNCHER = """
+import json, resource, subprocess, sys
+done = subprocess.run(sys.argv[2:], capture_output=True)
+sys.stdout.buffer.write(done.stdout)
+sys.stderr.buffer.write(done.stderr)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[1], "w") as f:
+    json.dump({"maxrss": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime}, f)
+sys.exit(done.returncode)
+"""
+
+
 def run_build(corpus: Path, out: Path, workers: int) -> tuple[float, int, int, float]:
-    """Wall seconds, tiles published, peak RSS (KiB) and CPU seconds (user + system, the build
-    and its workers) of one build in a fresh process."""
+    """Wall seconds, tiles published, peak RSS (KiB; the largest of the build's processes) and
+    CPU seconds (user + system, the build and its workers) of one build in a fresh process."""
     shutil.rmtree(out, ignore_errors=True)
+    usage_file = out.with_name(out.name + ".usage.json")
     cmd = [
         sys.executable,
         "-m",
@@ -271,24 +348,31 @@ def run_build(corpus: Path, out: Path, workers: int) -> tuple[float, int, int, f
         str(workers),
     ]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    _, status, usage = os.wait4(proc.pid, 0)
+    done = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, str(usage_file), *cmd], capture_output=True, cwd=ROOT
+    )
     wall = time.perf_counter() - start
-    stdout = proc.stdout.read().decode() if proc.stdout else ""
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"build failed: {stderr.strip()}")
+    if done.returncode != 0:
+        raise SystemExit(f"build failed: {done.stderr.decode().strip()}")
+    usage = json.loads(usage_file.read_text())
+    stdout = done.stdout.decode()
     tiles = sum(int(line.split()[2]) for line in stdout.splitlines() if line.strip().startswith("published"))
-    return wall, tiles, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    return wall, tiles, int(usage["maxrss"]), float(usage["cpu"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiles", default="1000,10000", help="tile counts of the build runs")
+    parser.add_argument(
+        "--tiles", default="1000,10000", help="tile counts of the timed build runs ('' for none)"
+    )
     parser.add_argument("--base", type=int, default=200, help="distinct generated composites")
+    parser.add_argument("--memory-tiles", type=int, default=0, help="one more build, for its peak memory")
+    parser.add_argument("--corpora", type=Path, help="keep and reuse the generated corpora in this folder")
     parser.add_argument("--write", action="store_true", help="write the figures to benchmarks/RESULTS.md")
     args = parser.parse_args()
-    sizes = sorted({int(x) for x in args.tiles.split(",")})
+    sizes = sorted({int(x) for x in args.tiles.split(",") if x.strip()})
+    if not sizes and not args.memory_tiles:
+        raise SystemExit("nothing to measure: give --tiles or --memory-tiles")
     lines = [
         f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
         f"load average {os.getloadavg()[0]:.1f} at the start"
@@ -300,18 +384,31 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench_build_") as tmp:
         tmpdir = Path(tmp)
+        store = args.corpora or tmpdir
+        store.mkdir(parents=True, exist_ok=True)
         base = base_corpus(tmpdir / "base", args.base)
-        bound = codec_bound(base)
-        say(f"codec bound (1 core): {bound:.1f} tiles/s")
+        reference = sizes or [REFERENCE_TILES]  # a memory-only run compares with a small build
+        wanted = reference + ([args.memory_tiles] if args.memory_tiles else [])
         # Measured and made in a child process: decoded composites would otherwise stay in this
-        # process's memory, which each build's peak RSS (measured from fork) would include.
+        # process's memory (the builds' memory is measured apart from it: see _LAUNCHER).
         spawn = multiprocessing.get_context("spawn")
+        bound = 0.0
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as child:
-            for line in child.submit(check_costs, base).result():
-                say(line)
-            for line in child.submit(stage_costs, base).result():
-                say(line)
-            corpora = {n: child.submit(tile_corpus, tmpdir / f"c{n}", base, n).result() for n in sizes}
+            if sizes:
+                bound = codec_bound(base)
+                say(f"codec bound (1 core): {bound:.1f} tiles/s")
+                for line in child.submit(check_costs, base).result():
+                    say(line)
+                for line in child.submit(stage_costs, base).result():
+                    say(line)
+                mapped, heap = (_fresh(spawn, half_check_allocators, base, heap) for heap in (False, True))
+                say(
+                    f"audit half check with every large array mapped afresh (glibc's default threshold, "
+                    f"held) {mapped:.2f} ms, with large blocks kept (as the build sets it) {heap:.2f} ms "
+                    f"= {heap / mapped:.2f}x"
+                )
+            corpora = {n: _corpus(child, store, base, n) for n in wanted}
+        peaks: dict[int, float] = {}  # tiles: peak MiB of the 2-worker build
         for n in sizes:
             one = 0.0
             for workers in (1, 2):
@@ -319,15 +416,35 @@ def main() -> None:
                 per_core = tiles / wall / workers
                 one = one or tiles / wall
                 scaling = f", {tiles / wall / one:.2f}x the 1-worker rate" if workers > 1 else ""
+                if workers == 2:
+                    peaks[tiles] = rss / 1024
                 say(
                     f"build {tiles} tiles, {workers} worker(s): {tiles / wall:.1f} tiles/s, "
                     f"{per_core:.1f} tiles/s/core = {per_core / bound:.2f}x codec bound per core{scaling}; "
                     f"CPU {cpu / tiles * 1000:.0f} ms/tile = {tiles / cpu / bound:.2f}x the codec bound's; "
                     f"peak memory {rss / 1024:.0f} MiB ({wall:.0f} s)"
                 )
+        if args.memory_tiles:
+            if not peaks:
+                _, tiles, rss, _ = run_build(corpora[REFERENCE_TILES], tmpdir / "out", 2)
+                peaks[tiles] = rss / 1024
+                say(f"build {tiles} tiles, 2 worker(s), for memory: peak memory {rss / 1024:.0f} MiB")
+            wall, tiles, rss, _ = run_build(corpora[args.memory_tiles], tmpdir / "out", 2)
+            small = min(peaks)
+            growth = (rss / 1024 - peaks[small]) / (tiles - small) * 1000
+            say(
+                f"build {tiles} tiles, 2 worker(s), for memory: peak memory {rss / 1024:.0f} MiB "
+                f"({wall:.0f} s); {growth:.2f} MiB more per 1,000 tiles than the {small}-tile "
+                f"2-worker build's {peaks[small]:.0f} MiB"
+            )
     say(f"load average {os.getloadavg()[0]:.1f} at the end")
     if args.write:
-        write_section("bench_build", "Build throughput and memory (`benchmarks/bench_build.py`)", lines)
+        if sizes:
+            write_section("bench_build", "Build throughput and memory (`benchmarks/bench_build.py`)", lines)
+        else:
+            write_section(
+                "bench_build_memory", "Build peak memory at scale (`benchmarks/bench_build.py`)", lines
+            )
 
 
 if __name__ == "__main__":

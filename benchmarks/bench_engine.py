@@ -73,7 +73,7 @@ def mapped_cpu(corpus: Path, sample: int) -> float:
     start = time.process_time()
     for path in files:
         identity = identify(str(path))
-        release._tile_task(
+        release.tile_task(
             (str(corpus), path.relative_to(corpus).as_posix(), config, no_sides, "t", identity.sha256)
         )
     return (time.process_time() - start) / len(files)

@@ -278,12 +278,12 @@ def test_the_cut_repeats_the_strict_decode_unless_the_bytes_are_the_ones_curatio
     checked = identify(str(path))
     assert checked.content is not None and checked.sha256 == hashlib.sha256(good).hexdigest()
     task = (str(tmp_path), "composites/c.jpg", thresholds.GateConfig(), sides.Sides(None, None, None), "t")
-    assert release._tile_task((*task, checked.sha256)).cut is not None
+    assert release.tile_task((*task, checked.sha256)).cut is not None
     path.write_bytes(corrupt_scan(good))  # replaced after curation
-    outcome = release._tile_task((*task, checked.sha256))
+    outcome = release.tile_task((*task, checked.sha256))
     assert outcome.cut is None and outcome.reason == Reason.UNREADABLE_IMAGE.value
     assert outcome.detail.startswith("decoder warning: Corrupt JPEG data")
-    assert release._tile_task((*task, None)).reason == Reason.UNREADABLE_IMAGE.value
+    assert release.tile_task((*task, None)).reason == Reason.UNREADABLE_IMAGE.value
 
 
 def test_a_non_image_is_rejected_with_the_same_words_in_every_process() -> None:

@@ -96,7 +96,7 @@ def test_ray_build_is_byte_identical_to_the_local_pool(
     assert ray.is_initialized()  # a connection the caller opened is the caller's to close
 
 
-_REAL_TILE_TASK = release._tile_task
+_REAL_TILE_TASK = release.tile_task
 
 
 def _die_once(marker: Path, task: Any) -> Any:
@@ -125,7 +125,7 @@ def test_a_worker_killed_mid_task_is_retried_and_the_release_is_the_same(
     marker = tmp_path / "killed"  # the test's tmp folder: the workers run on this machine
     # The workers unpickle this function by its module (tests.test_engine): Ray puts the
     # driver's working directory, the repository, on their sys.path.
-    monkeypatch.setattr(release, "_tile_task", functools.partial(_die_once, marker))
+    monkeypatch.setattr(release, "tile_task", functools.partial(_die_once, marker))
     on_ray = build(BuildConfig(_small_corpus_master, tmp_path / "out", "1.0.0", engine="ray"))
     assert marker.is_file(), "no worker was killed: the test proved nothing"
     pid = int(marker.read_text())

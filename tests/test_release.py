@@ -217,6 +217,18 @@ def test_build_does_not_import_torch(small_corpus: Path, tmp_path: Path) -> None
     assert out.stdout.strip() == "False False"
 
 
+
+def test_the_per_tile_work_imports_neither_the_build_nor_the_hub_client() -> None:
+    # What a worker of the engine imports to run its tasks (curation's identity, the cut): the
+    # build's cards would bring the Hub client, a third of a second of every worker's start.
+    code = (
+        "import sys; import builder.release.curate, builder.release.tile; "
+        "print(sorted(m for m in ('builder.release.build', 'builder.release.cards', 'huggingface_hub', "
+        "'jinja2') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
 # -- one commit for the release and its report; the lock; workers die with the build -----------
 
 _INJECT = """

@@ -124,7 +124,7 @@ def test_past_the_hubs_files_per_repository_the_build_points_to_parquet_before_c
     def never(task: Any) -> Any:
         raise AssertionError("a tile was cut")
 
-    monkeypatch.setattr(release, "_tile_task", never)
+    monkeypatch.setattr(release, "tile_task", never)
     with pytest.raises(ConfigError, match=r"fewer than 20 files per repository .*--layout parquet") as caught:
         build(BuildConfig(small_corpus, tmp_path / "out", "1.0.0"))
     assert release.HUB_LIMITS_URL in str(caught.value)

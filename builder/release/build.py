@@ -29,10 +29,10 @@ with a one-line error. Worker processes ask the kernel to kill them when the
 build dies (``PR_SET_PDEATHSIG``), so a killed build leaves no worker holding
 its output open.
 
-Engines: the per-tile stage (curation's identity decode, the cut, gates, hashes and a
-tile's audit checks) runs on :mod:`builder.engine`'s local process pool or on Ray; the
-workers only read the corpus and return their results, and this process writes the
-release, so the bytes do not depend on the engine.
+Engines: the per-tile stage (curation's identity decode; the cut, gates, hashes and a
+tile's audit checks, :mod:`builder.release.tile`) runs on :mod:`builder.engine`'s local
+process pool or on Ray; the workers only read the corpus and return their results, and
+this process writes the release, so the bytes do not depend on the engine.
 """
 
 from __future__ import annotations
@@ -55,14 +55,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from builder import domain, engine, progress
-from builder.domain import DATASET_NAME, HALF_SIZE, LABELS, SPLITS, Reason, hub_id_problem, tile_name
+from builder.domain import DATASET_NAME, LABELS, SPLITS, Reason, hub_id_problem, tile_name
 from builder.engine import Mapper
 from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyReleaseError, ReleaseLayoutError
 from builder.files import files_digest, journal_path
-from builder.ingest.composite import Cut, Rejected, cut_opened, open_checked, read_composite
 from builder.ingest.corpus import Ingested, Site, read_manifests, read_sites
 from builder.layouts import registry
 from builder.layouts.base import LayoutOptions
@@ -85,6 +82,7 @@ from builder.release.report import (
     SitePair,
     TileRecord,
 )
+from builder.release.tile import tile_task
 from builder.spill import Mapped, Spilled
 
 # "Files per repo <100k: merge data into fewer files" (Repository limitations and recommendations).
@@ -175,67 +173,6 @@ class BuildResult:
 def private_dir(release: Path) -> Path:
     """Where the private report of ``release`` lives: a sibling, never inside it."""
     return release.with_name(release.name + ".private")
-
-
-@dataclass(frozen=True)
-class TileOutcome:
-    """What a worker made of one composite: a cut that passed the gates, or a counted rejection."""
-
-    cut: Cut | None
-    reason: str | None
-    detail: str
-    gates: tuple[dict[str, Any], ...]
-    bands: dict[str, Any] | None
-    phash: tuple[int, ...] = ()  # pHash in each of leakage.VIEWS; the first is the tile as stored
-    halves: dict[str, Any] | None = None  # builder.quality.halves: in order, swapped or not evaluated
-    checked: audit.Checked | None = None  # the audit's per-tile checks of the cut (audit.check_tile)
-
-
-def _tile_task(task: tuple[str, str, GateConfig, sides.Sides, str, str | None]) -> TileOutcome:
-    """Worker: cut one composite (as displayed), run the four gates on it with its side files,
-    and the audit's per-tile checks (``where``: the tile's path in the release).
-
-    The composite is decoded once and the published half once: the gates, the halves check
-    and the audit's half check share those pixels; the pHash reads the half at 1/8 scale, as
-    it always has. ``verified``: the SHA-256 of the bytes that curation decoded strictly
-    (:func:`builder.curate.identify`); when the file still holds exactly those bytes, the
-    strict entropy decode is not repeated (the same bytes give the same verdict).
-    """
-    root, source, config, side_files, where, verified = task
-    path = Path(root) / source
-    try:
-        data = read_composite(path)
-        strict = verified is None or hashlib.sha256(data).hexdigest() != verified
-        opened = open_checked(data, strict=strict)
-        cut = cut_opened(opened, path)
-    except Rejected as exc:
-        return TileOutcome(None, exc.reason.value, exc.detail, (), None)
-    displayed = opened.displayed()
-    shown = np.asarray(displayed.convert("RGB"))
-    audit_findings, s2_rgb = audit.inspect_image(cut.data, where)
-    try:
-        tile_gates = sides.evaluate_corpus_tile(
-            Path(root), source, cut.data, config, side_files, displayed, s2_rgb
-        )
-    except sides.SideRejected as exc:
-        return TileOutcome(None, exc.reason.value, exc.detail, (), None)
-    results = tuple(r.as_dict() for r in tile_gates.results)
-    failed = gates.first_failure(list(tile_gates.results))
-    if failed is not None:
-        return TileOutcome(
-            None, gates.GATE_REASONS[failed.gate].value, failed.reason, results, tile_gates.read
-        )
-    order = halves.check_halves(shown[:, : HALF_SIZE[0]], shown[:, HALF_SIZE[0] :])
-    if order.verdict == "swapped":
-        return TileOutcome(
-            None, Reason.SWAPPED_HALVES.value, order.reason, results, tile_gates.read, (), order.as_dict()
-        )
-    if s2_rgb is not None and not audit_findings:
-        audit_findings.extend(audit.half_findings(s2_rgb, shown, where))
-    checked = (hashlib.sha256(cut.data).hexdigest(), tuple(audit_findings))
-    return TileOutcome(
-        cut, None, "", results, tile_gates.read, leakage.phash_views(cut.data), order.as_dict(), checked
-    )
 
 
 def _write_csv(path: Path, tiles: Sequence[PublicTile]) -> None:
@@ -711,7 +648,7 @@ def _write_tiles(
     checked: dict[str, audit.Checked] = {}
     hashes: dict[str, dict[str, int]] = {split: {} for split in SPLITS}
     views: dict[str, tuple[int, ...]] = {}  # every tile's pHash in each of leakage.VIEWS
-    outcomes = progress.bar(map_(_tile_task, tasks), "cut and gate", len(candidates), unit="tile")
+    outcomes = progress.bar(map_(tile_task, tasks), "cut and gate", len(candidates), unit="tile")
     for candidate, outcome in zip(candidates, outcomes, strict=True):
         if outcome.gates:
             gate_log.append(outcome.gates)

@@ -277,7 +277,7 @@ def stage_costs(files: list[Path]) -> list[str]:
         ),
         (
             "whole worker task (all of the above)",
-            release._tile_task,
+            release.tile_task,
             [
                 (
                     str(root),
@@ -360,6 +360,73 @@ def run_build(corpus: Path, out: Path, workers: int) -> tuple[float, int, int, f
     return wall, tiles, int(usage["maxrss"]), float(usage["cpu"])
 
 
+ENGINE_PHASES = (
+    "curation (identity decodes on the engine)",
+    "cut, gates, pHash on the engine; tiles written",
+)
+
+
+def run_phases(corpus: Path, out: Path, workers: int) -> dict[str, Any]:
+    """One build in a fresh process with its phases timed (``benchmarks/_build_phases.py``)."""
+    shutil.rmtree(out, ignore_errors=True)
+    result = out.with_name(out.name + ".phases.json")
+    cmd = [sys.executable, "-m", "benchmarks._build_phases", str(corpus), str(out), str(workers), str(result)]
+    done = subprocess.run(cmd, capture_output=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"build failed: {done.stderr.decode().strip()}")
+    phases: dict[str, Any] = json.loads(result.read_text())
+    return phases
+
+
+def phase_lines(runs: dict[int, dict[str, Any]]) -> list[str]:
+    """Where a build's wall time goes, per phase, for each number of workers; and its serial part."""
+    tiles = next(iter(runs.values()))["tiles"]
+    names = list(dict.fromkeys(name for run in runs.values() for name in run["phases"]))
+    if "workers' start" in names:  # a part of the identity stage: shown under it
+        names.remove("workers' start")
+        names.insert(names.index(ENGINE_PHASES[0]) + 1, "workers' start")
+    head = " | ".join(f"{w} worker(s): wall s / build CPU s" for w in runs)
+    lines = [
+        f"where the {tiles}-tile build's time goes (each phase's wall time and the build process's CPU):"
+    ]
+    lines.append(f"  {'phase':52s} {head}")
+
+    def row(name: str, cells: list[tuple[float, float] | None]) -> str:
+        shown = [f"{'-':>14s} {'':19s}" if c is None else f"{c[0]:6.2f} / {c[1]:5.2f}{'':19s}" for c in cells]
+        return f"  {name:52s} " + " | ".join(shown).rstrip()
+
+    lines.append(row("imports", [tuple(r["imports"]) for r in runs.values()]))
+    for name in names:
+        label = f"  of which {name} (until the first result)" if name == "workers' start" else name
+        lines.append(
+            row(label, [tuple(r["phases"][name]) if name in r["phases"] else None for r in runs.values()])
+        )
+    rest = []
+    for r in runs.values():
+        counted = [v for k, v in r["phases"].items() if k != "workers' start"]
+        rest.append((r["build"][0] - sum(v[0] for v in counted), r["build"][1] - sum(v[1] for v in counted)))
+    lines.append(row("rest (staging, metadata.csv, card, stopping workers)", rest))
+    lines.append(row("whole build (after the imports)", [tuple(r["build"]) for r in runs.values()]))
+    serial: dict[int, float] = {}
+    for workers, r in runs.items():
+        whole = r["imports"][0] + r["build"][0]
+        serial[workers] = whole - sum(r["phases"][k][0] for k in ENGINE_PHASES)
+        lines.append(
+            f"  {workers} worker(s): {serial[workers]:.2f} s of {whole:.2f} s outside the engine's two "
+            f"stages ({serial[workers] / whole:.0%}), in the build process alone"
+        )
+    if 1 in runs and 2 in runs:
+        one = runs[1]["imports"][0] + runs[1]["build"][0]
+        stages = one - serial[1]
+        start = runs[2]["phases"].get("workers' start", [0.0])[0]
+        best, started = one / (serial[1] + stages / 2), one / (serial[1] + start + stages / 2)
+        lines.append(
+            f"  two workers' best over one with this serial part (Amdahl): {best:.2f}x; "
+            f"with the workers' start as well: {started:.2f}x"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -424,6 +491,10 @@ def main() -> None:
                     f"CPU {cpu / tiles * 1000:.0f} ms/tile = {tiles / cpu / bound:.2f}x the codec bound's; "
                     f"peak memory {rss / 1024:.0f} MiB ({wall:.0f} s)"
                 )
+            if n == sizes[0]:  # the smallest build, where the fixed part weighs most
+                runs = {workers: run_phases(corpora[n], tmpdir / "out", workers) for workers in (1, 2)}
+                for line in phase_lines(runs):
+                    say(line)
         if args.memory_tiles:
             if not peaks:
                 _, tiles, rss, _ = run_build(corpora[REFERENCE_TILES], tmpdir / "out", 2)

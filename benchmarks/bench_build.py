@@ -11,7 +11,9 @@ worker processes, the 2-worker rate against the 1-worker rate, the CPU time per
 tile (all processes; less sensitive to other work on the machine than wall time)
 against the codec bound's, and peak resident memory (with 1 worker the whole
 build runs in one process), which shows whether memory stays flat in the number
-of tiles.
+of tiles. For the smallest count, one more build with each number of workers is timed
+phase by phase (``benchmarks/_build_phases.py``): what runs in the build process alone
+bounds what two workers can gain.
 
     python benchmarks/bench_build.py [--tiles 1000,10000] [--memory-tiles 99000]
                                      [--corpora DIR] [--write]

@@ -28,12 +28,20 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 
+def _where(exc: OSError, folder: Path) -> OSError:
+    """``exc`` naming ``folder`` and what the file was for (a full disk, a quota, no inodes)."""
+    return OSError(exc.errno, f"{exc.strerror} (the build's temporary records)", str(folder))
+
+
 class Spilled(Sequence[T], Generic[T]):
     """An append-only sequence whose items live pickled in an unnamed file in ``folder``."""
 
     def __init__(self, folder: Path, items: Iterable[T] = ()) -> None:
         self._folder = folder
-        self._file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 (lives as long as the sequence)
+        try:
+            self._file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 (lives as long as the sequence)
+        except OSError as exc:  # not the name tempfile tried: the folder is what the user can fix
+            raise _where(exc, folder) from None
         self._close = weakref.finalize(self, self._file.close)  # closed when the sequence is freed
         self._fd = self._file.fileno()
         self._ends = array("Q", [0])  # item i is bytes _ends[i] to _ends[i + 1]
@@ -48,9 +56,7 @@ class Spilled(Sequence[T], Generic[T]):
             while written < len(data):  # a short write (a signal, a full pipe): write the rest
                 written += os.pwrite(self._fd, data[written:], end + written)
         except OSError as exc:  # the file has no name: say where it is (a full disk, a quota)
-            raise OSError(
-                exc.errno, f"{exc.strerror} (the build's temporary records)", str(self._folder)
-            ) from None
+            raise _where(exc, self._folder) from None
         self._ends.append(end + len(data))
 
     def close(self) -> None:

@@ -134,3 +134,15 @@ def test_a_full_disk_names_the_folder(tmp_path: Path, monkeypatch: pytest.Monkey
         == f"[Errno 28] No space left on device (the build's temporary records): '{tmp_path}'"
     )
     assert len(spilled) == 0
+
+
+def test_a_file_that_cannot_be_made_names_the_folder_not_a_temporary_name(tmp_path: Path) -> None:
+    # tempfile's own error names a file it tried and that never existed (tmpXXXXXXXX): a folder
+    # without free inodes or one that is gone says the folder, as a full disk does.
+    missing = tmp_path / "gone"
+    with pytest.raises(OSError) as failure:
+        Spilled(missing)
+    assert (
+        str(failure.value)
+        == f"[Errno 2] No such file or directory (the build's temporary records): '{missing}'"
+    )

@@ -74,8 +74,10 @@ def keep_large_blocks() -> bool:
     it when it is freed, raising that threshold by itself only after freeing a larger mapped
     block; so whether a tile's arrays (0.4-6 MB each) cost fresh zeroed pages on every
     call depended on what the process happened to do before (``benchmarks/bench_build.py``
-    prints the audit's half check both ways). Called once in every process that runs the
-    per-tile work. Returns whether it was set (glibc only; elsewhere nothing changes).
+    prints the audit's half check both ways). Called once in every worker process and by
+    ``cropmark build --workers 1`` in its own process; a program that builds through the API with one
+    worker (the tiles cut in its own process) may call it itself: it lasts for the process's
+    life. Returns whether it was set (glibc only; elsewhere nothing changes).
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -110,8 +112,7 @@ def local_map(workers: int) -> Iterator[Mapper]:
     instead of waiting for it.
     """
     if workers == 1:
-        keep_large_blocks()  # the per-tile work runs in this process
-        yield map
+        yield map  # in the caller's process, whose allocator is its own (the CLI sets it)
         return
     # spawn: a clean interpreter per worker, safe whatever threads the caller runs.
     context = multiprocessing.get_context("spawn")

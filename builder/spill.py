@@ -51,17 +51,25 @@ class Spilled(Sequence[T], Generic[T]):
     def append(self, item: T) -> None:
         data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
         end = self._ends[-1]
+        fd = self._open_fd()
         try:
-            written = os.pwrite(self._fd, data, end)
+            written = os.pwrite(fd, data, end)
             while written < len(data):  # a short write (a signal, a full pipe): write the rest
-                written += os.pwrite(self._fd, data[written:], end + written)
+                written += os.pwrite(fd, data[written:], end + written)
         except OSError as exc:  # the file has no name: say where it is (a full disk, a quota)
             raise _where(exc, self._folder) from None
         self._ends.append(end + len(data))
 
     def close(self) -> None:
-        """Free the file now (reading afterwards fails); otherwise it is freed with the sequence."""
+        """Free the file now (reading or appending afterwards raises ``ValueError``); otherwise it
+        is freed with the sequence."""
         self._close()
+        self._fd = -1  # never a closed descriptor's number, which the next open file may reuse
+
+    def _open_fd(self) -> int:
+        if self._fd < 0:
+            raise ValueError(f"read after close: the temporary records in {self._folder} were freed")
+        return self._fd
 
     def retain(self, keep: Callable[[T], bool]) -> None:
         """Keep only the items for which ``keep`` is true, in order (a new file replaces the old)."""
@@ -73,7 +81,7 @@ class Spilled(Sequence[T], Generic[T]):
 
     def _read(self, index: int) -> T:
         start, end = self._ends[index], self._ends[index + 1]
-        data = os.pread(self._fd, end - start, start)
+        data = os.pread(self._open_fd(), end - start, start)
         if len(data) != end - start:
             raise OSError(f"spill file shorter than written ({len(data)} of {end - start} bytes)")
         item: T = pickle.loads(data)

@@ -315,13 +315,51 @@ def _allocator_set(_: int) -> tuple[int, int]:
     return engine.keep_large_blocks.cache_info().currsize, os.getpid()
 
 
-def test_every_process_of_the_per_tile_work_keeps_large_blocks() -> None:
+def test_every_worker_keeps_large_blocks_and_a_callers_process_is_left_alone() -> None:
     """The pool's workers set glibc's thresholds when they start (the per-tile arrays stay on
-    the heap), and so does a one-worker build's own process; the call is honoured here."""
+    the heap); the call is honoured here. A one-worker map runs in the caller's process and
+    leaves its allocator as it was: the setting would last for the caller's whole life."""
     assert engine.keep_large_blocks() is True  # glibc, Linux: mallopt accepted both settings
     with engine.local_map(2) as map_:
         seen = dict(map_(_allocator_set, range(64)))
     assert set(seen) == {1}
     engine.keep_large_blocks.cache_clear()
     with engine.local_map(1) as map_:
-        assert next(iter(map_(_allocator_set, [0])))[0] == 1
+        assert next(iter(map_(_allocator_set, [0])))[0] == 0
+
+
+def test_cropmark_build_sets_its_own_process_allocator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cropmark build`` owns its process: with --workers 1 the tiles are cut there (with a pool
+    of workers, only the workers set it)."""
+    from tests.data.factory import TinyCorpus
+
+    calls: list[str] = []
+    real = engine.keep_large_blocks
+
+    def recorded() -> bool:
+        calls.append("set")
+        return real()
+
+    monkeypatch.setattr(engine, "keep_large_blocks", recorded)
+    corpus = TinyCorpus(tmp_path / "corpus").write()
+    for workers in ("2", "1"):
+        assert (
+            main(
+                [
+                    "--quiet",
+                    "build",
+                    "--corpus",
+                    str(corpus),
+                    "--out",
+                    str(tmp_path / f"out{workers}"),
+                    "--version",
+                    "1.0.0",
+                    "--workers",
+                    workers,
+                ]
+            )
+            == 0
+        )
+    assert calls == ["set"]  # the one-worker build only: a pool's workers set their own

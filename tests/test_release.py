@@ -217,7 +217,6 @@ def test_build_does_not_import_torch(small_corpus: Path, tmp_path: Path) -> None
     assert out.stdout.strip() == "False False"
 
 
-
 def test_the_per_tile_work_imports_neither_the_build_nor_the_hub_client() -> None:
     # What a worker of the engine imports to run its tasks (curation's identity, the cut): the
     # build's cards would bring the Hub client, a third of a second of every worker's start.
@@ -228,6 +227,7 @@ def test_the_per_tile_work_imports_neither_the_build_nor_the_hub_client() -> Non
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
 
 # -- one commit for the release and its report; the lock; workers die with the build -----------
 

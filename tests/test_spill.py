@@ -146,3 +146,24 @@ def test_a_file_that_cannot_be_made_names_the_folder_not_a_temporary_name(tmp_pa
         str(failure.value)
         == f"[Errno 2] No such file or directory (the build's temporary records): '{missing}'"
     )
+
+
+def test_a_built_result_holds_its_records_open_until_it_is_closed(tmp_path: Path) -> None:
+    """A successful build's ``report.tiles`` reads from the spilled records, which stay open
+    (taking disk space beside the release) while the result is held; ``with`` or ``close``
+    frees them, and a read afterwards is a clear error, never another file's bytes."""
+    from builder.release.build import BuildConfig, build
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus").write()
+    out = tmp_path / "out"
+    with build(BuildConfig(corpus, out, "1.0.0", workers=1)) as result:
+        assert len(_open_under(out)) == 1  # the private records, unnamed
+        names = [t.file_name for t in result.report.tiles]
+        assert names and result.report.tiles[0].file_name == names[0]
+    assert _open_under(out) == []
+    freed = r"read after close: the temporary records in .* were freed"
+    # The file opened here may take the freed descriptor's number: its bytes are never read.
+    with (tmp_path / "other.txt").open("w"), pytest.raises(ValueError, match=freed):
+        list(result.report.tiles)
+    result.close()  # a second close does nothing

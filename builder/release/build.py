@@ -165,9 +165,28 @@ class BuildConfig:
 
 @dataclass(frozen=True, slots=True)
 class BuildResult:
+    """A built release, its private folder and its report.
+
+    ``report.tiles`` reads each published tile's private record from an unnamed temporary file
+    beside the release (:mod:`builder.spill`), which stays open, taking disk space there, until
+    the result is freed or :meth:`close`-d (``with build(config) as result:``); reading the
+    tiles afterwards raises ``ValueError``. The same report is in ``private/report.json``.
+    """
+
     release: Path
     private: Path
     report: BuildReport
+
+    def close(self) -> None:
+        """Free the temporary file of the report's tile records now."""
+        if isinstance(self.report.tiles, Mapped):
+            self.report.tiles.close()
+
+    def __enter__(self) -> BuildResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def private_dir(release: Path) -> Path:

@@ -90,6 +90,7 @@ def _print_checks(report: BuildReport) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from builder.engine import keep_large_blocks
     from builder.layouts import policy
     from builder.layouts.base import LayoutOptions
     from builder.release.build import BuildConfig, build
@@ -125,8 +126,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         engine=args.engine,
         ray_address=args.ray_address,
     )
-    result = build(config)
-    _print_summary(result.report, result.release, result.private)
+    if config.engine == "local" and config.workers == 1:
+        # The tiles are cut in this process, which is the build's own: its allocator keeps a
+        # tile's large arrays for the next tile (the workers of a pool set theirs). An API
+        # caller's process is left as it is.
+        keep_large_blocks()
+    with build(config) as result:
+        _print_summary(result.report, result.release, result.private)
     return 0
 
 

@@ -621,3 +621,12 @@ def test_pixel_std_matches_numpy_float(seed: int) -> None:
     assert gates.pixel_std(np.zeros((0, 3), np.uint8)) == 0.0
     floats = pixels.astype(np.float32) / 255
     assert gates.pixel_std(floats) == float(floats.std())
+
+
+def test_pixel_std_is_exact_whatever_the_order() -> None:
+    # 54 pixels whose standard deviation is exactly 2.0 (sum 144, sum of squares 600): the
+    # exact sums give 2.0 in every order, where a float computation's last digit varies with it.
+    values = np.array([0] * 8 + [2] * 33 + [6] * 13, dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        assert gates.pixel_std(rng.permutation(values)) == 2.0

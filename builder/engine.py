@@ -38,6 +38,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -104,6 +105,27 @@ def _die_with_parent(parent: int) -> None:
     keep_large_blocks()
 
 
+def _without_interrupts(start: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``start(*args, **kwargs)`` with SIGINT blocked in this thread, so that the processes it
+    spawns start with SIGINT blocked for their whole life (a blocked mask survives fork and
+    exec, and Python does not unblock it).
+
+    Ctrl-C reaches every process of the terminal's foreground group: a worker still importing
+    printed its own KeyboardInterrupt traceback, dozens of lines around the build's one line.
+    The build's process handles the interrupt (it cancels the work and the workers die with
+    it); a SIGINT that comes in the meantime is delivered here when the mask is restored.
+    ``ProcessPoolExecutor.map`` submits every chunk before it returns, and a pool spawns its
+    processes only from ``submit``.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return start(*args, **kwargs)  # signals are delivered to the main thread only
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return start(*args, **kwargs)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 @contextmanager
 def local_map(workers: int) -> Iterator[Mapper]:
     """A ``map`` over ``workers`` processes, in order and streaming (or plain ``map``).
@@ -120,7 +142,7 @@ def local_map(workers: int) -> Iterator[Mapper]:
         max_workers=workers, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
     )
     try:
-        yield lambda fn, items: pool.map(fn, items, chunksize=CHUNK)
+        yield lambda fn, items: _without_interrupts(pool.map, fn, items, chunksize=CHUNK)
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise

@@ -417,6 +417,51 @@ def test_workers_die_with_the_build(sig: signal.Signals, big_corpus: Path, tmp_p
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_ctrl_c_while_the_workers_start_is_one_line(small_corpus: Path, tmp_path: Path) -> None:
+    """Ctrl-C goes to the terminal's whole foreground process group. Workers caught while
+    still importing printed their own KeyboardInterrupt tracebacks around the build's one
+    line; they start with SIGINT blocked, and the build's process alone answers it."""
+    out = tmp_path / "out"
+    args = ["build", "--corpus", str(small_corpus), "--out", str(out), "--version", "1.0.0", "--workers", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "builder.cli", "--quiet", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        deadline = time.monotonic() + 60
+        spawned: set[int] = set()
+        while time.monotonic() < deadline and len(spawned) < 2 and proc.poll() is None:
+            spawned = {pid for pid in _children(proc.pid) if b"spawn_main" in _cmdline(pid)}
+            time.sleep(0.002)
+        assert len(spawned) == 2, "the workers did not start"
+        # The workers are importing now. A terminal's Ctrl-C lands at one moment; the test
+        # sends the workers several, over their start, so that one lands wherever it hurt.
+        for _ in range(20):
+            for pid in spawned:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130
+    assert err.decode().splitlines() == ["interrupted: the previous release, if any, is untouched"]
+    assert not (out / "cropmark-disambiguator-s2" / "1.0.0").exists()
+    assert not any(_running(pid) for pid in spawned)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _running(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie waiting to be reaped."""
     try:

@@ -321,6 +321,51 @@ def test_release_and_report_are_one_commit_whatever_the_kill_point(
     assert [p.name for p in old.release.parent.iterdir() if p.name.startswith(".")] == []
 
 
+@pytest.mark.parametrize("swaps_before", [1, 2])
+def test_ctrl_c_during_the_commit_finishes_it_and_says_so(
+    swaps_before: int,
+    small_corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A SIGINT between the commit's swaps used to leave the new release beside the previous
+    private report, and the clean-up removed the new report that recovery needed. The commit
+    now runs whole, and the one line says the new pair is in place."""
+    from builder.cli import main
+    from builder.files import journal_path
+    from builder.release import build as release
+    from builder.release.audit import audit_release
+    from builder.release.build import tree_digest
+
+    out = tmp_path / "out"
+    old = build(BuildConfig(small_corpus, out, "1.0.0"))
+    old_files = _files(old.release)
+    _drop_an_eval_tile(small_corpus, old.report)
+    swap_in, swaps = release._swap_in, []
+
+    def interrupted_swap(staged: Path, final: Path) -> None:
+        swap_in(staged, final)
+        swaps.append(final)
+        if len(swaps) == swaps_before:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: handled in this (the main) thread
+
+    monkeypatch.setattr(release, "_swap_in", interrupted_swap)
+    args = ["build", "--corpus", str(small_corpus), "--out", str(out), "--version", "1.0.0"]
+    assert main(["--quiet", *args]) == 130
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"interrupted: it came during the commit, which was finished first: {old.release} and its "
+        "private report are this build's"
+    ]
+    assert len(swaps) == 2 and not journal_path(old.release).exists()
+    assert _files(old.release) != old_files  # the new release, with its own report
+    report = BuildReport.from_json((old.private / "report.json").read_bytes())
+    assert report.release_digest == tree_digest(old.release)
+    assert audit_release(old.release, report) == []
+    assert [p.name for p in old.release.parent.iterdir() if p.name.startswith(".")] == []
+
+
 def test_a_second_build_into_the_same_release_is_refused(
     small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -48,6 +48,8 @@ import math
 import os
 import re
 import shutil
+import signal
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -58,7 +60,14 @@ from typing import Any
 from builder import domain, engine, progress
 from builder.domain import DATASET_NAME, LABELS, SPLITS, Reason, hub_id_problem, tile_name
 from builder.engine import Mapper
-from builder.errors import AuditError, BuildLockedError, ConfigError, EmptyReleaseError, ReleaseLayoutError
+from builder.errors import (
+    AuditError,
+    BuildLockedError,
+    ConfigError,
+    EmptyReleaseError,
+    Interrupted,
+    ReleaseLayoutError,
+)
 from builder.files import files_digest, journal_path
 from builder.ingest.corpus import Ingested, Site, read_manifests, read_sites
 from builder.layouts import registry
@@ -201,6 +210,27 @@ def _write_csv(path: Path, tiles: Sequence[PublicTile]) -> None:
     for tile in sorted(tiles, key=lambda t: t.file_name):
         writer.writerow([tile.file_name, tile.label])
     path.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[list[int]]:
+    """Hold Ctrl-C (SIGINT) off for the block, and say whether one came.
+
+    The commit (journal, two swaps, journal removed) must run whole in this process: a
+    KeyboardInterrupt between its first swap and the journal's removal left the new release
+    beside the previous private report, and the clean-up then removed the new report that
+    recovery needed. A SIGKILL cannot be held off; the journal covers that. Python runs signal
+    handlers in the main thread only, so elsewhere (a build in a thread) nothing changes.
+    """
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 def _rename_exchange(a: Path, b: Path) -> bool:
@@ -443,7 +473,13 @@ def _build_locked(
         digest = files_digest(report.files)
         report = replace(report, release_digest=digest)
         report_sha256 = report.write_json(staged_private / "report.json")
-        _commit(final, ready, staged_private, report_sha256, digest)
+        with _interrupts_deferred() as interrupted:
+            _commit(final, ready, staged_private, report_sha256, digest)
+        if interrupted:
+            raise Interrupted(
+                f"it came during the commit, which was finished first: {final} and its private "
+                "report are this build's"
+            )
     except BaseException:
         if report is not None and isinstance(report.tiles, Mapped):
             report.tiles.close()  # the spilled records: now, not when the traceback is freed

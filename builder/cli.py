@@ -71,7 +71,8 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; known errors are one line on stderr and exit status 2.
+    """Run one command; known errors are one line on stderr and exit status 2, and Ctrl-C,
+    whenever it comes (the imports included), one line and exit status 130.
 
     ``--debug`` (shows the traceback instead) and ``--quiet`` (no progress bars) are
     accepted anywhere before a ``--``, before or after the command.
@@ -80,6 +81,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     end = args_in.index("--") if "--" in args_in else len(args_in)
     flags = {flag: flag in args_in[:end] for flag in GLOBAL_FLAGS}
     args_in = [a for a in args_in[:end] if a not in GLOBAL_FLAGS] + args_in[end:]
+    try:
+        return _run(args_in, flags)
+    except KeyboardInterrupt as exc:
+        from builder.errors import Interrupted
+
+        if isinstance(exc, Interrupted):
+            said = str(exc)
+        elif args_in[:1] == ["build"]:
+            said = "the previous release, if any, is untouched"
+        else:
+            said = f"{args_in[0] if args_in else 'cropmark'} stopped before it finished"
+        print(f"interrupted: {said}", file=sys.stderr)
+        return 130
+
+
+def _run(args_in: list[str], flags: dict[str, bool]) -> int:
     try:
         args = parser().parse_args(args_in)
     except SystemExit as exc:  # usage errors (one line, see _Parser) and --help
@@ -96,12 +113,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:
-        from builder.errors import Interrupted
-
-        said = str(exc) if isinstance(exc, Interrupted) else "the previous release, if any, is untouched"
-        print(f"interrupted: {said}", file=sys.stderr)
-        return 130
     return code
 
 

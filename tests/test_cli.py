@@ -250,3 +250,24 @@ def test_quiet_also_silences_huggingface_hub_upload_bars() -> None:
     finally:
         progress.set_quiet(False)
         enable_progress_bars()
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        ("build", "interrupted: the previous release, if any, is untouched"),
+        ("audit", "interrupted: audit stopped before it finished"),
+    ],
+)
+def test_ctrl_c_while_the_commands_load_is_one_line(
+    command: str, said: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The parser imports every command's module (most of a second): Ctrl-C there was a traceback.
+    from builder import cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "parser", interrupted)
+    assert cli.main(["--quiet", command, "x"]) == 130
+    assert capsys.readouterr().err.splitlines() == [said]

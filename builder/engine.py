@@ -29,7 +29,6 @@ path). No worker keeps state between tasks.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import hashlib
@@ -145,12 +144,6 @@ def local_map(workers: int) -> Iterator[Mapper]:
     try:
         yield lambda fn, items: _without_interrupts(pool.map, fn, items, chunksize=CHUNK)
     except BaseException:
-        # Stop the workers now: shutdown(wait=False) cancels only the chunks no worker has
-        # taken, and the interpreter's exit waits for the rest (16 tiles a chunk), so a build
-        # said "interrupted" and went on for seconds (and a second Ctrl-C there was a traceback).
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            with contextlib.suppress(OSError):
-                process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()

@@ -363,35 +363,3 @@ def test_cropmark_build_sets_its_own_process_allocator(
             == 0
         )
     assert calls == ["set"]  # the one-worker build only: a pool's workers set their own
-
-
-def _pid(_: int) -> int:
-    return os.getpid()
-
-
-def _sleep(seconds: float) -> float:
-    time.sleep(seconds)
-    return seconds
-
-
-def test_an_interrupt_stops_the_workers_instead_of_letting_them_finish() -> None:
-    """On Ctrl-C (or any error) in the build's process the workers are killed: letting them
-    finish the chunks they had taken (16 tiles each) kept an interrupted build running."""
-    with pytest.raises(KeyboardInterrupt), engine.local_map(2) as map_:
-        workers = set(map_(_pid, range(64)))
-        started = map_(_sleep, [60.0] * 4)  # every worker now sleeps in a task it has taken
-        assert len(workers) == 2 and started is not None
-        time.sleep(0.5)
-        raise KeyboardInterrupt
-    deadline = time.monotonic() + 30  # a bound for the failure, far under the tasks' 60 s
-    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
-        time.sleep(0.05)
-    assert not any(_alive(pid) for pid in workers)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"

@@ -9,6 +9,8 @@ anywhere before a ``--``, before or after the command.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -93,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             said = f"{args_in[0] if args_in else 'cropmark'} stopped before it finished"
         print(f"interrupted: {said}", file=sys.stderr)
+        if argv is None:  # the program's own process (cropmark, python -m builder.cli)
+            # The one line is said: a second Ctrl-C while the process stops (its workers finish
+            # the chunk they hold) would otherwise be a traceback from the interpreter's exit.
+            with contextlib.suppress(ValueError):  # not the main thread: signals are not ours
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
         return 130
 
 

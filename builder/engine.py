@@ -130,8 +130,9 @@ def _without_interrupts(start: Callable[..., Any], *args: Any, **kwargs: Any) ->
 def local_map(workers: int) -> Iterator[Mapper]:
     """A ``map`` over ``workers`` processes, in order and streaming (or plain ``map``).
 
-    Workers die with the build, start with SIGINT blocked (the build answers Ctrl-C), and
-    are killed on an error or an interrupt instead of finishing the chunks they took.
+    Workers die with the build and start with SIGINT blocked (the build answers Ctrl-C); an
+    error or an interrupt cancels the work not yet started, and each worker finishes only
+    the chunk it holds.
     """
     if workers == 1:
         yield map  # in the caller's process, whose allocator is its own (the CLI sets it)

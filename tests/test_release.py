@@ -500,6 +500,38 @@ def test_ctrl_c_while_the_workers_start_is_one_line(small_corpus: Path, tmp_path
     assert not any(_running(pid) for pid in spawned)
 
 
+def test_ctrl_c_pressed_again_while_the_build_stops_is_still_one_line(
+    big_corpus: Path, tmp_path: Path
+) -> None:
+    """After the first Ctrl-C the build waits for its workers' chunks; a second one there was
+    a traceback from the interpreter's exit and status -2."""
+    out = tmp_path / "out"
+    args = ["build", "--corpus", str(big_corpus), "--out", str(out), "--version", "1.0.0", "--workers", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "builder.cli", "--quiet", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        staging = out / "cropmark-disambiguator-s2" / f".1.0.0.tmp-{proc.pid}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(staging.glob("data/train/*.jpg"))) < 20:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the build finished before it could be interrupted"
+        for _ in range(3):  # Ctrl-C, and again, and again
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.02)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err.decode()
+    assert err.decode().splitlines() == ["interrupted: the previous release, if any, is untouched"]
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -462,19 +463,31 @@ def test_workers_die_with_the_build(sig: signal.Signals, big_corpus: Path, tmp_p
                 os.kill(pid, signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def _build_in_its_own_group(corpus: Path, out: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``cropmark build --workers 2`` in its own process group, as a terminal's foreground job
+    (Ctrl-C reaches every process of it); killed, group and all, if the test leaves it running."""
+    args = ["build", "--corpus", str(corpus), "--out", str(out), "--version", "1.0.0", "--workers", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "builder.cli", "--quiet", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def test_ctrl_c_while_the_workers_start_is_one_line(small_corpus: Path, tmp_path: Path) -> None:
     """Ctrl-C goes to the terminal's whole foreground process group. Workers caught while
     still importing printed their own KeyboardInterrupt tracebacks around the build's one
     line; they start with SIGINT blocked, and the build's process alone answers it."""
     out = tmp_path / "out"
-    args = ["build", "--corpus", str(small_corpus), "--out", str(out), "--version", "1.0.0", "--workers", "2"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "builder.cli", "--quiet", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-    )
-    try:
+    with _build_in_its_own_group(small_corpus, out) as proc:
         deadline = time.monotonic() + 60
         spawned: set[int] = set()
         while time.monotonic() < deadline and len(spawned) < 2 and proc.poll() is None:
@@ -490,10 +503,6 @@ def test_ctrl_c_while_the_workers_start_is_one_line(small_corpus: Path, tmp_path
             time.sleep(0.01)
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 130
     assert err.decode().splitlines() == ["interrupted: the previous release, if any, is untouched"]
     assert not (out / "cropmark-disambiguator-s2" / "1.0.0").exists()
@@ -506,14 +515,7 @@ def test_ctrl_c_pressed_again_while_the_build_stops_is_still_one_line(
     """After the first Ctrl-C the build waits for its workers' chunks; a second one there was
     a traceback from the interpreter's exit and status -2."""
     out = tmp_path / "out"
-    args = ["build", "--corpus", str(big_corpus), "--out", str(out), "--version", "1.0.0", "--workers", "2"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "builder.cli", "--quiet", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
+    with _build_in_its_own_group(big_corpus, out) as proc:
         staging = out / "cropmark-disambiguator-s2" / f".1.0.0.tmp-{proc.pid}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(list(staging.glob("data/train/*.jpg"))) < 20:
@@ -524,10 +526,6 @@ def test_ctrl_c_pressed_again_while_the_build_stops_is_still_one_line(
                 os.killpg(proc.pid, signal.SIGINT)
             time.sleep(0.02)
         _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 130, err.decode()
     assert err.decode().splitlines() == ["interrupted: the previous release, if any, is untouched"]
 

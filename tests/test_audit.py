@@ -6,9 +6,10 @@ import csv
 import hashlib
 import io
 import os
+import re
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -367,3 +368,40 @@ def test_redact_masks_a_private_value_anywhere() -> None:
     (shown,) = redact(["data/x: name lat41.2733x.jpg and idTAV0263y"], {"41.2733", "TAV0263"})
     assert "41.2733" not in shown and "TAV0263" not in shown
     assert "41.2…" in shown and "TAV0…" in shown
+
+
+def test_what_a_worker_found_refuses_the_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build keeps only the findings of the workers' per-tile checks (the rest is the
+    report's file digests, audit.WorkerChecks), and a finding there still refuses the release."""
+    from builder.errors import AuditError
+    from builder.release import tile
+    from builder.release.build import BuildConfig, build
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus").write()
+    planted = iter(["planted finding"])
+
+    def one_finding(pixels: object, composite: object, where: str) -> Iterator[str]:
+        yield from (f"{where}: {text}" for text in planted)  # the first tile checked only
+
+    monkeypatch.setattr(tile.audit, "half_findings", one_finding)
+    with pytest.raises(AuditError) as refused:
+        build(BuildConfig(corpus, tmp_path / "out", "1.0.0", workers=1))
+    assert re.fullmatch(
+        r"data/(train|eval)/d_tile_[a-p]{12}\.jpg: planted finding", refused.value.findings[0]
+    )
+    assert len(refused.value.findings) == 1
+
+
+def test_worker_checks_stand_for_the_tiles_the_report_lists() -> None:
+    from builder.release.audit import WorkerChecks
+
+    tile = "data/train/d_tile_abcdefghijkl.jpg"
+    sharded = "data/eval/0001/d_tile_bcdefghijklm.jpg"
+    digests = {"README.md": "r" * 64, tile: "a" * 64, sharded: "b" * 64, "data/train/metadata.csv": "m" * 64}
+    checks = WorkerChecks(digests, {sharded: ("x: finding",)})
+    assert checks[tile] == ("a" * 64, ())
+    assert checks.get(sharded) == ("b" * 64, ("x: finding",))
+    assert sorted(checks) == sorted([tile, sharded]) and len(checks) == 2
+    assert checks.get("README.md") is None and checks.get("data/train/metadata.csv") is None
+    assert checks.get("data/train/d_tile_zzzzzzzzzzzz.jpg") is None

@@ -179,3 +179,23 @@ def test_shard_folders_rank_tiles_by_name(low_limit: None) -> None:
     assert folders["eval", tile_name(contents[0])] == ""
     with pytest.raises(KeyError):
         folders["train", "d_tile_notacandidate.jpg"]
+
+
+def test_a_tile_name_collision_is_refused_before_any_tile_is_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two composites whose opaque names agree (48 bits of their identities) are refused in one
+    line naming both, before the per-tile stage starts, and nothing is left behind."""
+    from builder import domain
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus").write()
+    real = domain.tile_name
+    monkeypatch.setattr(release, "tile_name", lambda content: real("0" * 64))
+    cut: list[object] = []
+    monkeypatch.setattr(release, "tile_task", lambda task: cut.append(task))
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"^tile name d_tile_a{12}\.jpg collides for composites/site_"):
+        build(BuildConfig(corpus, out, "1.0.0", workers=1))
+    assert cut == []
+    assert not (out / "cropmark-disambiguator-s2" / "1.0.0").exists()

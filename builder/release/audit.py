@@ -61,6 +61,36 @@ TOP_LEVEL = registry.primary().top_level
 # What a build's worker checked of a tile: the SHA-256 of the bytes, and the findings.
 Checked = tuple[str, tuple[str, ...]]
 
+
+class WorkerChecks(Mapping[str, Checked]):
+    """What a build's workers checked, per tile path, kept as small as the tiles allow.
+
+    Every tile a build writes was checked by its worker (:func:`check_tile`) on the very bytes
+    whose SHA-256 the build records in its report's ``files`` (``digests``), so the checks
+    are ``digests`` itself for every tile path it lists, with the findings of the few tiles
+    that have any (``findings``); no per-tile pair is held.
+    """
+
+    def __init__(self, digests: Mapping[str, str], findings: Mapping[str, tuple[str, ...]]) -> None:
+        self._digests = digests
+        self._findings = findings
+
+    @staticmethod
+    def _tile(rel: str) -> bool:
+        return bool(TILE_NAME_RE.match(rel.rpartition("/")[2])) and rel.startswith("data/")
+
+    def __getitem__(self, rel: str) -> Checked:
+        if not self._tile(rel):
+            raise KeyError(rel)
+        return self._digests[rel], tuple(self._findings.get(rel, ()))
+
+    def __iter__(self) -> Iterator[str]:
+        return (rel for rel in self._digests if self._tile(rel))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 # A split larger than one folder holds is written into sub-folders 0000/, 0001/, ...
 SHARD_RE = re.compile(r"^\d{4}$")
 # A tile's path under its split's folder, as metadata.csv lists it.
@@ -118,9 +148,9 @@ def _check_layout(release: Path) -> Iterator[str]:
 
 
 def _check_split(
-    release: Path, split: str, tiles: list[str], known: Mapping[str, str] | None
+    release: Path, split: str, tiles: list[str], known: Mapping[str, tuple[str, str]] | None
 ) -> Iterator[str]:
-    """``metadata.csv`` of one split; ``known``: the report's ``{name: label}`` of the split."""
+    """``metadata.csv`` of one split; ``known``: the report's ``{name: (label, source)}`` of the split."""
     folder = release / "data" / split
     if not folder.is_dir():
         yield f"data/{split}/: missing"
@@ -134,17 +164,44 @@ def _check_split(
     if raw is None:
         yield f"{where}: not a regular file"
         return
+    reader = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace")))
     try:
-        rows = list(csv.reader(io.StringIO(raw.decode("utf-8", errors="replace"))))
+        header = next(reader, None)
     except csv.Error as exc:  # a field over the csv module's limit, a NUL byte
         yield f"{where}: not CSV ({str(exc)[:60]})"
         return
-    if not rows or rows[0] != ["file_name", "label"]:
-        shown = [masked_path(c[:40]) for c in (rows[0] if rows else [])]
+    if header != ["file_name", "label"]:
+        shown = [masked_path(c[:40]) for c in (header or [])]
         yield f"{where}: columns {shown}; allowed: file_name,label"
         return
     listed: dict[str, int] = {}
-    for number, row in enumerate(rows[1:], start=2):
+    try:
+        yield from _check_rows(where, enumerate(reader, start=2), listed, known)
+    except csv.Error as exc:  # read row by row: a bad row further down
+        yield f"{where}: not CSV ({str(exc)[:60]})"
+        return
+    for name, times in listed.items():
+        shown_name = masked_path(name[:60])
+        if times > 1:
+            yield f"data/{split}/{shown_name}: listed {times} times"
+        if not (folder / name).is_file():
+            yield f"data/{split}/{shown_name}: listed but missing"
+    for path in _split_entries(folder):
+        rel = path.relative_to(folder).as_posix()
+        if rel not in listed:
+            yield f"data/{split}/{masked_path(rel)}: not listed in metadata.csv"
+        if path.is_file() and not path.is_symlink() and rel in listed and TILE_PATH_RE.match(rel):
+            tiles.append(f"data/{split}/{rel}")
+
+
+def _check_rows(
+    where: str,
+    rows: Iterable[tuple[int, list[str]]],
+    listed: dict[str, int],
+    known: Mapping[str, tuple[str, str]] | None,
+) -> Iterator[str]:
+    """Findings of ``metadata.csv``'s rows (numbered), read one by one; counts each listed name."""
+    for number, row in rows:
         if len(row) != 2:
             yield f"{where}:{number}: {len(row)} fields; expected 2"
             continue
@@ -163,20 +220,8 @@ def _check_split(
                 f"{where}:{number}: {name} is not a tile of the private report "
                 "(no hash or half check possible)"
             )
-        elif known is not None and label in LABELS and known[name] != label:
-            yield f"{where}:{number}: {name} labelled {label}; the build wrote {known[name]}"
-    for name, times in listed.items():
-        shown_name = masked_path(name[:60])
-        if times > 1:
-            yield f"data/{split}/{shown_name}: listed {times} times"
-        if not (folder / name).is_file():
-            yield f"data/{split}/{shown_name}: listed but missing"
-    for path in _split_entries(folder):
-        rel = path.relative_to(folder).as_posix()
-        if rel not in listed:
-            yield f"data/{split}/{masked_path(rel)}: not listed in metadata.csv"
-        if path.is_file() and not path.is_symlink() and rel in listed and TILE_PATH_RE.match(rel):
-            tiles.append(f"data/{split}/{rel}")
+        elif known is not None and label in LABELS and known[name][0] != label:
+            yield f"{where}:{number}: {name} labelled {label}; the build wrote {known[name][0]}"
 
 
 def _split_entries(folder: Path) -> Iterator[Path]:
@@ -394,28 +439,40 @@ def audit_release(
     findings = list(_check_layout(release))
     findings += journal_findings(release)
     tiles: list[str] = []
-    known: dict[str, dict[str, str]] = {split: {} for split in SPLITS}
+    known: dict[str, dict[str, tuple[str, str]]] = {split: {} for split in SPLITS}  # name: (label, source)
     secrets = private_values(report.tiles if report is not None else ())
     for tile in report.tiles if report is not None else ():
-        known.setdefault(tile.split, {})[tile.file_name] = tile.label
+        known.setdefault(tile.split, {})[tile.file_name] = (tile.label, tile.source)
     for split in SPLITS:
         findings.extend(_check_split(release, split, tiles, known[split] if report is not None else None))
     allowed = card_numbers(report.quoted_parts() if report is not None else ())
     findings.extend(_check_text(release, secrets, allowed))
-    sources: dict[str, str] = {}
     if report is None:
         findings.append("no private report: cannot check hashes or which half was published")
     else:
         findings.extend(_check_files(release, report))
-        corpus = Path(report.corpus)
-        sources = {f"data/{t.split}/{t.file_name}": str(corpus / t.source) for t in report.tiles}
-        findings.extend(
-            f"{rel}: in the private report but not published" for rel in sorted(set(sources) - set(tiles))
+        published = set(tiles)
+        findings.extend(  # in the order of the paths: by split, then by name
+            f"data/{split}/{name}: in the private report but not published"
+            for split in sorted(known)
+            for name in sorted(known[split])
+            if f"data/{split}/{name}" not in published
         )
+        del published
+
+    def source(rel: str) -> str | None:
+        """The composite of the tile at ``rel``, when the report has one."""
+        _, split, name = rel.split("/", 2)
+        if report is None or name not in known.get(split, {}):
+            return None
+        return str(Path(report.corpus) / known[split][name][1])
+
     digests = report.files if report is not None else {}
     done = checked or {}
-    tasks = [(str(release), rel, sources.get(rel), digests.get(rel), done.get(rel)) for rel in tiles]
-    for tile_findings in progress.bar(map_(audit_tile, tasks), "audit", len(tasks), unit="tile"):
+    tasks = (  # made as the map takes them, not all at once
+        (str(release), rel, source(rel), digests.get(rel), done.get(rel)) for rel in tiles
+    )
+    for tile_findings in progress.bar(map_(audit_tile, tasks), "audit", len(tiles), unit="tile"):
         findings.extend(tile_findings)
     return redact(findings, secrets)
 

@@ -43,6 +43,7 @@ import ctypes
 import fcntl
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -75,7 +76,7 @@ from builder.layouts.base import LayoutOptions
 from builder.layouts.policy import CROPMARK, Policy
 from builder.quality import gates, halves, sides, thresholds
 from builder.quality.thresholds import GateConfig
-from builder.records import Candidate, PrivateTile, PublicTile, Rejection
+from builder.records import Candidate, PrivateTile, PublicTile, Rejection, SftRow
 from builder.release import audit, cards, leakage, licenses, siblings
 from builder.release.curate import curate
 from builder.release.report import (
@@ -421,6 +422,9 @@ def build(config: BuildConfig) -> BuildResult:
     config.check()
     corpus = config.corpus
     ingested = read_manifests(corpus)
+    # The rows are read once, by curation, and then freed: handed over as an iterator (which
+    # drops the tuple when it is done) and no longer held in ``ingested``.
+    rows, ingested = iter(ingested.rows), replace(ingested, rows=())
     all_sites = read_sites(corpus)
     gate_config = sides.load_config(corpus)  # before anything is written: a bad gates.json is one line
 
@@ -431,7 +435,7 @@ def build(config: BuildConfig) -> BuildResult:
         _recover(final)
         _clean_stale(parent, config.version)
         _check_targets(final)
-        report = _build_locked(config, final, ingested, all_sites, gate_config)
+        report = _build_locked(config, final, ingested, rows, all_sites, gate_config)
     return BuildResult(final, private_dir(final), report)
 
 
@@ -439,6 +443,7 @@ def _build_locked(
     config: BuildConfig,
     final: Path,
     ingested: Ingested,
+    rows: Iterator[SftRow],
     all_sites: dict[str, Site],
     gate_config: GateConfig,
 ) -> BuildReport:
@@ -447,14 +452,19 @@ def _build_locked(
     staged_private = parent / f".{config.version}.private.tmp-{os.getpid()}"
     ready = staged
     report: BuildReport | None = None
+    candidates: Spilled[Candidate] | None = None
     try:
         with engine.engine_map(config.engine, config.workers, config.ray_address) as map_:
             # Identity decodes every composite: on the engine, like the cut.
-            curated = curate(config.corpus, ingested.rows, map_, all_sites)
+            curated = curate(config.corpus, rows, map_, all_sites)
             sites = curated.sites
             rejections = [*ingested.rejections, *curated.rejections]
-            candidates = curated.candidates
+            # The candidates wait on disk (builder.spill) and are read back in order as the
+            # engine takes them: what curation made is not held while the tiles are cut.
+            candidates = Spilled(parent, curated.candidates)
+            del curated
             check_repository_size(config, candidates)
+            check_tile_names(candidates)
             # The audit reads the staged release, which only this machine holds: a Ray cluster's
             # workers may not see it. Its per-tile work there is a hash (the workers checked the
             # pixels), so it runs here, in this process.
@@ -485,6 +495,8 @@ def _build_locked(
             report.tiles.close()  # the spilled records: now, not when the traceback is freed
         raise
     finally:
+        if candidates is not None:
+            candidates.close()
         # After the commit each temporary holds the previous release or report (or nothing).
         for temporary in {staged, staged_private, ready}:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -512,7 +524,7 @@ def _stage(
     private: Spilled[PrivateTile] = Spilled(staged.parent)
     gate_log: Spilled[tuple[dict[str, Any], ...]] = Spilled(staged.parent)
     try:
-        tiles, hashes, views, checked = _write_tiles(
+        tiles, hashes, views, found = _write_tiles(
             staged, config, candidates, rejections, map_, gate_config, private, gate_log
         )
         return _report(
@@ -528,7 +540,7 @@ def _stage(
             gate_log,
             hashes,
             views,
-            checked,
+            found,
         )
     except BaseException:
         private.close()  # now, not when the traceback is freed: the clean-up needs descriptors
@@ -550,7 +562,7 @@ def _report(
     gate_log: Spilled[tuple[dict[str, Any], ...]],
     hashes: dict[str, dict[str, int]],
     views: dict[str, tuple[int, ...]],
-    checked: dict[str, audit.Checked],
+    found: dict[str, tuple[str, ...]],
 ) -> BuildReport:
     """The leakage searches, ``metadata.csv``, licence, card and audit of the staged tiles."""
     site_leaks = _site_leakage(staged, config, hashes, tiles, private, rejections, sites)
@@ -595,17 +607,21 @@ def _report(
     )
     card = cards.dataset_card(report, config.repo_id)
     (staged / "README.md").write_text(card, encoding="utf-8")
-    # Tiles were hashed as they were written; only the few text files are read back.
+    report = replace(report, files=_file_digests(staged, private))
+    findings = [f"README.md: {problem}" for problem in cards.validate_dataset_card(card, report, staged)]
+    findings += audit.audit_release(staged, report, audit_map, audit.WorkerChecks(report.files, found))
+    return replace(report, audit=AuditResult.of(findings))
+
+
+def _file_digests(staged: Path, private: Iterable[PrivateTile]) -> dict[str, str]:
+    """The SHA-256 of every file of ``staged``, by its path: the tiles' as they were written
+    (their private records), only the few text files read back."""
     tile_hashes = {f"data/{p.split}/{p.file_name}": p.published_sha256 for p in private}
-    files = {
+    return {
         rel: tile_hashes.get(rel) or hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(staged.rglob("*"))
         if path.is_file() and (rel := path.relative_to(staged).as_posix())
     }
-    report = replace(report, files=files)
-    findings = [f"README.md: {problem}" for problem in cards.validate_dataset_card(card, report, staged)]
-    findings += audit.audit_release(staged, report, audit_map, checked)
-    return replace(report, audit=AuditResult.of(findings))
 
 
 def tiles_per_folder() -> int:
@@ -644,6 +660,19 @@ class ShardFolders:
         return f"{index // self._capacity:04d}/"
 
 
+def check_tile_names(candidates: Sequence[Candidate]) -> None:
+    """Refuse, before any tile is cut, two candidates whose opaque tile names are the same (the
+    name keeps 48 bits of the composite's identity: a collision is unlikely, never silent).
+
+    Raises:
+        ConfigError: one line naming the two composites.
+    """
+    named = sorted((tile_name(c.content), c.source) for c in candidates)
+    for (name, first), (other, second) in itertools.pairwise(named):
+        if name == other:
+            raise ConfigError(f"tile name {name} collides for {first} and {second}")
+
+
 def check_repository_size(config: BuildConfig, candidates: Sequence[Candidate]) -> None:
     """Refuse, before any tile is cut, an imagefolder release with more files than the Hub
     recommends per repository (one file a tile, and the card, licence and notice).
@@ -673,20 +702,19 @@ def _write_tiles(
     list[PublicTile],
     dict[str, dict[str, int]],
     dict[str, tuple[int, ...]],
-    dict[str, audit.Checked],
+    dict[str, tuple[str, ...]],
 ]:
     """Cut and gate every candidate in the pool; write the tiles that pass into ``staged``,
     each tile's private record into ``private`` and every cut tile's gate results into
     ``gate_log``.
 
-    Returns the published tiles, the pHashes (as stored, per split; in every view, per tile),
-    and what the workers' audit checks found per tile path.
+    Returns the published tiles, the pHashes (as stored, per split; in every view, per eval
+    tile), and what the workers' audit checks found, per path of a tile with findings.
     """
     corpus = build.corpus
     for split in SPLITS:
         (staged / "data" / split).mkdir(parents=True)
     tiles: list[PublicTile] = []
-    seen: dict[str, str] = {}
     root = str(corpus.resolve())
     folders = ShardFolders(candidates)
     tasks = (  # made as the engine takes them (it streams), not all at once
@@ -700,9 +728,9 @@ def _write_tiles(
         )
         for c in candidates
     )
-    checked: dict[str, audit.Checked] = {}
+    found: dict[str, tuple[str, ...]] = {}  # the workers' audit findings, of the tiles with any
     hashes: dict[str, dict[str, int]] = {split: {} for split in SPLITS}
-    views: dict[str, tuple[int, ...]] = {}  # every tile's pHash in each of leakage.VIEWS
+    views: dict[str, tuple[int, ...]] = {}  # an eval tile's pHash in each of leakage.VIEWS
     outcomes = progress.bar(map_(tile_task, tasks), "cut and gate", len(candidates), unit="tile")
     for candidate, outcome in zip(candidates, outcomes, strict=True):
         if outcome.gates:
@@ -714,20 +742,20 @@ def _write_tiles(
             )
             continue
         result = outcome.cut
-        name = tile_name(candidate.content)
-        if name in seen:  # 48-bit prefix collision: never silently overwrite a tile
-            raise ConfigError(f"tile name {name} collides for {seen[name]} and {candidate.source}")
-        seen[name] = candidate.source
+        name = tile_name(candidate.content)  # unique: check_tile_names
         folder = folders[candidate.split, name]
         if folder and not (staged / "data" / candidate.split / folder).is_dir():
             (staged / "data" / candidate.split / folder).mkdir()
         name = folder + name  # the path under the split's folder, as metadata.csv lists it
         (staged / "data" / candidate.split / name).write_bytes(result.data)
-        assert outcome.phash
+        assert outcome.phash and outcome.checked is not None
         hashes[candidate.split][name] = outcome.phash[0]
-        views[name] = outcome.phash
-        if outcome.checked is not None:
-            checked[f"data/{candidate.split}/{name}"] = outcome.checked
+        if candidate.split == "eval":  # a train tile is compared as stored (leakage.near_duplicates)
+            views[name] = outcome.phash
+        # The worker hashed the bytes it checked, which are these; the audit hashes the file again.
+        published_sha256, tile_findings = outcome.checked
+        if tile_findings:
+            found[f"data/{candidate.split}/{name}"] = tile_findings
         tiles.append(PublicTile(candidate.split, name, candidate.label))
         private.append(
             PrivateTile(
@@ -736,7 +764,7 @@ def _write_tiles(
                 candidate.label,
                 candidate.source,
                 candidate.sha256,
-                hashlib.sha256(result.data).hexdigest(),
+                published_sha256,
                 result.mode,
                 candidate.rows,
                 outcome.gates,
@@ -747,7 +775,7 @@ def _write_tiles(
                 outcome.halves,
             )
         )
-    return tiles, hashes, views, checked
+    return tiles, hashes, views, found
 
 
 def _leakage(
@@ -761,8 +789,7 @@ def _leakage(
 ) -> Leakage:
     """Find train tiles that near-duplicate an eval tile (as stored, mirrored, upside down or
     turned half a turn); drop them (counted) if asked."""
-    eval_views = {name: views[name] for name in hashes["eval"]}
-    pairs, closest = leakage.near_duplicates(hashes["train"], eval_views, build.leak_threshold)
+    pairs, closest = leakage.near_duplicates(hashes["train"], views, build.leak_threshold)
     involved = sorted({p.train for p in pairs})
     dropped: list[str] = []
     if build.drop_near_duplicates and involved:

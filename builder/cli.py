@@ -3,13 +3,16 @@
 Known errors (:class:`~builder.errors.CropmarkError`, and OS errors such as a
 folder that cannot be written) are printed as one line and exit with status 2;
 ``--debug`` shows the traceback instead. ``--debug`` and ``--quiet`` are accepted
-anywhere before a ``--``, before or after the command.
+anywhere before a ``--``, before or after the command. A standard output whose reader
+went away (``| head -1``) ends the command silently with status 141.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import select
 import signal
 import sys
 from collections.abc import Sequence
@@ -85,6 +88,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_in = [a for a in args_in[:end] if a not in GLOBAL_FLAGS] + args_in[end:]
     try:
         return _run(args_in, flags)
+    except BrokenPipeError:
+        if not _stdout_gone():
+            raise  # another pipe (a worker's, a socket's): not the reader of this output
+        # The reader of the standard output went away (``cropmark build ... | head -1``): what
+        # the command did is done, only its printing stops. It ends silently with the status
+        # of a process that SIGPIPE ends (128 + 13), as Unix tools do; the standard output is
+        # first pointed at /dev/null, so that the interpreter's flush at exit does not fail
+        # again (Python's signal module documentation, "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt as exc:
         from builder.errors import Interrupted
 
@@ -103,6 +118,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _stdout_gone() -> bool:
+    """Whether the standard output is a pipe whose reader has closed it (poll(2): POLLERR on
+    the write end of a pipe without readers)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no descriptor (a replaced sys.stdout)
+        return False
+
+
 def _run(args_in: list[str], flags: dict[str, bool]) -> int:
     try:
         args = parser().parse_args(args_in)
@@ -116,8 +142,8 @@ def _run(args_in: list[str], flags: dict[str, bool]) -> int:
     try:
         code: int = args.func(args)
     except (CropmarkError, OSError) as exc:
-        if args.debug:
-            raise
+        if args.debug or (isinstance(exc, BrokenPipeError) and _stdout_gone()):
+            raise  # the output's reader went away: main ends silently
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2
     return code

@@ -271,3 +271,55 @@ def test_ctrl_c_while_the_commands_load_is_one_line(
     monkeypatch.setattr(cli, "parser", interrupted)
     assert cli.main(["--quiet", command, "x"]) == 130
     assert capsys.readouterr().err.splitlines() == [said]
+
+
+def test_a_reader_that_goes_away_ends_the_output_silently(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cropmark build ... | head -1``: the release is put in place, and when the reader of the
+    standard output has gone, the command ends silently with the status of a process that
+    SIGPIPE ends (141), not an error line; a broken pipe that is not the output stays an error."""
+    import os
+
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus").write()
+    read, write = os.pipe()
+    os.close(read)  # no reader: the first line the build prints meets EPIPE
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "builder.cli",
+                "build",
+                "--corpus",
+                str(corpus),
+                "--out",
+                str(tmp_path / "out"),
+                "--version",
+                "1.0.0",
+                "--workers",
+                "1",
+            ],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
+    assert (
+        tmp_path / "out" / "cropmark-disambiguator-s2" / "1.0.0" / "data" / "train" / "metadata.csv"
+    ).is_file()
+
+    from builder import cli
+    from builder.testing import sample
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")  # a worker's or a socket's pipe; the output is fine
+
+    monkeypatch.setattr(sample, "generate", broken)
+    assert cli.main(["sample", str(tmp_path / "s")]) == 2
+    assert capsys.readouterr().err == "error: [Errno 32] Broken pipe\n"

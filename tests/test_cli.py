@@ -117,6 +117,35 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
+def test_an_interrupted_sample_leaves_no_partial_corpus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sample`` writes beside the folder and renames the whole corpus into place: Ctrl-C (or an
+    error) part-way leaves the folder as it was (here: empty) and nothing beside it."""
+    from builder import cli
+    from builder.testing import sample
+
+    real = sample._Writer.composite
+    written: list[str] = []
+
+    def interrupted(self: object, *args: object) -> str:
+        if len(written) == 5:
+            raise KeyboardInterrupt
+        written.append(real(self, *args))  # type: ignore[arg-type]
+        return written[-1]
+
+    monkeypatch.setattr(sample._Writer, "composite", interrupted)
+    out = tmp_path / "corpus"
+    out.mkdir()
+    assert cli.main(["sample", str(out)]) == 130
+    assert (
+        len(written) == 5 and list(out.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["corpus"]
+    )
+    monkeypatch.setattr(sample._Writer, "composite", real)
+    assert cli.main(["sample", str(out), "--small"]) == 0
+    assert (out / "sft" / "train.jsonl").is_file() and [p.name for p in tmp_path.iterdir()] == ["corpus"]
+
+
 def test_sample_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "x").write_text("x")
     proc = _run("sample", str(tmp_path))

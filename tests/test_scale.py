@@ -199,3 +199,19 @@ def test_a_tile_name_collision_is_refused_before_any_tile_is_cut(
         build(BuildConfig(corpus, out, "1.0.0", workers=1))
     assert cut == []
     assert not (out / "cropmark-disambiguator-s2" / "1.0.0").exists()
+
+
+def test_composites_that_do_not_decode_are_counted_not_named(tmp_path: Path) -> None:
+    """Two composites that cannot be read (over the size limit: their identity is their path)
+    have no tile name to collide: the cut counts them as unreadable, and the build goes on."""
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus")
+    for name in ("big_a.jpg", "big_b.jpg"):
+        with (corpus.root / "composites" / name).open("wb") as f:
+            f.truncate(17 * 2**20)  # sparse: over the 16 MiB a composite may have
+        corpus.add_row("train", f"composites/{name}", "No")
+    with build(BuildConfig(corpus.write(), tmp_path / "out", "1.0.0", workers=1)) as result:
+        unreadable = [r for r in result.report.rejections if r.reason.value == "unreadable_image"]
+        assert sorted(r.where for r in unreadable) == ["composites/big_a.jpg", "composites/big_b.jpg"]
+        assert result.report.audit is not None and result.report.audit.passed

@@ -664,10 +664,13 @@ def check_tile_names(candidates: Sequence[Candidate]) -> None:
     """Refuse, before any tile is cut, two candidates whose opaque tile names are the same (the
     name keeps 48 bits of the composite's identity: a collision is unlikely, never silent).
 
+    Only a composite that decoded has a name: one that did not (its identity is its bytes'
+    hash, ``bytes:…``) is rejected by the cut, counted, and never named.
+
     Raises:
         ConfigError: one line naming the two composites.
     """
-    named = sorted((tile_name(c.content), c.source) for c in candidates)
+    named = sorted((tile_name(c.content), c.source) for c in candidates if not c.content.startswith("bytes:"))
     for (name, first), (other, second) in itertools.pairwise(named):
         if name == other:
             raise ConfigError(f"tile name {name} collides for {first} and {second}")

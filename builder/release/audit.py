@@ -286,7 +286,9 @@ def _check_text(release: Path, secrets: set[str], allowed: frozenset[float]) -> 
         # An opaque tile name (letters only) or a structural name holds no private
         # value; anything else is checked against the report's values too.
         structural = TILE_NAME_RE.match(path.name) or rel in STRUCTURAL or SHARD_PATH_RE.match(rel)
-        yield from text_findings(f"path {masked_path(rel)}", rel, () if structural else secrets)
+        # Named (masked) only in a finding: most paths have none, and masking costs a scan.
+        for finding in text_findings("", rel, () if structural else secrets):
+            yield f"path {masked_path(rel)}{finding}"
         if stat.S_ISREG(info.st_mode) and path.suffix.lower() in TEXT_SUFFIXES:
             raw = read_file(path)
             if raw is None:

@@ -333,7 +333,8 @@ def _mask_spans(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 def redact(findings: Iterable[str], secrets: Iterable[str]) -> list[str]:
-    """``findings`` with every private value that a finding quotes masked (a last safety net).
+    """``findings`` with every private value that a finding quotes masked (a last safety net),
+    then made :func:`printable`.
 
     A value is masked wherever it occurs, inside a word or a longer number too: a
     finding never prints a private value in full.
@@ -345,8 +346,18 @@ def redact(findings: Iterable[str], secrets: Iterable[str]) -> list[str]:
         spans = [
             (i, i + len(s)) for s in secrets if s.lower() in lowered for i in _occurrences(lowered, s.lower())
         ]
-        out.append(_mask_spans(finding, sorted(spans)))
+        out.append(printable(_mask_spans(finding, sorted(spans))))
     return out
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that Python does not print as itself (a newline, a
+    terminal's escape, a bidirectional override, a NUL) written as its escape (``\\n``,
+    ``\\x1b``, ``\\u202e``): a finding quotes what a release holds, and stays one line that
+    can neither pass for another nor drive the terminal that shows it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _occurrences(text: str, needle: str) -> Iterator[int]:

@@ -405,3 +405,37 @@ def test_worker_checks_stand_for_the_tiles_the_report_lists() -> None:
     assert sorted(checks) == sorted([tile, sharded]) and len(checks) == 2
     assert checks.get("README.md") is None and checks.get("data/train/metadata.csv") is None
     assert checks.get("data/train/d_tile_zzzzzzzzzzzz.jpg") is None
+
+
+def test_a_finding_is_one_line_whatever_the_release_quotes(release: tuple[Path, BuildReport]) -> None:
+    """A name in metadata.csv with a newline, a terminal escape and a bidirectional override is
+    quoted escaped: the finding can neither print a line of its own nor drive the terminal."""
+    path, report = release
+    name = "d_tile_x\naudit passed\x1b[2K\u202e.jpg"
+    _rewrite_csv(path, "train", lambda rows: [*rows, [name, "No"]])
+    findings = audit_release(path, report)
+    assert any("d_tile_x\\naudit passed\\x1b[2K\\u202e.jpg" in f for f in findings), findings
+    assert all(f.isprintable() for f in findings), findings
+
+
+@pytest.mark.parametrize("broken", ["bad header", "over the csv limit", "missing"])
+def test_an_unreadable_metadata_csv_is_one_finding_not_one_per_tile(
+    release: tuple[Path, BuildReport], broken: str
+) -> None:
+    """When a split's metadata.csv cannot be read, its own finding says so; its tiles are not
+    each listed as unpublished (they are there), and the other split is audited as usual."""
+    path, report = release
+    meta = path / "data" / "train" / "metadata.csv"
+    if broken == "bad header":
+        meta.write_text("name,answer\n")
+    elif broken == "over the csv limit":
+        _rewrite_csv(path, "train", lambda rows: [rows[0], ["x" * 200_000, "No"], *rows[1:]])
+    else:
+        meta.unlink()
+    findings = audit_release(path, report)
+    assert not any("in the private report but not published" in f for f in findings), findings
+    assert any(f.startswith("data/train/metadata.csv: ") for f in findings), findings
+    eval_tile = next(t for t in report.tiles if t.split == "eval")
+    (path / "data" / "eval" / eval_tile.file_name).unlink()
+    findings = audit_release(path, report)
+    assert f"data/eval/{eval_tile.file_name}: in the private report but not published" in findings

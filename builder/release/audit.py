@@ -148,37 +148,48 @@ def _check_layout(release: Path) -> Iterator[str]:
 
 
 def _check_split(
-    release: Path, split: str, tiles: list[str], known: Mapping[str, tuple[str, str]] | None
+    release: Path,
+    split: str,
+    tiles: list[str],
+    known: Mapping[str, tuple[str, str]] | None,
+    unread: set[str],
 ) -> Iterator[str]:
-    """``metadata.csv`` of one split; ``known``: the report's ``{name: (label, source)}`` of the split."""
+    """``metadata.csv`` of one split; ``known``: the report's ``{name: (label, source)}`` of the
+    split. A split whose ``metadata.csv`` cannot be read is added to ``unread``."""
     folder = release / "data" / split
     if not folder.is_dir():
         yield f"data/{split}/: missing"
+        unread.add(split)
         return
     meta = folder / "metadata.csv"
     where = f"data/{split}/metadata.csv"
     if not os.path.lexists(meta):
         yield f"{where}: missing"
+        unread.add(split)
         return
     raw = read_file(meta)
     if raw is None:
         yield f"{where}: not a regular file"
+        unread.add(split)
         return
     reader = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace")))
     try:
         header = next(reader, None)
-    except csv.Error as exc:  # a field over the csv module's limit, a NUL byte
+    except csv.Error as exc:  # a field over the csv module's limit
         yield f"{where}: not CSV ({str(exc)[:60]})"
+        unread.add(split)
         return
     if header != ["file_name", "label"]:
         shown = [masked_path(c[:40]) for c in (header or [])]
         yield f"{where}: columns {shown}; allowed: file_name,label"
+        unread.add(split)
         return
     listed: dict[str, int] = {}
     try:
         yield from _check_rows(where, enumerate(reader, start=2), listed, known)
     except csv.Error as exc:  # read row by row: a bad row further down
         yield f"{where}: not CSV ({str(exc)[:60]})"
+        unread.add(split)
         return
     for name, times in listed.items():
         shown_name = masked_path(name[:60])
@@ -445,8 +456,11 @@ def audit_release(
     secrets = private_values(report.tiles if report is not None else ())
     for tile in report.tiles if report is not None else ():
         known.setdefault(tile.split, {})[tile.file_name] = (tile.label, tile.source)
+    unread: set[str] = set()  # splits whose metadata.csv is missing or cannot be read
     for split in SPLITS:
-        findings.extend(_check_split(release, split, tiles, known[split] if report is not None else None))
+        findings.extend(
+            _check_split(release, split, tiles, known[split] if report is not None else None, unread)
+        )
     allowed = card_numbers(report.quoted_parts() if report is not None else ())
     findings.extend(_check_text(release, secrets, allowed))
     if report is None:
@@ -457,6 +471,7 @@ def audit_release(
         findings.extend(  # in the order of the paths: by split, then by name
             f"data/{split}/{name}: in the private report but not published"
             for split in sorted(known)
+            if split not in unread  # its metadata.csv's own finding says it: not one per tile
             for name in sorted(known[split])
             if f"data/{split}/{name}" not in published
         )

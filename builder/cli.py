@@ -87,18 +87,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags = {flag: flag in args_in[:end] for flag in GLOBAL_FLAGS}
     args_in = [a for a in args_in[:end] if a not in GLOBAL_FLAGS] + args_in[end:]
     try:
-        return _run(args_in, flags)
+        code = _run(args_in, flags)
+        try:
+            # What is buffered for the standard output (a pipe's or a file's, unless
+            # PYTHONUNBUFFERED) is written here, where a failure is answered, and not at the
+            # interpreter's exit (status 120 and "Exception ignored").
+            if sys.stdout is not None:
+                sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # a full device (>/dev/full), an I/O error
+            _silence_stdout()
+            shown = " ".join(str(exc).split())
+            print(
+                f"error: the standard output could not be written ({shown}); what the command did stands",
+                file=sys.stderr,
+            )
+            return 2
+        return code
     except BrokenPipeError:
         if not _stdout_gone():
             raise  # another pipe (a worker's, a socket's): not the reader of this output
         # The reader of the standard output went away (``cropmark build ... | head -1``): what
         # the command did is done, only its printing stops. It ends silently with the status
-        # of a process that SIGPIPE ends (128 + 13), as Unix tools do; the standard output is
-        # first pointed at /dev/null, so that the interpreter's flush at exit does not fail
-        # again (Python's signal module documentation, "Note on SIGPIPE").
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        # of a process that SIGPIPE ends (128 + 13), as Unix tools do.
+        _silence_stdout()
         return 128 + signal.SIGPIPE
     except KeyboardInterrupt as exc:
         from builder.errors import Interrupted
@@ -116,6 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(ValueError):  # not the main thread: signals are not ours
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point the standard output at /dev/null and drop what is buffered for it, so that the
+    interpreter's flush at exit does not fail again (Python's signal module documentation,
+    "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _stdout_gone() -> bool:

@@ -48,7 +48,8 @@ def bar(items: Iterable[T], desc: str, total: int | None = None, unit: str = "fi
         total=total,
         unit=unit,
         file=sys.stderr,
-        disable=True if _quiet else None,
+        # No standard error at all (``2>&-``: Python sets sys.stderr to None): no bar.
+        disable=True if _quiet or sys.stderr is None else None,
         leave=False,
         dynamic_ncols=True,
     )

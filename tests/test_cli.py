@@ -141,9 +141,21 @@ def test_an_interrupted_sample_leaves_no_partial_corpus(
     assert (
         len(written) == 5 and list(out.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["corpus"]
     )
+    written.clear()
+    assert cli.main(["sample", str(tmp_path / "new" / "corpus")]) == 130  # a new folder: removed
+    assert [p.name for p in tmp_path.iterdir()] == ["corpus", "new"] and list(
+        (tmp_path / "new").iterdir()
+    ) == []
     monkeypatch.setattr(sample._Writer, "composite", real)
     assert cli.main(["sample", str(out), "--small"]) == 0
-    assert (out / "sft" / "train.jsonl").is_file() and [p.name for p in tmp_path.iterdir()] == ["corpus"]
+    assert (out / "sft" / "train.jsonl").is_file() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "corpus",
+        "new",
+    ]
+    linked = tmp_path / "linked"
+    linked.symlink_to(tmp_path / "new")  # a link to an empty folder is that folder
+    assert cli.main(["sample", str(linked), "--small"]) == 0
+    assert (tmp_path / "new" / "sft" / "train.jsonl").is_file() and linked.is_symlink()
 
 
 def test_sample_refuses_a_non_empty_folder(tmp_path: Path) -> None:
@@ -302,39 +314,34 @@ def test_ctrl_c_while_the_commands_load_is_one_line(
     assert capsys.readouterr().err.splitlines() == [said]
 
 
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "PYTHONUNBUFFERED"])
 def test_a_reader_that_goes_away_ends_the_output_silently(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], buffered: bool
 ) -> None:
     """``cropmark build ... | head -1``: the release is put in place, and when the reader of the
     standard output has gone, the command ends silently with the status of a process that
-    SIGPIPE ends (141), not an error line; a broken pipe that is not the output stays an error."""
+    SIGPIPE ends (141), not an error line, whether Python buffers the output (its default for
+    a pipe: the failure then comes when it is flushed) or not; a full device is one line that
+    says the output could not be written; a broken pipe that is not the output stays an error."""
     import os
 
     from tests.data.factory import TinyCorpus
 
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
     corpus = TinyCorpus(tmp_path / "corpus").write()
+    command = [sys.executable, "-m", "builder.cli", "build", "--corpus", str(corpus), "--workers", "1"]
     read, write = os.pipe()
-    os.close(read)  # no reader: the first line the build prints meets EPIPE
+    os.close(read)  # no reader: the build's output meets EPIPE
     try:
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "builder.cli",
-                "build",
-                "--corpus",
-                str(corpus),
-                "--out",
-                str(tmp_path / "out"),
-                "--version",
-                "1.0.0",
-                "--workers",
-                "1",
-            ],
+            [*command, "--out", str(tmp_path / "out"), "--version", "1.0.0"],
             stdout=write,
             stderr=subprocess.PIPE,
             text=True,
             check=False,
+            env=env,
         )
     finally:
         os.close(write)
@@ -342,6 +349,22 @@ def test_a_reader_that_goes_away_ends_the_output_silently(
     assert (
         tmp_path / "out" / "cropmark-disambiguator-s2" / "1.0.0" / "data" / "train" / "metadata.csv"
     ).is_file()
+    if buffered:  # unbuffered, the failed write is the command's own one-line error
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [*command, "--out", str(tmp_path / "out2"), "--version", "1.0.0"],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+                env=env,
+            )
+        assert done.returncode == 2
+        assert done.stderr == (
+            "error: the standard output could not be written ([Errno 28] No space left on device); "
+            "what the command did stands\n"
+        )
+        assert (tmp_path / "out2" / "cropmark-disambiguator-s2" / "1.0.0" / "README.md").is_file()
 
     from builder import cli
     from builder.testing import sample
@@ -352,3 +375,31 @@ def test_a_reader_that_goes_away_ends_the_output_silently(
     monkeypatch.setattr(sample, "generate", broken)
     assert cli.main(["sample", str(tmp_path / "s")]) == 2
     assert capsys.readouterr().err == "error: [Errno 32] Broken pipe\n"
+
+
+def test_a_build_without_standard_error_draws_no_bar(tmp_path: Path) -> None:
+    """``cropmark build ... 2>&-``: with standard error closed (Python's sys.stderr is None) the
+    build runs, without progress bars; it failed with tqdm's AttributeError and no word."""
+    import os
+
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus").write()
+    out = tmp_path / "out"
+    code = (
+        "import sys; from builder.cli import main; "
+        f"sys.exit(main(['build', '--corpus', {str(corpus)!r}, '--out', {str(out)!r}, '--version', '1.0.0', "
+        "'--workers', '1']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=None,
+        close_fds=True,
+        pass_fds=(),
+        preexec_fn=lambda: os.close(2),
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+    assert (out / "cropmark-disambiguator-s2" / "1.0.0" / "README.md").is_file()

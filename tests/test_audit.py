@@ -439,3 +439,12 @@ def test_an_unreadable_metadata_csv_is_one_finding_not_one_per_tile(
     (path / "data" / "eval" / eval_tile.file_name).unlink()
     findings = audit_release(path, report)
     assert f"data/eval/{eval_tile.file_name}: in the private report but not published" in findings
+
+
+def test_a_name_too_long_to_look_up_is_a_finding_not_an_error(release: tuple[Path, BuildReport]) -> None:
+    """A metadata.csv row naming a file longer than the system can look up is refused as listed
+    but missing (one short finding), not an error that stops the audit."""
+    path, report = release
+    _rewrite_csv(path, "train", lambda rows: [*rows, ["C" * 5000 + ".jpg", "No"]])
+    findings = audit_release(path, report)
+    assert any(f.endswith(": listed but missing") and len(f) < 200 for f in findings), findings

@@ -195,7 +195,7 @@ def _check_split(
         shown_name = masked_path(name[:60])
         if times > 1:
             yield f"data/{split}/{shown_name}: listed {times} times"
-        if not (folder / name).is_file():
+        if not _is_file(folder, name):
             yield f"data/{split}/{shown_name}: listed but missing"
     for path in _split_entries(folder):
         rel = path.relative_to(folder).as_posix()
@@ -203,6 +203,15 @@ def _check_split(
             yield f"data/{split}/{masked_path(rel)}: not listed in metadata.csv"
         if path.is_file() and not path.is_symlink() and rel in listed and TILE_PATH_RE.match(rel):
             tiles.append(f"data/{split}/{rel}")
+
+
+def _is_file(folder: Path, name: str) -> bool:
+    """Whether ``folder / name`` is a file; a name the system cannot look up (too long, a NUL)
+    is not one."""
+    try:
+        return (folder / name).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _check_rows(

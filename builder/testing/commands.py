@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,20 +11,28 @@ from builder.errors import CropmarkError
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    """Write the corpus into a hidden folder beside ``out`` and rename it into place when it is
-    whole: an error or Ctrl-C leaves no partial corpus (and ``out`` as it was)."""
+    """Write the corpus into ``out`` (a new or empty folder, or a link to one); an error or
+    Ctrl-C part-way removes what was written, leaving ``out`` as it was: no partial corpus."""
     from builder.testing.sample import SMALL_PLAN, Plan, generate
 
     out: Path = args.out
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise CropmarkError(f"{out} is not a folder; choose a new folder for the sample corpus")
+    existed = out.exists()
+    if existed and any(out.iterdir()):
         raise CropmarkError(f"{out} exists and is not empty; choose a new folder for the sample corpus")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staged = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        plan = generate(staged, seed=args.seed, plan=SMALL_PLAN if args.small else Plan())
-        staged.rename(out)  # rename(2) replaces an empty folder
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
+        plan = generate(out, seed=args.seed, plan=SMALL_PLAN if args.small else Plan())
+    except BaseException:
+        if not existed:
+            shutil.rmtree(out, ignore_errors=True)
+        elif out.is_dir():  # the folder the user gave (a mount point, a link) stays; its new contents go
+            for entry in out.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        raise
     print(f"wrote a sample corpus to {out}: {plan.train_rows} train + {plan.eval_rows} eval rows")
     return 0
 

@@ -463,6 +463,14 @@ def test_workers_die_with_the_build(sig: signal.Signals, big_corpus: Path, tmp_p
                 os.kill(pid, signal.SIGKILL)
 
 
+def _as_a_shells_job() -> None:
+    """In the child, before it runs Python: SIGINT as a shell starts a job with it (default,
+    unblocked), whatever this test process holds (a child inherits an ignored SIGINT, and
+    Python then never raises KeyboardInterrupt in it)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def _build_in_its_own_group(corpus: Path, out: Path) -> Iterator[subprocess.Popen[bytes]]:
     """``cropmark build --workers 2`` in its own process group, as a terminal's foreground job
@@ -473,6 +481,7 @@ def _build_in_its_own_group(corpus: Path, out: Path) -> Iterator[subprocess.Pope
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=_as_a_shells_job,
     )
     try:
         yield proc

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -332,17 +333,21 @@ def test_a_reader_that_goes_away_ends_the_output_silently(
         env["PYTHONUNBUFFERED"] = "1"
     corpus = TinyCorpus(tmp_path / "corpus").write()
     command = [sys.executable, "-m", "builder.cli", "build", "--corpus", str(corpus), "--workers", "1"]
-    read, write = os.pipe()
-    os.close(read)  # no reader: the build's output meets EPIPE
-    try:
-        done = subprocess.run(
-            [*command, "--out", str(tmp_path / "out"), "--version", "1.0.0"],
-            stdout=write,
+
+    def build_into(out: str, stdout: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, "--out", str(tmp_path / out), "--version", "1.0.0"],
+            stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
             check=False,
             env=env,
         )
+
+    read, write = os.pipe()
+    os.close(read)  # no reader: the build's output meets EPIPE
+    try:
+        done = build_into("out", write)
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (141, "")
@@ -351,14 +356,7 @@ def test_a_reader_that_goes_away_ends_the_output_silently(
     ).is_file()
     if buffered:  # unbuffered, the failed write is the command's own one-line error
         with open("/dev/full", "w") as full:
-            done = subprocess.run(
-                [*command, "--out", str(tmp_path / "out2"), "--version", "1.0.0"],
-                stdout=full,
-                stderr=subprocess.PIPE,
-                text=True,
-                check=False,
-                env=env,
-            )
+            done = build_into("out2", full)
         assert done.returncode == 2
         assert done.stderr == (
             "error: the standard output could not be written ([Errno 28] No space left on device); "

@@ -156,41 +156,37 @@ def _check_split(
 ) -> Iterator[str]:
     """``metadata.csv`` of one split; ``known``: the report's ``{name: (label, source)}`` of the
     split. A split whose ``metadata.csv`` cannot be read is added to ``unread``."""
+    unread.add(split)  # until its rows are read
     folder = release / "data" / split
     if not folder.is_dir():
         yield f"data/{split}/: missing"
-        unread.add(split)
         return
     meta = folder / "metadata.csv"
     where = f"data/{split}/metadata.csv"
     if not os.path.lexists(meta):
         yield f"{where}: missing"
-        unread.add(split)
         return
     raw = read_file(meta)
     if raw is None:
         yield f"{where}: not a regular file"
-        unread.add(split)
         return
     reader = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace")))
     try:
         header = next(reader, None)
     except csv.Error as exc:  # a field over the csv module's limit
         yield f"{where}: not CSV ({str(exc)[:60]})"
-        unread.add(split)
         return
     if header != ["file_name", "label"]:
         shown = [masked_path(c[:40]) for c in (header or [])]
         yield f"{where}: columns {shown}; allowed: file_name,label"
-        unread.add(split)
         return
     listed: dict[str, int] = {}
     try:
         yield from _check_rows(where, enumerate(reader, start=2), listed, known)
     except csv.Error as exc:  # read row by row: a bad row further down
         yield f"{where}: not CSV ({str(exc)[:60]})"
-        unread.add(split)
         return
+    unread.discard(split)
     for name, times in listed.items():
         shown_name = masked_path(name[:60])
         if times > 1:

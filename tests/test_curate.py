@@ -316,3 +316,18 @@ def test_sites_csv_paths_are_normalised(tmp_path: Path) -> None:
     curated = curate(root, read_manifests(root).rows, sites=read_sites(root))
     found = {source: site.source_id for source, site in curated.sites.items()}
     assert found == {f"composites/site_train_{n}.jpg": f"AIM000000{n}" for n in range(3)}
+
+
+def test_copies_in_sibling_folders_are_ordered_folder_by_folder(tmp_path: Path) -> None:
+    """Curation holds paths as text, but orders them as paths, part by part: ``a/`` before
+    ``a-b/`` (as text, ``-`` sorts before ``/``). Byte-identical copies are then chosen and
+    listed as they always were, so a rebuild names the same source."""
+    corpus = TinyCorpus(tmp_path, train=1, eval_=0)
+    data = (tmp_path / "composites/site_train_0.jpg").read_bytes()
+    corpus.add_file("composites/a-b/c.jpg", data, split="train", label="No")
+    corpus.add_file("composites/a/c.jpg", data, split="train", label="No")
+    root = corpus.write()
+    curated = curate(root, read_manifests(root).rows)
+    (candidate,) = curated.candidates
+    assert candidate.copies == ("composites/a/c.jpg", "composites/a-b/c.jpg", "composites/site_train_0.jpg")
+    assert candidate.source == "composites/a/c.jpg"

@@ -39,6 +39,7 @@ import io
 import os
 import re
 import stat
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -460,7 +461,8 @@ def audit_release(
     known: dict[str, dict[str, tuple[str, str]]] = {split: {} for split in SPLITS}  # name: (label, source)
     secrets = private_values(report.tiles if report is not None else ())
     for tile in report.tiles if report is not None else ():
-        known.setdefault(tile.split, {})[tile.file_name] = (tile.label, tile.source)
+        # One text per label, not one per record read back: the map holds a tuple per tile.
+        known.setdefault(tile.split, {})[tile.file_name] = (sys.intern(tile.label), tile.source)
     unread: set[str] = set()  # splits whose metadata.csv is missing or cannot be read
     for split in SPLITS:
         findings.extend(

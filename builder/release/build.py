@@ -50,16 +50,17 @@ import os
 import re
 import shutil
 import signal
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from builder import domain, engine, progress
-from builder.domain import DATASET_NAME, LABELS, SPLITS, Reason, hub_id_problem, tile_name
+from builder.domain import DATASET_NAME, LABELS, SPLITS, Label, Reason, Split, hub_id_problem, tile_name
 from builder.engine import Mapper
 from builder.errors import (
     AuditError,
@@ -759,7 +760,9 @@ def _write_tiles(
         published_sha256, tile_findings = outcome.checked
         if tile_findings:
             found[f"data/{candidate.split}/{name}"] = tile_findings
-        tiles.append(PublicTile(candidate.split, name, candidate.label))
+        # The split and label read back from the spill are new texts per record: one of each.
+        split, label = cast(Split, sys.intern(candidate.split)), cast(Label, sys.intern(candidate.label))
+        tiles.append(PublicTile(split, name, label))
         private.append(
             PrivateTile(
                 candidate.split,

@@ -37,7 +37,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -52,23 +52,38 @@ from builder.records import Candidate, Rejection, SftRow
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """What a composite file is: its bytes' hash and its decoded Sentinel-2 half's hash."""
+    """What a composite file is: its bytes' hash and its decoded Sentinel-2 half's hash.
 
-    path: str
-    sha256: str
-    content: str | None  # None when the file does not decode as a composite
+    Curation holds one per composite file until it has grouped them, so the digests are
+    kept as their 32 raw bytes; the hex text is made when it is asked for.
+    """
+
+    file_digest: bytes | None  # SHA-256 of the file's bytes; None: the file could not be read
+    content_digest: bytes | None  # of its decoded Sentinel-2 half; None: it does not decode
     jpeg: bool  # a JPEG shown as stored: its cut can be lossless
+    unreadable: str = ""  # the path of a file that could not be read (its identity)
+
+    @property
+    def sha256(self) -> str:
+        if self.file_digest is None:
+            return f"unreadable:{self.unreadable}"
+        return self.file_digest.hex()
+
+    @property
+    def content(self) -> str | None:
+        return None if self.content_digest is None else self.content_digest.hex()
 
     @property
     def key(self) -> str:
-        return self.content if self.content is not None else f"bytes:{self.sha256}"
+        content = self.content
+        return content if content is not None else f"bytes:{self.sha256}"
 
 
-def content_hash(pixels: np.ndarray) -> str:
+def content_digest(pixels: np.ndarray) -> bytes:
     """SHA-256 of a decoded Sentinel-2 half (shape and RGB bytes)."""
     digest = hashlib.sha256(repr(pixels.shape).encode())
     digest.update(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
-    return digest.hexdigest()
+    return digest.digest()
 
 
 def identify(path: str) -> Identity:
@@ -80,15 +95,15 @@ def identify(path: str) -> Identity:
     try:
         data = read_composite(Path(path))
     except Rejected:  # not a regular, readable file: the cut says why
-        return Identity(path, f"unreadable:{path}", None, False)
-    sha = hashlib.sha256(data).hexdigest()
+        return Identity(None, None, False, path)
+    sha = hashlib.sha256(data).digest()
     try:
         opened = open_checked(data)
     except Rejected:
-        return Identity(path, sha, None, False)
+        return Identity(sha, None, False)
     half = np.asarray(opened.displayed().convert("RGB").crop((0, 0, *HALF_SIZE)))
     lossless = opened.image.format == "JPEG" and opened.orientation == 1
-    return Identity(path, sha, content_hash(half), lossless)
+    return Identity(sha, content_digest(half), lossless)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +139,13 @@ def curate(
     quarantine_files = (
         sorted(p for p in quarantine_root.rglob("*") if p.is_file()) if quarantine_root.is_dir() else []
     )
-    files = sorted({path for _, path in located} | set(quarantine_files))
-    decoded = progress.bar(map_(identify, [str(p) for p in files]), "read composites", len(files))
+    held_files = [str(p) for p in quarantine_files]
+    files = sorted({path for _, path in located} | set(held_files))
+    decoded = progress.bar(map_(identify, files), "read composites", len(files))
     identities = dict(zip(files, decoded, strict=True))
-    held = [identities[p] for p in quarantine_files]
+    held = [identities[p] for p in held_files]
     groups = _group_unquarantined(root, located, identities, held, rejections)
+    del located
     candidates: list[Candidate] = []
     candidate_sites: dict[str, Site] = {}
     for key in sorted(groups):
@@ -146,11 +163,15 @@ def curate(
 
 def _locate(
     corpus: Path, root: Path, rows: Iterable[SftRow], rejections: list[Rejection]
-) -> list[tuple[SftRow, Path]]:
+) -> list[tuple[SftRow, str]]:
     """Each row with its composite's resolved path, in row order; the others rejected (an
-    unsafe path, a missing file, a file in the quarantine folder)."""
+    unsafe path, a missing file, a file in the quarantine folder).
+
+    The paths are kept as text: curation holds one per row until it has grouped them, and
+    a ``Path`` costs several times its text.
+    """
     quarantine_root = root / QUARANTINE_DIR
-    located: list[tuple[SftRow, Path]] = []
+    located: list[tuple[SftRow, str]] = []
     for row in sorted(rows, key=_row_order):
         resolved = resolve_image(corpus, row.image)
         if isinstance(resolved, str):
@@ -165,27 +186,28 @@ def _locate(
                 Rejection(Reason.QUARANTINED, row.where, f"{shown} is in {QUARANTINE_DIR}/", row.split)
             )
             continue
-        located.append((row, resolved))
+        located.append((row, str(resolved)))
     return located
 
 
 def _group_unquarantined(
     root: Path,
-    located: list[tuple[SftRow, Path]],
-    identities: dict[Path, Identity],
+    located: list[tuple[SftRow, str]],
+    identities: dict[str, Identity],
     held: list[Identity],
     rejections: list[Rejection],
-) -> dict[str, list[tuple[SftRow, Path]]]:
+) -> dict[str, list[tuple[SftRow, str]]]:
     """The located rows grouped by their composite's identity key; a row whose bytes or
     Sentinel-2 half equal a quarantined file's is rejected instead."""
-    held_bytes = {i.sha256 for i in held}
-    held_content = {i.content for i in held if i.content is not None}
-    groups: dict[str, list[tuple[SftRow, Path]]] = defaultdict(list)
+    held_bytes = {i.file_digest for i in held if i.file_digest is not None}
+    held_content = {i.content_digest for i in held if i.content_digest is not None}
+    groups: dict[str, list[tuple[SftRow, str]]] = defaultdict(list)
     for row, path in located:
         identity = identities[path]
-        shown = path.relative_to(root).as_posix()
-        if identity.sha256 in held_bytes or identity.content in held_content:
-            same = "bytes" if identity.sha256 in held_bytes else "Sentinel-2 half"
+        in_bytes = identity.file_digest is not None and identity.file_digest in held_bytes
+        if in_bytes or (identity.content_digest is not None and identity.content_digest in held_content):
+            shown = _relative(root, path)
+            same = "bytes" if in_bytes else "Sentinel-2 half"
             rejections.append(
                 Rejection(
                     Reason.QUARANTINED,
@@ -202,8 +224,8 @@ def _group_unquarantined(
 def _candidate(
     root: Path,
     key: str,
-    members: list[tuple[SftRow, Path]],
-    identities: dict[Path, Identity],
+    members: list[tuple[SftRow, str]],
+    identities: dict[str, Identity],
     sites: dict[str, Site],
     rejections: list[Rejection],
 ) -> tuple[Candidate, Site | None] | None:
@@ -242,10 +264,10 @@ def _candidate(
                 row.split,
             )
         )
-    paths = sorted({path for _, path in members})
-    best = min(paths, key=lambda p: (not identities[p].jpeg, identities[p].sha256, p))
-    source = best.relative_to(root).as_posix()
-    copies = tuple(p.relative_to(root).as_posix() for p in paths)
+    paths = sorted({path for _, path in members}, key=_path_order)
+    best = min(paths, key=lambda p: (not identities[p].jpeg, identities[p].sha256, _path_order(p)))
+    source = _relative(root, best)
+    copies = tuple(_relative(root, p) for p in paths)
     try:
         sides = find_sides(root, copies)
         site = _site(copies, sites)
@@ -265,6 +287,17 @@ def _candidate(
         clouds=sides.clouds,
     )
     return candidate, site
+
+
+def _path_order(path: str) -> tuple[str, ...]:
+    """The order of ``Path`` objects (part by part), for paths held as text: ``a/b`` sorts
+    before ``a-c``, as it did when curation held ``Path`` objects."""
+    return PurePosixPath(path).parts
+
+
+def _relative(root: Path, path: str) -> str:
+    """The corpus-relative POSIX path of ``path``, a resolved path under ``root``."""
+    return Path(path).relative_to(root).as_posix()
 
 
 def _site(copies: tuple[str, ...], sites: dict[str, Site]) -> Site | None:

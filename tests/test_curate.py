@@ -331,3 +331,21 @@ def test_copies_in_sibling_folders_are_ordered_folder_by_folder(tmp_path: Path) 
     (candidate,) = curated.candidates
     assert candidate.copies == ("composites/a/c.jpg", "composites/a-b/c.jpg", "composites/site_train_0.jpg")
     assert candidate.source == "composites/a/c.jpg"
+
+
+def test_byte_identical_files_that_do_not_decode_are_each_rejected_as_unreadable(tmp_path: Path) -> None:
+    """Two copies of one damaged file are no composite: they are not grouped as copies (which
+    rejected them as a label or split conflict and named only one), each is rejected by the
+    cut as unreadable, under its own name."""
+    corpus = TinyCorpus(tmp_path, train=2, eval_=1)
+    damaged = (tmp_path / "composites/site_train_0.jpg").read_bytes()[:600]  # cut off in its scan
+    corpus.add_file("composites/broken_a.jpg", damaged, split="train", label="Yes")
+    corpus.add_file("composites/broken_b.jpg", damaged, split="eval", label="No")
+    corpus.add_row("train", "composites/broken_a.jpg", "Yes")  # the same file twice: a sibling row
+    report = build(BuildConfig(corpus.write(), tmp_path / "out", "1.0.0")).report
+    about = {(r.reason.value, r.where) for r in report.rejections if "broken" in r.where or ":4" in r.where}
+    assert about == {
+        ("unreadable_image", "composites/broken_a.jpg"),
+        ("unreadable_image", "composites/broken_b.jpg"),
+        ("sibling_duplicate", "sft/train.jsonl:4"),
+    }

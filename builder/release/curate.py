@@ -4,8 +4,9 @@
 (the left 256x512 pixels, RGB, as the cut sees them), not of its file: copies
 that differ only in a JPEG comment, an EXIF block, a trailing byte or the container
 (a PNG of the same pixels) are one composite, and every rule below applies to all
-of them. A file that cannot be decoded falls back to the SHA-256 of its bytes (the
-cut then rejects it with its reason).
+of them. A file that cannot be decoded is no composite: it is its own group (the
+SHA-256 of its bytes and its path), never a copy of another file, and the cut
+rejects it by name with the decoder's reason.
 
 Rules (each dropped row is counted under its reason):
 
@@ -217,7 +218,13 @@ def _group_unquarantined(
                 )
             )
             continue
-        groups[identity.key].append((row, path))
+        key = identity.key
+        if identity.content_digest is None:
+            # A file that does not decode is no composite, so it has no copies: its rows are
+            # its own, never grouped with another file's (labels, splits and side files are not
+            # compared), and the cut rejects each such file by name with the decoder's reason.
+            key = f"{key}:{_relative(root, path)}"
+        groups[key].append((row, path))
     return groups
 
 

@@ -260,16 +260,18 @@ def test_the_direct_crop_writes_no_file_and_matches_jpeglibs_public_api(
     assert composite._lossless_left_half(data) == expected
 
 
-def test_the_cut_repeats_the_strict_decode_unless_the_bytes_are_the_ones_curation_checked(
+def test_the_cut_skips_the_strict_decode_only_for_the_bytes_curation_checked(
     tmp_path: Path,
 ) -> None:
-    """The worker skips the strict entropy decode only for the very bytes curation decoded
-    strictly; a file replaced since (here by a damaged one) is decoded strictly again."""
+    """The worker skips the strict entropy decode for the very bytes curation decoded
+    strictly; a file replaced since (here by a damaged one) is not cut at all (the build
+    stops: tests/test_release.py), and a file curation could not decode is decoded strictly."""
     import hashlib
 
     from builder.quality import sides, thresholds
     from builder.release import build as release
     from builder.release.curate import identify
+    from builder.release.tile import CHANGED
 
     good = jpeg_bytes(composite_pixels(84))
     path = tmp_path / "composites" / "c.jpg"
@@ -281,9 +283,10 @@ def test_the_cut_repeats_the_strict_decode_unless_the_bytes_are_the_ones_curatio
     assert release.tile_task((*task, checked.sha256)).cut is not None
     path.write_bytes(corrupt_scan(good))  # replaced after curation
     outcome = release.tile_task((*task, checked.sha256))
+    assert outcome.cut is None and outcome.reason == CHANGED
+    outcome = release.tile_task((*task, None))
     assert outcome.cut is None and outcome.reason == Reason.UNREADABLE_IMAGE.value
     assert outcome.detail.startswith("decoder warning: Corrupt JPEG data")
-    assert release.tile_task((*task, None)).reason == Reason.UNREADABLE_IMAGE.value
 
 
 def test_a_non_image_is_rejected_with_the_same_words_in_every_process() -> None:

@@ -625,3 +625,31 @@ def test_a_sibling_layout_rebuild_leaves_no_temporaries(tmp_path: Path) -> None:
     for _ in range(2):
         result = build(BuildConfig(corpus, tmp_path / "out", "1.0.0", layout="parquet"))
     assert sorted(p.name for p in result.release.parent.iterdir()) == ["1.0.0", "1.0.0.private"]
+
+
+def test_a_composite_rewritten_during_the_build_stops_it_and_leaves_the_old_release(
+    small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Curation decides a composite's identity, copies and split on the bytes it read; a file
+    that holds other bytes when the cut comes (another program writing the corpus) is not
+    cut under that identity: the build stops in one line and the previous release stays."""
+    from builder.errors import CorpusLayoutError
+    from builder.release import build as release
+
+    first = build(BuildConfig(small_corpus, tmp_path, "1.0.0"))
+    before = _files(first.release)
+    victim = next(t for t in first.report.tiles if t.split == "train").source
+    other = next(t for t in first.report.tiles if t.split == "eval").source
+    real_check = release.check_tile_names
+
+    def check_then_rewrite(candidates: object) -> None:  # after curation, before the cut
+        real_check(candidates)  # type: ignore[arg-type]
+        (small_corpus / victim).write_bytes((small_corpus / other).read_bytes())
+
+    monkeypatch.setattr(release, "check_tile_names", check_then_rewrite)
+    with pytest.raises(CorpusLayoutError) as refused:
+        build(BuildConfig(small_corpus, tmp_path, "1.0.0"))
+    assert str(refused.value).startswith(f"{victim} changed while the build ran")
+    assert "\n" not in str(refused.value)
+    assert _files(first.release) == before
+    assert [p.name for p in first.release.parent.iterdir() if p.name.startswith(".")] == []

@@ -66,6 +66,7 @@ from builder.errors import (
     AuditError,
     BuildLockedError,
     ConfigError,
+    CorpusLayoutError,
     EmptyReleaseError,
     Interrupted,
     ReleaseLayoutError,
@@ -93,7 +94,7 @@ from builder.release.report import (
     SitePair,
     TileRecord,
 )
-from builder.release.tile import tile_task
+from builder.release.tile import CHANGED, tile_task
 from builder.spill import Mapped, Spilled
 
 # "Files per repo <100k: merge data into fewer files" (Repository limitations and recommendations).
@@ -739,6 +740,11 @@ def _write_tiles(
     for candidate, outcome in zip(candidates, outcomes, strict=True):
         if outcome.gates:
             gate_log.append(outcome.gates)
+        if outcome.reason == CHANGED:
+            raise CorpusLayoutError(
+                f"{candidate.source} changed while the build ran ({outcome.detail}); build again "
+                "when nothing writes to the corpus"
+            )
         if outcome.cut is None:
             assert outcome.reason is not None
             rejections.append(

@@ -23,6 +23,8 @@ from builder.quality import gates, halves, sides
 from builder.quality.thresholds import GateConfig
 from builder.release import audit, leakage
 
+CHANGED = "changed"  # not a counted Reason: the build stops (builder.release.build._write_tiles)
+
 
 @dataclass(frozen=True)
 class TileOutcome:
@@ -45,15 +47,18 @@ def tile_task(task: tuple[str, str, GateConfig, sides.Sides, str, str | None]) -
     The composite is decoded once and the published half once: the gates, the halves check
     and the audit's half check share those pixels; the pHash reads the half at 1/8 scale, as
     it always has. ``verified``: the SHA-256 of the bytes that curation decoded strictly
-    (:func:`builder.curate.identify`); when the file still holds exactly those bytes, the
-    strict entropy decode is not repeated (the same bytes give the same verdict).
+    (:func:`builder.curate.identify`), so the strict entropy decode is not repeated (the
+    same bytes give the same verdict). A file that no longer holds those bytes is not cut:
+    curation decided its identity, its copies and its split on other pixels, so the
+    outcome's reason is :data:`CHANGED` and the build stops.
     """
     root, source, config, side_files, where, verified = task
     path = Path(root) / source
     try:
         data = read_composite(path)
-        strict = verified is None or hashlib.sha256(data).hexdigest() != verified
-        opened = open_checked(data, strict=strict)
+        if verified is not None and hashlib.sha256(data).hexdigest() != verified:
+            return TileOutcome(None, CHANGED, "its bytes are not the ones curation read", (), None)
+        opened = open_checked(data, strict=verified is None)
         cut = cut_opened(opened, path)
     except Rejected as exc:
         return TileOutcome(None, exc.reason.value, exc.detail, (), None)

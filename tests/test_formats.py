@@ -624,3 +624,34 @@ def test_a_broken_policy_file_is_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: policy file: ") and message in err, err
     assert not out.exists() or not any(out.rglob("*.jpg"))
+
+
+@pytest.mark.parametrize("layout", ["parquet", "hdf5", "sft-jsonl"])
+def test_a_sibling_layout_audited_without_its_report_is_one_finding_naming_its_layout(
+    layout: str, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the private report (which names the layout), a Parquet, HDF5 or SFT JSONL
+    release was audited as an imagefolder: a finding for each missing metadata.csv and each
+    file an imagefolder never holds. It is now refused in one finding that says what it is."""
+    import shutil
+
+    from builder.release.audit import audit_any
+
+    result = build(BuildConfig(small_corpus, tmp_path / "out", "1.0.0", layout=layout))
+    shutil.rmtree(result.private)
+    (finding,) = audit_any(result.release, None)
+    assert finding.startswith("no private report: ") and f"a file of the {layout} layout" in finding
+    assert main(["audit", str(result.release)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"FINDING {finding}", f"audit refused {result.release}: 1 finding(s)"]
+
+
+def test_an_imagefolder_release_without_its_report_is_still_audited_as_one(tmp_path: Path) -> None:
+    from builder.release.audit import audit_any
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus").write()
+    result = build(BuildConfig(corpus, tmp_path / "out", "1.0.0"))
+    assert audit_any(result.release, None) == [
+        "no private report: cannot check hashes or which half was published"
+    ]

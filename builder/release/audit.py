@@ -519,6 +519,37 @@ def audit_any(
     """:func:`audit_release` for the primary layout (or no report), else the layout audit of the
     one the report names."""
     layout = registry.LAYOUTS.get(report.layout) if report is not None else registry.primary()
+    if report is None and (sibling := _sibling_without_report(release)) is not None:
+        return redact([sibling], set())
     if report is None or (layout is not None and layout.primary):
         return audit_release(release, report, map_)
     return audit_sibling(release, report, release.with_name(release.name + ".private"))
+
+
+# Files only the layouts other than the primary one write, at the top of a release or in its
+# data/ folder, and the layout each tells of (builder.layouts.hdf5 writes main.h5 beside a
+# metadata.parquet and a queries.jsonl, so .h5 is looked for first; sft_jsonl writes
+# data/train.jsonl, parquet data/train-00000-of-00001.parquet).
+_SIBLING_MARKS = ((".h5", "hdf5"), (".jsonl", "sft-jsonl"), (".parquet", "parquet"))
+
+
+def _sibling_without_report(release: Path) -> str | None:
+    """The one finding for a release of another layout than the primary one audited without
+    its private report (which names the layout), or ``None``: checked as the primary layout,
+    it got a finding for each missing ``metadata.csv`` and each file that layout never writes.
+    """
+    if not release.is_dir() or release.is_symlink():
+        return None
+    data = release / "data"
+    near = [*release.iterdir(), *(data.iterdir() if data.is_dir() and not data.is_symlink() else ())]
+    files = sorted(p for p in near if p.is_file() and not p.is_symlink())
+    for suffix, layout in _SIBLING_MARKS:
+        found = next((p for p in files if p.suffix == suffix), None)
+        if found is not None:
+            rel = masked_path(found.relative_to(release).as_posix())
+            return (
+                f"no private report: {rel} is a file of the {layout} layout, which is audited only "
+                "against its build's private report (read from RELEASE.private/report.json, or "
+                "give --report)"
+            )
+    return None

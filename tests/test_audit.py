@@ -41,6 +41,11 @@ def _first_tile(release: Path) -> Path:
     return sorted((release / "data" / "train").glob("*.jpg"))[0]
 
 
+def _append_bytes(path: Path, data: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(data)
+
+
 def _rewrite_csv(release: Path, split: str, edit: Callable[[list[list[str]]], list[list[str]]]) -> None:
     path = release / "data" / split / "metadata.csv"
     rows = list(csv.reader(io.StringIO(path.read_text())))
@@ -146,7 +151,16 @@ SEEDS: dict[str, tuple[Callable[[Path, BuildReport], None], str]] = {
     ),
     "metadata field over the csv limit": (
         lambda r, _: _rewrite_csv(r, "train", lambda rows: [*rows, ["x" * 200_000, "No"]]),
-        "metadata.csv: not CSV (field larger than field limit",
+        "not CSV (field larger than field limit (131072))",
+    ),
+    "metadata.csv not UTF-8": (
+        lambda r, _: _append_bytes(r / "data" / "train" / "metadata.csv", b"d_tile_\xffbad.jpg,No\n"),
+        ": not UTF-8 (byte 0xff); the loader reads the file as UTF-8",
+    ),
+    "a carriage return inside a metadata.csv field": (
+        lambda r, _: _append_bytes(r / "data" / "eval" / "metadata.csv", b"d_tile_a\rb.jpg,No\n"),
+        "not CSV (new-line character seen in unquoted field - do you need to open the file in "
+        "universal-newline mode?)",
     ),
     "tile header promises 60000x60000": (
         lambda r, _: _set_sof_size(_first_tile(r), 60_000, 60_000),

@@ -171,11 +171,17 @@ def _check_split(
     if raw is None:
         yield f"{where}: not a regular file"
         return
-    reader = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace")))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # the rows are still read, with the bad bytes replaced
+        line = raw[: exc.start].count(b"\n") + 1
+        yield f"{where}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); the loader reads the file as UTF-8"
+        text = raw.decode("utf-8", errors="replace")
+    reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader, None)
     except csv.Error as exc:  # a field over the csv module's limit
-        yield f"{where}: not CSV ({str(exc)[:60]})"
+        yield f"{where}: not CSV ({exc})"
         return
     if header != ["file_name", "label"]:
         shown = [masked_path(c[:40]) for c in (header or [])]
@@ -185,7 +191,7 @@ def _check_split(
     try:
         yield from _check_rows(where, enumerate(reader, start=2), listed, known)
     except csv.Error as exc:  # read row by row: a bad row further down
-        yield f"{where}: not CSV ({str(exc)[:60]})"
+        yield f"{where}:{reader.line_num}: not CSV ({exc})"
         return
     unread.discard(split)
     for name, times in listed.items():

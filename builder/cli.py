@@ -4,7 +4,8 @@ Known errors (:class:`~builder.errors.CropmarkError`, and OS errors such as a
 folder that cannot be written) are printed as one line and exit with status 2;
 ``--debug`` shows the traceback instead. ``--debug`` and ``--quiet`` are accepted
 anywhere before a ``--``, before or after the command. A standard output whose reader
-went away (``| head -1``) ends the command silently with status 141.
+went away (``| head -1``) ends the command silently with status 141. A closed standard
+stream (``>&-``) is given ``/dev/null``, so no file the command opens takes its number.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     accepted anywhere before a ``--``, before or after the command.
     """
     args_in = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # the program's own process
+        _open_standard_descriptors()
     end = args_in.index("--") if "--" in args_in else len(args_in)
     flags = {flag: flag in args_in[:end] for flag in GLOBAL_FLAGS}
     args_in = [a for a in args_in[:end] if a not in GLOBAL_FLAGS] + args_in[end:]
@@ -129,6 +132,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(ValueError):  # not the main thread: signals are not ours
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
         return 130
+
+
+def _open_standard_descriptors() -> None:
+    """Open ``/dev/null`` on each of descriptors 0, 1 and 2 that is closed (``cropmark build
+    >&- 2>&-``), so that no file the command opens gets one of those numbers: the next file
+    opened takes the lowest free descriptor, and whatever writes to standard output or error
+    by number (a C library's warning, a child process) would write into it (the release's
+    lock file, a tile being written). What the command prints then goes nowhere, as asked.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
+            os.set_inheritable(fd, True)
 
 
 def _silence_stdout() -> None:

@@ -401,3 +401,48 @@ def test_a_build_without_standard_error_draws_no_bar(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout
     assert (out / "cropmark-disambiguator-s2" / "1.0.0" / "README.md").is_file()
+
+
+def test_a_build_with_its_standard_streams_closed_opens_no_file_on_them(tmp_path: Path) -> None:
+    """``cropmark build ... >&- 2>&-``: a file the build opens takes the lowest free descriptor,
+    so its lock file or a spill took descriptors 1 and 2, where anything writing to standard
+    output or error by number (a C library's warning) would have written. The command opens
+    /dev/null on them first; it builds, prints nowhere, and exits 0."""
+    import json
+    import os
+
+    from tests.data.factory import TinyCorpus
+
+    corpus = TinyCorpus(tmp_path / "corpus").write()
+    out, seen = tmp_path / "out", tmp_path / "seen.json"
+    code = f"""
+import json, os, sys
+from builder.release import build as release
+
+def _target(fd):
+    try:
+        return os.readlink(f"/proc/self/fd/{{fd}}")
+    except FileNotFoundError:
+        return "closed"
+
+real = release._write_tiles
+def spy(*args, **kwargs):  # mid-build: the lock is held, the spills are open
+    links = [_target(fd) for fd in (0, 1, 2)]
+    with open({str(seen)!r}, "w") as f:
+        json.dump(links, f)
+    return real(*args, **kwargs)
+release._write_tiles = spy
+sys.argv = ["cropmark", "build", "--corpus", {str(corpus)!r}, "--out", {str(out)!r}, "--version", "1.0.0",
+            "--workers", "1"]
+from builder.cli import main
+sys.exit(main())
+"""
+
+    def close_streams() -> None:
+        for fd in (0, 1, 2):
+            os.close(fd)
+
+    done = subprocess.run([sys.executable, "-c", code], preexec_fn=close_streams, check=False)
+    assert done.returncode == 0
+    assert json.loads(seen.read_text()) == [os.devnull] * 3
+    assert (out / "cropmark-disambiguator-s2" / "1.0.0" / "README.md").is_file()

@@ -653,3 +653,30 @@ def test_a_composite_rewritten_during_the_build_stops_it_and_leaves_the_old_rele
     assert "\n" not in str(refused.value)
     assert _files(first.release) == before
     assert [p.name for p in first.release.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_full_disk_while_the_tiles_are_written_names_the_folder(
+    small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tile's write on a full file system failed with the write's own words, naming no
+    folder ("[Errno 28] No space left on device"). It names the release's folder now, and
+    nothing is left at the release path."""
+    import errno
+
+    from builder.cli import main
+
+    real = Path.write_bytes
+
+    def full(self: Path, data: bytes) -> int:
+        if self.name.startswith("d_tile_"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    out = tmp_path / "out"
+    assert main(["build", "--corpus", str(small_corpus), "--out", str(out), "--version", "1.0.0"]) == 2
+    parent = out / "cropmark-disambiguator-s2"
+    assert capsys.readouterr().err == (
+        f"error: [Errno 28] No space left on device (writing the release): '{parent}'\n"
+    )
+    assert sorted(p.name for p in parent.iterdir()) == []

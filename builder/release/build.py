@@ -40,6 +40,7 @@ from __future__ import annotations
 import bisect
 import csv
 import ctypes
+import errno
 import fcntl
 import hashlib
 import io
@@ -437,7 +438,14 @@ def build(config: BuildConfig) -> BuildResult:
         _recover(final)
         _clean_stale(parent, config.version)
         _check_targets(final)
-        report = _build_locked(config, final, ingested, rows, all_sites, gate_config)
+        try:
+            report = _build_locked(config, final, ingested, rows, all_sites, gate_config)
+        except OSError as exc:
+            if exc.filename is not None or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            # A write's own error names no file ("No space left on device"): say which folder
+            # fills up (the release, its staging and its temporary records are all in it).
+            raise OSError(exc.errno, f"{exc.strerror} (writing the release)", str(parent)) from None
     return BuildResult(final, private_dir(final), report)
 
 

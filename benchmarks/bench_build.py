@@ -291,6 +291,7 @@ def stage_costs(files: list[Path]) -> list[str]:
                     no_sides,
                     "t",
                     hashlib.sha256(d).hexdigest(),
+                    True,
                 )
                 for p, d in zip(files, data, strict=True)
             ],

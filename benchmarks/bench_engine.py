@@ -74,7 +74,7 @@ def mapped_cpu(corpus: Path, sample: int) -> float:
     for path in files:
         identity = identify(str(path))
         release.tile_task(
-            (str(corpus), path.relative_to(corpus).as_posix(), config, no_sides, "t", identity.sha256)
+            (str(corpus), path.relative_to(corpus).as_posix(), config, no_sides, "t", identity.sha256, True)
         )
     return (time.process_time() - start) / len(files)
 

@@ -280,13 +280,15 @@ def test_the_cut_skips_the_strict_decode_only_for_the_bytes_curation_checked(
     checked = identify(str(path))
     assert checked.content is not None and checked.sha256 == hashlib.sha256(good).hexdigest()
     task = (str(tmp_path), "composites/c.jpg", thresholds.GateConfig(), sides.Sides(None, None, None), "t")
-    assert release.tile_task((*task, checked.sha256)).cut is not None
+    assert release.tile_task((*task, checked.sha256, True)).cut is not None
     path.write_bytes(corrupt_scan(good))  # replaced after curation
-    outcome = release.tile_task((*task, checked.sha256))
+    outcome = release.tile_task((*task, checked.sha256, True))
     assert outcome.cut is None and outcome.reason == CHANGED
-    outcome = release.tile_task((*task, None))
-    assert outcome.cut is None and outcome.reason == Reason.UNREADABLE_IMAGE.value
-    assert outcome.detail.startswith("decoder warning: Corrupt JPEG data")
+    damaged = hashlib.sha256(corrupt_scan(good)).hexdigest()
+    for read in (damaged, None):  # curation read these bytes and could not decode them
+        outcome = release.tile_task((*task, read, False))
+        assert outcome.cut is None and outcome.reason == Reason.UNREADABLE_IMAGE.value
+        assert outcome.detail.startswith("decoder warning: Corrupt JPEG data")
 
 
 def test_a_non_image_is_rejected_with_the_same_words_in_every_process() -> None:

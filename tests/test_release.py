@@ -655,6 +655,32 @@ def test_a_composite_rewritten_during_the_build_stops_it_and_leaves_the_old_rele
     assert [p.name for p in first.release.parent.iterdir() if p.name.startswith(".")] == []
 
 
+@pytest.mark.parametrize("before_cut", [b"", b"not yet a JPEG"])
+def test_a_file_that_did_not_decode_and_is_rewritten_during_the_build_stops_it(
+    before_cut: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file curation could not decode (empty, not a JPEG yet) is its own group; when a
+    composite is written into it before the cut, it is not cut under that group's name
+    (which the audit then refused as not opaque): the build stops in one line as well."""
+    from builder.errors import CorpusLayoutError
+    from builder.release import build as release
+    from tests.data.factory import TinyCorpus, composite_pixels, jpeg_bytes
+
+    corpus = TinyCorpus(tmp_path / "corpus", train=3, eval_=2)
+    corpus.add_file("composites/late.jpg", before_cut, split="train", label="No")
+    root = corpus.write()
+    real_check = release.check_tile_names
+
+    def check_then_write(candidates: object) -> None:
+        real_check(candidates)  # type: ignore[arg-type]
+        (root / "composites" / "late.jpg").write_bytes(jpeg_bytes(composite_pixels(999)))
+
+    monkeypatch.setattr(release, "check_tile_names", check_then_write)
+    with pytest.raises(CorpusLayoutError, match=r"^composites/late\.jpg changed while the build ran"):
+        build(BuildConfig(root, tmp_path / "out", "1.0.0"))
+    assert [p.name for p in (tmp_path / "out" / "cropmark-disambiguator-s2").iterdir()] == []
+
+
 def test_a_full_disk_while_the_tiles_are_written_names_the_folder(
     small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

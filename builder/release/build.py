@@ -737,7 +737,8 @@ def _write_tiles(
             config,
             sides.Sides(c.bands, c.landcover, c.clouds),
             f"data/{c.split}/{folders[c.split, tile_name(c.content)]}{tile_name(c.content)}",
-            None if c.content.startswith("bytes:") else c.sha256,  # bytes curation decoded strictly
+            c.sha256,  # the bytes curation read ("unreadable:…" when it could not read the file)
+            not c.content.startswith("bytes:"),  # and decoded strictly
         )
         for c in candidates
     )

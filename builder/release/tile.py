@@ -40,25 +40,26 @@ class TileOutcome:
     checked: audit.Checked | None = None  # the audit's per-tile checks of the cut (audit.check_tile)
 
 
-def tile_task(task: tuple[str, str, GateConfig, sides.Sides, str, str | None]) -> TileOutcome:
+def tile_task(task: tuple[str, str, GateConfig, sides.Sides, str, str | None, bool]) -> TileOutcome:
     """Worker: cut one composite (as displayed), run the four gates on it with its side files,
     and the audit's per-tile checks (``where``: the tile's path in the release).
 
     The composite is decoded once and the published half once: the gates, the halves check
     and the audit's half check share those pixels; the pHash reads the half at 1/8 scale, as
-    it always has. ``verified``: the SHA-256 of the bytes that curation decoded strictly
-    (:func:`builder.curate.identify`), so the strict entropy decode is not repeated (the
-    same bytes give the same verdict). A file that no longer holds those bytes is not cut:
-    curation decided its identity, its copies and its split on other pixels, so the
-    outcome's reason is :data:`CHANGED` and the build stops.
+    it always has. ``read``: the SHA-256 of the bytes curation read
+    (:func:`builder.curate.identify`; ``None``: not known), and ``decoded``: whether it
+    decoded them strictly, so that the strict entropy decode is not repeated (the same bytes
+    give the same verdict). A file that no longer holds those bytes is not cut, whether it
+    decoded or not: curation decided its identity, its copies and its split on other bytes,
+    so the outcome's reason is :data:`CHANGED` and the build stops.
     """
-    root, source, config, side_files, where, verified = task
+    root, source, config, side_files, where, read, decoded = task
     path = Path(root) / source
     try:
         data = read_composite(path)
-        if verified is not None and hashlib.sha256(data).hexdigest() != verified:
+        if read is not None and hashlib.sha256(data).hexdigest() != read:
             return TileOutcome(None, CHANGED, "its bytes are not the ones curation read", (), None)
-        opened = open_checked(data, strict=verified is None)
+        opened = open_checked(data, strict=read is None or not decoded)
         cut = cut_opened(opened, path)
     except Rejected as exc:
         return TileOutcome(None, exc.reason.value, exc.detail, (), None)

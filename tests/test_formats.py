@@ -655,3 +655,29 @@ def test_an_imagefolder_release_without_its_report_is_still_audited_as_one(tmp_p
     assert audit_any(result.release, None) == [
         "no private report: cannot check hashes or which half was published"
     ]
+
+
+def test_an_imagefolder_with_a_stray_parquet_and_no_report_keeps_its_findings(
+    small_release: Path, tmp_path: Path
+) -> None:
+    """A stray ``.parquet`` in an imagefolder release (hostile test) made the no-report audit
+    one finding about the Parquet layout, hiding the imagefolder's own findings; an HDF5
+    release without its ``main.h5`` was named an SFT JSONL one."""
+    import shutil
+
+    from builder.release.audit import audit_any
+
+    release = tmp_path / "release"
+    shutil.copytree(small_release, release)
+    (release / "x.parquet").write_bytes(b"PAR1")
+    (release / "README.md").write_text("AIM0000048\n")
+    findings = audit_any(release, None)
+    assert "x.parquet: not part of a release (allowed: LICENSE, NOTICE.md, README.md, data)" in findings
+    assert any("AIM0000048" not in f and "README.md" in f for f in findings), findings
+    assert not any("parquet layout" in f for f in findings), findings
+    hdf5 = tmp_path / "hdf5"
+    (hdf5 / "shards").mkdir(parents=True)
+    (hdf5 / "queries.jsonl").write_text("{}\n")
+    (hdf5 / "shards" / "shard-00000.h5").write_bytes(b"")
+    (finding,) = audit_any(hdf5, None)
+    assert "a file of the hdf5 layout" in finding

@@ -180,8 +180,8 @@ def _check_split(
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader, None)
-    except csv.Error as exc:  # a field over the csv module's limit
-        yield f"{where}: not CSV ({exc})"
+    except csv.Error as exc:  # a field over the csv module's limit, a stray carriage return
+        yield f"{where}:{reader.line_num}: not CSV ({exc})"
         return
     if header != ["file_name", "label"]:
         shown = [masked_path(c[:40]) for c in (header or [])]
@@ -532,27 +532,40 @@ def audit_any(
     return audit_sibling(release, report, release.with_name(release.name + ".private"))
 
 
-# Files only the layouts other than the primary one write, at the top of a release or in its
-# data/ folder, and the layout each tells of (builder.layouts.hdf5 writes main.h5 beside a
-# metadata.parquet and a queries.jsonl, so .h5 is looked for first; sft_jsonl writes
-# data/train.jsonl, parquet data/train-00000-of-00001.parquet).
-_SIBLING_MARKS = ((".h5", "hdf5"), (".jsonl", "sft-jsonl"), (".parquet", "parquet"))
+# Where each layout other than the primary one writes files of its own (builder.layouts.hdf5:
+# main.h5 and shards/*.h5, with metadata.parquet and queries.jsonl at the top; sft_jsonl:
+# data/train.jsonl; parquet: data/train-00000-of-00001.parquet), and the layout each tells of.
+_SIBLING_MARKS = (
+    ("", ".h5", "hdf5"),
+    ("shards", ".h5", "hdf5"),
+    ("", ".parquet", "hdf5"),
+    ("", ".jsonl", "hdf5"),
+    ("data", ".jsonl", "sft-jsonl"),
+    ("data", ".parquet", "parquet"),
+)
 
 
 def _sibling_without_report(release: Path) -> str | None:
     """The one finding for a release of another layout than the primary one audited without
     its private report (which names the layout), or ``None``: checked as the primary layout,
     it got a finding for each missing ``metadata.csv`` and each file that layout never writes.
+
+    A release with a split folder of the primary layout (``data/train/``) is one of it,
+    whatever stray files it holds: it is audited as one, and those files are findings.
     """
     if not release.is_dir() or release.is_symlink():
         return None
-    data = release / "data"
-    near = [*release.iterdir(), *(data.iterdir() if data.is_dir() and not data.is_symlink() else ())]
-    files = sorted(p for p in near if p.is_file() and not p.is_symlink())
-    for suffix, layout in _SIBLING_MARKS:
-        found = next((p for p in files if p.suffix == suffix), None)
-        if found is not None:
-            rel = masked_path(found.relative_to(release).as_posix())
+    if any(os.path.lexists(release / "data" / split) for split in SPLITS):
+        return None
+    for folder, suffix, layout in _SIBLING_MARKS:
+        where = release / folder
+        if where.is_symlink() or not where.is_dir():
+            continue
+        found = sorted(
+            p for p in where.iterdir() if p.suffix == suffix and p.is_file() and not p.is_symlink()
+        )
+        if found:
+            rel = masked_path(found[0].relative_to(release).as_posix())
             return (
                 f"no private report: {rel} is a file of the {layout} layout, which is audited only "
                 "against its build's private report (read from RELEASE.private/report.json, or "

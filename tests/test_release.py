@@ -681,24 +681,43 @@ def test_a_file_that_did_not_decode_and_is_rewritten_during_the_build_stops_it(
     assert [p.name for p in (tmp_path / "out" / "cropmark-disambiguator-s2").iterdir()] == []
 
 
-def test_a_full_disk_while_the_tiles_are_written_names_the_folder(
-    small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("full_at", ["a tile", "the lock"])
+def test_a_full_disk_during_a_build_names_the_folder(
+    full_at: str,
+    small_corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A tile's write on a full file system failed with the write's own words, naming no
-    folder ("[Errno 28] No space left on device"). It names the release's folder now, and
-    nothing is left at the release path."""
+    """A write on a full file system (a tile's, the lock's process number) failed with the
+    write's own words, naming no folder ("[Errno 28] No space left on device"). It names the
+    release's folder now, and nothing is left at the release path."""
     import errno
 
     from builder.cli import main
+    from builder.release import build as release
 
-    real = Path.write_bytes
+    def no_space() -> OSError:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    def full(self: Path, data: bytes) -> int:
-        if self.name.startswith("d_tile_"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(self, data)
+    if full_at == "a tile":
+        real = Path.write_bytes
 
-    monkeypatch.setattr(Path, "write_bytes", full)
+        def full(self: Path, data: bytes) -> int:
+            if self.name.startswith("d_tile_"):
+                raise no_space()
+            return real(self, data)
+
+        monkeypatch.setattr(Path, "write_bytes", full)
+    else:
+        real_write = os.write
+
+        def full_write(fd: int, data: bytes) -> int:
+            if data.strip().isdigit():  # the lock file's process number
+                raise no_space()
+            return real_write(fd, data)
+
+        monkeypatch.setattr(release.os, "write", full_write)
     out = tmp_path / "out"
     assert main(["build", "--corpus", str(small_corpus), "--out", str(out), "--version", "1.0.0"]) == 2
     parent = out / "cropmark-disambiguator-s2"

@@ -434,18 +434,18 @@ def build(config: BuildConfig) -> BuildResult:
     parent = config.out / config.name
     parent.mkdir(parents=True, exist_ok=True)
     final = parent / config.version
-    with build_lock(final):
-        _recover(final)
-        _clean_stale(parent, config.version)
-        _check_targets(final)
-        try:
+    try:
+        with build_lock(final):
+            _recover(final)
+            _clean_stale(parent, config.version)
+            _check_targets(final)
             report = _build_locked(config, final, ingested, rows, all_sites, gate_config)
-        except OSError as exc:
-            if exc.filename is not None or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            # A write's own error names no file ("No space left on device"): say which folder
-            # fills up (the release, its staging and its temporary records are all in it).
-            raise OSError(exc.errno, f"{exc.strerror} (writing the release)", str(parent)) from None
+    except OSError as exc:
+        if exc.filename is not None or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A write's own error names no file ("No space left on device"): say which folder
+        # fills up (the lock, the release, its staging and its temporary records are all in it).
+        raise OSError(exc.errno, f"{exc.strerror} (writing the release)", str(parent)) from None
     return BuildResult(final, private_dir(final), report)
 
 

@@ -655,6 +655,30 @@ def test_a_composite_rewritten_during_the_build_stops_it_and_leaves_the_old_rele
     assert [p.name for p in first.release.parent.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_composite_removed_during_the_build_stops_it(
+    small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A composite curation read and that is gone (or a FIFO) when the cut comes was counted
+    unreadable and its copies dropped as its duplicates (hostile test): the build stops."""
+    from builder.errors import CorpusLayoutError
+    from builder.release import build as release
+
+    first = build(BuildConfig(small_corpus, tmp_path, "1.0.0"))
+    before = _files(first.release)
+    victim = next(t for t in first.report.tiles if t.split == "eval").source
+    real_check = release.check_tile_names
+
+    def check_then_remove(candidates: object) -> None:
+        real_check(candidates)  # type: ignore[arg-type]
+        (small_corpus / victim).unlink()
+        os.mkfifo(small_corpus / victim)
+
+    monkeypatch.setattr(release, "check_tile_names", check_then_remove)
+    with pytest.raises(CorpusLayoutError, match=rf"^{victim} changed while the build ran \(it can no longer"):
+        build(BuildConfig(small_corpus, tmp_path, "1.0.0"))
+    assert _files(first.release) == before
+
+
 @pytest.mark.parametrize("before_cut", [b"", b"not yet a JPEG"])
 def test_a_file_that_did_not_decode_and_is_rewritten_during_the_build_stops_it(
     before_cut: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

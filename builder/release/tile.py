@@ -11,6 +11,7 @@ start (``benchmarks/bench_build.py`` prints where a build's time goes).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from builder.quality import gates, halves, sides
 from builder.quality.thresholds import GateConfig
 from builder.release import audit, leakage
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")  # curation's hash of bytes it read (not "unreadable:…")
 CHANGED = "changed"  # not a counted Reason: the build stops (builder.release.build._write_tiles)
 
 
@@ -49,14 +51,19 @@ def tile_task(task: tuple[str, str, GateConfig, sides.Sides, str, str | None, bo
     it always has. ``read``: the SHA-256 of the bytes curation read
     (:func:`builder.curate.identify`; ``None``: not known), and ``decoded``: whether it
     decoded them strictly, so that the strict entropy decode is not repeated (the same bytes
-    give the same verdict). A file that no longer holds those bytes is not cut, whether it
-    decoded or not: curation decided its identity, its copies and its split on other bytes,
-    so the outcome's reason is :data:`CHANGED` and the build stops.
+    give the same verdict). A file that no longer holds those bytes, or can no longer be read,
+    is not cut, whether it decoded or not: curation decided its identity, its copies and its
+    split on other bytes, so the outcome's reason is :data:`CHANGED` and the build stops.
     """
     root, source, config, side_files, where, read, decoded = task
     path = Path(root) / source
     try:
-        data = read_composite(path)
+        try:
+            data = read_composite(path)
+        except Rejected as exc:
+            if read is not None and _SHA256_HEX.fullmatch(read):  # curation read it: it changed
+                return TileOutcome(None, CHANGED, f"it can no longer be read: {exc.detail}", (), None)
+            raise
         if read is not None and hashlib.sha256(data).hexdigest() != read:
             return TileOutcome(None, CHANGED, "its bytes are not the ones curation read", (), None)
         opened = open_checked(data, strict=read is None or not decoded)

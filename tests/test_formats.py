@@ -632,18 +632,22 @@ def test_a_sibling_layout_audited_without_its_report_is_one_finding_naming_its_l
 ) -> None:
     """Without the private report (which names the layout), a Parquet, HDF5 or SFT JSONL
     release was audited as an imagefolder: a finding for each missing metadata.csv and each
-    file an imagefolder never holds. It is now refused in one finding that says what it is."""
+    file an imagefolder never holds. It is now refused by a finding that says what it is;
+    only the text scan, which needs no report, runs besides (without the report it cannot
+    tell a figure of the card from a record number, so it names those too)."""
     import shutil
 
     from builder.release.audit import audit_any
 
     result = build(BuildConfig(small_corpus, tmp_path / "out", "1.0.0", layout=layout))
     shutil.rmtree(result.private)
-    (finding,) = audit_any(result.release, None)
+    finding, *others = audit_any(result.release, None)
     assert finding.startswith("no private report: ") and f"a file of the {layout} layout" in finding
+    assert all(f.startswith("README.md:") for f in others), others
     assert main(["audit", str(result.release)]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"FINDING {finding}", f"audit refused {result.release}: 1 finding(s)"]
+    assert out[0] == f"FINDING {finding}"
+    assert out[-1] == f"audit refused {result.release}: {1 + len(others)} finding(s)"
 
 
 def test_an_imagefolder_release_without_its_report_is_still_audited_as_one(tmp_path: Path) -> None:
@@ -681,3 +685,8 @@ def test_an_imagefolder_with_a_stray_parquet_and_no_report_keeps_its_findings(
     (hdf5 / "shards" / "shard-00000.h5").write_bytes(b"")
     (finding,) = audit_any(hdf5, None)
     assert "a file of the hdf5 layout" in finding
+    # What needs no report is still checked behind such a file (hostile test).
+    (hdf5 / "README.md").write_text("site at 51.52341, -0.12345\n")
+    findings = audit_any(hdf5, None)
+    assert "a file of the hdf5 layout" in findings[0], findings
+    assert any(f.startswith("README.md:1: coordinate pair") for f in findings[1:]), findings

@@ -526,7 +526,10 @@ def audit_any(
     one the report names."""
     layout = registry.LAYOUTS.get(report.layout) if report is not None else registry.primary()
     if report is None and (sibling := _sibling_without_report(release)) is not None:
-        return redact([sibling], set())
+        # Its layout is not checked; what needs no report still is: values and patterns that
+        # must never be published, in every path and text file (a hostile test hid a
+        # coordinate in README.md behind a stray data/x.parquet).
+        return redact([sibling, *_check_text(release, set(), card_numbers(()))], set())
     if report is None or (layout is not None and layout.primary):
         return audit_release(release, report, map_)
     return audit_sibling(release, report, release.with_name(release.name + ".private"))

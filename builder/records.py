@@ -41,6 +41,11 @@ class SftRow:
     label: Label
 
 
+# How a Candidate's ``sha256`` starts when curation could not read the file (it is then the
+# file's path): no hash of bytes was taken.
+UNREADABLE = "unreadable:"
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """A unique composite after curation, before it is cut.
@@ -48,7 +53,8 @@ class Candidate:
     Attributes:
         split: where it will be published.
         source: corpus-relative POSIX path of the copy that is cut (private).
-        sha256: hash of that copy's bytes (private).
+        sha256: hash of that copy's bytes (private); :data:`UNREADABLE` and its path when
+            curation could not read it.
         label: the agreed label of all its rows.
         rows: ``manifest:line`` of every row that referenced it, sorted.
         content: SHA-256 of its decoded Sentinel-2 half: its identity, and its tile name.

@@ -549,8 +549,8 @@ _SIBLING_MARKS = (
 
 
 def _sibling_without_report(release: Path) -> str | None:
-    """The one finding for a release of another layout than the primary one audited without
-    its private report (which names the layout), or ``None``: checked as the primary layout,
+    """The layout finding for a release of another layout than the primary one audited
+    without its private report (which names the layout), or ``None``: checked as the primary layout,
     it got a finding for each missing ``metadata.csv`` and each file that layout never writes.
 
     A release with a split folder of the primary layout (``data/train/``) is one of it,

@@ -737,7 +737,7 @@ def _write_tiles(
             config,
             sides.Sides(c.bands, c.landcover, c.clouds),
             f"data/{c.split}/{folders[c.split, tile_name(c.content)]}{tile_name(c.content)}",
-            c.sha256,  # the bytes curation read ("unreadable:…" when it could not read the file)
+            c.sha256,  # the bytes curation read (records.UNREADABLE… when it could not read the file)
             not c.content.startswith("bytes:"),  # and decoded strictly
         )
         for c in candidates

@@ -48,7 +48,7 @@ from builder.engine import Mapper
 from builder.ingest.composite import Rejected, open_checked, read_composite
 from builder.ingest.corpus import QUARANTINE_DIR, Site, resolve_image
 from builder.quality.sides import SideRejected, find_sides
-from builder.records import Candidate, Rejection, SftRow
+from builder.records import UNREADABLE, Candidate, Rejection, SftRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ class Identity:
     @property
     def sha256(self) -> str:
         if self.file_digest is None:
-            return f"unreadable:{self.unreadable}"
+            return f"{UNREADABLE}{self.unreadable}"
         return self.file_digest.hex()
 
     @property

@@ -11,7 +11,6 @@ start (``benchmarks/bench_build.py`` prints where a build's time goes).
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ from builder.domain import HALF_SIZE, Reason
 from builder.ingest.composite import Cut, Rejected, cut_opened, open_checked, read_composite
 from builder.quality import gates, halves, sides
 from builder.quality.thresholds import GateConfig
+from builder.records import UNREADABLE
 from builder.release import audit, leakage
 
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")  # curation's hash of bytes it read (not "unreadable:…")
 CHANGED = "changed"  # not a counted Reason: the build stops (builder.release.build._write_tiles)
 
 
@@ -61,7 +60,7 @@ def tile_task(task: tuple[str, str, GateConfig, sides.Sides, str, str | None, bo
         try:
             data = read_composite(path)
         except Rejected as exc:
-            if read is not None and _SHA256_HEX.fullmatch(read):  # curation read it: it changed
+            if read is not None and not read.startswith(UNREADABLE):  # curation read it: it changed
                 return TileOutcome(None, CHANGED, f"it can no longer be read: {exc.detail}", (), None)
             raise
         if read is not None and hashlib.sha256(data).hexdigest() != read:

@@ -9,7 +9,9 @@ interface, an ordered and streaming ``map``::
         results = list(map_(fn, items))  # in the order of items, produced as they come
 
 - ``local``: a ``ProcessPoolExecutor`` of ``workers`` spawned processes (or plain ``map``
-  with one), chunks of :data:`CHUNK` items. Workers die with the build.
+  with one), chunks of :data:`CHUNK` items, at most :data:`IN_FLIGHT_PER_CPU` chunks per
+  worker submitted at once (``Executor.map`` submits every item before it yields one, so
+  the driver held every task, its future and its result at once). Workers die with the build.
 - ``ray``: the same chunks as Ray tasks (https://docs.ray.io/en/latest/ray-core/tasks.html),
   at most :data:`IN_FLIGHT_PER_CPU` chunks per CPU of the cluster submitted at once (the
   driver's memory stays flat in the number of items), each retried up to :data:`RETRIES`
@@ -41,7 +43,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from importlib import metadata
 from itertools import islice
@@ -54,7 +56,7 @@ Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 
 ENGINES = ("local", "ray")
 CHUNK = 16  # items per task: a tile costs tens of milliseconds, a task's overhead about one
-IN_FLIGHT_PER_CPU = 2  # chunks submitted per cluster CPU: one running, one queued behind it
+IN_FLIGHT_PER_CPU = 2  # chunks submitted per CPU (a pool worker, a cluster CPU): one running, one queued
 RETRIES = 3  # Ray's max_retries: reruns of a task whose worker process or node died
 CONNECT_TIMEOUT_S = 10.0
 RAY_EXTRA = "pip install 'cropmark[ray]'"
@@ -114,8 +116,8 @@ def _without_interrupts(start: Callable[..., Any], *args: Any, **kwargs: Any) ->
     printed its own KeyboardInterrupt traceback, dozens of lines around the build's one line.
     The build's process handles the interrupt (it cancels the work and the workers die with
     it); a SIGINT that comes in the meantime is delivered here when the mask is restored.
-    ``ProcessPoolExecutor.map`` submits every chunk before it returns, and a pool spawns its
-    processes only from ``submit``.
+    A pool spawns its processes only from ``submit`` (with the spawn context, from any
+    ``submit`` that finds no idle worker), so every ``submit`` goes through here.
     """
     if threading.current_thread() is not threading.main_thread():
         return start(*args, **kwargs)  # signals are delivered to the main thread only
@@ -142,8 +144,24 @@ def local_map(workers: int) -> Iterator[Mapper]:
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
     )
+    window = workers * IN_FLIGHT_PER_CPU
+
+    def map_(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        pending: deque[Future[list[Any]]] = deque()
+        try:
+            for chunk in _chunks(items, CHUNK):
+                # A pool spawns its processes from ``submit``: SIGINT stays blocked there.
+                pending.append(_without_interrupts(pool.submit, run_items, fn, chunk))
+                if len(pending) >= window:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+        finally:
+            for future in pending:  # an error, an interrupt or an abandoned map: drop the rest
+                future.cancel()
+
     try:
-        yield lambda fn, items: _without_interrupts(pool.map, fn, items, chunksize=CHUNK)
+        yield map_
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -174,6 +192,11 @@ def code_digest() -> str:
             installed = "absent"
         digest.update(f"{name}=={installed}\0".encode())
     return digest.hexdigest()
+
+
+def run_items(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """One chunk of the local pool: ``fn`` over ``items`` in order."""
+    return [fn(item) for item in items]
 
 
 def run_chunk(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[str, list[Any]]:

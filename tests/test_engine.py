@@ -151,6 +151,31 @@ def test_ray_map_is_ordered_streaming_and_bounded(ray_cluster: dict[str, Any]) -
         assert first[0] == 0
 
 
+def test_local_map_is_ordered_streaming_and_bounded() -> None:
+    """The pool's map yields in order, on both workers, and submits only a window of chunks
+    ahead: ``Executor.map`` took every item (and held its task, future and result) before it
+    yielded the first, so an endless input never returned and the driver's memory grew with
+    the tiles."""
+    with engine.local_map(2) as map_:
+        results = list(map_(_pid_of, range(200)))
+        assert [r[0] for r in results] == [x * x for x in range(200)]
+        assert len({pid for _, pid in results}) == 2
+        assert os.getpid() not in {pid for _, pid in results}
+        taken = itertools.count()
+        items = (next(taken) for _ in itertools.count())
+        mapped = map_(_pid_of, items)
+        assert next(mapped)[0] == 0
+        # The first result came back after a window of chunks was submitted, not the input.
+        assert next(taken) == 2 * engine.IN_FLIGHT_PER_CPU * engine.CHUNK
+        mapped.close()  # the chunks not started are cancelled
+        assert [r[0] for r in map_(_pid_of, range(5))] == [0, 1, 4, 9, 16]  # the pool still works
+
+
+def test_local_map_raises_a_tasks_error_and_cancels_the_rest() -> None:
+    with engine.local_map(2) as map_, pytest.raises(EngineError, match=r"^item 20 is bad$"):
+        list(map_(_fail, range(64)))
+
+
 def _fail(x: int) -> int:
     if x == 20:
         raise EngineError(f"item {x} is bad")

@@ -330,11 +330,13 @@ def _check_text(release: Path, secrets: set[str], allowed: frozenset[float]) -> 
 def _check_files(release: Path, report: BuildReport) -> Iterator[str]:
     files = report.files
     present = {rel for rel, info in _entries(release) if not stat.S_ISDIR(info.st_mode)}
-    for rel in sorted(present - set(files)):
+    # Set operations on the keys' view: only the differences are new sets, not a copy of files.
+    for rel in sorted(present - files.keys()):
         yield f"{masked_path(rel)}: not written by the build (the private report does not list it)"
-    for rel in sorted(set(files) - present):
+    for rel in sorted(files.keys() - present):
         yield f"{rel}: written by the build but missing"
-    for rel, digest in sorted(files.items()):
+    for rel in sorted(files):
+        digest = files[rel]
         path = release / rel
         tile = TILE_NAME_RE.match(path.name)  # tiles are hashed in audit_tile, in parallel
         if rel not in present or tile:

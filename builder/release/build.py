@@ -43,7 +43,6 @@ import ctypes
 import errno
 import fcntl
 import hashlib
-import io
 import itertools
 import json
 import math
@@ -207,13 +206,19 @@ def private_dir(release: Path) -> Path:
     return release.with_name(release.name + ".private")
 
 
-def _write_csv(path: Path, tiles: Sequence[PublicTile]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file_name", "label"])
-    for tile in sorted(tiles, key=lambda t: t.file_name):
-        writer.writerow([tile.file_name, tile.label])
-    path.write_text(buffer.getvalue(), encoding="utf-8")
+def _write_csv(path: Path, tiles: Iterable[PublicTile]) -> None:
+    rows = sorted((tile.file_name, tile.label) for tile in tiles)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["file_name", "label"])
+        writer.writerows(rows)
+
+
+def _public(tile: PrivateTile) -> PublicTile:
+    """A published tile's public record (one text per split and label, not one per record read
+    back from the spill)."""
+    split, label = cast(Split, sys.intern(tile.split)), cast(Label, sys.intern(tile.label))
+    return PublicTile(split, tile.file_name, label)
 
 
 @contextmanager
@@ -534,9 +539,12 @@ def _stage(
     private: Spilled[PrivateTile] = Spilled(staged.parent)
     gate_log: Spilled[tuple[dict[str, Any], ...]] = Spilled(staged.parent)
     try:
-        tiles, hashes, views, found = _write_tiles(
+        hashes, views, found = _write_tiles(
             staged, config, candidates, rejections, map_, gate_config, private, gate_log
         )
+        # The public records are read from the private ones as they are needed, not held:
+        # a train tile the leakage steps drop leaves both at once (Spilled.retain).
+        tiles = Mapped(private, _public)
         return _report(
             config,
             staged,
@@ -567,7 +575,7 @@ def _report(
     rejections: list[Rejection],
     gate_config: GateConfig,
     audit_map: Mapper,
-    tiles: list[PublicTile],
+    tiles: Sequence[PublicTile],
     private: Spilled[PrivateTile],
     gate_log: Spilled[tuple[dict[str, Any], ...]],
     hashes: dict[str, dict[str, int]],
@@ -575,14 +583,14 @@ def _report(
     found: dict[str, tuple[str, ...]],
 ) -> BuildReport:
     """The leakage searches, ``metadata.csv``, licence, card and audit of the staged tiles."""
-    site_leaks = _site_leakage(staged, config, hashes, tiles, private, rejections, sites)
-    leaks = _leakage(staged, config, hashes, views, tiles, private, rejections)
+    site_leaks = _site_leakage(staged, config, hashes, private, rejections, sites)
+    leaks = _leakage(staged, config, hashes, views, private, rejections)
     if leaks.dropped and not site_leaks.dropped:  # what the pHash step dropped is no longer kept
         published = {p.file_name for p in private if p.split == "train"}
         kept = tuple(pair for pair in site_leaks.pairs if pair.train in published)
         site_leaks = replace(site_leaks, pairs=kept, train_tiles=len({pair.train for pair in kept}))
     for split in SPLITS:
-        _write_csv(staged / "data" / split / "metadata.csv", [t for t in tiles if t.split == split])
+        _write_csv(staged / "data" / split / "metadata.csv", (t for t in tiles if t.split == split))
     gate_stats = gate_summary(gate_config, gate_log, private)
     for split in SPLITS:
         if not any(t.split == split for t in tiles):
@@ -712,7 +720,6 @@ def _write_tiles(
     private: Spilled[PrivateTile],
     gate_log: Spilled[tuple[dict[str, Any], ...]],
 ) -> tuple[
-    list[PublicTile],
     dict[str, dict[str, int]],
     dict[str, tuple[int, ...]],
     dict[str, tuple[str, ...]],
@@ -721,13 +728,12 @@ def _write_tiles(
     each tile's private record into ``private`` and every cut tile's gate results into
     ``gate_log``.
 
-    Returns the published tiles, the pHashes (as stored, per split; in every view, per eval
+    Returns the pHashes (as stored, per split; in every view, per eval
     tile), and what the workers' audit checks found, per path of a tile with findings.
     """
     corpus = build.corpus
     for split in SPLITS:
         (staged / "data" / split).mkdir(parents=True)
-    tiles: list[PublicTile] = []
     root = str(corpus.resolve())
     folders = ShardFolders(candidates)
     tasks = (  # made as the engine takes them (it streams), not all at once
@@ -775,9 +781,6 @@ def _write_tiles(
         published_sha256, tile_findings = outcome.checked
         if tile_findings:
             found[f"data/{candidate.split}/{name}"] = tile_findings
-        # The split and label read back from the spill are new texts per record: one of each.
-        split, label = cast(Split, sys.intern(candidate.split)), cast(Label, sys.intern(candidate.label))
-        tiles.append(PublicTile(split, name, label))
         private.append(
             PrivateTile(
                 candidate.split,
@@ -796,7 +799,7 @@ def _write_tiles(
                 outcome.halves,
             )
         )
-    return tiles, hashes, views, found
+    return hashes, views, found
 
 
 def _leakage(
@@ -804,7 +807,6 @@ def _leakage(
     build: BuildConfig,
     hashes: dict[str, dict[str, int]],
     views: dict[str, tuple[int, ...]],
-    tiles: list[PublicTile],
     private: Spilled[PrivateTile],
     rejections: list[Rejection],
 ) -> Leakage:
@@ -820,7 +822,7 @@ def _leakage(
             + ("" if pair.view == leakage.VIEWS[0] else f" {pair.view}")
             for name, pair in nearest.items()
         }
-        _drop_train(staged, involved, Reason.NEAR_DUPLICATE, details, hashes, tiles, private, rejections)
+        _drop_train(staged, involved, Reason.NEAR_DUPLICATE, details, hashes, private, rejections)
         dropped = involved
     return Leakage(
         method=(
@@ -843,7 +845,6 @@ def _drop_train(
     reason: Reason,
     details: dict[str, str],
     hashes: dict[str, dict[str, int]],
-    tiles: list[PublicTile],
     private: Spilled[PrivateTile],
     rejections: list[Rejection],
 ) -> None:
@@ -854,7 +855,6 @@ def _drop_train(
         rejections.append(Rejection(reason, by_name[name].source, details[name], "train"))
         hashes["train"].pop(name, None)
     gone = set(names)
-    tiles[:] = [t for t in tiles if not (t.split == "train" and t.file_name in gone)]
     private.retain(lambda p: not (p.split == "train" and p.file_name in gone))
 
 
@@ -862,7 +862,6 @@ def _site_leakage(
     staged: Path,
     build: BuildConfig,
     hashes: dict[str, dict[str, int]],
-    tiles: list[PublicTile],
     private: Spilled[PrivateTile],
     rejections: list[Rejection],
     sites: dict[str, Site],
@@ -888,7 +887,7 @@ def _site_leakage(
             )
             for name, pair in nearest.items()
         }
-        _drop_train(staged, involved, Reason.SITE_LEAK, details, hashes, tiles, private, rejections)
+        _drop_train(staged, involved, Reason.SITE_LEAK, details, hashes, private, rejections)
     return SiteLeakage(
         method="same source record, or great-circle distance between sites.csv points",
         evaluated=bool(sites),

@@ -162,7 +162,8 @@ def test_local_map_is_ordered_streaming_and_bounded() -> None:
         assert len({pid for _, pid in results}) == 2
         assert os.getpid() not in {pid for _, pid in results}
         taken = itertools.count()
-        items = (next(taken) for _ in itertools.count())
+        # A long input (Executor.map took all 100,000 before it yielded the first result).
+        items = (next(taken) for _ in range(100_000))
         mapped = map_(_pid_of, items)
         assert next(mapped)[0] == 0
         # The first result came back after a window of chunks was submitted, not the input.

@@ -200,12 +200,19 @@ def _check_split(
             yield f"data/{split}/{shown_name}: listed {times} times"
         if not _is_file(folder, name):
             yield f"data/{split}/{shown_name}: listed but missing"
-    for path in _split_entries(folder):
-        rel = path.relative_to(folder).as_posix()
+    for rel in _split_entries(folder):
         if rel not in listed:
             yield f"data/{split}/{masked_path(rel)}: not listed in metadata.csv"
-        if path.is_file() and not path.is_symlink() and rel in listed and TILE_PATH_RE.match(rel):
+        elif TILE_PATH_RE.match(rel) and _regular(folder / rel):
             tiles.append(f"data/{split}/{rel}")
+
+
+def _regular(path: Path) -> bool:
+    """Whether ``path`` is a regular file itself (not a symbolic link to one)."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def _is_file(folder: Path, name: str) -> bool:
@@ -247,16 +254,18 @@ def _check_rows(
             yield f"{where}:{number}: {name} labelled {label}; the build wrote {known[name][0]}"
 
 
-def _split_entries(folder: Path) -> Iterator[Path]:
-    """Every entry of a split's folder but its ``metadata.csv``, with the entries of its
-    sub-folders (``0000/``, ...: a real folder named by four digits) instead of the sub-folders."""
-    for path in sorted(folder.iterdir()):
-        if path.name == "metadata.csv":
+def _split_entries(folder: Path) -> Iterator[str]:
+    """The path under a split's folder of every entry but its ``metadata.csv``, with the entries
+    of its sub-folders (``0000/``, ...: a real folder named by four digits) instead of the
+    sub-folders; names, not ``Path`` objects (one folder holds up to 10,000)."""
+    for name in sorted(os.listdir(folder)):
+        if name == "metadata.csv":
             continue
-        if SHARD_RE.match(path.name) and path.is_dir() and not path.is_symlink():
-            yield from sorted(path.iterdir())
+        path = folder / name
+        if SHARD_RE.match(name) and path.is_dir() and not path.is_symlink():
+            yield from (f"{name}/{entry}" for entry in sorted(os.listdir(path)))
         else:
-            yield path
+            yield name
 
 
 def check_image(data: bytes, where: str) -> Iterator[str]:

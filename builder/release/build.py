@@ -471,12 +471,12 @@ def _build_locked(
     try:
         with engine.engine_map(config.engine, config.workers, config.ray_address) as map_:
             # Identity decodes every composite: on the engine, like the cut.
-            curated = curate(config.corpus, rows, map_, all_sites)
+            # The candidates wait on disk (builder.spill), beside the release, as curation makes
+            # them, and are read back in order as the engine takes them.
+            curated = curate(config.corpus, rows, map_, all_sites, folder=parent)
             sites = curated.sites
             rejections = [*ingested.rejections, *curated.rejections]
-            # The candidates wait on disk (builder.spill) and are read back in order as the
-            # engine takes them: what curation made is not held while the tiles are cut.
-            candidates = Spilled(parent, curated.candidates)
+            candidates = curated.candidates
             del curated
             check_repository_size(config, candidates)
             check_tile_names(candidates)

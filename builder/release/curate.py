@@ -35,20 +35,35 @@ gives the same candidates, the same counts and so the same release.
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from array import array
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from builder import progress
-from builder.domain import HALF_SIZE, Reason, Split
+from builder.domain import HALF_SIZE, SPLITS, Label, Reason, Split
 from builder.engine import Mapper
 from builder.ingest.composite import Rejected, open_checked, read_composite
 from builder.ingest.corpus import QUARANTINE_DIR, Site, resolve_image
 from builder.quality.sides import SideRejected, find_sides
 from builder.records import UNREADABLE, Candidate, Rejection, SftRow
+from builder.spill import Spilled
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A manifest row whose composite file was found: what curation reads of it, and the
+    file's resolved path (as text: curation holds one per row until it has grouped them, and a
+    ``Path`` costs several times its text; the row's image field is not kept)."""
+
+    where: str
+    split: Split
+    label: Label
+    path: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +124,13 @@ def identify(path: str) -> Identity:
 
 @dataclass(frozen=True, slots=True)
 class Curated:
-    """Unique composites to cut, every row curation dropped, and the site of each candidate."""
+    """Unique composites to cut, every row curation dropped, and the site of each candidate.
 
-    candidates: tuple[Candidate, ...]
+    The candidates wait on disk (:class:`builder.spill.Spilled`), in the order of their split,
+    then their identity: they are read back one at a time as the cut takes them.
+    """
+
+    candidates: Spilled[Candidate]
     rejections: tuple[Rejection, ...]
     sites: dict[str, Site]  # keyed by Candidate.source
 
@@ -122,7 +141,11 @@ def _row_order(row: SftRow) -> tuple[str, int]:
 
 
 def curate(
-    corpus: Path, rows: Iterable[SftRow], map_: Mapper = map, sites: dict[str, Site] | None = None
+    corpus: Path,
+    rows: Iterable[SftRow],
+    map_: Mapper = map,
+    sites: dict[str, Site] | None = None,
+    folder: Path | None = None,
 ) -> Curated:
     """Apply the curation rules of this module to ``rows`` of ``corpus``.
 
@@ -131,6 +154,7 @@ def curate(
         rows: readable manifest rows.
         map_: an ordered ``map`` (an engine's, :mod:`builder.engine`) for decoding the composites.
         sites: ``sites.csv`` rows by corpus-relative composite path.
+        folder: where the candidates wait on disk (the system's temporary folder by default).
     """
     sites = sites or {}
     root = corpus.resolve()
@@ -141,38 +165,47 @@ def curate(
         sorted(p for p in quarantine_root.rglob("*") if p.is_file()) if quarantine_root.is_dir() else []
     )
     held_files = [str(p) for p in quarantine_files]
-    files = sorted({path for _, path in located} | set(held_files))
+    files = sorted({row.path for row in located} | set(held_files))
     decoded = progress.bar(map_(identify, files), "read composites", len(files))
     identities = dict(zip(files, decoded, strict=True))
     held = [identities[p] for p in held_files]
     groups = _group_unquarantined(root, located, identities, held, rejections)
     del located
-    candidates: list[Candidate] = []
+    # Each candidate goes to disk as it is made; what stays is its number, per split and per
+    # side file it names. The groups are taken in the order of their identity, so each split's
+    # numbers are in the order the cut takes them (split, then identity).
+    spill = folder if folder is not None else Path(tempfile.gettempdir())
+    made: Spilled[Candidate] = Spilled(spill)
+    by_split: dict[str, array[int]] = {split: array("Q") for split in SPLITS}
+    owners: dict[str, list[int]] = defaultdict(list)  # side file: the candidates naming it
     candidate_sites: dict[str, Site] = {}
     for key in sorted(groups):
-        made = _candidate(root, key, groups[key], identities, sites, rejections)
-        if made is not None:
-            candidate, site = made
-            candidates.append(candidate)
+        found = _candidate(root, key, groups.pop(key), identities, sites, rejections)
+        if found is not None:
+            candidate, site = found
+            by_split[candidate.split].append(len(made))
+            for side in (candidate.bands, candidate.landcover, candidate.clouds):
+                if side is not None:
+                    owners[side].append(len(made))
+            made.append(candidate)
             if site is not None:
                 candidate_sites[candidate.source] = site
-    kept = _one_composite_per_side_file(candidates, rejections)
-    kept.sort(key=lambda c: (c.split, c.content))
+    del groups, identities
+    dropped = _one_composite_per_side_file(made, owners, rejections)
+    kept: Spilled[Candidate] = Spilled(
+        spill,
+        (made[i] for split in sorted(by_split) for i in by_split[split] if i not in dropped),
+    )
+    made.close()
     kept_sites = {c.source: candidate_sites[c.source] for c in kept if c.source in candidate_sites}
-    return Curated(tuple(kept), tuple(rejections), kept_sites)
+    return Curated(kept, tuple(rejections), kept_sites)
 
 
-def _locate(
-    corpus: Path, root: Path, rows: Iterable[SftRow], rejections: list[Rejection]
-) -> list[tuple[SftRow, str]]:
-    """Each row with its composite's resolved path, in row order; the others rejected (an
-    unsafe path, a missing file, a file in the quarantine folder).
-
-    The paths are kept as text: curation holds one per row until it has grouped them, and
-    a ``Path`` costs several times its text.
-    """
+def _locate(corpus: Path, root: Path, rows: Iterable[SftRow], rejections: list[Rejection]) -> list[Located]:
+    """Each row whose composite was found, in row order; the others rejected (an unsafe path,
+    a missing file, a file in the quarantine folder)."""
     quarantine_root = root / QUARANTINE_DIR
-    located: list[tuple[SftRow, str]] = []
+    located: list[Located] = []
     for row in sorted(rows, key=_row_order):
         resolved = resolve_image(corpus, row.image)
         if isinstance(resolved, str):
@@ -187,23 +220,24 @@ def _locate(
                 Rejection(Reason.QUARANTINED, row.where, f"{shown} is in {QUARANTINE_DIR}/", row.split)
             )
             continue
-        located.append((row, str(resolved)))
+        located.append(Located(row.where, row.split, row.label, str(resolved)))
     return located
 
 
 def _group_unquarantined(
     root: Path,
-    located: list[tuple[SftRow, str]],
+    located: list[Located],
     identities: dict[str, Identity],
     held: list[Identity],
     rejections: list[Rejection],
-) -> dict[str, list[tuple[SftRow, str]]]:
+) -> dict[str, list[Located]]:
     """The located rows grouped by their composite's identity key; a row whose bytes or
     Sentinel-2 half equal a quarantined file's is rejected instead."""
     held_bytes = {i.file_digest for i in held if i.file_digest is not None}
     held_content = {i.content_digest for i in held if i.content_digest is not None}
-    groups: dict[str, list[tuple[SftRow, str]]] = defaultdict(list)
-    for row, path in located:
+    groups: dict[str, list[Located]] = defaultdict(list)
+    for row in located:
+        path = row.path
         identity = identities[path]
         in_bytes = identity.file_digest is not None and identity.file_digest in held_bytes
         if in_bytes or (identity.content_digest is not None and identity.content_digest in held_content):
@@ -224,33 +258,31 @@ def _group_unquarantined(
             # its own, never grouped with another file's (labels, splits and side files are not
             # compared), and the cut rejects each such file by name with the decoder's reason.
             key = f"{key}:{_relative(root, path)}"
-        groups[key].append((row, path))
+        groups[key].append(row)
     return groups
 
 
 def _candidate(
     root: Path,
     key: str,
-    members: list[tuple[SftRow, str]],
+    members: list[Located],
     identities: dict[str, Identity],
     sites: dict[str, Site],
     rejections: list[Rejection],
 ) -> tuple[Candidate, Site | None] | None:
     """Rules 4 to 7 for the rows of one composite: a candidate, or None when it is dropped."""
-    labels = {row.label for row, _ in members}
+    labels = {row.label for row in members}
     if len(labels) > 1:
         detail = (
             "rows of this composite disagree ("
-            + ", ".join(f"{row.where}={row.label}" for row, _ in members[:4])
+            + ", ".join(f"{row.where}={row.label}" for row in members[:4])
             + ("" if len(members) <= 4 else ", ...")
             + "); dropped whole"
         )
-        rejections.extend(
-            Rejection(Reason.LABEL_CONFLICT, row.where, detail, row.split) for row, _ in members
-        )
+        rejections.extend(Rejection(Reason.LABEL_CONFLICT, row.where, detail, row.split) for row in members)
         return None
-    keep: Split = "eval" if any(row.split == "eval" for row, _ in members) else "train"
-    for row, _ in members:
+    keep: Split = "eval" if any(row.split == "eval" for row in members) else "train"
+    for row in members:
         if row.split != keep:
             rejections.append(
                 Rejection(
@@ -260,9 +292,9 @@ def _candidate(
                     row.split,
                 )
             )
-    kept = [(row, path) for row, path in members if row.split == keep]
-    first = kept[0][0]
-    for row, _ in kept[1:]:
+    kept = [row for row in members if row.split == keep]
+    first = kept[0]
+    for row in kept[1:]:
         rejections.append(
             Rejection(
                 Reason.SIBLING_DUPLICATE,
@@ -271,7 +303,7 @@ def _candidate(
                 row.split,
             )
         )
-    paths = sorted({path for _, path in members}, key=_path_order)
+    paths = sorted({row.path for row in members}, key=_path_order)
     best = min(paths, key=lambda p: (not identities[p].jpeg, identities[p].sha256, _path_order(p)))
     source = _relative(root, best)
     copies = tuple(_relative(root, p) for p in paths)
@@ -286,7 +318,7 @@ def _candidate(
         source=source,
         sha256=identities[best].sha256,
         label=first.label,
-        rows=tuple(row.where for row, _ in kept),
+        rows=tuple(row.where for row in kept),
         content=key,
         copies=copies,
         bands=sides.bands,
@@ -319,26 +351,22 @@ def _site(copies: tuple[str, ...], sites: dict[str, Site]) -> Site | None:
     return next(iter(found.values()), None)
 
 
-def _one_composite_per_side_file(candidates: list[Candidate], rejections: list[Rejection]) -> list[Candidate]:
-    """Drop composites whose side file another composite also names (one stem in two folders)."""
-    owners: dict[str, list[Candidate]] = defaultdict(list)
-    for candidate in candidates:
-        for side in (candidate.bands, candidate.landcover, candidate.clouds):
-            if side is not None:
-                owners[side].append(candidate)
-    dropped: dict[str, str] = {}
+def _one_composite_per_side_file(
+    candidates: Sequence[Candidate], owners: dict[str, list[int]], rejections: list[Rejection]
+) -> set[int]:
+    """The numbers of the candidates whose side file another composite also names (one stem in
+    two folders), each rejected; ``owners`` lists the candidates naming each side file."""
+    dropped: dict[int, str] = {}
     for side, named_by in sorted(owners.items()):
         if len(named_by) > 1:
-            names = ", ".join(sorted(c.source for c in named_by))
-            for candidate in named_by:
+            names = ", ".join(sorted(candidates[i].source for i in named_by))
+            for i in named_by:
                 dropped.setdefault(
-                    candidate.content,
+                    i,
                     f"{side} is named by {len(named_by)} different composites ({names}); "
                     "give each composite its own stem",
                 )
-    for candidate in candidates:
-        if candidate.content in dropped:
-            rejections.append(
-                Rejection(Reason.SIDE_CONFLICT, candidate.source, dropped[candidate.content], candidate.split)
-            )
-    return [c for c in candidates if c.content not in dropped]
+    for i in sorted(dropped):
+        candidate = candidates[i]
+        rejections.append(Rejection(Reason.SIDE_CONFLICT, candidate.source, dropped[i], candidate.split))
+    return set(dropped)

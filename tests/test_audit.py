@@ -462,3 +462,33 @@ def test_a_name_too_long_to_look_up_is_a_finding_not_an_error(release: tuple[Pat
     _rewrite_csv(path, "train", lambda rows: [*rows, ["C" * 5000 + ".jpg", "No"]])
     findings = audit_release(path, report)
     assert any(f.endswith(": listed but missing") and len(f) < 200 for f in findings), findings
+
+
+def test_the_tree_walk_is_sorted_rglob_without_holding_it(tmp_path: Path) -> None:
+    """``files.tree`` (the build's file digests, the card's fingerprint, the recovery digest)
+    lists what ``sorted(rglob("*"))`` lists, in that order (part by part: ``a/x`` before ``a-b``,
+    upper case first), a symbolic link to a folder listed but not followed; and the crowded-folder
+    check walks the same way."""
+    from builder import files
+
+    (tmp_path / "a" / "Z").mkdir(parents=True)
+    (tmp_path / "a-b").mkdir()
+    (tmp_path / "a" / "x").write_text("1")
+    (tmp_path / "A").write_text("2")
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    for i in range(12):
+        (tmp_path / "a-b" / f"f{i}").touch()
+    expected = [p.relative_to(tmp_path).as_posix() for p in sorted(tmp_path.rglob("*"))]
+    assert [rel for rel, _, _ in files.tree(tmp_path)] == expected == [
+        "A", "a", "a/Z", "a/x", "a-b", *sorted(f"a-b/f{i}" for i in range(12)), "link"
+    ]  # fmt: skip
+    assert [rel for rel, _, folder in files.tree(tmp_path) if folder] == ["a", "a/Z", "a-b"]
+    limit = files.MAX_FILES_PER_FOLDER
+    try:
+        files.MAX_FILES_PER_FOLDER = 3
+        assert list(files.crowded_folders(tmp_path)) == [
+            "./: 4 entries; the Hub refuses more than 3 per folder",
+            "a-b/: 12 entries; the Hub refuses more than 3 per folder",
+        ]
+    finally:
+        files.MAX_FILES_PER_FOLDER = limit

@@ -71,7 +71,7 @@ from builder.errors import (
     Interrupted,
     ReleaseLayoutError,
 )
-from builder.files import files_digest, journal_path
+from builder.files import files_digest, journal_path, tree
 from builder.ingest.corpus import Ingested, Site, read_manifests, read_sites
 from builder.layouts import registry
 from builder.layouts.base import LayoutOptions
@@ -268,13 +268,8 @@ def _swap_in(staged: Path, final: Path) -> None:
 
 def tree_digest(folder: Path) -> str:
     """SHA-256 over the sorted ``path sha256`` lines of every file under ``folder``."""
-    return files_digest(
-        {
-            p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*"))
-            if p.is_file()
-        }
-    )
+    files = {rel: path for rel, path, _ in tree(folder) if path.is_file()}
+    return files_digest({rel: hashlib.sha256(path.read_bytes()).hexdigest() for rel, path in files.items()})
 
 
 def _commit(final: Path, staged: Path, staged_private: Path, report_sha256: str, digest: str) -> None:
@@ -634,12 +629,17 @@ def _report(
 def _file_digests(staged: Path, private: Iterable[PrivateTile]) -> dict[str, str]:
     """The SHA-256 of every file of ``staged``, by its path: the tiles' as they were written
     (their private records), only the few text files read back."""
-    tile_hashes = {f"data/{p.split}/{p.file_name}": p.published_sha256 for p in private}
-    return {
-        rel: tile_hashes.get(rel) or hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(staged.rglob("*"))
-        if path.is_file() and (rel := path.relative_to(staged).as_posix())
-    }
+    # One map, in path order: every file first, then the tiles' digests from their records, then
+    # the others' read back (a second map of the tiles' digests was as large again).
+    files = {rel: "" for rel, path, _ in tree(staged) if path.is_file()}
+    for p in private:
+        rel = f"data/{p.split}/{p.file_name}"
+        if rel in files:
+            files[rel] = p.published_sha256
+    for rel, digest in files.items():
+        if not digest:
+            files[rel] = hashlib.sha256((staged / rel).read_bytes()).hexdigest()
+    return files
 
 
 def tiles_per_folder() -> int:

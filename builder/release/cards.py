@@ -31,7 +31,7 @@ from huggingface_hub import (
 from builder import figures
 from builder.domain import BASE_MODEL, LABELS, SPLITS, TILE_NAME_PATTERN, Reason
 from builder.errors import CropmarkError
-from builder.files import CARDS_DIR
+from builder.files import CARDS_DIR, tree
 from builder.layouts import registry
 from builder.model.prompt import PROMPT, SYSTEM_PROMPT
 from builder.quality import gates, thresholds
@@ -109,13 +109,12 @@ def data_fingerprint(release: Path) -> str:
     would show whichever was loaded first. A builder config's ``description`` is one of the
     values that hash covers.
     """
-    lines = []
-    for path in sorted(release.rglob("*")):
-        rel = path.relative_to(release).as_posix()
+    digest = hashlib.sha256()  # of the "path<TAB>sha256<LF>" lines, hashed one by one
+    for rel, path, _ in tree(release):
         if path.is_file() and rel not in CARD_FILES:
             with path.open("rb") as handle:
-                lines.append(f"{rel}\t{hashlib.file_digest(handle, 'sha256').hexdigest()}\n")
-    return hashlib.sha256("".join(lines).encode()).hexdigest().translate(_HEX_LETTERS)
+                digest.update(f"{rel}\t{hashlib.file_digest(handle, 'sha256').hexdigest()}\n".encode())
+    return digest.hexdigest().translate(_HEX_LETTERS)
 
 
 def config_description(report: BuildReport) -> str:
@@ -446,10 +445,10 @@ def _card_problems(text: str, report: BuildReport, release: Path | None) -> list
     if data.get("size_categories") != [expected_size]:
         problems.append(f"size_categories {data.get('size_categories')} but the counts give {expected_size}")
     if release is not None:
-        files = [p.relative_to(release).as_posix() for p in release.rglob("*") if p.is_file()]
         for config in data.get("configs", []):
             for entry in config.get("data_files", []):
-                if not any(fnmatch.fnmatch(f, entry["path"]) for f in files):
+                files = (rel for rel, path, _ in tree(release) if path.is_file())
+                if not any(fnmatch.fnmatch(rel, entry["path"]) for rel in files):
                     problems.append(f"configs path {entry['path']!r} matches no file of the release")
         fingerprint = data_fingerprint(release)
         if set(card_fingerprints(text)) != {fingerprint}:

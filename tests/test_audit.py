@@ -492,3 +492,27 @@ def test_the_tree_walk_is_sorted_rglob_without_holding_it(tmp_path: Path) -> Non
         ]
     finally:
         files.MAX_FILES_PER_FOLDER = limit
+
+
+def test_a_folder_the_walk_cannot_list_is_an_error_not_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``os.walk`` skips a folder it cannot list unless told otherwise: the crowded-folder check
+    (the only walk of a sibling layout's audit that lists every folder) would then pass a
+    release with an unreadable folder in it. (Tests run as root, where chmod 000 does not stop
+    a listing: the denial is made by hand.)"""
+    from builder import files
+
+    (tmp_path / "data" / "hidden").mkdir(parents=True)
+    real = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if str(path).endswith("hidden"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(PermissionError):
+        list(files.crowded_folders(tmp_path))
+    with pytest.raises(PermissionError):
+        list(files.tree(tmp_path))

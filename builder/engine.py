@@ -202,7 +202,7 @@ def run_items(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
 def run_chunk(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[str, list[Any]]:
     """One Ray task: ``fn`` over ``items`` in order, with the digest of the code that ran it."""
     keep_large_blocks()
-    return code_digest(), [fn(item) for item in items]
+    return code_digest(), run_items(fn, items)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

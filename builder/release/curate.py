@@ -196,8 +196,10 @@ def curate(
         spill,
         (made[i] for split in sorted(by_split) for i in by_split[split] if i not in dropped),
     )
+    # The sites of the dropped candidates go; the kept ones are not read back for it.
+    gone = {made[i].source for i in dropped}
     made.close()
-    kept_sites = {c.source: candidate_sites[c.source] for c in kept if c.source in candidate_sites}
+    kept_sites = {source: site for source, site in candidate_sites.items() if source not in gone}
     return Curated(kept, tuple(rejections), kept_sites)
 
 

@@ -139,7 +139,7 @@ def tree(root: Path) -> Iterator[tuple[str, Path, bool]]:
             yield from ((f"{name}/{rel}", sub, deeper) for rel, sub, deeper in tree(path))
 
 
-def _raise(exc: OSError) -> None:
+def raise_error(exc: OSError) -> None:
     """``os.walk``'s ``onerror``: a folder that cannot be listed is an error, never skipped (a
     skipped folder would be a folder nothing checked)."""
     raise exc
@@ -152,7 +152,7 @@ def crowded_folders(root: Path) -> Iterator[str]:
     One folder's names are held at a time: a list of every path under ``root`` (``rglob``) was
     the largest thing the audit of a 10,000-tile release held.
     """
-    for folder, dirs, files in os.walk(root, followlinks=False, onerror=_raise):
+    for folder, dirs, files in os.walk(root, followlinks=False, onerror=raise_error):
         dirs.sort()  # walked in path order, as sorted paths are
         n = len(dirs) + len(files)
         if n > MAX_FILES_PER_FOLDER:

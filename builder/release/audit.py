@@ -50,7 +50,7 @@ from PIL import Image
 from builder import progress
 from builder.domain import COMPOSITE_SIZE, HALF_SIZE, LABELS, SPLITS, TILE_NAME_PATTERN, TILE_NAME_RE
 from builder.errors import ConfigError
-from builder.files import crowded_folders, files_digest, journal_findings, load_json, read_file
+from builder.files import crowded_folders, files_digest, journal_findings, load_json, raise_error, read_file
 from builder.ingest.composite import Rejected, open_displayed
 from builder.ingest.scrub import metadata_segments
 from builder.layouts import registry
@@ -118,8 +118,9 @@ SHARD_PATH_RE = re.compile(rf"^data/(?:{'|'.join(SPLITS)})/\d{{4}}$")
 
 
 def _entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """Every entry under ``root`` (relative POSIX path, lstat), symlinks never followed."""
-    for folder, dirs, files in os.walk(root, followlinks=False):
+    """Every entry under ``root`` (relative POSIX path, lstat), symlinks never followed; a
+    folder that cannot be listed is an error (``os.walk`` would skip it unchecked)."""
+    for folder, dirs, files in os.walk(root, followlinks=False, onerror=raise_error):
         dirs.sort()
         for name in sorted([*dirs, *files]):
             path = Path(folder) / name

@@ -62,6 +62,7 @@ DUMMY = LayoutSpec(
     writer=_write,
     checks=_checks,
     policy_check=_policy_check,
+    marks=(("data", ".tsv"),),
 )
 
 
@@ -143,6 +144,12 @@ def test_a_layout_added_to_the_registry_alone_is_built_carded_and_audited(
     found = capsys.readouterr().out
     assert f"tiles/{forged.name}: a tsv-dummy tile the imagefolder audit did not pass" in found
     assert f"extra.txt: not part of a {NAME} release" in found
+
+    # Audited without its private report, it is known by its registered marks alone.
+    shutil.move(release.with_name("1.0.0.private"), tmp_path / "hidden.private")
+    assert main(["audit", str(release)]) == 1
+    found = capsys.readouterr().out
+    assert f"no private report: data/tiles.tsv is a file of the {NAME} layout" in found
 
 
 def test_an_unregistered_layout_is_refused(

@@ -306,6 +306,13 @@ class Layout(Protocol):
         """Refuses (``PolicyError``) an option the policy forbids, before anything is written."""
         ...
 
+    @property
+    def marks(self) -> tuple[tuple[str, str], ...]:
+        """``(folder, suffix)`` of the files it writes that no other layout writes there
+        (``("data", ".parquet")``): how a release of it audited without its private report is
+        known. Empty for the primary layout."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class LayoutSpec:
@@ -319,6 +326,7 @@ class LayoutSpec:
     writer: Writer | None = None
     checks: Callable[[AuditContext], Iterator[str]] | None = None
     policy_check: Callable[[LayoutOptions, Policy], None] | None = None
+    marks: tuple[tuple[str, str], ...] = ()
 
     @property
     def primary(self) -> bool:

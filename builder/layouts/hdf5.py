@@ -395,4 +395,6 @@ LAYOUT = LayoutSpec(
     writer=write,
     checks=checks,
     policy_check=policy_check,
+    # main.h5 and shards/*.h5, with metadata.parquet and queries.jsonl at the top
+    marks=(("", ".h5"), ("shards", ".h5"), ("", ".parquet"), ("", ".jsonl")),
 )

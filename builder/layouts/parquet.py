@@ -141,4 +141,5 @@ LAYOUT = LayoutSpec(
     configs=configs,
     writer=write,
     checks=checks,
+    marks=(("data", ".parquet"),),
 )

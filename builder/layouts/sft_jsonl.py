@@ -321,4 +321,5 @@ LAYOUT = LayoutSpec(
     writer=write,
     checks=checks,
     policy_check=policy_check,
+    marks=(("data", ".jsonl"),),
 )

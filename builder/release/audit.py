@@ -547,19 +547,6 @@ def audit_any(
     return audit_sibling(release, report, release.with_name(release.name + ".private"))
 
 
-# Where each layout other than the primary one writes files of its own (builder.layouts.hdf5:
-# main.h5 and shards/*.h5, with metadata.parquet and queries.jsonl at the top; sft_jsonl:
-# data/train.jsonl; parquet: data/train-00000-of-00001.parquet), and the layout each tells of.
-_SIBLING_MARKS = (
-    ("", ".h5", "hdf5"),
-    ("shards", ".h5", "hdf5"),
-    ("", ".parquet", "hdf5"),
-    ("", ".jsonl", "hdf5"),
-    ("data", ".jsonl", "sft-jsonl"),
-    ("data", ".parquet", "parquet"),
-)
-
-
 def _sibling_without_report(release: Path) -> str | None:
     """The layout finding for a release of another layout than the primary one audited
     without its private report (which names the layout), or ``None``: checked as the primary layout,
@@ -572,7 +559,10 @@ def _sibling_without_report(release: Path) -> str | None:
         return None
     if any(os.path.lexists(release / "data" / split) for split in SPLITS):
         return None
-    for folder, suffix, layout in _SIBLING_MARKS:
+    marks = (
+        (folder, suffix, layout.name) for layout in registry.siblings() for folder, suffix in layout.marks
+    )
+    for folder, suffix, layout in marks:
         where = release / folder
         if where.is_symlink() or not where.is_dir():
             continue

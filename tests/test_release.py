@@ -674,8 +674,11 @@ def test_a_composite_removed_during_the_build_stops_it(
         os.mkfifo(small_corpus / victim)
 
     monkeypatch.setattr(release, "check_tile_names", check_then_remove)
-    with pytest.raises(CorpusLayoutError, match=rf"^{victim} changed while the build ran \(it can no longer"):
+    with pytest.raises(
+        CorpusLayoutError, match=rf"^{victim} changed while the build ran \(it can no longer"
+    ) as refused:
         build(BuildConfig(small_corpus, tmp_path, "1.0.0"))
+    assert str(refused.value).count("read") == 1, refused.value  # not "...read: cannot read: ..."
     assert _files(first.release) == before
 
 

@@ -61,7 +61,8 @@ def tile_task(task: tuple[str, str, GateConfig, sides.Sides, str, str | None, bo
             data = read_composite(path)
         except Rejected as exc:
             if read is not None and not read.startswith(UNREADABLE):  # curation read it: it changed
-                return TileOutcome(None, CHANGED, f"it can no longer be read: {exc.detail}", (), None)
+                detail = exc.detail.removeprefix("cannot read: ")  # said once: "it can no longer be read"
+                return TileOutcome(None, CHANGED, f"it can no longer be read: {detail}", (), None)
             raise
         if read is not None and hashlib.sha256(data).hexdigest() != read:
             return TileOutcome(None, CHANGED, "its bytes are not the ones curation read", (), None)

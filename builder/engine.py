@@ -44,6 +44,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from importlib import metadata
 from itertools import islice
@@ -156,6 +157,15 @@ def local_map(workers: int) -> Iterator[Mapper]:
                     yield from pending.popleft().result()
             while pending:
                 yield from pending.popleft().result()
+        except BrokenProcessPool:
+            # A worker ended without returning (SIGKILL, the kernel's out-of-memory killer, a
+            # crash in a C library): the pool is unusable, from a result or from the next
+            # submit, and its own error is a traceback's worth of the pool's internals.
+            raise EngineError(
+                "a worker process of the per-tile stage ended abruptly (killed, out of memory, or a "
+                "crash in a library); nothing was published: build again, with fewer --workers if "
+                "memory is short"
+            ) from None
         finally:
             for future in pending:  # an error, an interrupt or an abandoned map: drop the rest
                 future.cancel()

@@ -177,6 +177,31 @@ def test_local_map_raises_a_tasks_error_and_cancels_the_rest() -> None:
         list(map_(_fail, range(64)))
 
 
+def test_a_worker_killed_mid_build_is_one_line_not_the_pools_traceback() -> None:
+    """A worker that ends without returning (here SIGKILL, as the out-of-memory killer sends)
+    broke the pool, whose error printed 39 lines of its internals."""
+    with (
+        engine.local_map(2) as map_,
+        pytest.raises(EngineError, match=r"^a worker process .* ended abruptly") as e,
+    ):
+        list(map_(_die_at_20, range(64)))
+    assert "\n" not in str(e.value)
+    # Killed between two stages, the next stage's first submit finds the pool broken.
+    with (
+        engine.local_map(2) as map_,
+        pytest.raises(EngineError, match=r"^a worker process .* ended abruptly"),
+    ):
+        with contextlib.suppress(EngineError):
+            list(map_(_die_at_20, range(21)))
+        list(map_(_pid_of, range(64)))
+
+
+def _die_at_20(x: int) -> int:
+    if x == 20:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
 def _fail(x: int) -> int:
     if x == 20:
         raise EngineError(f"item {x} is bad")

@@ -27,6 +27,18 @@ _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 )
+# The month names of the languages an archaeological record of Europe is often written in
+# (French, German, Spanish, Italian, Dutch, Portuguese), beyond English's: "27 luglio 2019",
+# "27. Juli 2019", "27 de julio de 2019". Names equal to an English one (april, august) are
+# English's pattern's already.
+_MONTH_OTHER = (
+    r"(?:janvier|f[ée]vrier|mars|avril|mai|juin|juillet|ao[ûu]t|septembre|octobre|novembre|d[ée]cembre"
+    r"|j[aä]nner|januar|februar|m[äa]rz|maerz|juni|juli|oktober|dezember"
+    r"|enero|febrero|marzo|abril|mayo|junio|julio|agosto|se?ptiembre|octubre|noviembre|diciembre"
+    r"|gennaio|febbraio|aprile|maggio|giugno|luglio|settembre|ottobre|dicembre"
+    r"|januari|februari|maart|mei|augustus"
+    r"|janeiro|fevereiro|março|maio|junho|julho|setembro|outubro|novembro|dezembro)"
+)
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?"
 _YEAR = r"(?:19|20)\d{2}"
 _NUM_END = r"(?!\.?\d)"  # not followed by more digits (a full stop may end a sentence)
@@ -89,6 +101,16 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"|(?<![a-z])" + _MONTH + r"\.?,? '?" + _YEAR + r"(?!\d)"
         r"|(?<!\d)" + _YEAR + r" " + _MONTH + r"(?![a-z])"
     ),
+    "date with a month name in another language": re.compile(
+        r"(?i)(?<![a-z0-9])(?:0?[1-9]|[12]\d|3[01])(?:er|º|°)?\.? (?:de )?"
+        + _MONTH_OTHER
+        + r" (?:de )?"
+        + _YEAR
+        + r"(?!\d)"
+        r"|(?<![a-z])" + _MONTH_OTHER + r",? (?:de )?" + _YEAR + r"(?!\d)"
+    ),
+    # Chinese and Japanese (年, 月, 日) and Korean (년, 월, 일) dates: 2019年7月27日, 2019년 7월.
+    "CJK date": re.compile(r"(?<!\d)" + _YEAR + r" ?[年년] ?(?:0?[1-9]|1[0-2]) ?[月월]"),
     "compact date": re.compile(r"(?<!\d)" + _YEAR + r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)"),
     "Sentinel-2 product id": re.compile(r"S2[ABC]_MSI|_N0\d{3}_R\d{3}_"),
     # Capitals, with or without a separator (MSO1234, ASK-123456); any case when glued

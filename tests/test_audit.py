@@ -332,6 +332,14 @@ def test_cli_audit_with_a_broken_report_is_one_line(
         ("2025-W24", "week or ordinal date"),
         ("2025-165", "week or ordinal date"),
         ("June 2025", "date with a month name"),
+        ("27 luglio 2019", "date with a month name in another language"),
+        ("27. Juli 2019", "date with a month name in another language"),
+        ("1er août 2019", "date with a month name in another language"),
+        ("27 de julio de 2019", "date with a month name in another language"),
+        ("Juillet 2019", "date with a month name in another language"),
+        ("2019年7月27日", "CJK date"),
+        ("２０１９年７月", "CJK date"),  # fullwidth digits
+        ("2019년 7월 27일", "CJK date"),
         ("06/2025", "month and year"),
         ("14-06-25", "date"),
         ("2021-\u200b06-14", "date"),  # a zero-width space inside
@@ -345,6 +353,29 @@ def test_the_scanner_reads_every_spelling(text: str, label: str) -> None:
 
     findings = list(text_findings("README.md", f"flown {text} here", ()))
     assert any(f"{label}-like string" in f for f in findings), findings
+
+
+def test_every_example_of_the_readmes_pattern_table_is_found_under_its_name() -> None:
+    """The README's table of what the scanner finds is a promise: each example is a finding of
+    the row's pattern (a row may name two, or a variant: "British National Grid, lower case")."""
+    from builder.scan import PATTERNS, text_findings
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| pattern | examples |", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
+    assert len(rows) >= 20
+    named = set()
+    for cell, examples in rows:
+        cell = cell.strip()
+        for example in re.findall(r"`([^`]+)`", examples):
+            labels = {f.split(": ", 1)[1].split("-like string")[0] for f in text_findings("R", example, ())}
+            assert any(label in cell or label.startswith(cell.split(",")[0]) for label in labels), (
+                cell,
+                example,
+                labels,
+            )
+            named |= {label for label in labels if label in cell or label.startswith(cell.split(",")[0])}
+    assert named == set(PATTERNS)  # every pattern has an example in the table
 
 
 def test_the_scanner_reads_long_runs_of_whitespace_as_one_space() -> None:

@@ -463,6 +463,33 @@ def test_workers_die_with_the_build(sig: signal.Signals, big_corpus: Path, tmp_p
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_a_worker_killed_mid_build_stops_it_with_one_line_and_nothing_in_place(
+    big_corpus: Path, tmp_path: Path
+) -> None:
+    """SIGKILL of one worker (what the kernel's out-of-memory killer sends) in the middle of
+    the cut: the pool's own error was 39 lines of its internals."""
+    out = tmp_path / "out"
+    with _build_in_its_own_group(big_corpus, out) as proc:
+        staging = out / "cropmark-disambiguator-s2" / f".1.0.0.tmp-{proc.pid}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(staging.glob("data/train/*.jpg"))) < 20:
+            time.sleep(0.02)
+        workers = {pid for pid in _children(proc.pid) if b"spawn_main" in _cmdline(pid)}
+        assert proc.poll() is None and workers, "the build finished before a worker could be killed"
+        os.kill(min(workers), signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err.decode()
+    lines = err.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: a worker process of the per-tile stage ended abruptly"
+    )
+    assert "fewer --workers" in lines[0]
+    # Nothing of the build is left beside the (absent) release: no release, no staging folder.
+    assert not (out / "cropmark-disambiguator-s2" / "1.0.0").exists()
+    assert [p.name for p in (out / "cropmark-disambiguator-s2").iterdir()] == []
+    assert not any(_running(pid) for pid in workers)
+
+
 def _as_a_shells_job() -> None:
     """In the child, before it runs Python: SIGINT as a shell starts a job with it (default,
     unblocked), whatever this test process holds (a child inherits an ignored SIGINT, and
